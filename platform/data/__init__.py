@@ -1,0 +1,1 @@
+"""Data layer: the embedded multi-domain phantom, manifest loading and validation, patch sampling."""

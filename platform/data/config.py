@@ -1,0 +1,103 @@
+"""The data section of a sweep spec (``data:``), validated before any trial starts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class DataConfig(BaseModel):
+    """Which dataset a trial uses, how it is split, and how patches are drawn from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Literal["phantom", "manifest"] = Field(
+        "phantom",
+        description="'phantom' (embedded, generated on first use) or 'manifest' (real NIfTI files).",
+    )
+    domains: list[str] = Field(
+        default_factory=lambda: ["infant", "adult"],
+        description="Phantom domains to generate, or the manifest domains to use (empty list: all of them).",
+    )
+    subjects_per_domain: int = Field(6, ge=2, description="Phantom only: subjects generated per domain.")
+    size: int = Field(48, ge=16, description="Phantom only: edge of the generated cube, in voxels.")
+    bias_field: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Phantom only: alpha of the linear bias ramp B = y/H*alpha + (1-alpha).",
+    )
+    noise: float | None = Field(
+        None, ge=0.0, description="Phantom only: Gaussian noise std for every domain (default: per domain)."
+    )
+    manifest: str | None = Field(
+        None, description="Path of the manifest (CSV or JSON); required when dataset is 'manifest'."
+    )
+    num_classes: int = Field(
+        4, ge=2, description="Number of label values, 0..num_classes-1 (0 is background)."
+    )
+    class_names: list[str] | None = Field(
+        None, description="Names of the classes (length num_classes); default bg, wm, gm, csf for 4 classes."
+    )
+    val_fraction: float = Field(
+        0.34,
+        gt=0.0,
+        lt=1.0,
+        description="Per-domain fraction of subjects held out when there is no split/folds.",
+    )
+    folds: int | None = Field(
+        None, ge=2, description="K-fold split by subject within each domain; the trial chooses its fold."
+    )
+    patch_size: int = Field(32, ge=8, description="Edge of the cubic training patches, in voxels.")
+    batch_size: int = Field(4, ge=1, description="Patches per training batch.")
+    patches_per_epoch: int = Field(
+        64,
+        ge=1,
+        description="Training patches drawn per epoch (iterations = patches_per_epoch // batch_size).",
+    )
+    seed: int = Field(0, description="Data seed: phantom generation and subject split.")
+    cache_dir: str | None = Field(
+        None, description="Where the phantom is written; default $SEGSWEEP_CACHE or ~/.cache/segsweep."
+    )
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> DataConfig:
+        if self.dataset == "manifest" and not self.manifest:
+            raise ValueError(
+                "dataset 'manifest' needs a manifest path: set data.manifest to a CSV or JSON file"
+            )
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}: "
+                "give one name per class, background first"
+            )
+        duplicates = sorted({d for d in self.domains if self.domains.count(d) > 1})
+        if duplicates:
+            raise ValueError(f"domains lists {duplicates} more than once: list each domain once")
+        if self.dataset == "phantom":
+            # Imported here: phantom.py imports this module, and failing at spec time (before Ray starts)
+            # beats failing inside every trial.
+            from .phantom import CLASS_NAMES, VALID_DOMAINS_TEXT, known_domain
+
+            if not self.domains:
+                raise ValueError(f"the phantom needs at least one domain: choose from {VALID_DOMAINS_TEXT}")
+            unknown = [d for d in self.domains if not known_domain(d)]
+            if unknown:
+                raise ValueError(
+                    f"unknown phantom domain(s) {unknown}: valid domains are {VALID_DOMAINS_TEXT}"
+                )
+            if self.num_classes != len(CLASS_NAMES):
+                raise ValueError(
+                    f"the phantom has {len(CLASS_NAMES)} classes {list(CLASS_NAMES)}, "
+                    f"but num_classes is {self.num_classes}: set num_classes: {len(CLASS_NAMES)}"
+                )
+        return self
+
+    def names_of_classes(self) -> list[str]:
+        """Class names, background first: ``class_names`` if given, else bg/wm/gm/csf or bg, class1, ..."""
+        if self.class_names is not None:
+            return list(self.class_names)
+        if self.num_classes == 4:
+            return ["bg", "wm", "gm", "csf"]
+        return ["bg", *(f"class{i}" for i in range(1, self.num_classes))]

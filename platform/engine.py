@@ -1,0 +1,70 @@
+"""The epoch loop shared by every trainer: train_epoch -> evaluate -> end_epoch -> report (+ checkpoint)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from platform.trainers.base import Trainer
+from typing import Any
+
+import torch
+
+STATE_FILE = "state.pt"
+
+# report(metrics, checkpoint_dir or None); the directory only lives during the call.
+Report = Callable[[dict[str, Any], Path | None], None]
+# save_artifacts(trainer) -> artifact rows (path, kind, domain), called once after the last evaluation.
+ArtifactSink = Callable[[Trainer], list[dict[str, str]]]
+
+
+def save_checkpoint(trainer: Trainer, directory: Path) -> Path:
+    """Write the trainer's whole state to ``directory``; returns the file."""
+    path = directory / STATE_FILE
+    torch.save(trainer.state_dict(), path)
+    return path
+
+
+def load_checkpoint(trainer: Trainer, directory: Path) -> None:
+    """Restore a trainer from a directory written by ``save_checkpoint``; clear error if it is unusable."""
+    path = Path(directory) / STATE_FILE
+    try:
+        state = torch.load(path, map_location=trainer.device, weights_only=False)
+    except Exception as exc:  # a truncated or foreign file: say which, not a pickle traceback
+        raise RuntimeError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    trainer.load_state_dict(state)
+
+
+def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
+               artifacts: ArtifactSink | None = None, evaluate: bool = True) -> None:
+    """Run epochs ``trainer.epoch .. config.epochs-1`` and report once per epoch.
+
+    ``evaluate=False`` (non-zero DDP ranks) skips evaluation but still reports, because every Train worker
+    must call ``report`` the same number of times.
+    """
+    epochs = trainer.config.epochs
+    for epoch in range(trainer.epoch, epochs):
+        started = time.perf_counter()
+        metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
+        trained = time.perf_counter()
+        if evaluate:
+            metrics.update(trainer.evaluate("val"))
+        trainer.end_epoch(epoch, metrics)
+        evaluated = time.perf_counter()
+        last = epoch + 1 == epochs
+        metrics.update({
+            "epoch": epoch + 1,
+            "time/train_s": trained - started,
+            "time/eval_s": evaluated - trained,
+            "time/epoch_s": evaluated - started,
+        })
+        if last and artifacts is not None and evaluate:
+            metrics["artifacts"] = json.dumps(artifacts(trainer))
+        if last or (epoch + 1) % checkpoint_every == 0:
+            with tempfile.TemporaryDirectory(prefix="ckpt-") as directory:
+                save_checkpoint(trainer, Path(directory))
+                report(metrics, Path(directory))
+        else:
+            report(metrics, None)

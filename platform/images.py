@@ -1,0 +1,41 @@
+"""Small PNG grids of what a trainer sees and produces (input | normalized | segmentation over truth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Label colours: background transparent, then WM, GM, CSF and further classes.
+_PALETTE = np.array([[0, 0, 0], [230, 80, 60], [70, 180, 90], [60, 120, 230], [220, 200, 50], [180, 80, 200]],
+                    dtype=np.float32)
+
+
+def _gray(slice_2d: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(slice_2d, [1, 99])
+    scaled = np.clip((slice_2d - low) / max(high - low, 1e-6), 0, 1)
+    return np.repeat((scaled * 255)[..., None], 3, axis=2)
+
+
+def _overlay(base: np.ndarray, labels: np.ndarray, alpha: float) -> np.ndarray:
+    colours = _PALETTE[labels % len(_PALETTE)]
+    mask = (labels > 0)[..., None]
+    return np.where(mask, (1 - alpha) * base + alpha * colours, base)
+
+
+def save_grid(path: Path, image: np.ndarray, normalized: np.ndarray, pred: np.ndarray, label: np.ndarray,
+              num_classes: int, scale: int = 3) -> Path:
+    """Write the middle axial slice of 3-D volumes as a PNG: input | normalized | prediction | ground truth.
+
+    image, normalized: (X, Y, Z) float; pred, label: (X, Y, Z) int in [0, num_classes).
+    """
+    z = image.shape[2] // 2
+    base = _gray(image[:, :, z])
+    panels = [base, _gray(normalized[:, :, z]), _overlay(base, pred[:, :, z], 0.6), _overlay(base, label[:, :, z], 0.6)]
+    grid = np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=255) for p in panels], axis=1)
+    picture = Image.fromarray(grid.astype(np.uint8)).resize((grid.shape[1] * scale, grid.shape[0] * scale),
+                                                            Image.NEAREST)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return path

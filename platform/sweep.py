@@ -1,0 +1,189 @@
+"""``python -m platform.sweep SPEC.yaml [--dry-run] [--smoke] [--resume] [--storage URI] [--address ADDR]
+[key=value ...]``: validate a sweep, print its plan, run it on Ray Tune, print the ranked trials.
+
+User mistakes (spec, manifest, storage, resume) print one paragraph and exit with code 2 before Ray starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from platform.spec import SpecError, SweepSpec, load_spec
+from typing import Any
+
+EXIT_USER_ERROR = 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m platform.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("spec", help="sweep spec YAML, e.g. search_spaces/lambda.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="override spec fields by dotted path, e.g. budget.trials=4 fixed.epochs=3")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and start nothing")
+    parser.add_argument("--smoke", action="store_true", help="tiny data, networks and budget (about a minute)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    parser.add_argument("--storage", help="results location (path or s3://, gs:// URI); overrides the spec")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    return parser.parse_args(argv)
+
+
+def plan_text(spec: SweepSpec, experiment: str) -> str:
+    """The resolved plan that --dry-run prints."""
+    from platform.space import describe_axis
+    from platform.trainers import TRAINERS
+
+    trainer_cls = TRAINERS.get(spec.trainer)
+    config = trainer_cls.Config.model_validate(spec.fixed)
+    lines = [f"experiment   {spec.name}  ->  {experiment}", f"trainer      {spec.trainer}",
+             "config       " + ", ".join(f"{k}={v}" for k, v in config.model_dump(by_alias=True).items()),
+             "data         " + ", ".join(f"{k}={v}" for k, v in spec.data.model_dump().items() if v is not None)]
+    lines.append("search axes  " + ("none" if not spec.search else ""))
+    lines += [f"  - {describe_axis(key, axis)}" for key, axis in spec.search.items()]
+    searcher = spec.searcher
+    lines.append(f"searcher     optuna/{searcher.sampler} seed={searcher.seed}"
+                 + (f", first points {searcher.points_to_evaluate}" if searcher.points_to_evaluate else ""))
+    lines.append(f"scheduler    {spec.scheduler.type}" + (
+        f" (grace {spec.scheduler.grace_period}, reduction {spec.scheduler.reduction_factor}, max {config.epochs})"
+        if spec.scheduler.type == "asha" else ""))
+    lines.append("objective    " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives))
+    combos = spec.repeats.combos()
+    lines.append(f"repeats      {len(combos)} per config: " + ", ".join(
+        f"seed {s}" + (f"/fold {f}" if f is not None else "") for s, f in combos))
+    lines.append(f"trials       {spec.configs_to_sample()} configs x {len(combos)} repeats = {spec.trial_count()}"
+                 f", {config.epochs} epochs each at most")
+    res = spec.resources
+    path = "in-process" if res.workers_per_trial == 1 else f"Ray Train TorchTrainer, {res.workers_per_trial} workers (DDP)"
+    lines.append(f"resources    {path}; per worker {res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU; "
+                 f"concurrent {spec.budget.concurrent or 'as resources allow'}"
+                 + (f"; time budget {spec.budget.time_budget_s}s" if spec.budget.time_budget_s else ""))
+    return "\n".join(lines)
+
+
+def results_text(spec: SweepSpec, experiment: str, limit: int = 40) -> str:
+    """Trials ranked by the first objective, from the results table."""
+    from platform.results import read_table
+
+    rows = read_table(experiment, "trials").to_pylist()
+    objective = spec.objectives[0]
+    key = f"best/{objective.metric}"
+
+    def rank(row: dict[str, Any]) -> float:
+        value = row.get(key)
+        if value is None or not math.isfinite(value):
+            return math.inf
+        return -value if objective.mode == "max" else value
+
+    rows.sort(key=rank)
+    extra = [f"best/{o.metric}" for o in spec.objectives[1:]]
+    headers = ["trial_id", "status", *[f"config/{k}" for k in spec.search], "seed",
+               *(["fold"] if spec.repeats.folds else []), key, *extra, "epochs", "wall_s"]
+    table = [[_cell(row.get(h)) for h in headers] for row in rows[:limit]]
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
+    errors = [f"  {row['trial_id']}: {row.get('error')}" for row in rows if row.get("status") == "ERROR"]
+    if errors:
+        out += ["errored trials:", *errors]
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def _validate_data(spec: SweepSpec) -> None:
+    """Load (and for the phantom, build) the data once before any trial starts; manifest errors surface here."""
+    from platform.data.manifest import load_cases, split_cases
+
+    cases = load_cases(spec.data)
+    for _, fold in spec.repeats.combos():
+        split_cases(cases, spec.data, fold=fold)
+
+
+def _start_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    # A local Ray: workers import `platform` from the repository root (DESIGN.md section 2).
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=True,
+             configure_logging=True, logging_level="WARNING")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    if args.storage:
+        overrides.append(f"storage={args.storage}")
+    try:
+        spec = load_spec(args.spec, overrides, smoke=args.smoke)
+    except SpecError as err:
+        return _fail(str(err))
+
+    from platform.results import check_writable, experiment_uri, resolve_storage
+
+    storage = resolve_storage(spec.storage)
+    experiment = experiment_uri(spec.storage, spec.name)
+    if args.dry_run:
+        print(plan_text(spec, experiment))
+        return 0
+    try:
+        check_writable(storage)
+    except OSError as exc:
+        return _fail(f"storage {spec.storage!r} cannot be written ({exc}). Choose a writable path with "
+                     "--storage or 'storage:' in the spec.")
+
+    from ray import tune
+
+    exists = tune.Tuner.can_restore(experiment)
+    if args.resume and not exists:
+        return _fail(f"--resume: no experiment {spec.name!r} at {experiment} to continue. Check the name and "
+                     "--storage, or run without --resume to start it.")
+    if not args.resume and exists:
+        return _fail(f"experiment {spec.name!r} already exists at {experiment}. Continue it with --resume, or "
+                     "start a new one with a different name (e.g. name=my-sweep-2).")
+    try:
+        _validate_data(spec)
+    except (ValueError, OSError) as exc:
+        return _fail(f"data: {exc}")
+
+    from platform.trainers import TRAINERS
+    from platform.tuning import build_tuner, default_concurrency, restore_tuner
+
+    print(plan_text(spec, experiment), flush=True)
+    _start_ray(args.address)
+    epochs = TRAINERS.get(spec.trainer).Config.model_validate(spec.fixed).epochs
+    concurrent = spec.budget.concurrent or default_concurrency(spec)
+    started = time.monotonic()
+    tuner = restore_tuner(spec, experiment) if args.resume else build_tuner(spec, storage, experiment, epochs,
+                                                                             concurrent)
+    tuner.fit()
+    elapsed = time.monotonic() - started
+    print()
+    print(results_text(spec, experiment))
+    print(f"\n{spec.trial_count()} trials in {elapsed:.0f} s. Results: {experiment}/tables "
+          f"(trials, epochs, artifacts); explore with: python -m dashboards.app --storage {storage} "
+          f"--experiment {spec.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

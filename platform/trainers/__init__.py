@@ -1,0 +1,8 @@
+"""Trainers, one module per method; importing this package registers them all in ``TRAINERS``."""
+
+from __future__ import annotations
+
+from platform.trainers import advnorm
+from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
+
+__all__ = ["TRAINERS", "Trainer", "TrainerConfig", "advnorm"]

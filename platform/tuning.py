@@ -1,0 +1,269 @@
+"""Ray Tune around the platform: OptunaSearch (define-by-run), repeats, ASHA, resources, storage, restore,
+and the driver-side callbacks that write the results tables and show progress."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from platform.results import ResultsStore
+from platform.space import decode_config, define_by_run, encode_points, make_sampler
+from platform.spec import SweepSpec
+from platform.trial import resolve, run_trial
+from typing import Any
+
+import numpy as np
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import Repeater, Searcher
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.repeater import TRIAL_INDEX
+
+FLUSH_SECONDS = 2.0
+
+
+class RepeatSearcher(Repeater):
+    """``Repeater`` that also averages multi-objective results (a list of metrics) over repeats."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs: Any) -> None:
+        metrics = self.searcher.metric
+        if isinstance(metrics, str):
+            super().on_trial_complete(trial_id, result, **kwargs)
+            return
+        group = self._trial_id_to_group[trial_id]
+        scores = [float(result[m]) if result and m in result else np.nan for m in metrics]
+        group.report(trial_id, scores)
+        if group.finished_reporting():
+            means = np.nanmean(np.array(group.scores(), dtype=float), axis=0)
+            self.searcher.on_trial_complete(group.primary_trial_id,
+                                            result=dict(zip(metrics, means.tolist(), strict=True)), **kwargs)
+
+
+def build_searcher(spec: SweepSpec) -> Searcher:
+    objectives = spec.objectives
+    multi = len(objectives) > 1
+    searcher = OptunaSearch(
+        space=define_by_run(spec.search),
+        metric=[o.metric for o in objectives] if multi else objectives[0].metric,
+        mode=[o.mode for o in objectives] if multi else objectives[0].mode,
+        sampler=make_sampler(spec),
+        points_to_evaluate=encode_points(spec) or None,
+    )
+    repeats = len(spec.repeats.combos())
+    return RepeatSearcher(searcher, repeat=repeats, set_index=True) if repeats > 1 else searcher
+
+
+def build_scheduler(spec: SweepSpec, epochs: int) -> Any:
+    if spec.scheduler.type == "asha":
+        # Multi-objective: ASHA ranks on the first objective.
+        first = spec.objectives[0]
+        return ASHAScheduler(time_attr="training_iteration", metric=first.metric, mode=first.mode, max_t=epochs,
+                             grace_period=spec.scheduler.grace_period,
+                             reduction_factor=spec.scheduler.reduction_factor)
+    return FIFOScheduler()
+
+
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    """What a Tune trial reserves: the whole trainer in-process, or a light driver beside Train workers."""
+    res = spec.resources
+    if res.workers_per_trial == 1:
+        resources = {"CPU": res.cpus_per_worker}
+        if res.gpus_per_worker:
+            resources["GPU"] = res.gpus_per_worker
+        return resources
+    # The TorchTrainer schedules its own workers; the driver only waits, so it reserves (almost) nothing.
+    return {"CPU": 0.01}
+
+
+def default_concurrency(spec: SweepSpec) -> int:
+    """How many trials the cluster's resources allow at once (at least 1)."""
+    available = ray.cluster_resources()
+    res = spec.resources
+    limits = [math.floor(available.get("CPU", 1) / (res.cpus_per_worker * res.workers_per_trial) + 1e-9)]
+    if res.gpus_per_worker:
+        limits.append(math.floor(available.get("GPU", 0) / (res.gpus_per_worker * res.workers_per_trial) + 1e-9))
+    return max(1, min(limits))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+class ResultsCallback(tune.Callback):
+    """The one writer of the results tables (runs on the Tune driver)."""
+
+    def __init__(self, spec: SweepSpec, experiment: str) -> None:
+        self.spec = spec
+        self.experiment = experiment
+        self.store = ResultsStore(experiment)
+        self._epochs: list[dict[str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._started: dict[str, float] = {}
+
+    def _trial_base(self, trial: Any) -> dict[str, Any]:
+        config = dict(trial.config)
+        index = int(config.get(TRIAL_INDEX, 0))
+        seed, fold = self.spec.repeats.combos()[index]
+        row: dict[str, Any] = {"trial_id": trial.trial_id, "experiment": self.spec.name,
+                               "trainer": self.spec.trainer, "seed": seed, "fold": fold, "repeat": index}
+        decoded = decode_config(self.spec.search, config)
+        for key in self.spec.search:
+            value = decoded.get(key)
+            row[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        try:
+            trainer_config, _, _ = resolve(self.spec, config)
+            row["config_json"] = trainer_config.model_dump_json(by_alias=True)
+        except Exception as exc:  # a config the trainer rejects is recorded, the trial then errors itself
+            row["config_json"] = f"invalid: {exc}"
+        return row
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started.setdefault(trial.trial_id, time.time())
+        self.store.append("trials", [{**self._trial_base(trial), "status": "RUNNING",
+                                      "started_at": self._started[trial.trial_id]}])
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _number(v)}
+        row = {"trial_id": trial.trial_id, "epoch": int(result.get("epoch", result.get("training_iteration", 0))),
+               "time_total_s": float(result.get("time_total_s", 0.0)), **metrics}
+        self._epochs.append(row)
+        artifacts = result.get("artifacts")
+        if isinstance(artifacts, str) and artifacts:
+            rows = [{"trial_id": trial.trial_id, **item} for item in json.loads(artifacts)]
+            self.store.append("artifacts", rows)
+        if time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.store.append("epochs", self._epochs)
+        self._epochs = []
+        self._last_flush = time.monotonic()
+
+    def _summary(self, trial: Any) -> dict[str, Any]:
+        """Best/last metrics and time in epochs, from the epochs table (complete even after --resume)."""
+        rows = self.store.read("epochs", where=("trial_id", trial.trial_id)).to_pylist()
+        rows.sort(key=lambda r: r.get("epoch") or 0)
+        row: dict[str, Any] = {"epochs": len(rows)}
+        if not rows:
+            return row
+        for objective in self.spec.objectives:
+            finite = [r[objective.metric] for r in rows
+                      if r.get(objective.metric) is not None and math.isfinite(r[objective.metric])]
+            if finite:
+                row[f"best/{objective.metric}"] = max(finite) if objective.mode == "max" else min(finite)
+        for key, value in rows[-1].items():
+            if key.startswith(("val/", "train/")) and value is not None:
+                row[f"last/{key}"] = value
+        row["time_in_epochs_s"] = sum(r.get("time/epoch_s") or 0.0 for r in rows)
+        return row
+
+    def _finish(self, trial: Any, status: str, error: str | None) -> None:
+        self.flush()
+        ended = time.time()
+        started = self._started.get(trial.trial_id, ended)
+        summary = self._summary(trial)
+        wall = ended - started
+        row = {**self._trial_base(trial), "status": status, "error": error, "started_at": started,
+               "ended_at": ended, "wall_s": wall, **summary}
+        row["overhead_s"] = wall - summary.get("time_in_epochs_s", 0.0)
+        self.store.append("trials", [row])
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, "TERMINATED", None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = None
+        try:
+            exc = trial.get_pickled_error() or trial.get_error()
+            error = f"{type(exc).__name__}: {exc}" if exc is not None else None
+        except Exception:  # the error file may be gone; the status still says ERROR
+            error = "the trial raised; see its error.txt"
+        # Keep the last line of Ray's wrapped message: it holds the original exception.
+        if error:
+            lines = [line for line in error.strip().splitlines() if line.strip()]
+            error = lines[-1][:2000] if lines else error
+        self._finish(trial, "ERROR", error)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+        for table in ("trials", "epochs", "artifacts"):
+            self.store.compact(table)
+
+
+class ProgressCallback(tune.Callback):
+    """A one-line progress display: trials by status, the reporting trial's epoch, the best so far."""
+
+    def __init__(self, spec: SweepSpec, total: int, stream: Any = None) -> None:
+        self.spec = spec
+        self.total = total
+        self.stream = stream  # None means sys.stdout, looked up when printing (the callback is pickled)
+        self.best: float | None = None
+        self.best_trial = ""
+        self.started = time.monotonic()
+        self.finished: set[str] = set()
+        self.errored: set[str] = set()
+
+    def _line(self, trials: list, text: str) -> None:
+        # Trial statuses lag behind the callbacks, so finished and errored trials are counted here.
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.finished)
+        objective = self.spec.objectives[0]
+        best = f"best {objective.metric} {self.best:.4f} ({self.best_trial})" if self.best is not None else ""
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.0f}s] trials {len(self.finished)}/{self.total} done, {running} running, "
+              f"{len(self.errored)} errored | {text} | {best}", file=self.stream or sys.stdout, flush=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        objective = self.spec.objectives[0]
+        value = result.get(objective.metric)
+        if _number(value) and math.isfinite(value):
+            if self.best is None or (value > self.best if objective.mode == "max" else value < self.best):
+                self.best, self.best_trial = float(value), trial.trial_id
+        shown = f"{value:.4f}" if _number(value) else "-"
+        self._line(trials, f"{trial.trial_id} epoch {result.get('epoch', '?')} {objective.metric} {shown}")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.finished.add(trial.trial_id)
+        self._line(trials, f"{trial.trial_id} finished")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.finished.add(trial.trial_id)
+        self.errored.add(trial.trial_id)
+        self._line(trials, f"{trial.trial_id} ERRORED")
+
+
+def make_trainable(spec: SweepSpec, experiment: str) -> Any:
+    trainable = tune.with_parameters(run_trial, spec_json=spec.model_dump_json(), experiment_uri=experiment)
+    return tune.with_resources(trainable, trial_resources(spec))
+
+
+def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, concurrent: int,
+                stream: Any = None) -> tune.Tuner:
+    callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream)]
+    return tune.Tuner(
+        make_trainable(spec, experiment),
+        tune_config=tune.TuneConfig(
+            search_alg=build_searcher(spec),
+            scheduler=build_scheduler(spec, epochs),
+            num_samples=spec.trial_count(),
+            max_concurrent_trials=concurrent,
+            # Reusing actors saves ~3 s per trial on the in-process path (DESIGN.md section 8).
+            reuse_actors=spec.resources.workers_per_trial == 1,
+            time_budget_s=spec.budget.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=storage,
+            callbacks=callbacks,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+
+
+def restore_tuner(spec: SweepSpec, experiment: str) -> tune.Tuner:
+    """Continue an interrupted experiment: finished trials stay finished, unfinished ones resume."""
+    return tune.Tuner.restore(experiment, trainable=make_trainable(spec, experiment), resume_unfinished=True,
+                              resume_errored=False, restart_errored=False)
