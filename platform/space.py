@@ -7,6 +7,7 @@ Optuna categoricals hold only None/bool/int/float/str, so a choice whose values 
 from __future__ import annotations
 
 import json
+import warnings
 from platform.spec import Axis, SweepSpec
 from typing import Any
 
@@ -99,30 +100,41 @@ def define_by_run(search: dict[str, Axis]) -> DefineByRun:
 def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
     """The Optuna sampler the spec asks for, seeded."""
     searcher = spec.searcher
-    if searcher.sampler == "grid":
-        grid = {key: categorical_choices(axis) for key, axis in spec.search.items()}
-        return optuna.samplers.GridSampler(grid, seed=searcher.seed)
-    if searcher.sampler == "random":
+    if searcher.sampler in ("grid", "random"):
+        # A grid is enqueued point by point (see ``encode_points``); Optuna's GridSampler calls
+        # ``study.stop()`` when exhausted, which raises under the ask-and-tell API that Ray drives.
+        return optuna.samplers.RandomSampler(seed=searcher.seed)
         return optuna.samplers.RandomSampler(seed=searcher.seed)
     # TPE's default of 10 random start-up trials would leave nothing to model in a small budget: use a third
     # of the budget (at least the explicit points). multivariate+group model conditional spaces jointly;
     # constant_liar keeps concurrent suggestions apart.
     startup = max(len(searcher.points_to_evaluate), min(10, max(2, spec.budget.trials // 3)))
-    return optuna.samplers.TPESampler(
-        seed=searcher.seed,
-        n_startup_trials=startup,
-        multivariate=True,
-        group=True,
-        constant_liar=True,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=searcher.seed,
+            n_startup_trials=startup,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+        )
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every combination of the (grid or choice) axes, in a stable order."""
+    points: list[dict[str, Any]] = [{}]
+    for key, axis in spec.search.items():
+        points = [{**point, key: value} for point in points for value in axis.values_to_check()]
+    return points
 
 
 def encode_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """points_to_evaluate in Optuna's representation."""
+    """The points Optuna evaluates first, in its representation (for a grid: the whole grid)."""
+    points = grid_points(spec) if spec.searcher.sampler == "grid" else spec.searcher.points_to_evaluate
     return [
         {key: encode_value(spec.search[key], value) if spec.search[key].kind in ("choice", "grid") else value
          for key, value in point.items()}
-        for point in spec.searcher.points_to_evaluate
+        for point in points
     ]
 
 

@@ -387,6 +387,9 @@ def check_against_trainer(spec: SweepSpec, source: str, lines: dict[tuple[Any, .
         if loose:
             raise SpecError(f"{where('searcher', 'sampler')}: 'searcher.sampler: grid' needs every axis to be "
                             f"grid or choice; {loose} are ranges. Use tpe/random or list the values.")
+        if spec.searcher.points_to_evaluate:
+            raise SpecError(f"{where('searcher', 'points_to_evaluate')}: a grid runs every point already; "
+                            "remove 'searcher.points_to_evaluate'.")
         if any(a.when for a in spec.search.values()):
             raise SpecError(f"{where('searcher', 'sampler')}: 'searcher.sampler: grid' cannot use 'when' "
                             "conditions; use tpe or random.")
