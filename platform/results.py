@@ -167,17 +167,21 @@ class ResultsStore:
 
 
 def _latest(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
-    """Keep, for each key, the row with the largest ``_seq``; sorted by key."""
+    """Keep, for each key, the row with the largest ``_seq``; sorted by key.
+
+    Vectorised: sort by key then newest first, and keep each row whose key differs from the row before.
+    """
     present = [k for k in keys if k in data.column_names]
-    if not present:
+    if not present or data.num_rows < 2:
         return data
-    data = data.append_column("_row", pa.array(range(data.num_rows), type=pa.int64()))
-    newest = data.group_by(present, use_threads=False).aggregate([("_seq", "max")])
-    winners = data.join(newest.rename_columns([*present, "_seq"]), keys=[*present, "_seq"], join_type="inner")
-    rows = pc.sort_indices(winners, sort_keys=[(k, "ascending") for k in present])
-    keep = pc.take(winners["_row"], rows)
-    # Several rows may share key and _seq only if written in one batch twice; take() keeps the table's order.
-    return data.take(keep).drop_columns(["_row"])
+    ordered = data.sort_by([(k, "ascending") for k in present] + [("_seq", "descending")])
+    changed = None
+    for key in present:
+        column = ordered[key].combine_chunks()
+        differs = pc.fill_null(pc.not_equal(column.slice(1), column.slice(0, len(column) - 1)), True)
+        changed = differs if changed is None else pc.or_(changed, differs)
+    keep = pa.concat_arrays([pa.array([True]), changed])
+    return ordered.filter(keep)
 
 
 def read_table(experiment: str, table: str, columns: list[str] | None = None) -> pa.Table:

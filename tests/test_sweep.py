@@ -1,0 +1,150 @@
+"""End to end: the CLI runs real sweeps on a local Ray and fills the results tables (slow, run in CI)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platform.results import read_table
+from tests.conftest import REPO_ROOT, TINY_ADVNORM
+
+pytestmark = pytest.mark.slow
+
+DATA = {"domains": ["infant", "adult"], "subjects_per_domain": 3, "size": 24, "patch_size": 16, "batch_size": 2,
+        "patches_per_epoch": 4}
+
+
+def write_spec(tmp_path: Path, **fields) -> Path:
+    spec = {"name": "e2e", "trainer": "advnorm", "data": DATA, "fixed": dict(TINY_ADVNORM),
+            "objective": {"metric": "val/dice", "mode": "max"}, "storage": str(tmp_path / "runs"),
+            "resources": {"workers_per_trial": 1, "cpus_per_worker": 1}}
+    for key, value in fields.items():
+        if key == "fixed":
+            spec["fixed"].update(value)
+        else:
+            spec[key] = value
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def env(cache_dir: Path) -> dict[str, str]:
+    return {**os.environ, "SEGSWEEP_CACHE": str(cache_dir), "RAY_DISABLE_USAGE_STATS": "1"}
+
+
+def run_cli(args: list[str], cache_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "platform.sweep", *args], capture_output=True, text=True,
+                            cwd=REPO_ROOT, env=env(cache_dir), timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def test_conditional_search_with_repeats_fills_tables(tmp_path: Path, cache_dir: Path) -> None:
+    spec = write_spec(
+        tmp_path,
+        search={"lambda": {"loguniform": [0.01, 10.0]},
+                "discriminator": {"choice": ["dcgan", "none"]},
+                "n_steps": {"int": [1, 2], "when": {"discriminator": "dcgan"}}},
+        searcher={"sampler": "random", "seed": 3, "points_to_evaluate": [{"discriminator": "dcgan", "lambda": 1.5}]},
+        budget={"trials": 2, "concurrent": 2},
+        repeats={"seeds": [0, 1]},
+    )
+    result = run_cli([str(spec)], cache_dir)
+    experiment = tmp_path / "runs" / "e2e"
+    assert f"Results: {experiment}/tables" in result.stdout
+    assert "best/val/dice" in result.stdout
+
+    trials = read_table(str(experiment), "trials").to_pylist()
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"TERMINATED"}
+    assert sorted(t["seed"] for t in trials) == [0, 0, 1, 1]
+    for seed_pair in ([t for t in trials if t["repeat"] == r] for r in (0, 1)):
+        assert len(seed_pair) == 2
+    for trial in trials:
+        conditional = trial["config/n_steps"]
+        assert (conditional is not None and not (isinstance(conditional, float) and math.isnan(conditional))) == (
+            trial["config/discriminator"] == "dcgan")
+        assert trial["epochs"] == TINY_ADVNORM["epochs"]
+        assert 0 <= trial["best/val/dice"] <= 1
+        assert trial["overhead_s"] > 0 and trial["wall_s"] > trial["time_in_epochs_s"]
+    first = next(t for t in trials if t["repeat"] == 0 and t["config/lambda"] == 1.5)
+    assert first["config/discriminator"] == "dcgan"  # the point to evaluate ran first
+
+    epochs = read_table(str(experiment), "epochs").to_pylist()
+    assert len(epochs) == 4 * TINY_ADVNORM["epochs"]
+    assert all("val/dice" in row and "val/jsd_norm" in row and "val/hd95" in row for row in epochs)
+    artifacts = read_table(str(experiment), "artifacts").to_pylist()
+    assert len(artifacts) == 4 * 2  # one image per domain per trial
+    assert all(Path(a["path"]).is_file() for a in artifacts)
+
+
+def test_nan_trial_errors_with_reason_and_others_finish(tmp_path: Path, cache_dir: Path) -> None:
+    spec = write_spec(tmp_path, fixed={"discriminator": "none", "epochs": 3},
+                      search={"lr_s": {"grid": [1e-3, 1e30]}, "lr_g": {"grid": [1e30]}},
+                      searcher={"sampler": "grid"}, budget={"concurrent": 2})
+    result = run_cli([str(spec)], cache_dir)
+    trials = {t["config/lr_s"]: t for t in read_table(str(tmp_path / "runs" / "e2e"), "trials").to_pylist()}
+    assert trials[1e30]["status"] == "ERROR"
+    assert "became nan" in trials[1e30]["error"]
+    assert "errored trials" in result.stdout
+
+
+def test_two_worker_trial_trains_on_both_workers(tmp_path: Path, cache_dir: Path) -> None:
+    spec = write_spec(tmp_path, resources={"workers_per_trial": 2, "cpus_per_worker": 0.5},
+                      budget={"trials": 1, "concurrent": 1})
+    run_cli([str(spec)], cache_dir)
+    experiment = str(tmp_path / "runs" / "e2e")
+    epochs = read_table(experiment, "epochs").to_pylist()
+    assert [row["epoch"] for row in epochs] == [1, 2]
+    for row in epochs:
+        assert row["train/workers"] == 2
+        assert row["train/iterations_all_workers"] == 2 * row["train/iterations"]
+        assert 0 <= row["val/dice"] <= 1  # rank 0's evaluation reached Tune
+    (trial,) = read_table(experiment, "trials").to_pylist()
+    assert trial["status"] == "TERMINATED"
+
+
+def test_sigkill_then_resume_keeps_every_trial_once(tmp_path: Path, cache_dir: Path) -> None:
+    spec = write_spec(tmp_path, fixed={"epochs": 4}, search={"lambda": {"loguniform": [0.01, 10.0]}},
+                      searcher={"sampler": "random"}, budget={"trials": 4, "concurrent": 2})
+    experiment = tmp_path / "runs" / "e2e"
+    process = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=REPO_ROOT,
+                               env=env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            try:
+                statuses = [t["status"] for t in read_table(str(experiment), "trials").to_pylist()]
+            except Exception:  # a part file mid-rename: try again
+                continue
+            if "TERMINATED" in statuses and len(statuses) < 4 or statuses.count("RUNNING") >= 1 and len(
+                    read_table(str(experiment), "epochs")) >= 3:
+                break
+        assert process.poll() is None, "the sweep finished before it could be interrupted"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    before = read_table(str(experiment), "trials").to_pylist()
+    assert 0 < len(before) and not all(t["status"] == "TERMINATED" for t in before) or len(before) < 4
+
+    run_cli([str(spec), "--resume"], cache_dir)
+    trials = read_table(str(experiment), "trials").to_pylist()
+    assert len(trials) == 4 and len({t["trial_id"] for t in trials}) == 4
+    assert {t["status"] for t in trials} == {"TERMINATED"}
+    epochs = read_table(str(experiment), "epochs").to_pylist()
+    for trial in trials:
+        numbers = sorted(row["epoch"] for row in epochs if row["trial_id"] == trial["trial_id"])
+        assert numbers == list(range(1, 5)), (trial["trial_id"], numbers)
+
+    again = subprocess.run([sys.executable, "-m", "platform.sweep", str(spec)], capture_output=True, text=True,
+                           cwd=REPO_ROOT, env=env(cache_dir), timeout=120)
+    assert again.returncode == 2 and "already exists" in again.stderr
