@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
+from pathlib import Path
 from platform.results import ResultsStore
 from platform.space import decode_config, define_by_run, encode_points, make_sampler
 from platform.spec import SweepSpec
 from platform.trial import resolve, run_trial
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import ray
 from ray import tune
@@ -174,22 +177,31 @@ class ResultsCallback(tune.Callback):
         self._finish(trial, "TERMINATED", None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = None
-        try:
-            exc = trial.get_pickled_error() or trial.get_error()
-            error = f"{type(exc).__name__}: {exc}" if exc is not None else None
-        except Exception:  # the error file may be gone; the status still says ERROR
-            error = "the trial raised; see its error.txt"
-        # Keep the last line of Ray's wrapped message: it holds the original exception.
-        if error:
-            lines = [line for line in error.strip().splitlines() if line.strip()]
-            error = lines[-1][:2000] if lines else error
-        self._finish(trial, "ERROR", error)
+        self._finish(trial, "ERROR", error_text(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
         for table in ("trials", "epochs", "artifacts"):
             self.store.compact(table)
+
+
+def error_text(trial: Any) -> str:
+    """The original exception of a failed trial, one line (Tune wraps it in RayTaskError).
+
+    Read from the driver's local copy of the error files: the storage copy is synced later.
+    """
+    pickled = trial.pickled_error_file
+    if pickled and os.path.exists(pickled):
+        try:
+            with open(pickled, "rb") as stream:
+                exc = cloudpickle.load(stream)
+            cause = getattr(exc, "cause", None) or exc
+            return f"{type(cause).__name__}: {cause}"[:2000]
+        except Exception:  # an unpicklable cause: fall back to the text trace
+            pass
+    text = Path(trial.error_file).read_text() if trial.error_file and os.path.exists(trial.error_file) else ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:2000] if lines else "the trial failed without an error message"
 
 
 class ProgressCallback(tune.Callback):
