@@ -151,12 +151,15 @@ class ResultsStore:
             data = _latest(data, KEYS[table])
         return data
 
-    def compact(self, table: str) -> None:
-        """Rewrite a table as one file of its latest rows; parts are removed only after the new file exists."""
+    def compact(self, table: str, keep_trials: set[str] | None = None) -> None:
+        """Rewrite a table as one file of its latest rows (only ``keep_trials``' rows when given);
+        parts are removed only after the new file exists."""
         parts = self._parts(table)
-        if len(parts) <= 1:
+        if not parts or (len(parts) == 1 and keep_trials is None):
             return
         data = self.read(table)
+        if keep_trials is not None and data.num_rows:
+            data = data.filter(pc.is_in(data["trial_id"], value_set=pa.array(sorted(keep_trials), pa.string())))
         directory = self.table_dir(table)
         self._seq = max(self._seq + 1, time.time_ns())
         name = f"part-{self._seq}-compact.parquet"

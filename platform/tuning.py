@@ -181,8 +181,11 @@ class ResultsCallback(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.flush()
+        # A driver killed between starting a trial and saving Tune's state leaves rows of a trial that Tune
+        # never recorded (it starts a fresh one on --resume): keep only the trials Tune knows.
+        known = {trial.trial_id for trial in trials}
         for table in ("trials", "epochs", "artifacts"):
-            self.store.compact(table)
+            self.store.compact(table, keep_trials=known)
 
 
 def error_text(trial: Any) -> str:

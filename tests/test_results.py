@@ -56,3 +56,10 @@ def test_storage_helpers(tmp_path: Path) -> None:
     assert Path(stored).read_bytes() == b"png"
     assert experiment_uri("s3://bucket/runs", "x") == "s3://bucket/runs/x"
     assert experiment_uri(str(tmp_path), "x") == str(tmp_path / "x")
+
+
+def test_compact_drops_trials_tune_does_not_know(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path / "exp"))
+    store.append("epochs", [{"trial_id": t, "epoch": 1} for t in ("a", "orphan")])
+    store.compact("epochs", keep_trials={"a"})
+    assert store.read("epochs").column("trial_id").to_pylist() == ["a"]

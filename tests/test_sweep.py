@@ -127,15 +127,14 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path: Path, cache_dir: P
                 statuses = [t["status"] for t in read_table(str(experiment), "trials").to_pylist()]
             except Exception:  # a part file mid-rename: try again
                 continue
-            if "TERMINATED" in statuses and len(statuses) < 4 or statuses.count("RUNNING") >= 1 and len(
-                    read_table(str(experiment), "epochs")) >= 3:
+            if "RUNNING" in statuses and read_table(str(experiment), "epochs").num_rows >= 3:
                 break
         assert process.poll() is None, "the sweep finished before it could be interrupted"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     before = read_table(str(experiment), "trials").to_pylist()
-    assert 0 < len(before) and not all(t["status"] == "TERMINATED" for t in before) or len(before) < 4
+    assert sum(t["status"] == "TERMINATED" for t in before) < 4, "nothing was left to resume"
 
     run_cli([str(spec), "--resume"], cache_dir)
     trials = read_table(str(experiment), "trials").to_pylist()

@@ -77,7 +77,7 @@ def _appearance(domain: str) -> _Appearance:
     if domain == "infant":
         return _Appearance(means=(0.0, 0.50, 0.56, 0.75), noise=0.06)
     if domain == "ct":
-        return _Appearance(means=(0.0, 0.45, 0.62, 0.12), noise=0.04, shell=(0.95, 0.35))
+        return _Appearance(means=(0.0, 0.40, 0.70, 0.10), noise=0.04, shell=(0.95, 0.35))
     if domain == "mr":
         return _Appearance(means=(0.0, 0.30, 0.55, 0.90), noise=0.03)
     match = _SITE.fullmatch(domain)
