@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from platform.engine import load_checkpoint, run_epochs
-from platform.spec import SweepSpec
-from platform.trainers import TRAINERS
 from typing import Any
 
 import ray.train
@@ -21,6 +18,10 @@ import torch.distributed as dist
 from ray.train.torch import TorchConfig, TorchTrainer, prepare_model
 from ray.tune.integration.ray_train import TuneReportCallback
 from torch import nn
+
+from platform.engine import load_checkpoint, run_epochs
+from platform.spec import SweepSpec
+from platform.trainers import TRAINERS
 
 # Networks that see two forwards (real and generated) before one backward must not broadcast buffers.
 NO_BROADCAST = {"D"}

@@ -7,10 +7,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from platform.trainers.base import Trainer
 from typing import Any
 
 import torch
+
+from platform.trainers.base import Trainer
 
 STATE_FILE = "state.pt"
 

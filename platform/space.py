@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from platform.spec import Axis, SweepSpec
 from typing import Any
 
 import optuna
+
+from platform.spec import Axis, SweepSpec
 
 _PRIMITIVE = (type(None), bool, int, float, str)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import math
 from pathlib import Path
-from platform.data.config import DataConfig
 from typing import Any, Literal
 
 import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from platform.data.config import DataConfig
 
 SAMPLERS = ("tpe", "random", "grid")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "grid")

@@ -12,8 +12,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from platform.spec import SpecError, SweepSpec, load_spec
 from typing import Any
+
+from platform.spec import SpecError, SweepSpec, load_spec
 
 EXIT_USER_ERROR = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,8 @@ def plan_text(spec: SweepSpec, experiment: str) -> str:
     lines.append(f"trials       {spec.configs_to_sample()} configs x {len(combos)} repeats = {spec.trial_count()}"
                  f", {config.epochs} epochs each at most")
     res = spec.resources
-    path = "in-process" if res.workers_per_trial == 1 else f"Ray Train TorchTrainer, {res.workers_per_trial} workers (DDP)"
+    path = ("in-process" if res.workers_per_trial == 1
+            else f"Ray Train TorchTrainer, {res.workers_per_trial} workers (DDP)")
     lines.append(f"resources    {path}; per worker {res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU; "
                  f"concurrent {spec.budget.concurrent or 'as resources allow'}"
                  + (f"; time budget {spec.budget.time_budget_s}s" if spec.budget.time_budget_s else ""))

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from platform.engine import load_checkpoint, run_epochs
-from platform.results import copy_to_storage
-from platform.space import decode_config
-from platform.spec import SweepSpec
-from platform.trainers import TRAINERS, Trainer, TrainerConfig
 from typing import Any
 
 import torch
 from ray import tune
 from ray.tune.search.repeater import TRIAL_INDEX
+
+from platform.engine import load_checkpoint, run_epochs
+from platform.results import copy_to_storage
+from platform.space import decode_config
+from platform.spec import SweepSpec
+from platform.trainers import TRAINERS, Trainer, TrainerConfig
 
 
 def resolve(spec: SweepSpec, config: dict[str, Any]) -> tuple[TrainerConfig, int, int | None]:

@@ -9,10 +9,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from platform.results import ResultsStore
-from platform.space import decode_config, define_by_run, encode_points, make_sampler
-from platform.spec import SweepSpec
-from platform.trial import resolve, run_trial
 from typing import Any
 
 import cloudpickle
@@ -23,6 +19,11 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.repeater import TRIAL_INDEX
+
+from platform.results import ResultsStore
+from platform.space import decode_config, define_by_run, encode_points, make_sampler
+from platform.spec import SweepSpec
+from platform.trial import resolve, run_trial
 
 FLUSH_SECONDS = 2.0
 
@@ -232,9 +233,9 @@ class ProgressCallback(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         objective = self.spec.objectives[0]
         value = result.get(objective.metric)
-        if _number(value) and math.isfinite(value):
-            if self.best is None or (value > self.best if objective.mode == "max" else value < self.best):
-                self.best, self.best_trial = float(value), trial.trial_id
+        improves = self.best is None or (value > self.best if objective.mode == "max" else value < self.best)
+        if _number(value) and math.isfinite(value) and improves:
+            self.best, self.best_trial = float(value), trial.trial_id
         shown = f"{value:.4f}" if _number(value) else "-"
         self._line(trials, f"{trial.trial_id} epoch {result.get('epoch', '?')} {objective.metric} {shown}")
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import platform
-
 from tests.conftest import REPO_ROOT
 
 

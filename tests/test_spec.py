@@ -105,7 +105,7 @@ def test_grid_axis_needs_grid_sampler(tmp_path: Path) -> None:
 
 
 def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="line 2.*not valid YAML"):
+    with pytest.raises(SpecError, match=r"line 2.*not valid YAML"):
         load_spec(write(tmp_path, "name: t\ntrainer: advnorm: oops\n"))
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(tmp_path / "missing.yaml")

@@ -17,6 +17,14 @@ from __future__ import annotations
 import functools
 import warnings
 from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+from pydantic import Field, model_validator
+from torch import nn
+
 from platform.data.config import DataConfig
 from platform.data.manifest import Case, load_cases, split_cases
 from platform.data.patches import PatchSampler, standardize
@@ -31,13 +39,6 @@ from platform.metrics import (
 from platform.nets.discriminators import DCGANDiscriminator3D, resnet_discriminator
 from platform.nets.unet3d import UNet3D
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig, seed_everything
-from typing import Any, Literal
-
-import numpy as np
-import torch
-from monai.inferers import sliding_window_inference
-from pydantic import Field, model_validator
-from torch import nn
 
 
 class Config(TrainerConfig):

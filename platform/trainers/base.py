@@ -10,14 +10,15 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from platform.data.config import DataConfig
-from platform.registry import Registry
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from platform.data.config import DataConfig
+from platform.registry import Registry
 
 
 class TrainerConfig(BaseModel):

@@ -6,17 +6,18 @@ import csv
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from platform.data import phantom
-from platform.data.config import DataConfig
-from platform.data.manifest import load_manifest, split_cases
-from platform.data.patches import PatchSampler
-from platform.data.phantom import CLASS_NAMES, build_phantom, generate_subject, known_domain
 
 import nibabel as nib
 import numpy as np
 import pydantic
 import pytest
 import torch
+
+from platform.data import phantom
+from platform.data.config import DataConfig
+from platform.data.manifest import load_manifest, split_cases
+from platform.data.patches import PatchSampler
+from platform.data.phantom import CLASS_NAMES, build_phantom, generate_subject, known_domain
 
 
 def small(tmp: Path, **overrides: object) -> DataConfig:
@@ -122,9 +123,7 @@ def test_cache_dir_defaults_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert manifest.is_relative_to(tmp_path / "env-cache")
 
 
-def test_concurrent_builds_share_one_complete_dataset(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_concurrent_builds_share_one_complete_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     barrier = threading.Barrier(2, timeout=60)
     original = phantom._write
 

@@ -88,7 +88,7 @@ def test_checkpoint_round_trip_continues_identically(tiny_data, tiny_advnorm, tm
 
 def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tiny_advnorm, tmp_path: Path) -> None:
     (tmp_path / "state.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match="state.pt cannot be loaded"):
+    with pytest.raises(RuntimeError, match=r"state\.pt cannot be loaded"):
         load_checkpoint(make(tiny_data, tiny_advnorm), tmp_path)
 
 
