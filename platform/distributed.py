@@ -36,8 +36,9 @@ def _wrap(name: str, net: nn.Module) -> nn.Module:
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Train worker."""
-    from platform.trial import artifact_sink, limit_threads
+    from platform.trial import artifact_sink, limit_threads, quiet_ray_logs
 
+    quiet_ray_logs()
     spec = SweepSpec.model_validate_json(loop_config["spec_json"])
     trainer_cls = TRAINERS.get(spec.trainer)
     context = ray.train.get_context()

@@ -6,6 +6,7 @@ more workers run under a Ray Train ``TorchTrainer`` (platform.distributed).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,15 @@ def artifact_sink(experiment_uri: str, trial_id: str):
     return sink
 
 
+def quiet_ray_logs() -> None:
+    """Ray logs every persisted checkpoint at INFO; the sweep's own progress line is what users read."""
+    for name in ("ray.train", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_trial(config: dict[str, Any], spec_json: str, experiment_uri: str) -> None:
     """The Tune function trainable."""
+    quiet_ray_logs()
     spec = SweepSpec.model_validate_json(spec_json)
     trainer_config, seed, fold = resolve(spec, config)
     trial_id = tune.get_context().get_trial_id() or "local"

@@ -97,7 +97,7 @@ class _Validator:
         self._reader = NibabelReader()
 
     def add(self, where: str, problem: str, fix: str) -> None:
-        self.problems.append(f"{self.path}: {where}: {problem}; {fix}")
+        self.problems.append(f"{self.path}: {where}: {problem}. Fix: {fix}.")
 
     def resolve(self, value: str) -> Path:
         path = Path(value).expanduser()

@@ -186,7 +186,7 @@ def test_bad_input_is_reported_with_row_and_file(
     assert str(manifest) in message
     for fragment in expected:
         assert fragment in message
-    assert ";" in error.value.problems[0]  # each problem carries a "how to fix" after the semicolon
+    assert ". Fix: " in error.value.problems[0]
 
 
 def test_missing_key_in_json_row(source: Path, tmp_path: Path) -> None:
@@ -413,6 +413,7 @@ def test_fold_column_of_the_manifest_is_used() -> None:
     cases = [case(f"s{i}", fold=i % 3) for i in range(6)]
     train, val = split_cases(cases, DataConfig(folds=3), fold=2)
     assert ids(val) == [("a", "s2"), ("a", "s5")]
+    assert len(train) == 4
     with pytest.raises(ValueError, match=r"manifest folds \[2\] are >= data.folds=2"):
         split_cases(cases, DataConfig(folds=2), fold=0)
 
@@ -423,7 +424,7 @@ def test_fold_column_of_the_manifest_is_used() -> None:
         (DataConfig(folds=3), 3, r"fold 3 is out of range for data.folds=3: use 0..2"),
         (DataConfig(folds=3), -1, r"fold -1 is out of range"),
         (DataConfig(), 0, r"data.folds is not set"),
-        (DataConfig(folds=4), 0, r"'a' \(3 train, 0 val\)"),  # 3 subjects cannot fill 4 folds
+        (DataConfig(folds=4), 3, r"'a' \(3 train, 0 val\)"),  # 3 subjects cannot fill 4 folds
     ],
 )
 def test_bad_fold_requests(cfg: DataConfig, fold: int, message: str) -> None:
