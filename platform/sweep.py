@@ -153,8 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"storage {spec.storage!r} cannot be written ({exc}). Choose a writable path with "
                      "--storage or 'storage:' in the spec.")
 
-    # The results tables replace Tune's per-trial CSV/JSON/TensorBoard loggers; skip their I/O.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from ray import tune
 
     exists = tune.Tuner.can_restore(experiment)

@@ -76,9 +76,9 @@ class DataConfig(BaseModel):
         if duplicates:
             raise ValueError(f"domains lists {duplicates} more than once: list each domain once")
         if self.dataset == "phantom":
-            # Imported here: phantom.py imports this module, and failing at spec time (before Ray starts)
-            # beats failing inside every trial.
-            from .phantom import CLASS_NAMES, VALID_DOMAINS_TEXT, known_domain
+            # Checked here so a bad domain fails at spec time, before Ray starts, not inside every trial;
+            # imported lazily so that reading a spec does not load nibabel.
+            from platform.data.phantom import CLASS_NAMES, VALID_DOMAINS_TEXT, known_domain
 
             if not self.domains:
                 raise ValueError(f"the phantom needs at least one domain: choose from {VALID_DOMAINS_TEXT}")

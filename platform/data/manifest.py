@@ -31,10 +31,10 @@ import numpy as np
 from monai.data import NibabelReader
 from monai.transforms import LoadImage
 
-from .phantom import build_phantom, stable_seed
+from platform.data.phantom import build_phantom, stable_seed
 
 if TYPE_CHECKING:
-    from .config import DataConfig
+    from platform.data.config import DataConfig
 
 REQUIRED_COLUMNS = ("image", "label", "domain", "subject")
 SPLITS = ("train", "val", "test")
@@ -52,6 +52,10 @@ class ManifestError(ValueError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{len(self.problems)} problem(s) in manifest {path}:\n{lines}")
+
+    def __reduce__(self) -> tuple[type[ManifestError], tuple[Path, list[str]]]:
+        # Ray pickles errors raised in trials; the default reduce would replay only the message.
+        return (type(self), (self.path, self.problems))
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: element-wise array comparison has no single truth value
@@ -153,7 +157,8 @@ def _read_raw(check: _Validator) -> tuple[list[dict[str, Any]], set[str] | None]
                 )
         return [row if isinstance(row, dict) else {} for row in rows], None
     try:
-        with open(path, newline="") as handle:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark, which would rename "image".
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
             header = {_text(name) for name in reader.fieldnames or []}
@@ -306,7 +311,7 @@ def _load_row(check: _Validator, row: _Row, num_classes: int) -> Case | None:
                 "resample every modality of a subject to one grid",
             )
             continue
-        elif not np.allclose(volume.affine, first[1].affine, atol=AFFINE_TOLERANCE_MM):
+        elif not np.allclose(volume.affine, first[1].affine, atol=AFFINE_TOLERANCE_MM, rtol=0.0):
             check.add(
                 where,
                 f"affine differs from {first[0]!r}'s",
@@ -325,7 +330,7 @@ def _load_row(check: _Validator, row: _Row, num_classes: int) -> Case | None:
                 "the label must be on the image's voxel grid",
             )
         elif first is not None and not np.allclose(
-            label_volume.affine, first[1].affine, atol=AFFINE_TOLERANCE_MM
+            label_volume.affine, first[1].affine, atol=AFFINE_TOLERANCE_MM, rtol=0.0
         ):
             check.add(
                 where,

@@ -8,12 +8,13 @@ hot path, which keeps the sampler far faster than even a tiny 3D U-Net consumes 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from .manifest import Case
+if TYPE_CHECKING:
+    from platform.data.manifest import Case
 
 
 def _padding(dim: int, low: int | None, high: int | None, patch: int) -> tuple[int, int]:

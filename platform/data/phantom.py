@@ -31,14 +31,12 @@ from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    from .config import DataConfig
+    from platform.data.config import DataConfig
 
 # Bump whenever generation changes: it is part of the cache key, so old caches are never reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CLASS_NAMES = ("bg", "wm", "gm", "csf")
 BG, WM, GM, CSF = 0, 1, 2, 3
 FIXED_DOMAINS = ("infant", "adult", "ct", "mr")
@@ -191,28 +189,39 @@ def _anatomy(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
 
 
 def _gaussian_blur(volume: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur (torch conv, edge-replicated), standing in for partial-volume effects."""
+    """Separable Gaussian blur with edge replication, standing in for partial-volume effects.
+
+    Plain NumPy shifts and sums (not a library convolution) so the result is bit-identical on every machine
+    and thread count: the phantom is a fixture, so its bytes should not depend on where it was built.
+    """
     radius = max(1, math.ceil(3.0 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel /= kernel.sum()
-    out = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None]
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    weights /= weights.sum()
+    out = volume.astype(np.float32)
     for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = kernel.numel()
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = radius  # F.pad lists the last axis first
-        out = F.conv3d(F.pad(out, pad, mode="replicate"), kernel.view(shape))
-    return out[0, 0].numpy()
+        moved = np.moveaxis(out, axis, 0)
+        n = moved.shape[0]
+        padded = np.concatenate([np.repeat(moved[:1], radius, 0), moved, np.repeat(moved[-1:], radius, 0)])
+        blurred = np.zeros_like(moved)
+        for shift, weight in enumerate(weights):
+            blurred += np.float32(weight) * padded[shift : shift + n]
+        out = np.moveaxis(blurred, 0, axis)
+    return np.ascontiguousarray(out)
 
 
 def _thick_slices(volume: np.ndarray, factor: int) -> np.ndarray:
-    """Simulate z slices ``factor`` times thicker (area average), resampled back to the grid (trilinear)."""
-    t = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None, None]
+    """Simulate z slices ``factor`` times thicker, resampled back to the grid (linear between centres)."""
     sx, sy, sz = volume.shape
-    coarse = F.interpolate(t, size=(sx, sy, max(2, math.ceil(sz / factor))), mode="area")
-    fine = F.interpolate(coarse, size=(sx, sy, sz), mode="trilinear", align_corners=False)
-    return fine[0, 0].numpy()
+    n = math.ceil(sz / factor)
+    padded = np.concatenate([volume, np.repeat(volume[:, :, -1:], n * factor - sz, axis=2)], axis=2)
+    coarse = padded.reshape(sx, sy, n, factor).mean(axis=3, dtype=np.float32)
+    # Thin slice k's centre in thick-slice units (the half-voxel convention of align_corners=False).
+    position = np.clip((np.arange(sz) + 0.5) / factor - 0.5, 0.0, n - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, n - 1)
+    weight = (position - low).astype(np.float32)
+    return coarse[:, :, low] * (1.0 - weight) + coarse[:, :, high] * weight
 
 
 def _render(

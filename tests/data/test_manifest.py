@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -73,7 +74,11 @@ def unreadable_file(rows: Rows, tmp: Path) -> list[str]:
 def shape_mismatch(rows: Rows, tmp: Path) -> list[str]:
     label, affine = read(rows[2]["label"])
     rows[2]["label"] = save(tmp / "cropped_label.nii.gz", label[:, :, :-1], affine)
-    return ["row 3, column 'label'", "cropped_label.nii.gz", "(16, 16, 15) differs from image shape (16, 16, 16)"]
+    return [
+        "row 3, column 'label'",
+        "cropped_label.nii.gz",
+        "(16, 16, 15) differs from image shape (16, 16, 16)",
+    ]
 
 
 def affine_mismatch(rows: Rows, tmp: Path) -> list[str]:
@@ -187,6 +192,21 @@ def test_bad_input_is_reported_with_row_and_file(
     for fragment in expected:
         assert fragment in message
     assert ". Fix: " in error.value.problems[0]
+
+
+def test_error_survives_pickling(source: Path, tmp_path: Path) -> None:
+    rows = absolute_rows(source)
+    missing_file(rows, tmp_path)
+    with pytest.raises(ManifestError) as error:
+        load_manifest(write_csv(tmp_path / "manifest.csv", rows), num_classes=4)
+    copy = pickle.loads(pickle.dumps(error.value))  # as Ray ships it out of a trial
+    assert str(copy) == str(error.value) and copy.problems == error.value.problems
+
+
+def test_spreadsheet_byte_order_mark(source: Path, tmp_path: Path) -> None:
+    manifest = write_csv(tmp_path / "manifest.csv", absolute_rows(source))
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())
+    assert len(load_manifest(manifest, num_classes=4)) == 6
 
 
 def test_missing_key_in_json_row(source: Path, tmp_path: Path) -> None:
@@ -377,7 +397,12 @@ def ids(cases: list[Case]) -> list[tuple[str, str]]:
 
 
 def test_split_column_is_respected() -> None:
-    cases = [case("s1", split="train"), case("s2", split="val"), case("s3", split="test"), case("s4", split="train")]
+    cases = [
+        case("s1", split="train"),
+        case("s2", split="val"),
+        case("s3", split="test"),
+        case("s4", split="train"),
+    ]
     cases += [case("t1", "b", "val"), case("t2", "b", "train")]
     train, val = split_cases(cases, DataConfig(val_fraction=0.9))
     assert ids(train) == [("a", "s1"), ("a", "s4"), ("b", "t2")]
@@ -387,7 +412,12 @@ def test_split_column_is_respected() -> None:
 
 
 def test_split_column_must_leave_every_domain_train_and_val() -> None:
-    cases = [case("s1", split="train"), case("s2", split="val"), case("t1", "b", "train"), case("t2", "b", "test")]
+    cases = [
+        case("s1", split="train"),
+        case("s2", split="val"),
+        case("t1", "b", "train"),
+        case("t2", "b", "test"),
+    ]
     with pytest.raises(ValueError, match=r"'b' \(1 train, 0 val\)"):
         split_cases(cases, DataConfig())
 

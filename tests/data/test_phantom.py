@@ -123,7 +123,9 @@ def test_cache_dir_defaults_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert manifest.is_relative_to(tmp_path / "env-cache")
 
 
-def test_concurrent_builds_share_one_complete_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_builds_share_one_complete_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     barrier = threading.Barrier(2, timeout=60)
     original = phantom._write
 
