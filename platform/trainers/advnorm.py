@@ -102,6 +102,11 @@ def _bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
     return (ramp.view(1, 1, 1, height, 1) * alpha.view(-1, 1, 1, 1, 1) + (1 - alpha).view(-1, 1, 1, 1, 1))
 
 
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not np.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 @TRAINERS.register("advnorm")
 class AdvNormTrainer(Trainer):
     """Generator + segmenter + (K+1)-class discriminator, trained by Algorithm 1."""
@@ -321,9 +326,10 @@ class AdvNormTrainer(Trainer):
             domain_means.append(metrics[f"val/dice/{domain}"])
             hd = torch.stack(hd_domain[domain]).float()
             hd = torch.where(torch.isfinite(hd), hd, torch.nan)
-            metrics[f"val/hd95/{domain}"] = float(torch.nanmean(hd))
-        metrics["val/dice"] = float(np.nanmean(domain_means))
-        metrics["val/hd95"] = float(np.nanmean([metrics[f"val/hd95/{d}"] for d in self.domains]))
+            metrics[f"val/hd95/{domain}"] = _nanmean(hd.flatten().tolist())
+        metrics["val/dice"] = _nanmean(domain_means)
+        # NaN when a class is missing from every prediction (an untrained segmenter), not a warning.
+        metrics["val/hd95"] = _nanmean([metrics[f"val/hd95/{d}"] for d in self.domains])
         metrics["val/jsd_input"] = histogram_jsd([np.concatenate(inputs[d]) for d in self.domains if inputs[d]])
         metrics["val/jsd_norm"] = histogram_jsd([np.concatenate(outputs[d]) for d in self.domains if outputs[d]])
         metrics["val/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
