@@ -147,3 +147,14 @@ def test_cli_unwritable_storage_and_missing_resume(tmp_path: Path) -> None:
 def test_every_shipped_search_space_validates() -> None:
     for path in sorted((REPO_ROOT / "search_spaces").glob("*.yaml")):
         load_spec(path)
+
+
+def test_cli_manifest_error_names_row_and_exits_2(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image,label,domain,subject\nmissing.nii.gz,missing_label.nii.gz,site,s1\n")
+    text = GOOD.replace("data: {domains: [infant, adult], subjects_per_domain: 3, size: 24, patch_size: 16}",
+                        f"data: {{dataset: manifest, manifest: {manifest}, domains: []}}")
+    result = run_cli(str(write(tmp_path, text)), "--storage", str(tmp_path / "runs"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "row 1" in result.stderr and "missing.nii.gz" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs" / "t").exists()

@@ -165,8 +165,8 @@ def test_logical_gpus_schedule_fractional_trials_concurrently(tmp_path: Path, ca
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
                             env=env(cache_dir), timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "concurrent 4" not in result.stdout  # the plan says resources decide...
+    assert "concurrent as resources allow" in result.stdout
     trials = read_table(str(tmp_path / "runs" / "e2e"), "trials").to_pylist()
     assert len(trials) == 4 and {t["status"] for t in trials} == {"TERMINATED"}
-    # ...and they allowed all four at once: every trial started before the first one ended.
+    # 4 logical GPUs / 0.5 per trial allow all four at once: every trial started before the first ended.
     assert max(t["started_at"] for t in trials) < min(t["ended_at"] for t in trials)
