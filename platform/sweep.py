@@ -168,10 +168,18 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"data: {exc}")
 
     from platform.trainers import TRAINERS
-    from platform.tuning import build_tuner, default_concurrency, restore_tuner
+    from platform.tuning import build_tuner, default_concurrency, restore_tuner, unschedulable_reason
 
     print(plan_text(spec, experiment), flush=True)
     _start_ray(args.address)
+    import ray
+
+    problem = unschedulable_reason(spec, ray.cluster_resources())
+    if problem and not args.address:
+        ray.shutdown()
+        return _fail(f"resources: {problem}")
+    if problem:  # an autoscaling cluster may still grow to fit it
+        print(f"warning: {problem} Trials wait until the cluster scales up.", file=sys.stderr)
     epochs = TRAINERS.get(spec.trainer).Config.model_validate(spec.fixed).epochs
     concurrent = spec.budget.concurrent or default_concurrency(spec)
     started = time.monotonic()

@@ -81,6 +81,23 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
     return {"CPU": 0.01}
 
 
+def unschedulable_reason(spec: SweepSpec, available: dict[str, float]) -> str | None:
+    """Why one trial can never fit in ``available`` cluster resources (it would wait forever), or None."""
+    res = spec.resources
+    driver = trial_resources(spec) if res.workers_per_trial > 1 else {}
+    cpus = res.cpus_per_worker * res.workers_per_trial + driver.get("CPU", 0.0)
+    gpus = res.gpus_per_worker * res.workers_per_trial
+    if cpus > available.get("CPU", 0.0) + 1e-9:
+        return (f"one trial needs {cpus:g} CPUs ({res.workers_per_trial} workers x {res.cpus_per_worker:g}"
+                + (" + 0.01 for the Train driver" if driver else "")
+                + f") but the cluster has {available.get('CPU', 0.0):g}. Lower resources.cpus_per_worker "
+                "or resources.workers_per_trial.")
+    if gpus > available.get("GPU", 0.0) + 1e-9:
+        return (f"one trial needs {gpus:g} GPUs but the cluster has {available.get('GPU', 0.0):g}. Lower "
+                "resources.gpus_per_worker or use a cluster with GPUs (--address).")
+    return None
+
+
 def default_concurrency(spec: SweepSpec) -> int:
     """How many trials the cluster's resources allow at once (at least 1)."""
     available = ray.cluster_resources()

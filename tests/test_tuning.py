@@ -6,7 +6,14 @@ import pytest
 import ray
 
 from platform.spec import SweepSpec
-from platform.tuning import RepeatSearcher, build_scheduler, build_searcher, default_concurrency, trial_resources
+from platform.tuning import (
+    RepeatSearcher,
+    build_scheduler,
+    build_searcher,
+    default_concurrency,
+    trial_resources,
+    unschedulable_reason,
+)
 
 
 def spec_of(**fields) -> SweepSpec:
@@ -48,3 +55,14 @@ def test_asha_uses_the_first_objective() -> None:
                    objective=[{"metric": "val/dice", "mode": "max"}, {"metric": "val/jsd_norm", "mode": "min"}])
     scheduler = build_scheduler(spec, epochs=10)
     assert (scheduler.metric, scheduler._mode) == ("val/dice", "max")
+
+
+@pytest.mark.parametrize(("resources", "cluster", "fragment"), [
+    ({"workers_per_trial": 2, "cpus_per_worker": 1}, {"CPU": 2}, "needs 2.01 CPUs"),
+    ({"workers_per_trial": 2, "cpus_per_worker": 0.5}, {"CPU": 2}, None),
+    ({"gpus_per_worker": 1}, {"CPU": 2}, "needs 1 GPUs"),
+    ({"gpus_per_worker": 0.5}, {"CPU": 2, "GPU": 1}, None),
+])
+def test_unschedulable_trials_are_named_before_they_hang(resources, cluster, fragment) -> None:
+    reason = unschedulable_reason(spec_of(resources=resources), cluster)
+    assert reason is None if fragment is None else fragment in reason
