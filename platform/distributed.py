@@ -23,15 +23,16 @@ from platform.engine import load_checkpoint, run_epochs
 from platform.spec import SweepSpec
 from platform.trainers import TRAINERS
 
-# Networks that see two forwards (real and generated) before one backward must not broadcast buffers.
-NO_BROADCAST = {"D"}
 
+def _wrapper(trainer: Any):
+    """DDP per network, with the options the trainer asks for (e.g. no buffer broadcast for a discriminator)."""
 
-def _wrap(name: str, net: nn.Module) -> nn.Module:
-    if not any(p.requires_grad for p in net.parameters()):
-        return net
-    return prepare_model(net, move_to_device=True,
-                         parallel_strategy_kwargs={"broadcast_buffers": name not in NO_BROADCAST})
+    def wrap(name: str, net: nn.Module) -> nn.Module:
+        if not any(p.requires_grad for p in net.parameters()):
+            return net
+        return prepare_model(net, move_to_device=True, parallel_strategy_kwargs=trainer.ddp_kwargs(name))
+
+    return wrap
 
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
@@ -53,7 +54,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             load_checkpoint(trainer, Path(directory))
     if world > 1:
-        trainer.wrap_networks(_wrap)
+        trainer.wrap_networks(_wrapper(trainer))
 
     def report(metrics: dict[str, Any], directory: Path | None) -> None:
         # Proof that every worker trained: the all-reduced count of iterations and the world size.

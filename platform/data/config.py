@@ -57,6 +57,14 @@ class DataConfig(BaseModel):
         description="Training patches drawn per epoch (iterations = patches_per_epoch // batch_size).",
     )
     seed: int = Field(0, description="Data seed: phantom generation and subject split.")
+    align: Literal["none", "global", "region"] = Field(
+        "none",
+        description="DualNorm Appendix A input alignment to the reference domain: none, global (image statistics) "
+        "or region (per-class statistics, uses labels)",
+    )
+    align_reference: str | None = Field(
+        None, description="reference (target) domain of the alignment; default: the first of data.domains"
+    )
     cache_dir: str | None = Field(
         None, description="Where the phantom is written; default $SEGSWEEP_CACHE or ~/.cache/segsweep."
     )
@@ -75,6 +83,11 @@ class DataConfig(BaseModel):
         duplicates = sorted({d for d in self.domains if self.domains.count(d) > 1})
         if duplicates:
             raise ValueError(f"domains lists {duplicates} more than once: list each domain once")
+        if self.align_reference is not None and self.domains and self.align_reference not in self.domains:
+            raise ValueError(
+                f"align_reference {self.align_reference!r} is not among data.domains {self.domains}: "
+                "choose one of them (or leave it unset for the first)"
+            )
         if self.dataset == "phantom":
             # Checked here so a bad domain fails at spec time, before Ray starts, not inside every trial;
             # imported lazily so that reading a spec does not load nibabel.

@@ -31,6 +31,7 @@ import numpy as np
 from monai.data import NibabelReader
 from monai.transforms import LoadImage
 
+from platform.data.align import align_cases
 from platform.data.phantom import build_phantom, stable_seed
 
 if TYPE_CHECKING:
@@ -414,13 +415,21 @@ def load_manifest(path: str | Path, num_classes: int, domains: Sequence[str] | N
 
 
 def load_cases(cfg: DataConfig) -> list[Case]:
-    """The validated cases of ``cfg``: the (cached) phantom or the manifest, restricted to ``cfg.domains``."""
+    """The validated cases of ``cfg``: the (cached) phantom or the manifest, restricted to ``cfg.domains``.
+
+    With ``cfg.align`` set, every domain but the reference (``cfg.align_reference``, else the first of
+    ``cfg.domains``, else the alphabetically first domain present) is aligned to it (:mod:`platform.data.align`).
+    """
     if cfg.dataset == "phantom":
         path = build_phantom(cfg)
     else:
         assert cfg.manifest is not None  # DataConfig's validator guarantees it for dataset 'manifest'
         path = Path(cfg.manifest)
-    return load_manifest(path, cfg.num_classes, cfg.domains or None)
+    cases = load_manifest(path, cfg.num_classes, cfg.domains or None)
+    if cfg.align == "none":
+        return cases
+    reference = cfg.align_reference or (cfg.domains[0] if cfg.domains else sorted({c.domain for c in cases})[0])
+    return align_cases(cases, cfg.align, reference, cfg.num_classes)
 
 
 def _fold_of_subjects(domain_cases: list[Case], domain: str, cfg: DataConfig) -> dict[str, int]:

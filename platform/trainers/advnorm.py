@@ -379,6 +379,11 @@ class AdvNormTrainer(Trainer):
             rows.append({"path": str(path), "kind": "input|normalized|segmentation", "domain": case.domain})
         return rows
 
+    def ddp_kwargs(self, name: str) -> dict[str, Any]:
+        # D sees a real and a generated batch before one backward: broadcasting buffers in between would
+        # overwrite the state the first forward used.
+        return {"broadcast_buffers": False} if name == "D" else {}
+
     # --- state ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -69,6 +69,10 @@ class Trainer(ABC):
         """Replace each network by ``wrap(name, net)`` (DDP); optimizers keep the same parameters."""
         self.nets = {name: wrap(name, net) for name, net in self.nets.items()}
 
+    def ddp_kwargs(self, name: str) -> dict[str, Any]:
+        """DistributedDataParallel options for network ``name`` (see platform.distributed)."""
+        return {}
+
     def net(self, name: str) -> nn.Module:
         """The unwrapped network ``name`` (for calls that must not trigger DDP synchronisation)."""
         return unwrap(self.nets[name])

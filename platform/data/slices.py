@@ -1,0 +1,196 @@
+"""Axial 2D (or 2.5D) slices of in-memory cases for the 2D trainers (DESIGN.md section 5, "Sampling").
+
+A slice is taken along the last spatial axis Z. With ``context`` k > 0 each modality contributes the 2k+1
+slices z-k .. z+k as channels (modality-major: all of modality 0's slices, then modality 1's, ...), with the
+first and last slice replicated past the volume's ends. X and Y are zero-padded at their ends up to a multiple
+of ``multiple`` (so a U-Net's poolings divide them evenly), which cropping ``[..., :X, :Y]`` undoes.
+
+:class:`SliceSampler` keeps each case once, as a (Z, C, X', Y') tensor, plus a table of the rows (slice and
+its context) of every foreground slice: a batch is a few vectorised random draws and one gather, so memory
+stays that of the volumes (not 2k+1 times it) and no Python loop runs over voxels or slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from platform.data.manifest import Case
+
+
+def _padded_size(size: int, multiple: int) -> int:
+    return -(-size // multiple) * multiple
+
+
+def pad_to_multiple(image: np.ndarray, label: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad X and Y of image (C, X, Y, Z) and label (X, Y, Z) at their ends up to a multiple of ``multiple``.
+
+    Padding only at the end keeps voxel (i, j) in place, so ``[..., :X, :Y, :]`` recovers the input.
+    """
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, got {multiple}")
+    if image.ndim != 4 or label.shape != image.shape[1:]:
+        raise ValueError(f"expected image (C, X, Y, Z) and label (X, Y, Z), got {image.shape} and {label.shape}")
+    _, sx, sy, _ = image.shape
+    extra = [(0, _padded_size(sx, multiple) - sx), (0, _padded_size(sy, multiple) - sy), (0, 0)]
+    return np.pad(image, [(0, 0), *extra]), np.pad(label, extra)
+
+
+def _check_context(case: Case, context: int) -> None:
+    depth = case.label.shape[-1]
+    if context < 0:
+        raise ValueError(f"context must be >= 0, got {context}")
+    if 2 * context + 1 > depth:
+        raise ValueError(
+            f"case {case.domain}/{case.subject} has Z = {depth} slices, fewer than the 2*context+1 = "
+            f"{2 * context + 1} a slice with context {context} spans: lower the context"
+        )
+
+
+def _context_rows(depth: int, context: int) -> np.ndarray:
+    """(Z, 2k+1) slice indices z-k .. z+k of every slice z, clipped so the end slices are replicated."""
+    offsets = np.arange(-context, context + 1)
+    return np.clip(np.arange(depth)[:, None] + offsets[None, :], 0, depth - 1)
+
+
+def _stack(image: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """Gather slices of a (Z, C, X, Y) tensor: rows (B, 2k+1) -> float32 (B, C*(2k+1), X, Y), modality-major."""
+    gathered = torch.as_tensor(image)[torch.as_tensor(rows)]  # (B, 2k+1, C, X, Y)
+    b, n, c, sx, sy = gathered.shape
+    return gathered.transpose(1, 2).reshape(b, c * n, sx, sy)
+
+
+def _slices_first(image: np.ndarray) -> np.ndarray:
+    """(C, X, Y, Z) -> contiguous float32 (Z, C, X, Y), so a slice is one contiguous block."""
+    return np.ascontiguousarray(np.moveaxis(image.astype(np.float32, copy=False), -1, 0))
+
+
+def volume_slices(case: Case, context: int, multiple: int = 16) -> torch.Tensor:
+    """Every axial slice of ``case`` as one batch: float32 (Z, C*(2*context+1), X', Y'), X', Y' padded up."""
+    _check_context(case, context)
+    image, _ = pad_to_multiple(case.image, case.label, multiple)
+    depth = image.shape[-1]
+    return _stack(_slices_first(image), _context_rows(depth, context))
+
+
+class SliceSampler:
+    """Domain-balanced batches of 2D (or 2.5D) slices that contain foreground.
+
+    ``domains`` fixes each case's domain index z (its position in ``domains``); domains without cases keep
+    their index but are skipped. Consecutive samples cycle through the domains that have cases (the cycle
+    carries across batches); each is a uniformly drawn foreground slice (label > 0 anywhere in it) of a
+    uniformly drawn case of its domain that has one. Every case is padded to the same X', Y': the largest of
+    the cases' sizes, each rounded up to ``multiple``. ``flip`` draws a horizontal and a vertical flip per sample
+    (probability 1/2 each), ``rotate`` a multiple of 90 degrees; both act on x and y alike.
+    """
+
+    def __init__(
+        self,
+        cases: list[Case],
+        domains: Sequence[str],
+        batch_size: int,
+        seed: int,
+        context: int = 0,
+        flip: bool = False,
+        rotate: bool = False,
+        multiple: int = 16,
+    ) -> None:
+        if batch_size < 1 or multiple < 1:
+            raise ValueError(f"batch_size ({batch_size}) and multiple ({multiple}) must be >= 1")
+        self.domains = list(domains)
+        if len(set(self.domains)) != len(self.domains):
+            raise ValueError(f"domains {self.domains} lists a domain twice")
+        if not cases:
+            raise ValueError("SliceSampler needs at least one case")
+        index = {name: i for i, name in enumerate(self.domains)}
+        stray = sorted({case.domain for case in cases} - set(index))
+        if stray:
+            raise ValueError(f"cases of domain(s) {stray} are not among the sampler's domains {self.domains}")
+        channels = {case.image.shape[0] for case in cases}
+        if len(channels) != 1:
+            raise ValueError(f"cases have different numbers of image channels {sorted(channels)}")
+        for case in cases:
+            _check_context(case, context)
+        sx = max(_padded_size(case.label.shape[0], multiple) for case in cases)
+        sy = max(_padded_size(case.label.shape[1], multiple) for case in cases)
+        if rotate and sx != sy:
+            raise ValueError(
+                f"rotate needs square slices, but they are padded to {sx} x {sy}: "
+                "turn rotate off or use cases with X and Y padding to the same size"
+            )
+        self.batch_size, self.context, self.flip, self.rotate = batch_size, context, flip, rotate
+        self.shape = (channels.pop() * (2 * context + 1), sx, sy)
+
+        images, labels, rows = [], [], []
+        fg_start, fg_count = [], []  # per case with foreground: its first row in `rows`, and how many
+        members: list[list[int]] = [[] for _ in self.domains]  # per domain: numbers of cases with foreground
+        base = fg_total = 0  # rows of _images, and foreground slices, taken by the cases before this one
+        for case in cases:
+            label = np.asarray(case.label)
+            # Pad every case to the common size directly (end-padding, as pad_to_multiple does).
+            pads = [(0, sx - label.shape[0]), (0, sy - label.shape[1]), (0, 0)]
+            depth = label.shape[-1]
+            foreground = np.flatnonzero((label > 0).any(axis=(0, 1)))
+            images.append(_slices_first(np.pad(case.image, [(0, 0), *pads])))
+            labels.append(np.moveaxis(np.pad(label, pads), -1, 0))
+            if len(foreground):
+                members[index[case.domain]].append(len(fg_start))
+                fg_start.append(fg_total)
+                fg_count.append(len(foreground))
+                fg_total += len(foreground)
+                rows.append(_context_rows(depth, context)[foreground] + base)
+            base += depth
+        self._active = [d for d, m in enumerate(members) if m]
+        empty = sorted({case.domain for case in cases} - {self.domains[d] for d in self._active})
+        if empty:
+            raise ValueError(f"domain(s) {empty} have cases but no slice with foreground (label > 0)")
+        self._images = torch.from_numpy(np.concatenate(images))  # (sum Z, C, X', Y')
+        label_stack = np.concatenate(labels)
+        # uint8 labels when they fit: an eighth of the memory, widened to int64 per batch only.
+        narrow = label_stack.min(initial=0) >= 0 and label_stack.max(initial=0) < 256
+        self._labels = torch.from_numpy(label_stack.astype(np.uint8 if narrow else np.int64))
+        self._rows = np.concatenate(rows)  # (foreground slices, 2k+1) rows of _images
+        self._fg_start = np.asarray(fg_start, dtype=np.int64)
+        self._fg_count = np.asarray(fg_count, dtype=np.int64)
+        # Ragged per-domain case lists, flattened: domain d's cases are _members[_member_start[d]:][:n].
+        self._members = np.asarray([c for m in members for c in m], dtype=np.int64)
+        self._member_start = np.cumsum([0, *(len(m) for m in members)])[:-1]
+        self._member_count = np.asarray([len(m) for m in members], dtype=np.int64)
+        self._rng = np.random.default_rng(seed)
+        self._cursor = 0  # position in the domain cycle, carried across batches
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batch: x float32 (B, C*(2k+1), X', Y'), y int64 (B, X', Y'), z int64 (B,) domain indices."""
+        b = self.batch_size
+        active = np.asarray(self._active)
+        domain = active[(self._cursor + np.arange(b)) % len(active)]
+        self._cursor += b
+        case = self._members[self._member_start[domain] + self._rng.integers(0, self._member_count[domain])]
+        row = self._fg_start[case] + self._rng.integers(0, self._fg_count[case])
+        rows = self._rows[row]
+        x = _stack(self._images, rows)
+        y = self._labels[torch.as_tensor(rows[:, self.context])].long()
+        if self.flip:
+            for dim, chosen in zip((-2, -1), self._rng.random((2, b)) < 0.5, strict=True):
+                mask = torch.as_tensor(chosen)
+                x[mask], y[mask] = x[mask].flip(dim), y[mask].flip(dim)
+        if self.rotate:
+            turns = torch.as_tensor(self._rng.integers(0, 4, size=b))
+            for k in (1, 2, 3):
+                mask = turns == k
+                x[mask] = torch.rot90(x[mask], k, dims=(-2, -1))
+                y[mask] = torch.rot90(y[mask], k, dims=(-2, -1))
+        return x, y, torch.as_tensor(domain, dtype=torch.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The random stream's position, so a resumed trial continues the same sequence of slices."""
+        return {"rng": self._rng.bit_generator.state, "cursor": self._cursor}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a position saved by :meth:`state_dict` (on a sampler built from the same cases)."""
+        self._rng.bit_generator.state = state["rng"]
+        self._cursor = int(state["cursor"])

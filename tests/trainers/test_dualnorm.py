@@ -1,0 +1,118 @@
+"""DualNorm-UNet training: alternating updates touch only their branch, baselines, errors, state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from platform.data.config import DataConfig
+from platform.data.manifest import load_cases, split_cases
+from platform.engine import load_checkpoint, save_checkpoint
+from platform.trainers import dualnorm
+from platform.trainers.dualnorm import Config, DualNormTrainer
+
+TINY = {"epochs": 3, "pretrain_epochs": 1, "base_channels": 4, "dnrb_blocks": [1, 2]}
+
+
+def make(data: DataConfig, **overrides) -> DualNormTrainer:
+    torch.set_num_threads(1)
+    return DualNormTrainer(Config.model_validate({**TINY, **overrides}), data, seed=0)
+
+
+def snapshot(params: list[torch.nn.Parameter]) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def changed(before: list[torch.Tensor], params: list[torch.nn.Parameter]) -> bool:
+    return any(not torch.equal(b, p.detach()) for b, p in zip(before, params, strict=True))
+
+
+def test_each_update_touches_only_its_branch(tiny_data) -> None:
+    trainer = make(tiny_data)
+    groups = trainer.net("net").parameter_groups()
+    x, y, z = trainer.sampler.sample()
+
+    bn_before, spade_before, shared_before = (snapshot(groups[k]) for k in ("bn", "spade", "shared"))
+    logits = trainer.first_forward(x, z)
+    trainer._step(trainer._loss(logits, y, 0, "BN"))
+    assert changed(bn_before, groups["bn"]) and changed(shared_before, groups["shared"])
+    assert not changed(spade_before, groups["spade"])
+
+    bn_before, spade_before, shared_before = (snapshot(groups[k]) for k in ("bn", "spade", "shared"))
+    trainer._step(trainer._loss(trainer.second_forward(x, logits.detach().softmax(1), z), y, 0, "SPADE"))
+    assert changed(spade_before, groups["spade"]) and changed(shared_before, groups["shared"])
+    assert not changed(bn_before, groups["bn"])
+
+
+def test_pretraining_then_alternating_and_loss_falls(tiny_data) -> None:
+    trainer = make(tiny_data, epochs=6, pretrain_epochs=2)
+    history = [trainer.train_epoch(epoch) for epoch in range(6)]
+    assert [h["train/pretraining"] for h in history] == [1, 1, 0, 0, 0, 0]
+    assert "train/loss_spade" not in history[0] and "train/loss_spade" in history[-1]
+    assert history[-1]["train/loss_bn"] < history[0]["train/loss_bn"]
+    metrics = trainer.evaluate()
+    assert {"val/dice", "val/dice_first_forward", "val/asd", "val/hd95", "val/dice/adult/wm"} <= set(metrics)
+    assert set(metrics) <= DualNormTrainer.metric_names(trainer.config, tiny_data)
+
+
+@pytest.mark.parametrize(("overrides", "nets"), [
+    ({"dnrb_blocks": []}, {"net"}),
+    ({"dnrb_blocks": [], "norm": "instance"}, {"net"}),
+    ({"dnrb_blocks": [], "norm": "dsbn"}, {"net"}),
+    ({"share_weights": False}, {"net", "spade_net"}),
+    ({"context": 1}, {"net"}),
+])
+def test_baselines_and_options_train_and_evaluate(tiny_data, overrides, nets) -> None:
+    trainer = make(tiny_data, **overrides)
+    assert set(trainer.networks()) == nets
+    trainer.train_epoch(0)
+    trainer.train_epoch(1)
+    metrics = trainer.evaluate()
+    assert 0.0 <= metrics["val/dice"] <= 1.0
+    if not trainer.has_spade:
+        assert metrics["val/dice"] == metrics["val/dice_first_forward"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"dnrb_blocks": [0, 11]}, "outside 1..10"),
+    ({"dnrb_blocks": [1, 1]}, "repeat"),
+    ({"lambda": 1.5}, "less than or equal to 1"),
+])
+def test_bad_config_is_rejected(overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config.model_validate({**TINY, **overrides})
+
+
+def test_context_larger_than_the_volume_is_an_error(tiny_data) -> None:
+    with pytest.raises(ValueError, match="context"):
+        make(tiny_data, context=tiny_data.size)
+
+
+def test_dsbn_with_an_unseen_domain_is_an_error(tiny_data, monkeypatch) -> None:
+    train, val = split_cases(load_cases(tiny_data), tiny_data)
+    adult_only = tuple(c for c in train if c.domain == "adult")
+    monkeypatch.setattr(dualnorm, "_cases", lambda data_json, fold: (adult_only, tuple(val)))
+    with pytest.raises(ValueError, match=r"dsbn has no BatchNorm for domain\(s\) \['infant'\]"):
+        make(tiny_data, norm="dsbn", dnrb_blocks=[])
+    make(tiny_data, norm="batch", dnrb_blocks=[])  # other norms evaluate unseen domains
+
+
+def test_folds_never_share_a_subject(tiny_data) -> None:
+    data = tiny_data.model_copy(update={"folds": 3})
+    cases = load_cases(data)
+    for fold in range(3):
+        train, val = split_cases(cases, data, fold=fold)
+        assert not {(c.domain, c.subject) for c in train} & {(c.domain, c.subject) for c in val}
+
+
+def test_checkpoint_round_trip_continues_identically(tiny_data, tmp_path: Path) -> None:
+    first = make(tiny_data)
+    first.train_epoch(0)
+    first.train_epoch(1)
+    save_checkpoint(first, tmp_path)
+    expected = first.train_epoch(2)
+    second = make(tiny_data)
+    load_checkpoint(second, tmp_path)
+    assert second.train_epoch(2)["train/loss_spade"] == pytest.approx(expected["train/loss_spade"], rel=1e-5)
