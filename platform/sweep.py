@@ -153,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"storage {spec.storage!r} cannot be written ({exc}). Choose a writable path with "
                      "--storage or 'storage:' in the spec.")
 
+    # Fast epochs checkpoint often; Tune then warns on every forced experiment snapshot, which says nothing
+    # actionable to a researcher.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
 
     exists = tune.Tuner.can_restore(experiment)

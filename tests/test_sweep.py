@@ -170,3 +170,16 @@ def test_logical_gpus_schedule_fractional_trials_concurrently(tmp_path: Path, ca
     assert len(trials) == 4 and {t["status"] for t in trials} == {"TERMINATED"}
     # 4 logical GPUs / 0.5 per trial allow all four at once: every trial started before the first ended.
     assert max(t["started_at"] for t in trials) < min(t["ended_at"] for t in trials)
+
+
+@pytest.mark.parametrize("spec_name", sorted(p.name for p in (REPO_ROOT / "search_spaces").glob("*.yaml")))
+def test_every_shipped_search_space_runs_in_smoke_mode(tmp_path: Path, cache_dir: Path, spec_name: str) -> None:
+    from platform.spec import load_spec
+
+    spec = load_spec(REPO_ROOT / "search_spaces" / spec_name, smoke=True)
+    result = run_cli([f"search_spaces/{spec_name}", "--smoke", "--storage", str(tmp_path / "runs")], cache_dir)
+    experiment = str(tmp_path / "runs" / spec.name)
+    trials = read_table(experiment, "trials").to_pylist()
+    assert len(trials) == spec.trial_count() and {t["status"] for t in trials} == {"TERMINATED"}, result.stdout
+    epochs = read_table(experiment, "epochs")
+    assert epochs.num_rows >= len(trials) and "val/dice" in epochs.column_names

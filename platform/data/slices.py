@@ -123,10 +123,13 @@ class SliceSampler:
                 "turn rotate off or use cases with X and Y padding to the same size"
             )
         self.batch_size, self.context, self.flip, self.rotate = batch_size, context, flip, rotate
-        self.shape = (channels.pop() * (2 * context + 1), sx, sy)
+        self.shape = (channels.pop() * (2 * context + 1), sx, sy)  # of one sample's x: what a 2D net takes
 
-        images, labels, rows = [], [], []
-        fg_start, fg_count = [], []  # per case with foreground: its first row in `rows`, and how many
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        fg_start: list[int] = []  # per case with foreground: its first row in `rows`, and how many
+        fg_count: list[int] = []
         members: list[list[int]] = [[] for _ in self.domains]  # per domain: numbers of cases with foreground
         base = fg_total = 0  # rows of _images, and foreground slices, taken by the cases before this one
         for case in cases:
