@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from platform.trainers import advnorm, dualnorm
+from platform.trainers import advnorm, dualnorm, glua
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
-__all__ = ["TRAINERS", "Trainer", "TrainerConfig", "advnorm", "dualnorm"]
+__all__ = ["TRAINERS", "Trainer", "TrainerConfig", "advnorm", "dualnorm", "glua"]

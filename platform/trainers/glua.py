@@ -1,0 +1,647 @@
+"""GLUA, Global-Local Union Alignment (Su et al., "Mind The Gap"): unsupervised source -> target adaptation.
+
+Stage 1, global alignment (epochs ``0 .. stage1_epochs-1``): a 2D style-transfer auto-encoder (shared encoder
+G_E and decoder G_D with AdaIN layers fed by an MLP on the one-hot domain label, source = 0, target = 1) is
+trained on unlabelled slices of both domains with ``lambda_rec_im * L1(x_ii, x_i) + lambda_cyc * L1(x_iji, x_i)
++ lambda_rec_c * L1(G_E(x_ij, d_j), c_i) + lambda_adv * GAN(D(x_ij | d_j))`` (non-saturating BCE GAN) against a
+domain-conditioned PatchGAN D (one-hot planes concatenated to the image). Adam lr 2e-4, weight decay 1e-4.
+
+Stage 2, local alignment (the remaining epochs): every source training volume is translated once to the target
+style (``x_s->t``, the paper's "pre-processed training set"); S = S_P(S_E(.)) trains with Dice+CE on
+(x_s->t, y_s) and, unsupervised, on target slices x_t: D1 (pixel-wise 1x1 convs) tells S_E's features of
+the two domains apart, D2 tells S's softmax maps apart; S plays against both with non-saturating BCE
+(weights ``lambda_d1``, ``lambda_d2``), AdaptSegNet-style (source label 1, target label 0; discriminators
+updated on detached inputs after S). SGD (momentum .9, weight decay 5e-4) with poly decay (power .9) for S,
+Adam (.9, .99) for D1 and D2.
+
+Choices where the paper is silent (all documented config fields):
+
+- Local feature mask: ``mask: entropy`` (default) = binary entropy of p = sigmoid(D1(f_t)) / ln 2, or
+  ``mask: margin`` = 1 - |2p - 1|; both in [0, 1], 1 where D1 is most uncertain, detached (no gradient to D1).
+  Target features are re-weighted residually, ``f_t * (1 + mask)`` (the transferable-attention form of the
+  paper's refs [32, 33], so no feature is zeroed), before S_P, in training and at inference on target images;
+  source features are not re-weighted. D1's adversarial loss sees the raw features.
+- Target slices are drawn uniformly among non-constant slices, never by label: target labels are read only by
+  ``evaluate`` (and by ``mode: supervised_target``, the upper bound).
+- Without D1 and D2 nothing of the target domain is forwarded in stage 2 (so BatchNorm statistics stay those of
+  the source): ``style_transfer: false`` with no discriminator is exactly ``mode: no_adaptation``.
+- Epochs: stage 1 always owns the first ``stage1_epochs`` epochs; when it is skipped (cached, loaded from
+  ``stage1_checkpoint``, or unused) those epochs train nothing, so stage 2 always has the same length.
+- Stage-1 cache: ``$SEGSWEEP_CACHE/glua-stage1/<hash>.pt`` (root as the phantom cache), the hash over the
+  stage-1 fields, the data config (without ``cache_dir``), seed, fold and world size; written atomically
+  (temporary file + rename) by rank 0 when stage 1 ends.
+
+Metrics: ``val/dice`` is the mean foreground Dice on the TARGET validation volumes; ``val/dice/<domain>[/<class>]``
+and ``val/asd[/<domain>]`` for target and source; ``val/style_jsd`` the histogram JSD between translated-source and
+target foreground intensities of the validation volumes (``val/style_jsd_identity`` before translation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from pydantic import Field, model_validator
+
+from platform.data.config import DataConfig
+from platform.data.manifest import Case, load_cases, split_cases
+from platform.data.slices import SliceSampler, volume_slices
+from platform.metrics import asd_per_class, dice_per_class, histogram_jsd
+from platform.nets.deeplab2d import (
+    FeatureExtractor,
+    OutputDiscriminator,
+    PixelDiscriminator,
+    Predictor,
+    local_feature_mask,
+)
+from platform.nets.styletransfer import ConditionalPatchDiscriminator, StyleDecoder, StyleEncoder
+from platform.trainers.base import TRAINERS, Trainer, TrainerConfig, seed_everything
+
+MULTIPLE = 8  # slices are padded to a multiple of 8 (up to three stride-2 levels)
+STAGE1_FORMAT = 1  # bump when stage 1 changes: part of the cache key
+SOURCE, TARGET = 0, 1  # domain indices of the style networks
+ABLATIONS: dict[str, dict[str, Any]] = {  # Table III columns (+ the bounds) -> switches
+    "none": {"style_transfer": False, "use_d1": False, "use_d2": False, "mode": "no_adaptation"},
+    "source_only": {"style_transfer": False, "use_d1": False, "use_d2": False, "mode": "no_adaptation"},
+    "st": {"style_transfer": True, "use_d1": False, "use_d2": False, "mode": "adapt"},
+    "st+d1": {"style_transfer": True, "use_d1": True, "use_d2": False, "mode": "adapt"},
+    "st+d2": {"style_transfer": True, "use_d1": False, "use_d2": True, "mode": "adapt"},
+    "d1+d2": {"style_transfer": False, "use_d1": True, "use_d2": True, "mode": "adapt"},
+    "st+d1+d2": {"style_transfer": True, "use_d1": True, "use_d2": True, "mode": "adapt"},
+    "supervised": {"style_transfer": False, "use_d1": False, "use_d2": False, "mode": "supervised_target"},
+}
+STAGE1_FIELDS = ("stage1_epochs", "lambda_rec_im", "lambda_cyc", "lambda_rec_c", "lambda_adv", "g_channels",
+                 "g_downsample", "g_res_blocks", "mlp_hidden", "d_img_channels", "d_img_layers", "stage1_lr",
+                 "stage1_weight_decay", "source", "target")
+
+
+class Config(TrainerConfig):
+    """Hyperparameters of GLUA; loss weights are the paper's, iterations are expressed as epochs."""
+
+    epochs: int = Field(60, ge=2, description="total epochs: stage 1 (first stage1_epochs) then stage 2")
+    stage1_epochs: int = Field(30, ge=1, description="first epochs training the style transfer (paper: 50k its)")
+    source: str = Field("mr", description="labelled source domain (one of data.domains)")
+    target: str = Field("ct", description="unlabelled target domain (one of data.domains); val/dice is on it")
+    mode: Literal["adapt", "no_adaptation", "supervised_target"] = Field(
+        "adapt", description="adapt; no_adaptation (source only); supervised_target (target labels: upper bound)")
+    style_transfer: bool = Field(True, description="stage 1: train S on source images translated to target style")
+    use_d1: bool = Field(True, description="D1 on features (and its local feature mask)")
+    use_d2: bool = Field(True, description="D2 on softmax predictions")
+    ablation: str | None = Field(None, description=f"Table III row overriding mode/style_transfer/use_d1/use_d2: "
+                                                   f"{', '.join(ABLATIONS)}")
+    mask: Literal["entropy", "margin"] = Field("entropy", description="D1 uncertainty: entropy or 1-|2p-1|")
+    lambda_rec_im: float = Field(20.0, ge=0, description="image reconstruction weight")
+    lambda_cyc: float = Field(20.0, ge=0, description="cycle consistency weight")
+    lambda_rec_c: float = Field(1.0, ge=0, description="content reconstruction weight")
+    lambda_adv: float = Field(1.0, ge=0, description="image adversarial weight (stage 1)")
+    lambda_d1: float = Field(0.01, ge=0, description="feature adversarial weight (D1)")
+    lambda_d2: float = Field(0.01, ge=0, description="output-space adversarial weight (D2)")
+    g_channels: int = Field(32, ge=1, description="style auto-encoder width (doubling per downsampling)")
+    g_downsample: int = Field(2, ge=0, le=3, description="stride-2 levels of G_E (and upsamplings of G_D)")
+    g_res_blocks: int = Field(2, ge=0, description="AdaIN residual blocks at the content resolution")
+    mlp_hidden: int = Field(64, ge=1, description="hidden width of the domain MLP")
+    d_img_channels: int = Field(32, ge=1, description="PatchGAN image discriminator width")
+    d_img_layers: int = Field(3, ge=1, le=3, description="PatchGAN stride-2 layers (3: the 70x70 PatchGAN)")
+    stage1_lr: float = Field(2e-4, gt=0, description="stage-1 Adam learning rate (paper 2e-4)")
+    stage1_weight_decay: float = Field(1e-4, ge=0, description="stage-1 weight decay (paper 1e-4)")
+    stage1_checkpoint: str | None = Field(None, description="explicit stage-1 file to load instead of training")
+    s_channels: int = Field(32, ge=1, description="width of S_E (paper: DeepLab-ResNet50)")
+    s_downsample: int = Field(1, ge=0, le=3, description="stride-2 stages of S_E (output stride 2**n)")
+    s_dilated_blocks: int = Field(2, ge=0, description="dilated residual blocks of S_E")
+    d1_channels: int = Field(64, ge=1, description="D1 hidden width")
+    d2_channels: int = Field(32, ge=1, description="D2 first-layer width")
+    seg_lr: float = Field(0.01, gt=0, description="SGD learning rate of S (the paper tunes it per task)")
+    seg_momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (paper .9)")
+    seg_weight_decay: float = Field(5e-4, ge=0, description="SGD weight decay (paper 5e-4)")
+    poly_power: float = Field(0.9, ge=0, description="polynomial learning-rate decay power (paper .9)")
+    disc_lr: float = Field(1e-4, gt=0, description="Adam learning rate of D1, D2 (betas .9, .99)")
+    dice_weight: float = Field(0.5, ge=0, le=1, description="L_seg = w * Dice + (1 - w) * CE")
+
+    @model_validator(mode="after")
+    def _check(self) -> Config:
+        if self.ablation is not None:
+            if self.ablation not in ABLATIONS:
+                raise ValueError(f"ablation {self.ablation!r} is not one of {list(ABLATIONS)}")
+            for key, value in ABLATIONS[self.ablation].items():
+                object.__setattr__(self, key, value)
+        if self.source == self.target:
+            raise ValueError(f"source and target are both {self.source!r}: adaptation needs two domains")
+        if self.stage1_epochs >= self.epochs:
+            raise ValueError(f"stage1_epochs ({self.stage1_epochs}) must be below epochs ({self.epochs}): "
+                             "stage 2 needs at least one epoch")
+        return self
+
+    @property
+    def runs_stage1(self) -> bool:
+        return self.style_transfer and self.mode == "adapt"
+
+    @property
+    def d1(self) -> bool:
+        return self.use_d1 and self.mode == "adapt"
+
+    @property
+    def d2(self) -> bool:
+        return self.use_d2 and self.mode == "adapt"
+
+
+@functools.lru_cache(maxsize=8)
+def _cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
+    """Loaded, aligned and split cases, cached per process (reused Tune actors skip the reads)."""
+    data = DataConfig.model_validate_json(data_json)
+    train, val = split_cases(load_cases(data), data, fold=fold)
+    return tuple(train), tuple(val)
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _cache_root(data: DataConfig) -> Path:
+    from platform.data.phantom import _cache_root as root
+
+    return root(data)
+
+
+class ImageSliceSampler:
+    """Label-free batches of 2D slices of one domain: uniform over every non-constant slice of its cases.
+
+    Never reads labels (target images in unsupervised training). Slices are padded to ``shape`` (X', Y').
+    """
+
+    def __init__(self, cases: list[Case], batch_size: int, seed: int, shape: tuple[int, int]) -> None:
+        if not cases:
+            raise ValueError("ImageSliceSampler needs at least one case")
+        stacks = []
+        for case in cases:
+            image = _pad(case.image, shape)
+            stacks.append(np.ascontiguousarray(np.moveaxis(image.astype(np.float32), -1, 0)))
+        images = np.concatenate(stacks)  # (sum Z, C, X', Y')
+        keep = images.reshape(len(images), -1).std(axis=1) > 0
+        if not keep.any():
+            raise ValueError("every slice of the cases is constant")
+        self._images = torch.from_numpy(images[keep])
+        self.batch_size = batch_size
+        self._rng = np.random.default_rng(seed)
+
+    def sample(self) -> torch.Tensor:
+        return self._images[torch.as_tensor(self._rng.integers(0, len(self._images), self.batch_size))].clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+
+
+def _check_domains(config: Config, data: DataConfig) -> None:
+    for role, domain in (("source", config.source), ("target", config.target)):
+        if data.domains and domain not in data.domains:
+            raise ValueError(f"{role} domain {domain!r} is not among data.domains {data.domains}: set "
+                             f"{role} to one of them or add it to data.domains")
+
+
+def _pad(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Zero-pad the X, Y axes (the last three are X, Y, Z) at their ends up to ``shape``."""
+    x, y = array.shape[-3:-1]
+    return np.pad(array, [(0, 0)] * (array.ndim - 3) + [(0, shape[0] - x), (0, shape[1] - y), (0, 0)])
+
+
+def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+@TRAINERS.register("glua")
+class GLUATrainer(Trainer):
+    """Stage 1 style transfer, then segmentation with D1 (masked local alignment) and D2."""
+
+    Config = Config
+
+    def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
+        super().__init__(config, data, **kwargs)
+        _check_domains(config, data)
+        if config.stage1_checkpoint is not None and not Path(config.stage1_checkpoint).expanduser().is_file():
+            raise ValueError(f"stage1_checkpoint {config.stage1_checkpoint!r} does not exist")
+        seed_everything(self.seed)
+        train, val = _cases(data.model_dump_json(), self.fold)
+        self.train_cases, self.val_cases = list(train), list(val)
+        self.source_train = [c for c in self.train_cases if c.domain == config.source]
+        self.target_train = [c for c in self.train_cases if c.domain == config.target]
+        for role, domain, cases in (("source", config.source, self.source_train),
+                                    ("target", config.target, self.target_train)):
+            if not cases:
+                raise ValueError(f"{role} domain {domain!r} has no training cases")
+        self.num_classes = data.num_classes
+        self.class_names = data.names_of_classes()
+        channels = self.train_cases[0].image.shape[0]
+        sizes = [c.label.shape[:2] for c in self.train_cases + self.val_cases]
+        self.shape = tuple(-(-max(s[i] for s in sizes) // MULTIPLE) * MULTIPLE for i in (0, 1))
+        batch = data.batch_size
+        base_seed = self.seed * 1000 + self.rank
+
+        # Stage-1 networks first, right after seeding: their initialisation never depends on stage-2 fields.
+        if config.runs_stage1:
+            g = {"width": config.g_channels, "downsample": config.g_downsample, "res_blocks": config.g_res_blocks,
+                 "mlp_hidden": config.mlp_hidden}
+            self.nets["g_enc"] = StyleEncoder(channels, 2, **g)
+            self.nets["g_dec"] = StyleDecoder(channels, 2, **g)
+            self.nets["d_img"] = ConditionalPatchDiscriminator(channels, 2, config.d_img_channels,
+                                                               config.d_img_layers)
+            self.stage1_samplers = {
+                "source": ImageSliceSampler(self.source_train, batch, base_seed + 1, self.shape),
+                "target": ImageSliceSampler(self.target_train, batch, base_seed + 2, self.shape)}
+        self.nets["s_enc"] = FeatureExtractor(channels, config.s_channels, config.s_downsample,
+                                              config.s_dilated_blocks)
+        self.nets["s_pred"] = Predictor(self.nets["s_enc"].out_channels, self.num_classes)
+        if config.d1:
+            self.nets["d1"] = PixelDiscriminator(self.nets["s_enc"].out_channels, config.d1_channels)
+        if config.d2:
+            self.nets["d2"] = OutputDiscriminator(self.num_classes, config.d2_channels)
+        for net in self.nets.values():
+            net.to(self.device)
+
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        if config.runs_stage1:
+            g_params = [*self.nets["g_enc"].parameters(), *self.nets["g_dec"].parameters()]
+            self.optimizers["g"] = torch.optim.Adam(g_params, lr=config.stage1_lr, betas=(0.5, 0.999),
+                                                    weight_decay=config.stage1_weight_decay)
+            self.optimizers["d_img"] = torch.optim.Adam(self.nets["d_img"].parameters(), lr=config.stage1_lr,
+                                                        betas=(0.5, 0.999), weight_decay=config.stage1_weight_decay)
+        s_params = [*self.nets["s_enc"].parameters(), *self.nets["s_pred"].parameters()]
+        self.optimizers["s"] = torch.optim.SGD(s_params, lr=config.seg_lr, momentum=config.seg_momentum,
+                                               weight_decay=config.seg_weight_decay)
+        for name in ("d1", "d2"):
+            if name in self.nets:
+                self.optimizers[name] = torch.optim.Adam(self.nets[name].parameters(), lr=config.disc_lr,
+                                                         betas=(0.9, 0.99))
+        self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True,
+                                  lambda_dice=config.dice_weight, lambda_ce=1 - config.dice_weight)
+        self.iterations = max(1, data.patches_per_epoch // (batch * self.world_size))
+        self.stage2_iteration = 0
+        self.epoch = 0
+        self.stage1_done = not config.runs_stage1
+        self.stage1_cached = False
+        self._stage2_samplers: dict[str, Any] | None = None
+        self._pending_sampler_state: dict[str, Any] | None = None
+        self._last_eval: list[dict[str, Any]] = []
+        if config.runs_stage1:
+            path = self.stage1_path()
+            if path.is_file():
+                self._load_stage1(path)
+
+    # --- stage-1 cache ------------------------------------------------------------------------------------
+    def stage1_key(self) -> str:
+        """Hash of everything stage 1's result depends on."""
+        fields = {name: getattr(self.config, name) for name in STAGE1_FIELDS}
+        data = self.data_config.model_dump(exclude={"cache_dir"})
+        blob = json.dumps({"fields": fields, "data": data, "seed": self.seed, "fold": self.fold,
+                           "world_size": self.world_size, "format": STAGE1_FORMAT}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def stage1_path(self) -> Path:
+        if self.config.stage1_checkpoint is not None:
+            return Path(self.config.stage1_checkpoint).expanduser()
+        return _cache_root(self.data_config) / "glua-stage1" / f"{self.stage1_key()}.pt"
+
+    def _load_stage1(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        for name in ("g_enc", "g_dec", "d_img"):
+            if name in state:
+                self.net(name).load_state_dict(state[name])
+        self.stage1_done = True
+        self.stage1_cached = True
+
+    def _save_stage1(self) -> None:
+        if self.rank != 0 or self.config.stage1_checkpoint is not None:
+            return
+        path = self.stage1_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {name: self.net(name).state_dict() for name in ("g_enc", "g_dec", "d_img")}
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        os.close(handle)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    # --- stage 1 ------------------------------------------------------------------------------------------
+    def translate(self, x: torch.Tensor, source: int, target: int, ddp: bool = False) -> torch.Tensor:
+        enc = self.nets["g_enc"] if ddp else self.net("g_enc")
+        dec = self.nets["g_dec"] if ddp else self.net("g_dec")
+        b = x.shape[0]
+        return dec(enc(x, torch.full((b,), source, device=x.device)), torch.full((b,), target, device=x.device))
+
+    def _stage1_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.config
+        enc, dec, disc = self.nets["g_enc"], self.nets["g_dec"], self.nets["d_img"]
+        for net in (enc, dec, disc):
+            net.train()
+        sums = dict.fromkeys(("loss_rec_im", "loss_cyc", "loss_rec_c", "loss_adv_img", "loss_d_img"), 0.0)
+        for _ in range(self.iterations):
+            x_s = self.stage1_samplers["source"].sample().to(self.device)
+            x_t = self.stage1_samplers["target"].sample().to(self.device)
+            d_s = torch.full((x_s.shape[0],), SOURCE, device=self.device)
+            d_t = torch.full((x_t.shape[0],), TARGET, device=self.device)
+            c_s, c_t = enc(x_s, d_s), enc(x_t, d_t)
+            rec_im = F.l1_loss(dec(c_s, d_s), x_s) + F.l1_loss(dec(c_t, d_t), x_t)
+            x_st, x_ts = dec(c_s, d_t), dec(c_t, d_s)
+            c_st, c_ts = enc(x_st, d_t), enc(x_ts, d_s)
+            rec_c = F.l1_loss(c_st, c_s) + F.l1_loss(c_ts, c_t)
+            cyc = F.l1_loss(dec(c_st, d_s), x_s) + F.l1_loss(dec(c_ts, d_t), x_t)
+            disc.requires_grad_(False)
+            adv = _bce(disc(x_st, d_t), 1.0) + _bce(disc(x_ts, d_s), 1.0)
+            disc.requires_grad_(True)
+            loss = cfg.lambda_rec_im * rec_im + cfg.lambda_cyc * cyc + cfg.lambda_rec_c * rec_c + cfg.lambda_adv * adv
+            self._check(loss, "stage-1 generator", epoch)
+            self.optimizers["g"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizers["g"].step()
+            loss_d = (_bce(disc(x_s, d_s), 1.0) + _bce(disc(x_t, d_t), 1.0)
+                      + _bce(disc(x_st.detach(), d_t), 0.0) + _bce(disc(x_ts.detach(), d_s), 0.0)) / 2
+            self._check(loss_d, "stage-1 discriminator", epoch)
+            self.optimizers["d_img"].zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.optimizers["d_img"].step()
+            for key, value in (("loss_rec_im", rec_im), ("loss_cyc", cyc), ("loss_rec_c", rec_c),
+                               ("loss_adv_img", adv), ("loss_d_img", loss_d)):
+                sums[key] += float(value.detach())
+        return {f"train/{k}": v / self.iterations for k, v in sums.items()}
+
+    # --- stage 2 ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _translate_case(self, case: Case) -> Case:
+        """The case with its image in target style (labels and geometry unchanged)."""
+        for name in ("g_enc", "g_dec"):
+            self.net(name).eval()
+        slices = volume_slices(case, 0, MULTIPLE).to(self.device)
+        out = torch.cat([self.translate(slices[i:i + 16], SOURCE, TARGET) for i in range(0, len(slices), 16)])
+        sx, sy = case.label.shape[:2]
+        image = out[:, :, :sx, :sy].permute(1, 2, 3, 0).cpu().numpy().astype(np.float32)  # (C, X, Y, Z)
+        return dataclasses.replace(case, image=image)
+
+    def _stage2_sampler(self) -> dict[str, Any]:
+        """Samplers of stage 2, built on first use (after stage 1, or again after a checkpoint restore)."""
+        if self._stage2_samplers is None:
+            cfg, batch, seed = self.config, self.data_config.batch_size, self.seed * 1000 + self.rank
+            if cfg.mode == "supervised_target":
+                labelled = self.target_train
+            elif cfg.runs_stage1:
+                labelled = [self._translate_case(c) for c in self.source_train]
+            else:
+                labelled = self.source_train
+            # Pad to the common shape so source and target batches match (SliceSampler pads to its largest).
+            labelled = [dataclasses.replace(c, image=_pad(c.image, self.shape), label=_pad(c.label, self.shape))
+                        for c in labelled]
+            samplers: dict[str, Any] = {"labelled": SliceSampler(labelled, [labelled[0].domain], batch,
+                                                                 seed=seed + 3, multiple=MULTIPLE)}
+            if cfg.d1 or cfg.d2:
+                samplers["target"] = ImageSliceSampler(self.target_train, batch, seed + 4, self.shape)
+            if self._pending_sampler_state is not None:
+                for name, state in self._pending_sampler_state.items():
+                    samplers[name].load_state_dict(state)
+                self._pending_sampler_state = None
+            self._stage2_samplers = samplers
+        return self._stage2_samplers
+
+    def segment(self, x: torch.Tensor, target: bool, ddp: bool = True) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                 torch.Tensor | None]:
+        """(logits, features, mask or None); target features are re-weighted by (1 + mask) when D1 is used."""
+        get = (lambda n: self.nets[n]) if ddp else self.net
+        features = get("s_enc")(x)
+        mask = None
+        if target and self.config.d1:
+            with torch.no_grad():
+                mask = local_feature_mask(self.net("d1")(features.detach()), self.config.mask)
+            logits = get("s_pred")(features * (1 + mask), x.shape[-2:])
+        else:
+            logits = get("s_pred")(features, x.shape[-2:])
+        return logits, features, mask
+
+    def _stage2_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.config
+        samplers = self._stage2_sampler()
+        for name in ("s_enc", "s_pred", "d1", "d2"):
+            if name in self.nets:
+                self.nets[name].train()
+        total = (cfg.epochs - cfg.stage1_epochs) * self.iterations
+        sums: dict[str, float] = dict.fromkeys(("loss_seg", "loss_adv_d1", "loss_adv_d2", "loss_d1", "loss_d2",
+                                                "mask_mean"), 0.0)
+        discs = [self.nets[n] for n in ("d1", "d2") if n in self.nets]
+        for _ in range(self.iterations):
+            lr = cfg.seg_lr * (1 - min(self.stage2_iteration, total - 1) / total) ** cfg.poly_power
+            for group in self.optimizers["s"].param_groups:
+                group["lr"] = lr
+            self.stage2_iteration += 1
+            x_s, y_s, _ = samplers["labelled"].sample()
+            x_s, y_s = x_s.to(self.device), y_s.to(self.device)
+            logits_s, f_s, _ = self.segment(x_s, target=cfg.mode == "supervised_target")
+            loss_seg = self.loss_fn(logits_s, y_s.unsqueeze(1))
+            loss = loss_seg
+            adaptive = "target" in samplers
+            if adaptive:
+                x_t = samplers["target"].sample().to(self.device)
+                logits_t, f_t, mask = self.segment(x_t, target=True)
+                for d in discs:
+                    d.requires_grad_(False)
+                if cfg.d1:
+                    adv1 = _bce(self.nets["d1"](f_t), 1.0)
+                    loss = loss + cfg.lambda_d1 * adv1
+                    sums["loss_adv_d1"] += float(adv1.detach())
+                    sums["mask_mean"] += float(mask.mean())
+                if cfg.d2:
+                    adv2 = _bce(self.nets["d2"](logits_t.softmax(1)), 1.0)
+                    loss = loss + cfg.lambda_d2 * adv2
+                    sums["loss_adv_d2"] += float(adv2.detach())
+                for d in discs:
+                    d.requires_grad_(True)
+            self._check(loss, "segmentation", epoch)
+            self.optimizers["s"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizers["s"].step()
+            sums["loss_seg"] += float(loss_seg.detach())
+            if adaptive:
+                pairs = {"d1": (f_s, f_t), "d2": (logits_s.softmax(1), logits_t.softmax(1))}
+                for name in ("d1", "d2"):
+                    if name not in self.nets:
+                        continue
+                    src, tgt = (t.detach() for t in pairs[name])
+                    loss_d = (_bce(self.nets[name](src), 1.0) + _bce(self.nets[name](tgt), 0.0)) / 2
+                    self._check(loss_d, name, epoch)
+                    self.optimizers[name].zero_grad(set_to_none=True)
+                    loss_d.backward()
+                    self.optimizers[name].step()
+                    sums[f"loss_{name}"] += float(loss_d.detach())
+        keep = ["loss_seg"]
+        if cfg.d1:
+            keep += ["loss_adv_d1", "loss_d1", "mask_mean"]
+        if cfg.d2:
+            keep += ["loss_adv_d2", "loss_d2"]
+        metrics = {f"train/{k}": sums[k] / self.iterations for k in keep}
+        metrics["train/lr"] = self.optimizers["s"].param_groups[0]["lr"]
+        return metrics
+
+    @staticmethod
+    def _check(loss: torch.Tensor, what: str, epoch: int) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{what} loss became {loss.item()} at epoch {epoch + 1}")
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.config
+        metrics: dict[str, float] = {"train/iterations": float(self.iterations)}
+        if epoch < cfg.stage1_epochs:
+            metrics["train/stage"] = 1.0
+            if cfg.runs_stage1:
+                metrics["train/stage1_cached"] = float(self.stage1_cached)
+                if not self.stage1_done:
+                    metrics.update(self._stage1_epoch(epoch))
+                    if epoch + 1 == cfg.stage1_epochs:
+                        self.stage1_done = True
+                        self._save_stage1()
+        else:
+            metrics["train/stage"] = 2.0
+            if cfg.runs_stage1:
+                metrics["train/stage1_cached"] = float(self.stage1_cached)
+            metrics.update(self._stage2_epoch(epoch))
+        self.epoch = epoch + 1
+        return metrics
+
+    # --- evaluation ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _predict_volume(self, case: Case) -> torch.Tensor:
+        slices = volume_slices(case, 0, MULTIPLE).to(self.device)
+        target = case.domain == self.config.target
+        preds = [self.segment(slices[i:i + 16], target=target, ddp=False)[0].argmax(1)
+                 for i in range(0, len(slices), 16)]
+        sx, sy = case.label.shape[:2]
+        return torch.cat(preds)[:, :sx, :sy].permute(1, 2, 0)  # (X, Y, Z)
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        if split != "val":
+            raise ValueError(f"glua evaluates the 'val' split, not {split!r}")
+        cfg = self.config
+        for net in self.nets.values():
+            net.eval()
+        domains = (cfg.target, cfg.source)
+        rows: dict[str, dict[str, list]] = {d: {"dice": [], "asd": []} for d in domains}
+        self._last_eval = []
+        for case in self.val_cases:
+            if case.domain not in rows:
+                continue
+            pred = self._predict_volume(case)
+            label = torch.from_numpy(case.label).to(self.device).unsqueeze(0)
+            spacing = np.abs(np.diag(case.affine)[:3]).tolist()
+            rows[case.domain]["dice"].append(dice_per_class(pred.unsqueeze(0), label, self.num_classes)[0])
+            with warnings.catch_warnings():  # MONAI warns per class a prediction misses; NaN is right
+                warnings.simplefilter("ignore")
+                rows[case.domain]["asd"].append(asd_per_class(pred.unsqueeze(0), label, self.num_classes,
+                                                              spacing)[0])
+            self._last_eval.append({"case": case, "pred": pred.cpu().numpy()})
+        metrics: dict[str, float] = {}
+        for domain, row in rows.items():
+            if not row["dice"]:
+                continue
+            per_class = torch.nanmean(torch.stack(row["dice"]), dim=0)
+            for index, name in enumerate(self.class_names[1:]):
+                metrics[f"val/dice/{domain}/{name}"] = float(per_class[index])
+            metrics[f"val/dice/{domain}"] = _nanmean(per_class.tolist())
+            metrics[f"val/asd/{domain}"] = _nanmean(torch.stack(row["asd"]).float().flatten().tolist())
+        metrics["val/dice"] = metrics.get(f"val/dice/{cfg.target}", float("nan"))
+        metrics["val/asd"] = metrics.get(f"val/asd/{cfg.target}", float("nan"))
+        if cfg.runs_stage1:
+            metrics.update(self._style_metrics())
+        return metrics
+
+    def _style_metrics(self) -> dict[str, float]:
+        cfg = self.config
+        source = [c for c in self.val_cases if c.domain == cfg.source]
+        target = [c for c in self.val_cases if c.domain == cfg.target]
+        if not source or not target:
+            return {}
+        translated = np.concatenate([self._translate_case(c).image[:, c.label > 0].ravel() for c in source])
+        raw = np.concatenate([c.image[:, c.label > 0].ravel() for c in source])
+        tgt = np.concatenate([c.image[:, c.label > 0].ravel() for c in target])
+        return {"val/style_jsd": histogram_jsd([translated, tgt]), "val/style_jsd_identity": histogram_jsd([raw, tgt])}
+
+    def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:
+        """Per domain, the middle slice of its first validation case: input | translated | segmentation | truth."""
+        from platform.images import save_grid
+
+        rows, seen = [], set()
+        for item in self._last_eval:
+            case = item["case"]
+            if case.domain in seen:
+                continue
+            seen.add(case.domain)
+            second = (self._translate_case(case).image[0]
+                      if self.config.runs_stage1 and case.domain == self.config.source else case.image[0])
+            path = out_dir / f"{case.domain}_{case.subject}.png"
+            save_grid(path, case.image[0], second, item["pred"], case.label, self.num_classes)
+            rows.append({"path": str(path), "kind": "input|translated|segmentation", "domain": case.domain})
+        return rows
+
+    # --- state --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        samplers = {}
+        if self._stage2_samplers is not None:
+            samplers = {n: s.state_dict() for n, s in self._stage2_samplers.items()}
+        elif self._pending_sampler_state is not None:
+            samplers = self._pending_sampler_state
+        stage1 = {n: s.state_dict() for n, s in getattr(self, "stage1_samplers", {}).items()}
+        return {"epoch": self.epoch, "nets": {n: self.net(n).state_dict() for n in self.nets},
+                "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+                "stage1_done": self.stage1_done, "stage1_cached": self.stage1_cached,
+                "stage2_iteration": self.stage2_iteration, "stage1_samplers": stage1,
+                "stage2_samplers": samplers, "rng": self.rng_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = state["epoch"]
+        for name, net_state in state["nets"].items():
+            self.net(name).load_state_dict(net_state)
+        for name, opt_state in state["optimizers"].items():
+            self.optimizers[name].load_state_dict(opt_state)
+        self.stage1_done, self.stage1_cached = state["stage1_done"], state["stage1_cached"]
+        self.stage2_iteration = state["stage2_iteration"]
+        for name, sampler_state in state["stage1_samplers"].items():
+            self.stage1_samplers[name].load_state_dict(sampler_state)
+        self._stage2_samplers = None  # rebuilt (re-translated) from the restored G on first use
+        self._pending_sampler_state = dict(state["stage2_samplers"]) or None
+        self.load_rng_state(state["rng"])
+
+    def ddp_kwargs(self, name: str) -> dict[str, Any]:
+        # Discriminators see two forwards before one backward; G_E runs twice per loss (content reconstruction).
+        kwargs: dict[str, Any] = {"find_unused_parameters": True}
+        if name in ("d_img", "d1", "d2", "g_enc", "g_dec", "s_enc", "s_pred"):
+            kwargs["broadcast_buffers"] = False
+        return kwargs
+
+    @classmethod
+    def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
+        assert isinstance(config, Config)
+        _check_domains(config, data)  # called when the spec is loaded: a bad domain fails before Ray starts
+        names = {"train/iterations", "train/stage", "train/stage1_cached", "train/lr", "train/loss_rec_im",
+                 "train/loss_cyc", "train/loss_rec_c", "train/loss_adv_img", "train/loss_d_img", "train/loss_seg",
+                 "train/loss_adv_d1", "train/loss_adv_d2", "train/loss_d1", "train/loss_d2", "train/mask_mean",
+                 "val/dice", "val/asd", "val/style_jsd", "val/style_jsd_identity"}
+        for domain in {config.target, config.source, *data.domains}:
+            names |= {f"val/dice/{domain}", f"val/asd/{domain}"}
+            names |= {f"val/dice/{domain}/{c}" for c in data.names_of_classes()[1:]}
+        return names
+
+    @classmethod
+    def smoke_overrides(cls) -> dict[str, Any]:
+        return {"epochs": 3, "stage1_epochs": 1, "g_channels": 4, "g_downsample": 1, "g_res_blocks": 1,
+                "mlp_hidden": 8, "d_img_channels": 4, "d_img_layers": 2, "s_channels": 4, "s_dilated_blocks": 1,
+                "d1_channels": 8, "d2_channels": 4}

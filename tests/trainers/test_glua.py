@@ -1,0 +1,143 @@
+"""GLUA training: stage-1 cache, target labels never read, ablation switches, bad inputs, state round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from platform.data.config import DataConfig
+from platform.engine import load_checkpoint, save_checkpoint
+from platform.trainers import glua
+from platform.trainers.glua import Config, GLUATrainer
+
+TINY = {"epochs": 3, "stage1_epochs": 1, "g_channels": 4, "g_downsample": 1, "g_res_blocks": 1, "mlp_hidden": 8,
+        "d_img_channels": 4, "d_img_layers": 2, "s_channels": 4, "s_dilated_blocks": 1, "d1_channels": 8,
+        "d2_channels": 4}
+
+
+@pytest.fixture(scope="module")
+def data(cache_dir: Path) -> DataConfig:
+    return DataConfig(domains=["mr", "ct"], subjects_per_domain=3, size=24, batch_size=2, patches_per_epoch=8,
+                      cache_dir=str(cache_dir))
+
+
+def make(data: DataConfig, **overrides) -> GLUATrainer:
+    torch.set_num_threads(1)
+    return GLUATrainer(Config.model_validate({**TINY, **overrides}), data, seed=0)
+
+
+def test_short_run_losses_are_finite_and_metrics_are_declared(data) -> None:
+    trainer = make(data, lambda_rec_c=1.5)  # a stage-1 config of its own: trains stage 1 here
+    history = [trainer.train_epoch(epoch) for epoch in range(3)]
+    assert history[0]["train/stage"] == 1 and history[0]["train/stage1_cached"] == 0
+    assert {"train/loss_rec_im", "train/loss_cyc", "train/loss_rec_c", "train/loss_adv_img"} <= set(history[0])
+    assert {"train/loss_seg", "train/loss_d1", "train/loss_d2"} <= set(history[-1])
+    assert all(np.isfinite(v) for h in history for v in h.values())
+    metrics = trainer.evaluate()
+    assert {"val/dice", "val/dice/ct", "val/dice/ct/wm", "val/dice/mr", "val/asd", "val/style_jsd"} <= set(metrics)
+    assert metrics["val/dice"] == metrics["val/dice/ct"]
+    names = GLUATrainer.metric_names(trainer.config, data)
+    assert set(metrics) <= names and all(set(h) <= names for h in history)
+
+
+def test_stage1_cache_is_hit_with_other_stage2_weights_and_missed_with_other_stage1_weights(data) -> None:
+    first = make(data, lambda_adv=0.7)
+    assert not first.stage1_cached
+    first.train_epoch(0)
+    assert first.stage1_path().is_file()
+    assert first.stage1_path().parent.name == "glua-stage1"
+    second = make(data, lambda_adv=0.7, lambda_d1=0.5, lambda_d2=0.2)
+    assert second.stage1_cached and second.stage1_path() == first.stage1_path()
+    assert second.train_epoch(0) == {"train/iterations": 4.0, "train/stage": 1.0, "train/stage1_cached": 1.0}
+    for name in ("g_enc", "g_dec"):
+        for a, b in zip(first.net(name).state_dict().values(), second.net(name).state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    assert second.train_epoch(1)["train/stage1_cached"] == 1.0  # stage 2 runs on the cached style transfer
+    third = make(data, lambda_adv=0.7, lambda_cyc=19.0)
+    assert not third.stage1_cached and third.stage1_path() != first.stage1_path()
+
+
+def test_target_labels_are_never_read_in_training(data, monkeypatch) -> None:
+    make(data).train_epoch(0)  # stage 1 cached for both runs below
+
+    def run() -> list[dict[str, float]]:
+        trainer = make(data)
+        return [trainer.train_epoch(epoch) for epoch in range(3)]
+
+    expected = run()
+    train, val = glua._cases(data.model_dump_json(), None)
+    rng = np.random.default_rng(1)
+    corrupted = tuple(dataclasses.replace(c, label=rng.integers(0, 4, c.label.shape)) if c.domain == "ct" else c
+                      for c in train)
+    monkeypatch.setattr(glua, "_cases", lambda data_json, fold: (corrupted, val))
+    assert run() == expected
+
+
+@pytest.mark.parametrize(("ablation", "nets", "switches"), [
+    ("source_only", {"s_enc", "s_pred"}, (False, False, False, "no_adaptation")),
+    ("st", {"g_enc", "g_dec", "d_img", "s_enc", "s_pred"}, (True, False, False, "adapt")),
+    ("d1+d2", {"s_enc", "s_pred", "d1", "d2"}, (False, True, True, "adapt")),
+    ("st+d2", {"g_enc", "g_dec", "d_img", "s_enc", "s_pred", "d2"}, (True, False, True, "adapt")),
+    ("supervised", {"s_enc", "s_pred"}, (False, False, False, "supervised_target")),
+])
+def test_ablations_expand_into_switches_and_train(data, ablation, nets, switches) -> None:
+    trainer = make(data, ablation=ablation, mask="margin")
+    cfg = trainer.config
+    assert (cfg.style_transfer, cfg.use_d1, cfg.use_d2, cfg.mode) == switches
+    assert set(trainer.networks()) == nets
+    for epoch in range(3):
+        trainer.train_epoch(epoch)
+    metrics = trainer.evaluate()
+    assert 0.0 <= metrics["val/dice"] <= 1.0
+    assert set(metrics) <= GLUATrainer.metric_names(cfg, data)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"source": "ct", "target": "ct"}, "source and target are both 'ct'"),
+    ({"lambda_d1": -0.1}, "greater than or equal to 0"),
+    ({"lambda_cyc": -1}, "greater than or equal to 0"),
+    ({"ablation": "st+d3"}, "ablation 'st\\+d3' is not one of"),
+    ({"stage1_epochs": 3}, "stage 2 needs at least one epoch"),
+])
+def test_bad_config_is_rejected(overrides, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        Config.model_validate({**TINY, **overrides})
+
+
+def test_bad_inputs_are_rejected_before_training(data, tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(ValueError, match=r"stage1_checkpoint .* does not exist"):
+        make(data, stage1_checkpoint=str(tmp_path / "missing.pt"))
+    with pytest.raises(ValueError, match=r"target domain 'adult' is not among data.domains \['mr', 'ct'\]"):
+        make(data, target="adult")
+    with pytest.raises(ValueError, match="source domain 'infant' is not among"):  # spec time, before Ray
+        GLUATrainer.metric_names(Config.model_validate({**TINY, "source": "infant"}), data)
+    train, val = glua._cases(data.model_dump_json(), None)
+    monkeypatch.setattr(glua, "_cases", lambda data_json, fold: (tuple(c for c in train if c.domain == "mr"), val))
+    with pytest.raises(ValueError, match="target domain 'ct' has no training cases"):
+        make(data)
+
+
+def test_explicit_stage1_checkpoint_is_loaded(data) -> None:
+    first = make(data)
+    first.train_epoch(0)
+    second = make(data, stage1_checkpoint=str(first.stage1_path()), lambda_cyc=5.0)
+    assert second.stage1_cached
+    assert torch.equal(next(iter(first.net("g_dec").parameters())), next(iter(second.net("g_dec").parameters())))
+
+
+def test_checkpoint_round_trip_continues_identically(data, tmp_path: Path) -> None:
+    first = make(data, epochs=4)
+    first.train_epoch(0)
+    first.train_epoch(1)
+    save_checkpoint(first, tmp_path)
+    expected = first.train_epoch(2)
+    second = make(data, epochs=4)
+    load_checkpoint(second, tmp_path)
+    assert second.epoch == 2
+    got = second.train_epoch(2)
+    assert got["train/loss_seg"] == pytest.approx(expected["train/loss_seg"], rel=1e-5)
+    assert got["train/loss_d1"] == pytest.approx(expected["train/loss_d1"], rel=1e-5)
