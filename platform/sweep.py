@@ -121,6 +121,8 @@ def _start_ray(address: str | None) -> None:
 
     if ray.is_initialized():
         return
+    # Inside `ray job submit`, RAY_ADDRESS names the cluster and the job's runtime env (working dir) applies.
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, log_to_driver=True)
         return
@@ -178,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     problem = unschedulable_reason(spec, ray.cluster_resources())
-    if problem and not args.address:
+    on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))
+    if problem and not on_cluster:
         ray.shutdown()
         return _fail(f"resources: {problem}")
     if problem:  # an autoscaling cluster may still grow to fit it

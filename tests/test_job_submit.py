@@ -1,0 +1,48 @@
+"""`ray job submit` end to end against a head started with `ray start --head` (token auth, as Ray 2.60 defaults)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from platform.results import read_table
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ray_job_submit_runs_a_sweep(tmp_path: Path) -> None:
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "SEGSWEEP_CACHE": str(tmp_path / "cache")}
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    gcs, dashboard = free_port(), free_port()
+    started = subprocess.run(
+        [ray_bin, "start", "--head", "--num-cpus", "2", "--port", str(gcs), "--dashboard-host", "127.0.0.1",
+         "--dashboard-port", str(dashboard), "--include-dashboard", "true", "--disable-usage-stats"],
+        capture_output=True, text=True, env=env, timeout=180)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+        job_env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        storage = tmp_path / "runs"
+        submitted = subprocess.run(
+            [ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", ".",
+             "--runtime-env-json", '{"excludes": ["runs/", ".git/"]}', "--",
+             "python", "-m", "platform.sweep", "search_spaces/lambda.yaml", "--smoke", "--storage", str(storage)],
+            capture_output=True, text=True, cwd=REPO_ROOT, env=job_env, timeout=600)
+        assert submitted.returncode == 0 and "succeeded" in submitted.stdout + submitted.stderr, (
+            submitted.stdout[-3000:] + submitted.stderr[-3000:])
+        trials = read_table(str(storage / "advnorm-lambda-smoke"), "trials").to_pylist()
+        assert len(trials) == 2 and {t["status"] for t in trials} == {"TERMINATED"}
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
