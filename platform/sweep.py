@@ -30,11 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
     parser.add_argument("--storage", help="results location (path or s3://, gs:// URI); overrides the spec")
     parser.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
-    return parser.parse_args(argv)
+    # Intermixed: overrides may come after options (`SPEC --storage X budget.trials=4`).
+    return parser.parse_intermixed_args(argv)
 
 
-def plan_text(spec: SweepSpec, experiment: str) -> str:
-    """The resolved plan that --dry-run prints."""
+def plan_text(spec: SweepSpec, experiment: str, available: dict[str, float] | None = None) -> str:
+    """The resolved plan that --dry-run prints; ``available`` resources name the derived concurrency."""
     from platform.space import describe_axis
     from platform.trainers import TRAINERS
 
@@ -60,8 +61,17 @@ def plan_text(spec: SweepSpec, experiment: str) -> str:
     res = spec.resources
     path = ("in-process" if res.workers_per_trial == 1
             else f"Ray Train TorchTrainer, {res.workers_per_trial} workers (DDP)")
+    if spec.budget.concurrent:
+        concurrent = str(spec.budget.concurrent)
+    elif available is not None:
+        from platform.tuning import default_concurrency
+
+        concurrent = (f"{default_concurrency(spec, available)} (as resources allow: {available.get('CPU', 0):g} CPU, "
+                      f"{available.get('GPU', 0):g} GPU)")
+    else:
+        concurrent = "as resources allow"
     lines.append(f"resources    {path}; per worker {res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU; "
-                 f"concurrent {spec.budget.concurrent or 'as resources allow'}"
+                 f"concurrent {concurrent}"
                  + (f"; time budget {spec.budget.time_budget_s}s" if spec.budget.time_budget_s else ""))
     return "\n".join(lines)
 
@@ -116,6 +126,22 @@ def _validate_data(spec: SweepSpec) -> None:
         split_cases(cases, spec.data, fold=fold)
 
 
+def _resources_for_plan(address: str | None) -> dict[str, float]:
+    """Resources a run would get: the cluster's when --address names one (joining starts nothing), else this
+    machine's CPUs and visible GPUs, which is what a local Ray would offer."""
+    if address:
+        import ray
+
+        ray.init(address=address, logging_level="ERROR")
+        try:
+            return dict(ray.cluster_resources())
+        finally:
+            ray.shutdown()
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
 def _start_ray(address: str | None) -> None:
     import ray
 
@@ -147,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     storage = resolve_storage(spec.storage)
     experiment = experiment_uri(spec.storage, spec.name)
     if args.dry_run:
-        print(plan_text(spec, experiment))
+        print(plan_text(spec, experiment, _resources_for_plan(args.address)))
         return 0
     try:
         check_writable(storage)
@@ -175,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     from platform.trainers import TRAINERS
     from platform.tuning import build_tuner, default_concurrency, restore_tuner, unschedulable_reason
 
-    print(plan_text(spec, experiment), flush=True)
     _start_ray(args.address)
     import ray
+
+    print(plan_text(spec, experiment, ray.cluster_resources()), flush=True)
 
     problem = unschedulable_reason(spec, ray.cluster_resources())
     on_cluster = bool(args.address or os.environ.get("RAY_ADDRESS"))

@@ -98,11 +98,12 @@ def unschedulable_reason(spec: SweepSpec, available: dict[str, float]) -> str | 
     return None
 
 
-def default_concurrency(spec: SweepSpec) -> int:
-    """How many trials the cluster's resources allow at once (at least 1)."""
-    available = ray.cluster_resources()
+def default_concurrency(spec: SweepSpec, available: dict[str, float] | None = None) -> int:
+    """How many trials ``available`` resources (default: the connected cluster's) allow at once (at least 1)."""
+    available = ray.cluster_resources() if available is None else available
     res = spec.resources
-    limits = [math.floor(available.get("CPU", 1) / (res.cpus_per_worker * res.workers_per_trial) + 1e-9)]
+    per_trial_cpus = res.cpus_per_worker * res.workers_per_trial + (0.01 if res.workers_per_trial > 1 else 0.0)
+    limits = [math.floor(available.get("CPU", 1) / per_trial_cpus + 1e-9)]
     if res.gpus_per_worker:
         limits.append(math.floor(available.get("GPU", 0) / (res.gpus_per_worker * res.workers_per_trial) + 1e-9))
     return max(1, min(limits))

@@ -158,3 +158,9 @@ def test_cli_manifest_error_names_row_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert "row 1" in result.stderr and "missing.nii.gz" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "runs" / "t").exists()
+
+
+def test_cli_overrides_may_follow_options(tmp_path: Path) -> None:
+    result = run_cli(str(write(tmp_path, GOOD)), "--dry-run", "budget.trials=3", "--storage", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "3 configs x 2 repeats = 6" in result.stdout

@@ -151,10 +151,11 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path: Path, cache_dir: P
 
 
 def test_logical_gpus_schedule_fractional_trials_concurrently(tmp_path: Path, cache_dir: Path) -> None:
-    """A local Ray with 4 logical GPUs: gpus_per_worker 0.5 lets the 4 trials run at once (CPU fallback)."""
-    spec = write_spec(tmp_path, fixed={"discriminator": "none", "epochs": 2},
-                      search={"lambda": {"grid": [0.1, 0.2, 0.3, 0.4]}}, searcher={"sampler": "grid"},
-                      resources={"workers_per_trial": 1, "cpus_per_worker": 0.5, "gpus_per_worker": 0.5})
+    """A local Ray with 4 logical GPUs: 0.5 GPU per trial runs all 8 trials at once (CPU fallback in each)."""
+    spec = write_spec(tmp_path, fixed={"discriminator": "none", "generator": "none", "epochs": 2},
+                      search={"lambda": {"grid": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}},
+                      searcher={"sampler": "grid"},
+                      resources={"workers_per_trial": 1, "cpus_per_worker": 0.25, "gpus_per_worker": 0.5})
     code = (
         "import sys, ray\n"
         f"ray.init(num_cpus=2, num_gpus=4, include_dashboard=False, runtime_env={{'env_vars': "
@@ -165,10 +166,10 @@ def test_logical_gpus_schedule_fractional_trials_concurrently(tmp_path: Path, ca
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
                             env=env(cache_dir), timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    assert "concurrent as resources allow" in result.stdout
+    assert "concurrent 8 (as resources allow: 2 CPU, 4 GPU)" in result.stdout
     trials = read_table(str(tmp_path / "runs" / "e2e"), "trials").to_pylist()
-    assert len(trials) == 4 and {t["status"] for t in trials} == {"TERMINATED"}
-    # 4 logical GPUs / 0.5 per trial allow all four at once: every trial started before the first ended.
+    assert len(trials) == 8 and {t["status"] for t in trials} == {"TERMINATED"}
+    # All eight ran at once: every trial started before the first one ended.
     assert max(t["started_at"] for t in trials) < min(t["ended_at"] for t in trials)
 
 

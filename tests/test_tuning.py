@@ -25,6 +25,8 @@ def spec_of(**fields) -> SweepSpec:
     ({"cpus_per_worker": 1, "gpus_per_worker": 0.25}, {"CPU": 16, "GPU": 2}, {"CPU": 1, "GPU": 0.25}, 8),
     ({"cpus_per_worker": 2, "gpus_per_worker": 1}, {"CPU": 16, "GPU": 8}, {"CPU": 2, "GPU": 1}, 8),
     ({"workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 1}, {"CPU": 32, "GPU": 8}, {"CPU": 0.01}, 4),
+    ({"workers_per_trial": 2, "cpus_per_worker": 1, "gpus_per_worker": 1}, {"CPU": 8, "GPU": 2}, {"CPU": 0.01}, 1),
+    ({"cpus_per_worker": 0.25, "gpus_per_worker": 0.5}, {"CPU": 2, "GPU": 4}, {"CPU": 0.25, "GPU": 0.5}, 8),
     ({"cpus_per_worker": 4}, {"CPU": 2}, {"CPU": 4}, 1),
 ])
 def test_resources_and_default_concurrency(monkeypatch, resources, cluster, expected_trial,
