@@ -78,6 +78,12 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
+def nanmean(values: Sequence[float]) -> float:
+    """Mean of the finite values (NaN marks a metric undefined for a case, e.g. an absent class); NaN if none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def classification_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of correct argmax predictions. logits (N, K), labels (N,)."""
     return float((logits.argmax(dim=1) == labels).float().mean()) if labels.numel() else float("nan")

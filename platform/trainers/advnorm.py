@@ -14,7 +14,6 @@ effect), ``generator: none`` segments standardized input (no learned normalizati
 
 from __future__ import annotations
 
-import functools
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,6 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, load_cases, split_cases
 from platform.data.patches import PatchSampler, standardize
 from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
 from platform.metrics import (
@@ -35,6 +33,7 @@ from platform.metrics import (
     hd95_per_class,
     histogram_jsd,
     intensity_position_correlation,
+    nanmean,
 )
 from platform.nets.discriminators import DCGANDiscriminator3D, resnet_discriminator
 from platform.nets.unet3d import UNet3D
@@ -84,12 +83,6 @@ class Config(TrainerConfig):
 PAPER_CLASS_WEIGHTS = {4: [0.22, 0.28, 0.20, 0.30]}
 
 
-@functools.lru_cache(maxsize=8)
-def _cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
-    """Loaded and split cases, cached per process so reused Tune actors skip the NIfTI reads."""
-    data = DataConfig.model_validate_json(data_json)
-    train, val = split_cases(load_cases(data), data, fold=fold)
-    return tuple(train), tuple(val)
 
 
 def _bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
@@ -102,10 +95,6 @@ def _bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
     return (ramp.view(1, 1, 1, height, 1) * alpha.view(-1, 1, 1, 1, 1) + (1 - alpha).view(-1, 1, 1, 1, 1))
 
 
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.mean(finite)) if finite else float("nan")
-
 
 @TRAINERS.register("advnorm")
 class AdvNormTrainer(Trainer):
@@ -116,8 +105,7 @@ class AdvNormTrainer(Trainer):
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
         seed_everything(self.seed)
-        train, val = _cases(data.model_dump_json(), self.fold)
-        self.train_cases, self.val_cases = list(train), list(val)
+        self.train_cases, self.val_cases = self.load_split()
         self.domains = list(data.domains) or sorted({c.domain for c in self.train_cases})
         self.class_names = data.names_of_classes()
         self.num_classes = data.num_classes
@@ -326,10 +314,10 @@ class AdvNormTrainer(Trainer):
             domain_means.append(metrics[f"val/dice/{domain}"])
             hd = torch.stack(hd_domain[domain]).float()
             hd = torch.where(torch.isfinite(hd), hd, torch.nan)
-            metrics[f"val/hd95/{domain}"] = _nanmean(hd.flatten().tolist())
-        metrics["val/dice"] = _nanmean(domain_means)
+            metrics[f"val/hd95/{domain}"] = nanmean(hd.flatten().tolist())
+        metrics["val/dice"] = nanmean(domain_means)
         # NaN when a class is missing from every prediction (an untrained segmenter), not a warning.
-        metrics["val/hd95"] = _nanmean([metrics[f"val/hd95/{d}"] for d in self.domains])
+        metrics["val/hd95"] = nanmean([metrics[f"val/hd95/{d}"] for d in self.domains])
         metrics["val/jsd_input"] = histogram_jsd([np.concatenate(inputs[d]) for d in self.domains if inputs[d]])
         metrics["val/jsd_norm"] = histogram_jsd([np.concatenate(outputs[d]) for d in self.domains if outputs[d]])
         metrics["val/bias_corr_input"] = float(np.mean(np.abs(corr_in)))

@@ -6,6 +6,7 @@ The engine owns the loop, reporting and checkpoints; the distributed layer wraps
 
 from __future__ import annotations
 
+import functools
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from platform.data.config import DataConfig
+from platform.data.manifest import Case, load_cases, split_cases
 from platform.registry import Registry
 
 
@@ -37,6 +39,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
+    """(train, val) cases of a data config, loaded (and aligned) once per process: reused Tune actors and
+    the trials of one sweep skip the NIfTI reads."""
+    data = DataConfig.model_validate_json(data_json)
+    train, val = split_cases(load_cases(data), data, fold=fold)
+    return tuple(train), tuple(val)
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -59,6 +70,11 @@ class Trainer(ABC):
         self.rank = rank
         self.world_size = world_size
         self.nets: dict[str, nn.Module] = {}
+
+    def load_split(self) -> tuple[list[Case], list[Case]]:
+        """This trial's (train, val) cases (its fold), from the per-process cache."""
+        train, val = cached_cases(self.data_config.model_dump_json(), self.fold)
+        return list(train), list(val)
 
     # --- networks -------------------------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:

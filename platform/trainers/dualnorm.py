@@ -20,7 +20,6 @@ Baselines are switches: ``dnrb_blocks: []`` with ``norm: batch | instance | grou
 
 from __future__ import annotations
 
-import functools
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -31,9 +30,9 @@ from monai.losses import DiceCELoss
 from pydantic import Field, field_validator
 
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, load_cases, split_cases
+from platform.data.manifest import Case
 from platform.data.slices import SliceSampler, volume_slices
-from platform.metrics import asd_per_class, dice_per_class, hd95_per_class
+from platform.metrics import asd_per_class, dice_per_class, hd95_per_class, nanmean
 from platform.nets.resunet2d import BLOCKS, ResUNet2D
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig, seed_everything
 
@@ -73,17 +72,7 @@ class Config(TrainerConfig):
         return sorted(blocks)
 
 
-@functools.lru_cache(maxsize=8)
-def _cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
-    """Loaded, aligned and split cases, cached per process (reused Tune actors skip the reads)."""
-    data = DataConfig.model_validate_json(data_json)
-    train, val = split_cases(load_cases(data), data, fold=fold)
-    return tuple(train), tuple(val)
 
-
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
 
 
 @TRAINERS.register("dualnorm")
@@ -95,8 +84,7 @@ class DualNormTrainer(Trainer):
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
         seed_everything(self.seed)
-        train, val = _cases(data.model_dump_json(), self.fold)
-        self.train_cases, self.val_cases = list(train), list(val)
+        self.train_cases, self.val_cases = self.load_split()
         self.domains = list(data.domains) or sorted({c.domain for c in self.train_cases})
         if config.norm == "dsbn":
             unseen = sorted({c.domain for c in self.val_cases} - {c.domain for c in self.train_cases})
@@ -236,16 +224,16 @@ class DualNormTrainer(Trainer):
             for index, name in enumerate(self.class_names[1:]):
                 metrics[f"val/dice/{domain}/{name}"] = float(per_class[index])
             values = {
-                "dice": _nanmean(per_class.tolist()),
-                "dice_first_forward": _nanmean(torch.nanmean(torch.stack(row["first"]), dim=0).tolist()),
-                "asd": _nanmean(torch.stack(row["asd"]).float().flatten().tolist()),
-                "hd95": _nanmean(torch.stack(row["hd95"]).float().flatten().tolist()),
+                "dice": nanmean(per_class.tolist()),
+                "dice_first_forward": nanmean(torch.nanmean(torch.stack(row["first"]), dim=0).tolist()),
+                "asd": nanmean(torch.stack(row["asd"]).float().flatten().tolist()),
+                "hd95": nanmean(torch.stack(row["hd95"]).float().flatten().tolist()),
             }
             for name, value in values.items():
                 metrics[f"val/{name}/{domain}"] = value
                 means[name].append(value)
         for name, values in means.items():
-            metrics[f"val/{name}"] = _nanmean(values)
+            metrics[f"val/{name}"] = nanmean(values)
         return metrics
 
     def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:

@@ -39,7 +39,6 @@ target foreground intensities of the validation volumes (``val/style_jsd_identit
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -55,9 +54,9 @@ from monai.losses import DiceCELoss
 from pydantic import Field, model_validator
 
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, load_cases, split_cases
+from platform.data.manifest import Case
 from platform.data.slices import SliceSampler, volume_slices
-from platform.metrics import asd_per_class, dice_per_class, histogram_jsd
+from platform.metrics import asd_per_class, dice_per_class, histogram_jsd, nanmean
 from platform.nets.deeplab2d import (
     FeatureExtractor,
     OutputDiscriminator,
@@ -155,17 +154,7 @@ class Config(TrainerConfig):
         return self.use_d2 and self.mode == "adapt"
 
 
-@functools.lru_cache(maxsize=8)
-def _cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
-    """Loaded, aligned and split cases, cached per process (reused Tune actors skip the reads)."""
-    data = DataConfig.model_validate_json(data_json)
-    train, val = split_cases(load_cases(data), data, fold=fold)
-    return tuple(train), tuple(val)
 
-
-def _nanmean(values: list[float]) -> float:
-    finite = [v for v in values if np.isfinite(v)]
-    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _cache_root(data: DataConfig) -> Path:
@@ -234,8 +223,7 @@ class GLUATrainer(Trainer):
         if config.stage1_checkpoint is not None and not Path(config.stage1_checkpoint).expanduser().is_file():
             raise ValueError(f"stage1_checkpoint {config.stage1_checkpoint!r} does not exist")
         seed_everything(self.seed)
-        train, val = _cases(data.model_dump_json(), self.fold)
-        self.train_cases, self.val_cases = list(train), list(val)
+        self.train_cases, self.val_cases = self.load_split()
         self.source_train = [c for c in self.train_cases if c.domain == config.source]
         self.target_train = [c for c in self.train_cases if c.domain == config.target]
         for role, domain, cases in (("source", config.source, self.source_train),
@@ -556,8 +544,8 @@ class GLUATrainer(Trainer):
             per_class = torch.nanmean(torch.stack(row["dice"]), dim=0)
             for index, name in enumerate(self.class_names[1:]):
                 metrics[f"val/dice/{domain}/{name}"] = float(per_class[index])
-            metrics[f"val/dice/{domain}"] = _nanmean(per_class.tolist())
-            metrics[f"val/asd/{domain}"] = _nanmean(torch.stack(row["asd"]).float().flatten().tolist())
+            metrics[f"val/dice/{domain}"] = nanmean(per_class.tolist())
+            metrics[f"val/asd/{domain}"] = nanmean(torch.stack(row["asd"]).float().flatten().tolist())
         metrics["val/dice"] = metrics.get(f"val/dice/{cfg.target}", float("nan"))
         metrics["val/asd"] = metrics.get(f"val/asd/{cfg.target}", float("nan"))
         if cfg.runs_stage1:

@@ -10,7 +10,7 @@ import torch
 from platform.data.config import DataConfig
 from platform.data.manifest import load_cases, split_cases
 from platform.engine import load_checkpoint, save_checkpoint
-from platform.trainers import dualnorm
+from platform.trainers import base
 from platform.trainers.dualnorm import Config, DualNormTrainer
 
 TINY = {"epochs": 3, "pretrain_epochs": 1, "base_channels": 4, "dnrb_blocks": [1, 2]}
@@ -93,7 +93,7 @@ def test_context_larger_than_the_volume_is_an_error(tiny_data) -> None:
 def test_dsbn_with_an_unseen_domain_is_an_error(tiny_data, monkeypatch) -> None:
     train, val = split_cases(load_cases(tiny_data), tiny_data)
     adult_only = tuple(c for c in train if c.domain == "adult")
-    monkeypatch.setattr(dualnorm, "_cases", lambda data_json, fold: (adult_only, tuple(val)))
+    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (adult_only, tuple(val)))
     with pytest.raises(ValueError, match=r"dsbn has no BatchNorm for domain\(s\) \['infant'\]"):
         make(tiny_data, norm="dsbn", dnrb_blocks=[])
     make(tiny_data, norm="batch", dnrb_blocks=[])  # other norms evaluate unseen domains

@@ -11,7 +11,7 @@ import torch
 
 from platform.data.config import DataConfig
 from platform.engine import load_checkpoint, save_checkpoint
-from platform.trainers import glua
+from platform.trainers import base
 from platform.trainers.glua import Config, GLUATrainer
 
 TINY = {"epochs": 3, "stage1_epochs": 1, "g_channels": 4, "g_downsample": 1, "g_res_blocks": 1, "mlp_hidden": 8,
@@ -69,11 +69,11 @@ def test_target_labels_are_never_read_in_training(data, monkeypatch) -> None:
         return [trainer.train_epoch(epoch) for epoch in range(3)]
 
     expected = run()
-    train, val = glua._cases(data.model_dump_json(), None)
+    train, val = base.cached_cases(data.model_dump_json(), None)
     rng = np.random.default_rng(1)
     corrupted = tuple(dataclasses.replace(c, label=rng.integers(0, 4, c.label.shape)) if c.domain == "ct" else c
                       for c in train)
-    monkeypatch.setattr(glua, "_cases", lambda data_json, fold: (corrupted, val))
+    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (corrupted, val))
     assert run() == expected
 
 
@@ -115,8 +115,9 @@ def test_bad_inputs_are_rejected_before_training(data, tmp_path: Path, monkeypat
         make(data, target="adult")
     with pytest.raises(ValueError, match="source domain 'infant' is not among"):  # spec time, before Ray
         GLUATrainer.metric_names(Config.model_validate({**TINY, "source": "infant"}), data)
-    train, val = glua._cases(data.model_dump_json(), None)
-    monkeypatch.setattr(glua, "_cases", lambda data_json, fold: (tuple(c for c in train if c.domain == "mr"), val))
+    train, val = base.cached_cases(data.model_dump_json(), None)
+    source_only = tuple(c for c in train if c.domain == "mr")
+    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (source_only, val))
     with pytest.raises(ValueError, match="target domain 'ct' has no training cases"):
         make(data)
 
