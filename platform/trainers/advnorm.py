@@ -356,12 +356,8 @@ class AdvNormTrainer(Trainer):
         from platform.images import save_grid
 
         rows = []
-        seen = set()
-        for item in self._last_eval:
+        for item in self.first_per_domain(self._last_eval):
             case = item["case"]
-            if case.domain in seen:
-                continue
-            seen.add(case.domain)
             path = out_dir / f"{case.domain}_{case.subject}.png"
             save_grid(path, case.image[0], item["normalized"], item["pred"], case.label, self.num_classes)
             rows.append({"path": str(path), "kind": "input|normalized|segmentation", "domain": case.domain})

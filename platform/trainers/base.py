@@ -76,6 +76,14 @@ class Trainer(ABC):
         train, val = cached_cases(self.data_config.model_dump_json(), self.fold)
         return list(train), list(val)
 
+    @staticmethod
+    def first_per_domain(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The first evaluated item (``item["case"]``) of each domain, for one picture per domain."""
+        firsts: dict[str, dict[str, Any]] = {}
+        for item in items:
+            firsts.setdefault(item["case"].domain, item)
+        return list(firsts.values())
+
     # --- networks -------------------------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
         """Every network by name (possibly DDP-wrapped)."""

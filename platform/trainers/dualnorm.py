@@ -240,12 +240,9 @@ class DualNormTrainer(Trainer):
         """Per domain, the middle slice of its first validation case: input | BN-path | SPADE-path | truth."""
         from platform.images import save_grid
 
-        rows, seen = [], set()
-        for item in self._last_eval:
+        rows = []
+        for item in self.first_per_domain(self._last_eval):
             case = item["case"]
-            if case.domain in seen:
-                continue
-            seen.add(case.domain)
             path = out_dir / f"{case.domain}_{case.subject}.png"
             first = item["first"].astype(np.float32) / max(1, self.num_classes - 1)
             save_grid(path, case.image[0], first, item["pred"], case.label, self.num_classes)

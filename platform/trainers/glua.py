@@ -567,12 +567,9 @@ class GLUATrainer(Trainer):
         """Per domain, the middle slice of its first validation case: input | translated | segmentation | truth."""
         from platform.images import save_grid
 
-        rows, seen = [], set()
-        for item in self._last_eval:
+        rows = []
+        for item in self.first_per_domain(self._last_eval):
             case = item["case"]
-            if case.domain in seen:
-                continue
-            seen.add(case.domain)
             second = (self._translate_case(case).image[0]
                       if self.config.runs_stage1 and case.domain == self.config.source else case.image[0])
             path = out_dir / f"{case.domain}_{case.subject}.png"
