@@ -106,7 +106,7 @@ class AdvNormTrainer(Trainer):
         super().__init__(config, data, **kwargs)
         seed_everything(self.seed)
         self.train_cases, self.val_cases = self.load_split()
-        self.domains = list(data.domains) or sorted({c.domain for c in self.train_cases})
+        self.domains = self.domain_order(self.train_cases)
         self.class_names = data.names_of_classes()
         self.num_classes = data.num_classes
         channels = self.train_cases[0].image.shape[0]

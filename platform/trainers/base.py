@@ -76,6 +76,10 @@ class Trainer(ABC):
         train, val = cached_cases(self.data_config.model_dump_json(), self.fold)
         return list(train), list(val)
 
+    def domain_order(self, cases: list[Case]) -> list[str]:
+        """Domains in index order: the spec's ``data.domains``, else those of ``cases`` sorted."""
+        return list(self.data_config.domains) or sorted({c.domain for c in cases})
+
     @staticmethod
     def first_per_domain(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The first evaluated item (``item["case"]``) of each domain, for one picture per domain."""

@@ -85,7 +85,7 @@ class DualNormTrainer(Trainer):
         super().__init__(config, data, **kwargs)
         seed_everything(self.seed)
         self.train_cases, self.val_cases = self.load_split()
-        self.domains = list(data.domains) or sorted({c.domain for c in self.train_cases})
+        self.domains = self.domain_order(self.train_cases)
         if config.norm == "dsbn":
             unseen = sorted({c.domain for c in self.val_cases} - {c.domain for c in self.train_cases})
             if unseen:
