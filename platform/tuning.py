@@ -25,8 +25,6 @@ from platform.space import decode_config, define_by_run, encode_points, make_sam
 from platform.spec import SweepSpec
 from platform.trial import resolve, run_trial
 
-FLUSH_SECONDS = 2.0
-
 
 class RepeatSearcher(Repeater):
     """``Repeater`` that also averages multi-objective results (a list of metrics) over repeats."""
@@ -120,8 +118,6 @@ class ResultsCallback(tune.Callback):
         self.spec = spec
         self.experiment = experiment
         self.store = ResultsStore(experiment)
-        self._epochs: list[dict[str, Any]] = []
-        self._last_flush = time.monotonic()
         self._started: dict[str, float] = {}
 
     def _trial_base(self, trial: Any) -> dict[str, Any]:
@@ -150,18 +146,13 @@ class ResultsCallback(tune.Callback):
         metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _number(v)}
         row = {"trial_id": trial.trial_id, "epoch": int(result.get("epoch", result.get("training_iteration", 0))),
                "time_total_s": float(result.get("time_total_s", 0.0)), **metrics}
-        self._epochs.append(row)
+        # Written at once, not buffered: Tune may record this epoch's checkpoint before a crash, and a resumed
+        # trial then starts after it, so a row held in memory would be lost for good.
+        self.store.append("epochs", [row])
         artifacts = result.get("artifacts")
         if isinstance(artifacts, str) and artifacts:
             rows = [{"trial_id": trial.trial_id, **item} for item in json.loads(artifacts)]
             self.store.append("artifacts", rows)
-        if time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        self.store.append("epochs", self._epochs)
-        self._epochs = []
-        self._last_flush = time.monotonic()
 
     def _summary(self, trial: Any) -> dict[str, Any]:
         """Best/last metrics and time in epochs, from the epochs table (complete even after --resume)."""
@@ -182,7 +173,6 @@ class ResultsCallback(tune.Callback):
         return row
 
     def _finish(self, trial: Any, status: str, error: str | None) -> None:
-        self.flush()
         ended = time.time()
         started = self._started.get(trial.trial_id, ended)
         summary = self._summary(trial)
@@ -199,7 +189,6 @@ class ResultsCallback(tune.Callback):
         self._finish(trial, "ERROR", error_text(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.flush()
         # A driver killed between starting a trial and saving Tune's state leaves rows of a trial that Tune
         # never recorded (it starts a fresh one on --resume): keep only the trials Tune knows.
         known = {trial.trial_id for trial in trials}
