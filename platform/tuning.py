@@ -125,7 +125,9 @@ class ResultsCallback(tune.Callback):
         index = int(config.get(TRIAL_INDEX, 0))
         seed, fold = self.spec.repeats.combos()[index]
         row: dict[str, Any] = {"trial_id": trial.trial_id, "experiment": self.spec.name,
-                               "trainer": self.spec.trainer, "seed": seed, "fold": fold, "repeat": index}
+                               "trainer": self.spec.trainer, "seed": seed, "fold": fold, "repeat": index,
+                               # The explorer ranks and draws Pareto fronts from these; tables are all it reads.
+                               "objectives": json.dumps([o.model_dump() for o in self.spec.objectives])}
         decoded = decode_config(self.spec.search, config)
         for key in self.spec.search:
             value = decoded.get(key)
