@@ -129,23 +129,35 @@ class ResultsStore:
                       if info.is_file and info.base_name.endswith(".parquet")
                       and not info.base_name.startswith("."))
 
-    def read(self, table: str, columns: list[str] | None = None, latest: bool = True,
-             where: tuple[str, Any] | None = None) -> pa.Table:
-        """The table (last write per key when ``latest``), optionally only rows with ``column == value``;
-        an empty table if nothing was written yet."""
-        parts = self._parts(table)
-        if not parts:
-            return pa.table({})
+    def version(self) -> tuple[tuple[str, ...], ...]:
+        """A cheap fingerprint of every table (its part files; names are unique per write), for caches."""
+        return tuple(tuple(self._parts(table)) for table in TABLES)
+
+    def schema(self, table: str, parts: list[str] | None = None) -> pa.Schema:
+        """The unified schema of a table's parts (empty if nothing was written yet)."""
+        parts = self._parts(table) if parts is None else parts
         # Parts differ in columns (a RUNNING trial row has no metrics yet) and may widen a type (int ->
         # double): read every footer and unify permissively so no column of a later part is dropped.
         schemas = [pq.read_schema(part, filesystem=self.fs) for part in parts]
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
+        return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+
+    def read(self, table: str, columns: list[str] | None = None, latest: bool = True,
+             where: tuple[str, Any] | None = None, trial_ids: Iterable[str] | None = None) -> pa.Table:
+        """The table (last write per key when ``latest``), optionally only rows with ``column == value``
+        and/or of ``trial_ids``; only ``columns`` (plus keys) when given; empty if nothing was written yet."""
+        parts = self._parts(table)
+        if not parts:
+            return pa.table({})
+        schema = self.schema(table, parts)
         dataset = ds.dataset(parts, schema=schema, filesystem=self.fs, format="parquet")
         wanted = None
         if columns is not None:
             wanted = sorted(set(columns) | set(KEYS[table]) | {"_seq"})
             wanted = [c for c in wanted if c in dataset.schema.names]
         condition = ds.field(where[0]) == where[1] if where and where[0] in schema.names else None
+        if trial_ids is not None:
+            chosen = ds.field("trial_id").isin(pa.array(sorted(set(trial_ids)), pa.string()))
+            condition = chosen if condition is None else condition & chosen
         data = dataset.to_table(columns=wanted, filter=condition)
         if latest and data.num_rows:
             data = _latest(data, KEYS[table])

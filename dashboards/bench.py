@@ -1,0 +1,209 @@
+"""Explorer benchmark: ``python -m dashboards.bench [--trials 10000] [--epochs 50] [--repeat 5] [--out F.json]``.
+
+Builds an experiment in the results-tables format (a multi-objective lambda / discriminator sweep with seeds,
+some errored and running trials, and real PNG artifacts), then times, server side, what a browser request
+costs: the first full page (reading the tables and every view's callback, with the JSON a browser would
+receive) and applying a filter (a grid filter plus an axis brush, every view recomputed). The baseline in the
+same run is reading the trials table with pyarrow alone, the floor any reader pays. Targets (issue 5): first
+page under 2 s, a filter under 0.5 s. ``build_experiment`` is also what the explorer's tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.io
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+import platform as _stdlib_platform  # the shim forwards to the standard library's module
+from platform.results import ResultsStore, experiment_uri
+
+DOMAINS = ("infant", "adult")
+CLASSES = ("wm", "gm", "csf")
+
+
+def _write(store: ResultsStore, table: str, columns: dict[str, Any]) -> None:
+    directory = store.table_dir(table)
+    os.makedirs(directory, exist_ok=True)
+    data = pa.table(columns)
+    data = data.append_column("_seq", pa.array(np.arange(data.num_rows, dtype=np.int64) + time.time_ns()))
+    pq.write_table(data, f"{directory}/part-{time.time_ns()}-compact.parquet")
+
+
+def build_experiment(storage: str | Path, name: str = "synthetic", trials: int = 200, epochs: int = 10,
+                     seeds: int = 3, images: int = 4, seed: int = 0) -> str:
+    """Write an experiment of ``trials`` trials x ``epochs`` epochs; returns its location.
+
+    Configurations: lambda (log-uniform), disc_arch (dcgan | resnet), n_steps (1..5), each run for ``seeds``
+    seeds. Dice peaks near lambda = 0.1 and falls for large lambda; resnet is slightly better; 2% of trials
+    errored and 1% still running. The first ``images`` trials saved a PNG per domain.
+    """
+    rng = np.random.default_rng(seed)
+    location = experiment_uri(str(storage), name)
+    store = ResultsStore(location)
+    configs = max(1, trials // seeds)
+    lam = np.repeat(10 ** rng.uniform(-2, 1, configs), seeds)[:trials]
+    arch = np.repeat(rng.choice(["dcgan", "resnet"], configs), seeds)[:trials]
+    steps = np.repeat(rng.integers(1, 6, configs), seeds)[:trials]
+    if len(lam) < trials:  # trials not a multiple of seeds: the last configuration gets the remainder
+        extra = trials - len(lam)
+        lam, arch, steps = (np.concatenate([a, a[-1:].repeat(extra)]) for a in (lam, arch, steps))
+    seed_column = np.tile(np.arange(seeds), configs + 1)[:trials]
+    ids = np.array([f"t{i:06d}" for i in range(trials)])
+    status = np.where(rng.random(trials) < 0.02, "ERROR", "TERMINATED").astype(object)
+    status[rng.random(trials) < 0.01] = "RUNNING"
+    quality = 0.85 - 0.08 * (np.log10(lam) + 1) ** 2 + np.where(arch == "resnet", 0.02, 0.0) - 0.01 * (steps - 3) ** 2
+    # Dice per epoch rises towards the configuration's quality; noise per trial and per epoch.
+    epoch_index = np.arange(1, epochs + 1)
+    curve = 1 - np.exp(-epoch_index / max(1.0, epochs / 4))
+    dice = np.clip(quality[:, None] * curve[None, :] + rng.normal(0, 0.02, (trials, epochs)), 0, 1)
+    jsd = np.clip(0.3 / (1 + lam[:, None]) * (2 - curve[None, :]) + rng.normal(0, 0.01, (trials, epochs)), 0, 1)
+    started = time.time() - 3600 - np.arange(trials) * 2.0
+    epoch_columns: dict[str, Any] = {
+        "trial_id": np.repeat(ids, epochs), "epoch": np.tile(epoch_index, trials),
+        "time_total_s": np.tile(epoch_index * 3.0, trials), "val/dice": dice.ravel(), "val/jsd_norm": jsd.ravel(),
+        "train/loss": (1 - dice + rng.normal(0, 0.01, dice.shape)).ravel(),
+        "train/disc_acc": rng.uniform(0.3, 0.9, dice.size), "time/epoch_s": rng.uniform(2.5, 3.5, dice.size)}
+    for domain_index, domain in enumerate(DOMAINS):
+        for class_index, klass in enumerate(CLASSES):
+            offset = 0.03 * (class_index - 1) - 0.02 * domain_index
+            epoch_columns[f"val/dice/{domain}/{klass}"] = np.clip(dice.ravel() + offset, 0, 1)
+        epoch_columns[f"val/dice/{domain}"] = np.clip(dice.ravel() - 0.02 * domain_index, 0, 1)
+        epoch_columns[f"val/hd95/{domain}"] = (1 - dice.ravel()) * 20
+    _write(store, "epochs", epoch_columns)
+    last = {k: np.asarray(v).reshape(trials, epochs)[:, -1] for k, v in epoch_columns.items()
+            if "/" in k and not k.startswith("time/")}
+    objectives = json.dumps([{"metric": "val/dice", "mode": "max"}, {"metric": "val/jsd_norm", "mode": "min"}])
+    config_json = [json.dumps({"epochs": epochs, "lambda": float(a), "disc_arch": str(b), "n_steps": int(c),
+                               "lr": 2e-4, "bias_field": True}) for a, b, c in zip(lam, arch, steps, strict=True)]
+    trial_columns: dict[str, Any] = {
+        "trial_id": ids, "experiment": np.full(trials, name), "trainer": np.full(trials, "advnorm"),
+        "seed": seed_column, "fold": pa.nulls(trials, pa.int64()), "repeat": seed_column,
+        "objectives": np.full(trials, objectives), "config/lambda": lam, "config/disc_arch": arch,
+        "config/n_steps": steps, "config_json": config_json, "status": status, "started_at": started,
+        "ended_at": np.where(status == "RUNNING", np.nan, started + epochs * 3.0 + 2.0),
+        "wall_s": np.full(trials, epochs * 3.0 + 2.0), "epochs": np.full(trials, epochs),
+        "error": np.where(status == "ERROR", "FloatingPointError: loss is NaN at epoch 3", None),
+        "best/val/dice": dice.max(axis=1), "best/val/jsd_norm": jsd.min(axis=1),
+        **{f"last/{k}": v for k, v in last.items()}, "overhead_s": np.full(trials, 2.0)}
+    _write(store, "trials", trial_columns)
+    rows: dict[str, list[Any]] = {"trial_id": [], "path": [], "kind": [], "domain": []}
+    for index in range(min(images, trials)):
+        directory = Path(location) / "artifacts" / ids[index]
+        directory.mkdir(parents=True, exist_ok=True)
+        for domain in DOMAINS:
+            picture = (rng.random((24, 96, 3)) * 255).astype(np.uint8)
+            path = directory / f"{domain}_{domain}-000.png"
+            Image.fromarray(picture).save(path)
+            for key, value in (("trial_id", ids[index]), ("path", str(path)), ("kind", "input|normalized|segmentation"),
+                               ("domain", domain)):
+                rows[key].append(value)
+    if rows["trial_id"]:
+        _write(store, "artifacts", rows)
+    return location
+
+
+def _first_page(explorer: Any, name: str) -> dict[str, Any]:
+    """Every callback a fresh page fires, in the order Dash fires them, serialised as the browser gets them."""
+    from dashboards.app import _rows_table  # the page's own table rendering
+
+    version, _, _ = explorer.refresh(0, name, None)
+    controls = explorer.controls(version, None, None, None, None, None, None)
+    score, param, factors, x, y, metric = controls[6:]
+    return {"version": version, "score": score, "param": param, "factors": factors, "x": x, "y": y,
+            "metric": metric, "outputs": _views(explorer, version, score, param, factors, x, y, metric, {}, None,
+                                                 _rows_table)}
+
+
+def _views(explorer: Any, version: dict[str, Any], score: str, param: str, factors: list[str], x: str, y: str,
+           metric: str, brushes: dict[str, Any], grid_model: dict[str, Any] | None, rows_table: Any) -> list[Any]:
+    outputs: list[Any] = [explorer.summary(version, score), explorer.table(version, None, brushes, score),
+                          explorer.parcoords(version, None, grid_model, score, brushes)[0],
+                          explorer.curve(version, None, brushes, grid_model, score, param),
+                          explorer.ablation(version, None, brushes, grid_model, score, factors, None)[0],
+                          explorer.pareto(version, None, brushes, grid_model, x, "max", y, "min"),
+                          explorer.importance(version, None, brushes, grid_model, score, "mean_decrease_impurity"),
+                          explorer.learning_curves(version, None, brushes, grid_model, [], metric, score)]
+    _, _, a, b = explorer.comparison_choices(version, None, brushes, grid_model, score, [], None, None)
+    config_rows, metric_rows, images = explorer.comparison(version, a, b)
+    outputs += [rows_table(config_rows, ["key", "a", "b"], "c"), rows_table(metric_rows, ["metric"], "m"), images]
+    # What Dash sends: the JSON of every output (plotly's encoder handles figures, numpy and components).
+    return [len(plotly.io.json.to_json_plotly(o)) for o in outputs]
+
+
+def run(trials: int, epochs: int, repeat: int) -> dict[str, Any]:
+    from dashboards.app import Explorer, _rows_table
+
+    with tempfile.TemporaryDirectory(prefix="explorer-bench-") as storage:
+        built = time.perf_counter()
+        build_experiment(storage, "bench", trials=trials, epochs=epochs, images=4)
+        built = time.perf_counter() - built
+        location = experiment_uri(storage, "bench")
+        baseline, first, filtered, sizes = [], [], [], []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            ResultsStore(location).read("trials")
+            baseline.append(time.perf_counter() - started)
+            explorer = Explorer(storage)  # a new server process: nothing cached
+            started = time.perf_counter()
+            page = _first_page(explorer, "bench")
+            first.append(time.perf_counter() - started)
+            sizes.append(sum(page["outputs"]))
+            # A filter: dice above a threshold in the grid and a lambda brush on the parallel coordinates.
+            grid_model = {page["score"]: {"filterType": "number", "type": "greaterThan", "filter": 0.5}}
+            brushes = {"config/lambda": {"ranges": [[0.02, 2.0]]}}
+            started = time.perf_counter()
+            _views(explorer, page["version"], page["score"], page["param"], page["factors"], page["x"], page["y"],
+                   page["metric"], brushes, grid_model, _rows_table)
+            filtered.append(time.perf_counter() - started)
+    first_s, filter_s, base_s = (statistics.median(v) for v in (first, filtered, baseline))
+    return {"trials": trials, "epochs": epochs, "epoch_rows": trials * epochs, "repeat": repeat,
+            "build_s": built, "baseline_read_trials_s": base_s, "first_page_s": first_s, "filter_s": filter_s,
+            "first_page_vs_baseline": first_s / base_s, "filter_vs_baseline": filter_s / base_s,
+            "page_json_bytes": int(statistics.median(sizes)), "target_first_page_s": 2.0, "target_filter_s": 0.5,
+            "first_page_met": first_s < 2.0, "filter_met": filter_s < 0.5}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboards.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=5, help="measurements per figure (median reported)")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    if args.trials < 1 or args.epochs < 1 or args.repeat < 1:
+        print("error: --trials, --epochs and --repeat must be at least 1", file=sys.stderr)
+        return 2
+    figures = run(args.trials, args.epochs, args.repeat)
+    print(f"explorer, {figures['trials']} trials x {figures['epochs']} epochs ({figures['epoch_rows']} epoch rows), "
+          f"median of {args.repeat}")
+    print(f"  {'measure':<32}{'seconds':>10}{'x baseline':>12}{'target':>10}")
+    print(f"  {'read trials table (baseline)':<32}{figures['baseline_read_trials_s']:>10.3f}{1.0:>12.1f}")
+    print(f"  {'first full page':<32}{figures['first_page_s']:>10.3f}{figures['first_page_vs_baseline']:>12.1f}"
+          f"{'< 2 s':>10} {'met' if figures['first_page_met'] else 'MISSED'}")
+    print(f"  {'apply a filter':<32}{figures['filter_s']:>10.3f}{figures['filter_vs_baseline']:>12.1f}"
+          f"{'< 0.5 s':>10} {'met' if figures['filter_met'] else 'MISSED'}")
+    print(f"  page JSON: {figures['page_json_bytes'] / 1e6:.1f} MB")
+    if args.out:
+        report = {"command": " ".join(["python -m dashboards.bench", *(argv if argv is not None else sys.argv[1:])]),
+                  "machine": {"cpus": os.cpu_count(), "system": _stdlib_platform.platform(),
+                              "python": sys.version.split()[0]},
+                  "versions": {"pyarrow": pa.__version__, "plotly": plotly.__version__},
+                  "benchmarks": {"explorer": figures}}
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

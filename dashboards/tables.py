@@ -1,0 +1,256 @@
+"""What the explorer reads: the experiments under a storage root and their results tables, read-only.
+
+Only ``platform.results`` is used (the tables contract); never trainer code. An experiment is a direct child
+of the storage root holding ``tables/trials``; a name from a URL or a form field is accepted only if it is one
+of those children, so nothing outside the root is ever opened. Reads are projected to the columns a view
+needs and cached per experiment *version* (the set of part files, whose names are unique per write), so a
+live refresh that finds nothing new costs three directory listings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.fs as pafs
+
+from platform.results import ResultsStore, experiment_uri, filesystem, is_uri, resolve_storage
+
+# Letters, digits, dot, dash, underscore; no leading dot: no "..", no separators, no hidden directories.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+# Trials columns the first page never needs (large text read on demand for the comparison view).
+_HEAVY_COLUMNS = {"config_json", "_seq"}
+_CACHE_SIZE = 4
+
+
+class ExplorerError(Exception):
+    """A user-facing problem (unknown experiment, unreadable storage): shown as a message, never a traceback."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    mode: str  # "max" | "min"
+
+
+@dataclass
+class Experiment:
+    """One experiment's trials (one row per trial) and what the views need to know about its columns."""
+
+    name: str
+    location: str
+    version: tuple[tuple[str, ...], ...]
+    trials: pd.DataFrame
+    params: list[str]
+    categorical: set[str]
+    objectives: list[Objective]
+    epoch_metrics: list[str]
+    artifacts: pd.DataFrame
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def trainer(self) -> str:
+        values = self.trials["trainer"].dropna().unique() if "trainer" in self.trials else []
+        return ", ".join(sorted(map(str, values))) or "unknown"
+
+    def score_columns(self) -> list[str]:
+        """Trial-level columns a view can rank on: best/ and last/ of the objectives first, then other metrics."""
+        first = []
+        for objective in self.objectives:
+            first += [c for c in (f"best/{objective.metric}", f"last/{objective.metric}") if c in self.trials]
+        rest = sorted(c for c in self.trials.columns if c.startswith(("best/", "last/")) and c not in first)
+        return first + rest
+
+    def mode_of(self, column: str) -> str:
+        """Whether larger is better for a trial column (objectives say so; other metrics: guessed by name)."""
+        metric = column.split("/", 1)[1] if column.startswith(("best/", "last/")) else column
+        for objective in self.objectives:
+            if objective.metric == metric:
+                return objective.mode
+        lower_is_better = ("loss", "hd95", "asd", "jsd", "time", "overhead", "wall")
+        return "min" if any(word in metric for word in lower_is_better) else "max"
+
+
+class Catalog:
+    """The experiments under one storage root, with a small per-version cache of their tables."""
+
+    def __init__(self, storage: str) -> None:
+        self.storage = resolve_storage(storage)
+        try:
+            self.fs, self.root = filesystem(self.storage)
+        except Exception as exc:  # a malformed URI or missing credentials: say which storage
+            raise ExplorerError(f"cannot open storage {storage!r}: {exc}") from exc
+        self._cache: OrderedDict[tuple[str, Any], Experiment] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        """Experiments (children of the root with a trials table), newest first."""
+        try:
+            children = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        except OSError as exc:
+            raise ExplorerError(f"cannot list storage {self.storage!r}: {exc}") from exc
+        found = []
+        for info in children:
+            if info.type != pafs.FileType.Directory or not _SAFE_NAME.match(info.base_name):
+                continue
+            trials = self.fs.get_file_info(posixpath.join(info.path, "tables", "trials"))
+            if trials.type == pafs.FileType.Directory:
+                found.append((info.mtime or 0, info.base_name))
+        return [name for _, name in sorted(found, key=lambda item: (-_timestamp(item[0]), item[1]))]
+
+    def check_name(self, name: str | None) -> str:
+        """``name`` if it is an experiment of this root, else ExplorerError (never a path outside the root)."""
+        if not name or not isinstance(name, str) or not _SAFE_NAME.match(name):
+            raise ExplorerError(f"{name!r} is not an experiment name")
+        if name not in self.names():
+            raise ExplorerError(f"no experiment {name!r} under {self.storage}")
+        return name
+
+    def location(self, name: str) -> str:
+        return experiment_uri(self.storage, self.check_name(name))
+
+    def store(self, name: str) -> ResultsStore:
+        return ResultsStore(self.location(name))
+
+    def load(self, name: str) -> Experiment:
+        """The experiment's trials and column facts, from cache when no table changed since the last read."""
+        store = self.store(name)
+        version = store.version()
+        key = (name, version)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        experiment = _read_experiment(name, store, version)
+        with self._lock:
+            self._cache[key] = experiment
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return experiment
+
+    def epochs(self, name: str, trial_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+        """Epoch rows of ``trial_ids`` with only ``metrics`` (plus trial_id, epoch)."""
+        if not trial_ids:
+            return pd.DataFrame(columns=["trial_id", "epoch", *metrics])
+        table = self.store(name).read("epochs", columns=["epoch", *metrics], trial_ids=trial_ids)
+        frame = table.to_pandas() if table.num_rows else pd.DataFrame(columns=["trial_id", "epoch", *metrics])
+        return frame.drop(columns=["_seq"], errors="ignore").sort_values(["trial_id", "epoch"])
+
+    def configs(self, name: str, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each trial's full resolved trainer config (``config_json``), for the comparison view."""
+        table = self.store(name).read("trials", columns=["config_json"], trial_ids=trial_ids)
+        result: dict[str, dict[str, Any]] = {}
+        for row in table.to_pylist():
+            try:
+                result[row["trial_id"]] = json.loads(row.get("config_json") or "{}")
+            except json.JSONDecodeError:
+                result[row["trial_id"]] = {"config_json": row.get("config_json")}
+        return result
+
+    def artifact_bytes(self, name: str, trial_id: str, file_name: str) -> bytes:
+        """The bytes of an image a trial saved, if the artifacts table lists it; ExplorerError otherwise.
+
+        The file is looked up as ``<experiment>/artifacts/<trial_id>/<file_name>`` where both parts must
+        match a row of the table (the stored absolute path may come from another machine); the joined path
+        is checked to stay inside the experiment directory.
+        """
+        experiment = self.load(name)
+        rows = experiment.artifacts
+        listed = rows[(rows["trial_id"] == trial_id) & (rows["file"] == file_name)] if len(rows) else rows
+        if not len(listed) or not _SAFE_NAME.match(trial_id) or not _SAFE_NAME.match(file_name):
+            raise ExplorerError(f"no artifact {file_name!r} of trial {trial_id!r} in {name!r}")
+        fs, root = filesystem(experiment.location)
+        path = posixpath.normpath(posixpath.join(root, "artifacts", trial_id, file_name))
+        if not path.startswith(root.rstrip("/") + "/"):
+            raise ExplorerError(f"artifact path {path!r} leaves the experiment directory")
+        if not is_uri(experiment.location):
+            # A symbolic link inside the experiment must not lead outside the storage root either.
+            real, real_root = os.path.realpath(path), os.path.realpath(self.root)
+            if os.path.commonpath([real, real_root]) != real_root:
+                raise ExplorerError(f"artifact {file_name!r} resolves outside the storage root")
+        try:
+            with fs.open_input_file(path) as stream:
+                return stream.read()
+        except (OSError, FileNotFoundError) as exc:
+            raise ExplorerError(f"artifact {file_name!r} of trial {trial_id!r} cannot be read: {exc}") from exc
+
+
+def _timestamp(value: Any) -> float:
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    return float(value or 0)
+
+
+def _read_experiment(name: str, store: ResultsStore, version: tuple[tuple[str, ...], ...]) -> Experiment:
+    schema = store.schema("trials")
+    columns = [c for c in schema.names if c not in _HEAVY_COLUMNS]
+    table = store.read("trials", columns=columns)
+    trials = table.to_pandas() if table.num_rows else pd.DataFrame(columns=["trial_id", "status"])
+    trials = trials.drop(columns=["_seq"], errors="ignore").reset_index(drop=True)
+    params = sorted(c for c in trials.columns if c.startswith("config/"))
+    categorical = {c for c in params if _is_categorical(trials[c])}
+    for column in params:
+        if column in categorical:
+            # One label per value (lists are JSON text already); a conditional parameter absent from a trial
+            # is its own level rather than a dropped row.
+            trials[column] = trials[column].map(_label)
+    trials["config_key"] = _config_keys(trials, params)
+    epoch_metrics = sorted(c for c in store.schema("epochs").names if "/" in c)
+    artifacts_table = store.read("artifacts")
+    artifacts = artifacts_table.to_pandas() if artifacts_table.num_rows else pd.DataFrame(
+        columns=["trial_id", "path", "kind", "domain"])
+    artifacts["file"] = artifacts["path"].map(lambda p: posixpath.basename(str(p)))
+    return Experiment(name=name, location=store.location, version=version, trials=trials, params=params,
+                      categorical=categorical, objectives=_objectives(trials), epoch_metrics=epoch_metrics,
+                      artifacts=artifacts.drop(columns=["_seq"], errors="ignore"))
+
+
+def _is_categorical(values: pd.Series) -> bool:
+    present = values.dropna()
+    if present.empty:
+        return True
+    return not (pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present))
+
+
+def _label(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "(absent)"
+    return str(value)
+
+
+def _config_keys(trials: pd.DataFrame, params: list[str]) -> pd.Series:
+    """One key per sampled configuration: the trials that differ only in seed or fold share it."""
+    if not params or trials.empty:
+        return pd.Series(["all"] * len(trials), index=trials.index, dtype=object)
+    parts = [trials[c].map(lambda v: "nan" if isinstance(v, float) and math.isnan(v) else repr(v)) for c in params]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + " | " + part
+    return key
+
+
+def _objectives(trials: pd.DataFrame) -> list[Objective]:
+    """The sweep's objectives as the trials rows record them; older tables: each ``best/`` column, maximised."""
+    if "objectives" in trials and trials["objectives"].notna().any():
+        try:
+            listed = json.loads(trials["objectives"].dropna().iloc[-1])
+            return [Objective(str(o["metric"]), str(o.get("mode", "max"))) for o in listed]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            pass
+    return [Objective(c[len("best/"):], "max") for c in trials.columns if c.startswith("best/")]
+
+
+def finite(values: pd.Series) -> np.ndarray:
+    """The finite float values of a column (NaN, inf and missing dropped)."""
+    array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    return array[np.isfinite(array)]
