@@ -213,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"resources: {problem}")
     if problem:  # an autoscaling cluster may still grow to fit it
         print(f"warning: {problem} Trials wait until the cluster scales up.", file=sys.stderr)
+    from platform.cluster import check_shared_storage
+
+    not_shared = check_shared_storage(storage, joined=on_cluster)  # a local path must be shared by every node
+    if not_shared:
+        ray.shutdown()
+        return _fail(not_shared)
     epochs = TRAINERS.get(spec.trainer).Config.model_validate(spec.fixed).epochs
     concurrent = spec.budget.concurrent or default_concurrency(spec)
     started = time.monotonic()

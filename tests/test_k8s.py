@@ -1,5 +1,6 @@
 """k8s/ manifests, checked without a cluster: they parse, core kinds validate against Kubernetes' schemas,
-RayCluster/RayJob validate strictly against KubeRay's CRDs, and every Ray version agrees."""
+RayCluster/RayJob validate strictly against KubeRay's CRDs, every Ray version agrees, and the explorer reads,
+read-only, what the RayJob writes."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def crd_schema(kind: str) -> dict[str, Any]:
 
 def test_manifests_parse_and_cover_the_deliverables() -> None:
     kinds = {doc["kind"] for _, doc in documents()}
-    assert {"RayCluster", "RayJob", "PersistentVolumeClaim", "ConfigMap"} <= kinds
+    assert {"RayCluster", "RayJob", "PersistentVolumeClaim", "ConfigMap", "Deployment", "Service"} <= kinds
 
 
 @pytest.mark.parametrize(("name", "doc"), [d for d in documents() if d[1]["apiVersion"] != "ray.io/v1"],
@@ -91,7 +92,9 @@ def test_every_pod_resolves_the_platform_package() -> None:
             containers += spec["headGroupSpec"]["template"]["spec"]["containers"]
             for group in spec["workerGroupSpecs"]:
                 containers += group["template"]["spec"]["containers"]
-    assert containers
+        if doc["kind"] == "Deployment":
+            containers += doc["spec"]["template"]["spec"]["containers"]
+    assert len(containers) >= 3
     for container in containers:
         env = {item["name"]: item.get("value") for item in container["env"]}
         assert env["PYTHONPATH"] == home and container["workingDir"] == home
@@ -114,3 +117,60 @@ def test_the_job_runs_the_lambda_sweep_on_shared_storage() -> None:
     assert entrypoint.startswith("python -m platform.sweep search_spaces/lambda.yaml --storage /mnt/results/")
     (claim,) = [doc for _, doc in documents() if doc["kind"] == "PersistentVolumeClaim"]
     assert "ReadWriteMany" in claim["spec"]["accessModes"]
+
+
+def only(kind: str) -> dict[str, Any]:
+    (doc,) = [doc for _, doc in documents() if doc["kind"] == kind]
+    return doc
+
+
+def test_strict_core_validation_catches_a_misspelled_field() -> None:
+    broken = yaml.safe_load(yaml.safe_dump(only("Deployment")))
+    broken["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {"httpGet": {"path": "/", "port": 8050}}
+    with pytest.raises(jsonschema.ValidationError, match="readinesProbe"):
+        kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_explorer_reads_the_jobs_storage_read_only() -> None:
+    deployment, claim, config = only("Deployment"), only("PersistentVolumeClaim"), only("ConfigMap")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    command = container["command"]
+    assert command[:3] == ["python", "-m", "dashboards.app"]
+    storage = command[command.index("--storage") + 1]
+    job_storage = re.search(r"--storage\s+(\S+)", only("RayJob")["spec"]["entrypoint"]).group(1)
+    assert storage == job_storage
+    (volume,) = [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert volume["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"], "readOnly": True}
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True and storage.startswith(mount["mountPath"].rstrip("/") + "/")
+    assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]
+
+
+def test_explorer_is_served_probed_and_unprivileged() -> None:
+    deployment, service = only("Deployment"), only("Service")
+    template = deployment["spec"]["template"]
+    labels = template["metadata"]["labels"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert service["spec"]["selector"] and service["spec"]["selector"].items() <= labels.items()
+    (container,) = template["spec"]["containers"]
+    command = container["command"]
+    port = int(command[command.index("--port") + 1])
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    (exposed,) = container["ports"]
+    assert exposed["containerPort"] == port
+    (service_port,) = service["spec"]["ports"]
+    assert service["spec"]["type"] == "ClusterIP" and service_port["port"] == port
+    assert service_port["targetPort"] in (port, exposed["name"])
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/" and container[probe]["httpGet"]["port"] in (port, "http")
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys() <= container["resources"]["limits"].keys()
+    pod_security = template["spec"]["securityContext"]
+    assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] == 1000
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["workingDir"] == "/opt/segsweep"
+    images = {c["image"] for _, doc in documents() if doc["kind"] == "RayCluster"
+              for c in doc["spec"]["headGroupSpec"]["template"]["spec"]["containers"]}
+    assert images == {container["image"]}
+    assert "COPY --chown=ray:users dashboards ./dashboards" in (K8S / "Dockerfile").read_text()
