@@ -531,6 +531,11 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
     def artifact(name: str, trial_id: str, file_name: str) -> Response:
         return explorer.artifact(name, trial_id, file_name)
 
+    @app.server.route("/artifacts/<path:anything>")
+    def not_an_artifact(anything: str) -> Response:
+        # Any other shape under /artifacts/ (e.g. an encoded "../") is a 404, not Dash's catch-all page.
+        return Response("not found", status=404, mimetype="text/plain")
+
     app.callback(Output("tick", "disabled"), Output("tick", "interval"),
                  Input("live", "value"), Input("refresh-s", "value"))(
         lambda live_value, seconds: (not live_value, int(max(1.0, float(seconds or 10)) * 1000)))

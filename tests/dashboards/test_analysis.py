@@ -1,0 +1,183 @@
+"""The explorer's numbers: intervals by hand, Pareto fronts, filters, brushes, importance, comparison."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboards.analysis import (
+    ablation,
+    brush_mask,
+    brushes_from_restyle,
+    by_config,
+    config_differences,
+    difference_interval,
+    filter_trials,
+    grid_filter_mask,
+    importance,
+    mean_interval,
+    metric_breakdown,
+    natural_key,
+    pareto_mask,
+)
+
+# t(0.975, df) from tables: df=2 -> 4.302653, df=1 -> 12.706205
+T2, T1 = 4.302653, 12.706205
+
+
+def test_mean_interval_matches_hand_computation() -> None:
+    values = [0.5, 0.6, 0.7]
+    sd = math.sqrt(((0.1**2) * 2) / 2)  # sample sd = 0.1
+    interval = mean_interval(values)
+    assert interval.mean == pytest.approx(0.6)
+    assert interval.high - interval.mean == pytest.approx(T2 * sd / math.sqrt(3), rel=1e-5)
+    assert interval.n == 3
+
+
+@pytest.mark.parametrize(("values", "n", "has_bounds"), [([], 0, False), ([0.3], 1, False), ([0.3, math.nan], 1, False),
+                                                         ([0.3, 0.5, math.inf], 2, True)])
+def test_mean_interval_ignores_non_finite_and_needs_two_values(values: list[float], n: int, has_bounds: bool) -> None:
+    interval = mean_interval(values)
+    assert interval.n == n
+    assert math.isfinite(interval.low) == has_bounds
+
+
+def test_difference_interval_is_welch() -> None:
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([0.0, 0.0, 1.0, 1.0])
+    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 4
+    dof = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 3)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    interval = difference_interval(a, b)
+    assert interval.mean == pytest.approx(1.5)
+    assert (interval.low, interval.high) == pytest.approx((1.5 - half, 1.5 + half))
+
+
+def _trials() -> pd.DataFrame:
+    return pd.DataFrame({
+        "trial_id": ["a", "b", "c", "d", "e", "f"],
+        "status": ["TERMINATED", "TERMINATED", "ERROR", "TERMINATED", "TERMINATED", "RUNNING"],
+        "config/lambda": [0.1, 0.1, 1.0, 1.0, 10.0, 10.0],
+        "config/norm": ["batch", "batch", "instance", "instance", "batch", "instance"],
+        "config_key": ["0.1", "0.1", "1", "1", "10", "10"],
+        "score": [0.8, 0.6, 0.5, 0.3, 0.2, np.nan],
+    })
+
+
+def test_by_config_averages_repeats_with_interval() -> None:
+    table = by_config(_trials(), "score", ["config/lambda"]).set_index("config_key")
+    assert table.loc["0.1", "mean"] == pytest.approx(0.7)
+    sd = float(np.std([0.8, 0.6], ddof=1))
+    assert table.loc["0.1", "high"] == pytest.approx(0.7 + T1 * sd / math.sqrt(2), rel=1e-5)
+    assert table.loc["10", "n"] == 1 and math.isnan(table.loc["10", "low"])  # one finite value: no interval
+
+
+def test_ablation_levels_and_difference_to_baseline() -> None:
+    table = ablation(_trials(), ["config/norm"], "score", "batch").set_index("level")
+    assert table.loc["batch", "mean"] == pytest.approx((0.8 + 0.6 + 0.2) / 3)
+    assert table.loc["instance", "n"] == 2  # the NaN score of the running trial is not a sample
+    assert table.loc["instance", "diff"] == pytest.approx(0.4 - (0.8 + 0.6 + 0.2) / 3)
+    assert table.loc["batch", "diff"] == pytest.approx(0.0)
+
+
+def test_ablation_of_two_factors_labels_combinations() -> None:
+    table = ablation(_trials(), ["config/norm", "config/lambda"], "score", None)
+    assert "norm=batch, lambda=0.1" in set(table["level"])
+    assert table["diff"].isna().all()  # no baseline chosen
+
+
+@pytest.mark.parametrize(("x", "y", "modes", "front"), [
+    ([1, 2, 3], [3, 2, 1], ("max", "max"), [True, True, True]),
+    ([1, 2, 3], [1, 2, 3], ("max", "max"), [False, False, True]),
+    ([1, 2, 3], [1, 2, 3], ("max", "min"), [True, True, True]),
+    ([1, 2, 3], [3, 2, 1], ("max", "min"), [False, False, True]),
+    ([1, 2, 3], [1, 2, 3], ("min", "min"), [True, False, False]),
+    ([1, 1, 2], [2, 2, 1], ("max", "max"), [True, True, True]),  # ties stay on the front
+    ([1, 1, 2], [2, 1, 1], ("max", "max"), [True, False, True]),
+    ([1, math.nan, 2], [1, 5, 0], ("max", "max"), [True, False, True]),
+])
+def test_pareto_mask(x: list[float], y: list[float], modes: tuple[str, str], front: list[bool]) -> None:
+    assert pareto_mask(np.array(x), np.array(y), *modes).tolist() == front
+
+
+@pytest.mark.parametrize(("model", "kept"), [
+    ({"score": {"filterType": "number", "type": "greaterThan", "filter": 0.5}}, ["a", "b"]),
+    ({"score": {"filterType": "number", "type": "inRange", "filter": 0.3, "filterTo": 0.6}}, ["b", "c", "d"]),
+    ({"score": {"filterType": "number", "type": "blank"}}, ["f"]),
+    ({"config/norm": {"filterType": "text", "type": "contains", "filter": "INST"}}, ["c", "d", "f"]),
+    ({"config/norm": {"filterType": "text", "type": "equals", "filter": "batch"},
+      "score": {"filterType": "number", "type": "lessThan", "filter": 0.7}}, ["b", "e"]),
+    ({"score": {"filterType": "number", "operator": "OR", "conditions": [
+        {"type": "lessThan", "filter": 0.25}, {"type": "greaterThan", "filter": 0.75}]}}, ["a", "e"]),
+    ({"score": {"filterType": "set", "values": ["x"]}}, ["a", "b", "c", "d", "e", "f"]),  # unknown: keeps rows
+    ({"not-a-column": {"filterType": "text", "type": "equals", "filter": "x"}}, ["a", "b", "c", "d", "e", "f"]),
+])
+def test_grid_filter_model_is_applied_like_ag_grid(model: dict, kept: list[str]) -> None:
+    trials = _trials()
+    assert list(trials[grid_filter_mask(trials, model)]["trial_id"]) == kept
+
+
+def test_brushes_filter_numbers_and_labels_and_statuses_combine() -> None:
+    trials = _trials()
+    brushes = {"config/lambda": {"ranges": [[0.05, 2.0]]}, "config/norm": {"labels": ["instance"]}}
+    assert list(trials[brush_mask(trials, brushes)]["trial_id"]) == ["c", "d"]
+    kept = filter_trials(trials, ["TERMINATED"], brushes, None)
+    assert list(kept["trial_id"]) == ["d"]
+
+
+def test_restyle_events_become_brushes_in_parameter_units() -> None:
+    axes = [{"column": "config/lambda", "labels": None, "log": True},
+            {"column": "config/norm", "labels": ["batch", "instance", "layer"], "log": False},
+            {"column": "score", "labels": None, "log": False}]
+    brushes = brushes_from_restyle([{"dimensions[0].constraintrange": [[-1.5, 0.5]]}, [0]], axes, {})
+    low, high = brushes["config/lambda"]["ranges"][0]
+    assert (low, high) == pytest.approx((10**-1.5, 10**0.5))
+    brushes = brushes_from_restyle([{"dimensions[1].constraintrange": [[0.7, 2.2]]}, [0]], axes, brushes)
+    assert brushes["config/norm"] == {"labels": ["instance", "layer"]}
+    brushes = brushes_from_restyle([{"dimensions[2].constraintrange": [0.1, 0.4]}, [0]], axes, brushes)
+    assert brushes["score"] == {"ranges": [[0.1, 0.4]]}
+    cleared = brushes_from_restyle([{"dimensions[0].constraintrange": None}, [0]], axes, brushes)
+    assert "config/lambda" not in cleared and "config/norm" in cleared
+
+
+def test_importance_ranks_the_parameter_that_drives_the_score() -> None:
+    rng = np.random.default_rng(0)
+    n = 80
+    trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(n)], "status": "TERMINATED",
+                           "config/lambda": 10 ** rng.uniform(-2, 1, n), "config/noise": rng.uniform(0, 1, n),
+                           "config/arch": rng.choice(["a", "b"], n)})
+    trials["score"] = -np.log10(trials["config/lambda"]) ** 2 + rng.normal(0, 0.01, n)
+    for evaluator in ("mean_decrease_impurity", "ped_anova"):
+        values = importance(trials, ["config/arch", "config/lambda", "config/noise"], {"config/arch"}, "score", "max",
+                            evaluator)
+        assert max(values, key=values.get) == "config/lambda", evaluator
+
+
+def test_importance_is_empty_without_varied_parameters_and_rejects_unknown_evaluator() -> None:
+    trials = _trials().assign(**{"config/constant": 1.0})
+    assert importance(trials, ["config/constant"], set(), "score", "max") == {}
+    with pytest.raises(ValueError, match="unknown importance evaluator"):
+        importance(trials, ["config/lambda"], set(), "score", "max", evaluator="shap")
+
+
+def test_config_differences_put_differing_keys_first() -> None:
+    rows = config_differences({"lambda": 0.1, "norm": "batch", "epochs": 6}, {"lambda": 1.5, "norm": "batch"})
+    assert [(r["key"], r["differs"]) for r in rows] == [("epochs", True), ("lambda", True), ("norm", False)]
+    assert rows[0]["b"] == "(absent)"
+
+
+def test_metric_breakdown_splits_domain_and_class() -> None:
+    a = pd.Series({"last/val/dice": 0.5, "last/val/dice/infant": 0.4, "last/val/dice/infant/wm": 0.3, "seed": 0})
+    b = pd.Series({"last/val/dice": 0.7, "last/val/dice/infant": 0.6, "last/val/dice/infant/wm": 0.2, "seed": 1})
+    rows = {(r["metric"], r["domain"], r["class"]): r for r in metric_breakdown(a, b)}
+    assert set(rows) == {("dice", "all", "mean"), ("dice", "infant", "mean"), ("dice", "infant", "wm")}
+    assert rows[("dice", "infant", "wm")]["diff"] == pytest.approx(-0.1)
+
+
+def test_natural_order_of_levels() -> None:
+    levels = ["[10]", "[2]", "[]", "lambda=10", "lambda=0.5", "[1]"]
+    assert sorted(levels, key=natural_key) == ["[1]", "[2]", "[10]", "[]", "lambda=0.5", "lambda=10"]

@@ -1,0 +1,205 @@
+"""The explorer's callbacks as plain functions on a small experiment, its HTTP surface and its command line."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import dash
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from dashboards import app as app_module
+from dashboards.app import Explorer, create_app
+from dashboards.bench import build_experiment
+from platform.results import ResultsStore, read_table
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("storage")
+    build_experiment(root, "synthetic", trials=60, epochs=5, seeds=3, images=2)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trials(storage: Path) -> pd.DataFrame:
+    return read_table(str(storage / "synthetic"), "trials").to_pandas()
+
+
+@pytest.fixture
+def page(storage: Path) -> dict[str, Any]:
+    """A fresh explorer and the state of a first page load."""
+    explorer = Explorer(str(storage))
+    version, options, message = explorer.refresh(0, "synthetic", None)
+    controls = explorer.controls(version, None, None, None, None, None, None)
+    return {"explorer": explorer, "version": version, "options": options, "message": message,
+            "score": controls[6], "param": controls[7], "factors": controls[8], "x": controls[9],
+            "y": controls[10], "metric": controls[11], "controls": controls}
+
+
+def test_first_load_picks_objective_parameter_factor_and_pareto_axes(page: dict[str, Any]) -> None:
+    assert page["options"] == [{"label": "synthetic", "value": "synthetic"}] and page["message"] == ""
+    assert page["score"] == "best/val/dice"
+    assert page["param"] == "config/lambda"  # the first numeric parameter
+    assert page["factors"] == ["config/disc_arch"]
+    assert (page["x"], page["y"]) == ("last/val/dice", "last/val/jsd_norm")  # the two recorded objectives
+    assert page["metric"] == "val/dice"
+    factor_options = [o["value"] for o in page["controls"][2]]
+    assert "config/n_steps" in factor_options  # a numeric parameter with few levels is a factor too
+
+
+def test_refresh_is_a_no_op_until_a_table_changes(page: dict[str, Any], tmp_path: Path) -> None:
+    explorer, version = page["explorer"], page["version"]
+    assert explorer.refresh(1, "synthetic", version)[0] is dash.no_update
+    location = build_experiment(tmp_path, "live", trials=3, epochs=2, seeds=1, images=0)
+    live = Explorer(str(tmp_path))
+    first = live.refresh(0, "live", None)[0]
+    ResultsStore(location).append("epochs", [{"trial_id": "t000000", "epoch": 3, "val/dice": 0.9}])
+    second = live.refresh(1, "live", first)[0]
+    assert second is not dash.no_update and second != first
+
+
+def test_refresh_of_an_unknown_experiment_says_so(page: dict[str, Any]) -> None:
+    version, _, message = page["explorer"].refresh(0, "../etc", None)
+    assert version is None and "not an experiment name" in message
+
+
+def test_table_rows_follow_status_and_brushes(page: dict[str, Any], trials: pd.DataFrame) -> None:
+    explorer, version = page["explorer"], page["version"]
+    rows, columns = explorer.table(version, None, {}, page["score"])
+    assert len(rows) == len(trials)
+    assert [c["field"] for c in columns][:2] == ["trial_id", "status"]
+    assert all(r["error"] is None or isinstance(r["error"], str) for r in rows)  # NaN became None for JSON
+    rows, _ = explorer.table(version, ["TERMINATED"], {"config/lambda": {"ranges": [[0.01, 0.1]]}}, page["score"])
+    expected = trials[(trials["status"] == "TERMINATED") & trials["config/lambda"].between(0.01, 0.1)]
+    assert sorted(r["trial_id"] for r in rows) == sorted(expected["trial_id"])
+
+
+def test_curve_shows_each_configuration_mean_over_its_seeds(page: dict[str, Any], trials: pd.DataFrame) -> None:
+    figure = page["explorer"].curve(page["version"], None, {}, None, "best/val/dice", "config/lambda")
+    points, means = figure["data"]
+    assert len(points["x"]) == len(trials) and figure["layout"]["meta"]["trials"] == len(trials)
+    expected = trials.groupby("config/lambda")["best/val/dice"].mean().sort_index()
+    assert np.allclose(means["x"], expected.index) and np.allclose(means["y"], expected.to_numpy())
+    assert figure["layout"]["xaxis"]["type"] == "log"  # lambda spans three decades
+
+
+def test_grid_filter_reaches_every_view(page: dict[str, Any], trials: pd.DataFrame) -> None:
+    explorer, version, score = page["explorer"], page["version"], page["score"]
+    model = {"config/disc_arch": {"filterType": "text", "type": "equals", "filter": "resnet"}}
+    count = int((trials["config/disc_arch"] == "resnet").sum())
+    figures = [explorer.curve(version, None, {}, model, score, page["param"]),
+               explorer.ablation(version, None, {}, model, score, page["factors"], None)[0],
+               explorer.pareto(version, None, {}, model, page["x"], "max", page["y"], "min"),
+               explorer.parcoords(version, None, model, score, {})[0]]
+    assert [f["layout"]["meta"]["trials"] for f in figures] == [count] * 4
+
+
+def test_ablation_baseline_defaults_and_differences(page: dict[str, Any], trials: pd.DataFrame) -> None:
+    figure, levels, baseline = page["explorer"].ablation(page["version"], None, {}, None, "best/val/dice",
+                                                         ["config/disc_arch"], "resnet")
+    assert levels == ["dcgan", "resnet"] and baseline == "resnet"
+    bars, differences = figure["data"]
+    means = trials.groupby("config/disc_arch")["best/val/dice"].mean()
+    assert np.allclose(bars["x"], [means["dcgan"], means["resnet"]])
+    assert np.allclose(differences["x"], [means["dcgan"] - means["resnet"], 0.0])
+
+
+def test_pareto_front_is_non_dominated(page: dict[str, Any]) -> None:
+    figure = page["explorer"].pareto(page["version"], None, {}, None, "last/val/dice", "max", "last/val/jsd_norm",
+                                     "min")
+    points, front = figure["data"]
+    on_front = list(zip(front["x"], front["y"], strict=True))
+    for x, y in zip(points["x"], points["y"], strict=True):
+        assert not any(fx >= x and fy <= y and (fx, fy) != (x, y) for fx, fy in on_front) or (x, y) not in on_front
+
+
+def test_learning_curves_of_selected_trials_else_the_best(page: dict[str, Any], trials: pd.DataFrame) -> None:
+    explorer, version = page["explorer"], page["version"]
+    figure = explorer.learning_curves(version, None, {}, None, [{"trial_id": "t000004"}], "val/dice", page["score"])
+    assert len(figure["data"]) == 1 and list(figure["data"][0]["x"]) == [1, 2, 3, 4, 5]
+    figure = explorer.learning_curves(version, None, {}, None, [], "val/dice", page["score"])
+    best = trials.sort_values("best/val/dice", ascending=False)["trial_id"][:5]
+    assert sorted(t["name"].split(" ")[0] for t in figure["data"]) == sorted(best)
+
+
+def test_importance_of_the_synthetic_sweep_ranks_lambda_first(page: dict[str, Any]) -> None:
+    figure = page["explorer"].importance(page["version"], None, {}, None, "best/val/dice", "mean_decrease_impurity")
+    bars = figure["data"][0]
+    assert bars["y"][-1] == "lambda"  # sorted ascending: the most important is drawn last (top)
+
+
+def test_selecting_rows_picks_the_comparison_and_shows_differences(page: dict[str, Any], trials: pd.DataFrame,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    explorer, version = page["explorer"], page["version"]
+    monkeypatch.setattr(app_module, "_triggered", lambda: "grid")
+    selected = [{"trial_id": "t000000"}, {"trial_id": "t000003"}]
+    options, _, a, b = explorer.comparison_choices(version, None, {}, None, page["score"], selected, None, None)
+    assert (a, b) == ("t000000", "t000003") and {"t000000", "t000003"} <= {o["value"] for o in options}
+    _, _, a, b = explorer.comparison_choices(version, None, {}, None, page["score"], selected[1:], None, None)
+    best = trials.sort_values("best/val/dice", ascending=False)["trial_id"]
+    assert (a, b) == ("t000003", next(t for t in best if t != "t000003"))  # one selected: B is the best other
+    config_rows, metric_rows, images = explorer.comparison(version, "t000000", "t000003")
+    differing = {row["key"] for row in config_rows if row["differs"]}
+    assert "lambda" in differing and "epochs" not in differing
+    assert ("dice", "adult", "wm") in {(r["metric"], r["domain"], r["class"]) for r in metric_rows}
+    assert "/artifacts/synthetic/t000000/" in str(images[0])  # trial 0 saved images, trial 3 did not
+    assert "saved no images" in str(images[1])
+
+
+def test_export_writes_the_filtered_table(page: dict[str, Any], trials: pd.DataFrame,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    explorer, version = page["explorer"], page["version"]
+    expected = sorted(trials.loc[trials["status"] == "ERROR", "trial_id"])
+    monkeypatch.setattr(app_module, "_triggered", lambda: "export-parquet")
+    sent = explorer.export(None, 1, version, ["ERROR"], {}, None)
+    table = pq.read_table(io.BytesIO(base64.b64decode(sent["content"])))
+    assert sorted(table["trial_id"].to_pylist()) == expected and sent["filename"] == "synthetic-trials.parquet"
+    monkeypatch.setattr(app_module, "_triggered", lambda: "export-csv")
+    sent = explorer.export(1, None, version, ["ERROR"], {}, None)
+    assert sorted(pd.read_csv(io.StringIO(sent["content"]))["trial_id"]) == expected
+
+
+@pytest.fixture
+def client(storage: Path) -> Any:
+    return create_app(Explorer(str(storage))).server.test_client()
+
+
+def test_page_and_listed_artifact_are_served(client: Any, storage: Path) -> None:
+    assert client.get("/").status_code == 200
+    listed = read_table(str(storage / "synthetic"), "artifacts").to_pylist()[0]
+    response = client.get(f"/artifacts/synthetic/{listed['trial_id']}/{Path(listed['path']).name}")
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("url", [
+    "/artifacts/synthetic/t000000/..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "/artifacts/..%2F..%2Fetc/t000000/passwd.png",
+    "/artifacts/synthetic/..%2Ft000000/infant_infant-000.png",
+    "/artifacts/synthetic/t000000/unlisted.png",
+    "/artifacts/synthetic/t000000/table.parquet",
+    "/artifacts/other/t000000/infant_infant-000.png",
+    "/artifacts/synthetic/../../../etc/passwd",
+])
+def test_paths_outside_the_root_or_unlisted_are_not_served(client: Any, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 404 and b"root:" not in response.data
+
+
+def test_cli_binds_loopback_by_default(storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bound: dict[str, Any] = {}
+    monkeypatch.setattr(dash.Dash, "run", lambda self, **kwargs: bound.update(kwargs))
+    assert app_module.main(["--storage", str(storage)]) == 0
+    assert bound["host"] == "127.0.0.1" and bound["port"] == 8050 and bound["debug"] is False
+
+
+def test_cli_unknown_experiment_exits_2_with_the_list(storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert app_module.main(["--storage", str(storage), "--experiment", "nope"]) == 2
+    error = capsys.readouterr().err
+    assert "no experiment 'nope'" in error and "synthetic" in error and "Traceback" not in error
