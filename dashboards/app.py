@@ -20,6 +20,7 @@ from typing import Any
 import dash
 import dash_ag_grid as dag
 import pandas as pd
+import plotly.io
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dash import Input, Output, State, dcc, html
@@ -37,6 +38,7 @@ from dashboards.analysis import (
 from dashboards.figures import Figure
 from dashboards.tables import Catalog, Experiment, ExplorerError
 
+FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "importance")
 STATUSES = ["TERMINATED", "RUNNING", "ERROR", "PENDING"]
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
                ".webp": "image/webp"}
@@ -295,6 +297,18 @@ class Explorer:
             return dcc.send_bytes(buffer.getvalue(), f"{experiment.name}-trials.parquet")
         return dcc.send_data_frame(data.to_csv, f"{experiment.name}-trials.csv", index=False)
 
+    def export_figures(self, clicks: int | None, version: dict[str, Any] | None, *shown: Figure | None
+                       ) -> dict[str, Any] | None:
+        """Every figure as the page shows it now, in one self-contained HTML file (plotly.js inlined once)."""
+        experiment = self.experiment(version)
+        if experiment is None:
+            return None
+        parts = [plotly.io.to_html(figure, include_plotlyjs=index == 0, full_html=False)
+                 for index, figure in enumerate(f for f in shown if f)]
+        page = (f"<html><head><meta charset='utf-8'><title>{experiment.name}</title></head><body>"
+                f"<h1>{experiment.name}</h1>{''.join(parts)}</body></html>")
+        return dcc.send_string(page, f"{experiment.name}-figures.html")
+
     def artifact(self, name: str, trial_id: str, file_name: str) -> Response:
         """One saved image, or 404: only files the artifacts table lists, inside the experiment directory."""
         media = _image_type(file_name)
@@ -471,8 +485,9 @@ def layout(explorer: Explorer, refresh_s: float, live: bool) -> html.Div:
                           dcc.Checklist(id="status", options=STATUSES, value=STATUSES, inline=True)]),
                 _dropdown("score", "score (rank by)", clearable=False),
                 html.Button("Export CSV", id="export-csv"), html.Button("Export Parquet", id="export-parquet"),
+                html.Button("Export figures (HTML)", id="export-html"),
                 html.Button("Clear axis filters", id="clear-brushes"),
-                dcc.Download(id="download"),
+                dcc.Download(id="download"), dcc.Download(id="download-html"),
             ], className="row"),
             dag.AgGrid(id="grid", rowData=[], columnDefs=[], getRowId="params.data.trial_id",
                        defaultColDef={"floatingFilter": True, "minWidth": 90},
@@ -588,6 +603,8 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
     app.callback(Output("compare-config", "children"), Output("compare-metrics", "children"),
                  Output("compare-images", "children"), Input("version", "data"), Input("compare-a", "value"),
                  Input("compare-b", "value"))(comparison)
+    app.callback(Output("download-html", "data"), Input("export-html", "n_clicks"), State("version", "data"),
+                 *[State(graph, "figure") for graph in FIGURES], prevent_initial_call=True)(explorer.export_figures)
     app.callback(Output("download", "data"), Input("export-csv", "n_clicks"), Input("export-parquet", "n_clicks"),
                  State("version", "data"), State("status", "value"), State("brushes", "data"),
                  State("grid", "filterModel"), prevent_initial_call=True)(explorer.export)

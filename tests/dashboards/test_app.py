@@ -203,3 +203,12 @@ def test_cli_unknown_experiment_exits_2_with_the_list(storage: Path, capsys: pyt
     assert app_module.main(["--storage", str(storage), "--experiment", "nope"]) == 2
     error = capsys.readouterr().err
     assert "no experiment 'nope'" in error and "synthetic" in error and "Traceback" not in error
+
+
+def test_figures_export_as_one_html_page(page: dict[str, Any]) -> None:
+    explorer, version = page["explorer"], page["version"]
+    shown = [explorer.curve(version, None, {}, None, page["score"], page["param"]),
+             explorer.parcoords(version, None, None, page["score"], {})[0], None]
+    sent = explorer.export_figures(1, version, *shown)
+    assert sent["filename"] == "synthetic-figures.html"
+    assert sent["content"].count("Plotly.newPlot") == 2 and "dice vs lambda" in sent["content"]
