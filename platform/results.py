@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 TABLES = ("trials", "epochs", "artifacts")
 KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path")}
+MERGE_EVERY = 64  # appends by this writer before its small parts are merged into one file
+MERGED_LIMIT = 16  # merged files before a table is compacted into one
 
 
 def is_uri(location: str) -> bool:
@@ -102,6 +104,7 @@ class ResultsStore:
         self.location = experiment
         self.fs, self.root = filesystem(experiment)
         self._seq = time.time_ns()
+        self._appended: dict[str, int] = {}
 
     def table_dir(self, table: str) -> str:
         if table not in TABLES:
@@ -122,6 +125,34 @@ class ResultsStore:
         temporary = f"{directory}/.{name}.tmp"
         pq.write_table(_table_from_rows(rows), temporary, filesystem=self.fs)
         self.fs.move(temporary, f"{directory}/{name}")
+        self._appended[table] = self._appended.get(table, 0) + 1
+        if self._appended[table] >= MERGE_EVERY:
+            self.merge(table)
+
+    def merge(self, table: str) -> None:
+        """Fold the small parts of a live table into one file, so readers open a few files, not one per row.
+
+        Rows keep their ``_seq``, so the last write per key still wins. Merged files pile up to
+        ``MERGED_LIMIT`` and are then compacted into one: each row is rewritten O(log) times, not per append.
+        The new file is written before the old ones are deleted; a reader listing in between sees rows twice,
+        which ``read`` resolves like any rewrite.
+        """
+        self._appended[table] = 0
+        parts = self._parts(table)
+        small = [p for p in parts if not p.endswith(("-merged.parquet", "-compact.parquet"))]
+        if len(parts) - len(small) >= MERGED_LIMIT:
+            self.compact(table)
+            return
+        if len(small) < 2:
+            return
+        data = ds.dataset(small, schema=self.schema(table, small), filesystem=self.fs, format="parquet").to_table()
+        self._seq = max(self._seq + 1, time.time_ns())
+        name = f"part-{self._seq}-merged.parquet"
+        directory = self.table_dir(table)
+        pq.write_table(data, f"{directory}/.{name}.tmp", filesystem=self.fs)
+        self.fs.move(f"{directory}/.{name}.tmp", f"{directory}/{name}")
+        for part in small:
+            self.fs.delete_file(part)
 
     def _parts(self, table: str) -> list[str]:
         selector = pafs.FileSelector(self.table_dir(table), allow_not_found=True)
@@ -145,6 +176,18 @@ class ResultsStore:
              where: tuple[str, Any] | None = None, trial_ids: Iterable[str] | None = None) -> pa.Table:
         """The table (last write per key when ``latest``), optionally only rows with ``column == value``
         and/or of ``trial_ids``; only ``columns`` (plus keys) when given; empty if nothing was written yet."""
+        trial_ids = None if trial_ids is None else sorted(set(trial_ids))
+        for attempt in range(3):
+            try:
+                return self._read(table, columns, latest, where, trial_ids)
+            except FileNotFoundError:
+                # The writer merged parts between our listing and our reading: list again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _read(self, table: str, columns: list[str] | None, latest: bool, where: tuple[str, Any] | None,
+              trial_ids: list[str] | None) -> pa.Table:
         parts = self._parts(table)
         if not parts:
             return pa.table({})
@@ -156,7 +199,7 @@ class ResultsStore:
             wanted = [c for c in wanted if c in dataset.schema.names]
         condition = ds.field(where[0]) == where[1] if where and where[0] in schema.names else None
         if trial_ids is not None:
-            chosen = ds.field("trial_id").isin(pa.array(sorted(set(trial_ids)), pa.string()))
+            chosen = ds.field("trial_id").isin(pa.array(trial_ids, pa.string()))
             condition = chosen if condition is None else condition & chosen
         data = dataset.to_table(columns=wanted, filter=condition)
         if latest and data.num_rows:

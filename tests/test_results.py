@@ -63,3 +63,19 @@ def test_compact_drops_trials_tune_does_not_know(tmp_path: Path) -> None:
     store.append("epochs", [{"trial_id": t, "epoch": 1} for t in ("a", "orphan")])
     store.compact("epochs", keep_trials={"a"})
     assert store.read("epochs").column("trial_id").to_pylist() == ["a"]
+
+
+def test_many_appends_are_merged_and_rewrites_still_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform.results as results
+
+    monkeypatch.setattr(results, "MERGE_EVERY", 4)
+    monkeypatch.setattr(results, "MERGED_LIMIT", 3)
+    store = ResultsStore(str(tmp_path / "exp"))
+    for epoch in range(1, 31):
+        store.append("epochs", [{"trial_id": "a", "epoch": epoch, "val/dice": 0.01 * epoch}])
+    store.append("epochs", [{"trial_id": "a", "epoch": 5, "val/dice": 0.99}])  # a re-run epoch written later
+    parts = list((tmp_path / "exp" / "tables" / "epochs").glob("*.parquet"))
+    assert len(parts) <= 3 + 4  # merged files below the limit plus the newest small parts, never one per row
+    table = store.read("epochs")
+    assert table.column("epoch").to_pylist() == list(range(1, 31))
+    assert table.column("val/dice").to_pylist()[4] == pytest.approx(0.99)
