@@ -91,3 +91,12 @@ def test_a_listed_artifact_that_links_outside_the_root_is_refused(tmp_path: Path
     os.symlink(secret, target)
     with pytest.raises(ExplorerError, match="outside the storage root"):
         Catalog(str(tmp_path / "root")).artifact_bytes("linked", listed["trial_id"], listed["file"])
+
+
+def test_a_filesystem_uri_reads_like_a_path(storage: Path) -> None:
+    catalog = Catalog(f"file://{storage}")  # s3:// and gs:// go through the same pyarrow filesystem calls
+    assert catalog.names() == ["synthetic"]
+    experiment = catalog.load("synthetic")
+    assert len(experiment.trials) == 30 and experiment.location.startswith("file://")
+    listed = experiment.artifacts.iloc[0]
+    assert catalog.artifact_bytes("synthetic", listed["trial_id"], listed["file"]).startswith(b"\x89PNG")
