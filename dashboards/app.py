@@ -34,6 +34,7 @@ from dashboards.analysis import (
     importance,
     metric_breakdown,
     short_name,
+    summary_numbers,
 )
 from dashboards.figures import Figure
 from dashboards.tables import Catalog, Experiment, ExplorerError
@@ -133,7 +134,7 @@ class Explorer:
         experiment = self.experiment(version)
         if experiment is None:
             return [html.Span("no experiment selected")]
-        numbers = figures.summary_numbers(experiment.trials, score or "", experiment.mode_of(score or ""),
+        numbers = summary_numbers(experiment.trials, score or "", experiment.mode_of(score or ""),
                                           time.time())
         counts = ", ".join(f"{status.lower()} {count}" for status, count in sorted(numbers["counts"].items()))
         best = "—" if math.isnan(numbers["best"]) else f"{numbers['best']:.4f} (trial {numbers['best_trial']})"

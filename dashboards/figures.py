@@ -207,23 +207,5 @@ def importance_bars(values: dict[str, float], score: str, evaluator: str, trials
                    yaxis={"automargin": True})
 
 
-def summary_numbers(trials: pd.DataFrame, score: str, mode: str, now: float) -> dict[str, Any]:
-    """Trials by status, the best score and its trial, and the elapsed time of the experiment."""
-    counts = trials["status"].value_counts().to_dict() if "status" in trials else {}
-    values = pd.to_numeric(trials[score], errors="coerce") if score in trials else pd.Series(dtype=float)
-    best_index = (values.idxmax() if mode == "max" else values.idxmin()) if values.notna().any() else None
-    started = pd.to_numeric(trials.get("started_at"), errors="coerce") if "started_at" in trials else None
-    ended = pd.to_numeric(trials.get("ended_at"), errors="coerce") if "ended_at" in trials else None
-    elapsed = math.nan
-    if started is not None and started.notna().any():
-        running = counts.get("RUNNING", 0) > 0
-        last = now if running or ended is None or ended.isna().all() else float(ended.max())
-        elapsed = last - float(started.min())
-    return {"counts": {str(k): int(v) for k, v in counts.items()}, "total": len(trials),
-            "best": float(values[best_index]) if best_index is not None else math.nan,
-            "best_trial": str(trials.loc[best_index, "trial_id"]) if best_index is not None else None,
-            "elapsed_s": elapsed}
-
-
 def level_options(trials: pd.DataFrame, factors: list[str]) -> list[str]:
     return sorted(level_labels(trials, factors).unique(), key=natural_key) if factors and not trials.empty else []

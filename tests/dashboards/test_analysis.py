@@ -181,3 +181,16 @@ def test_metric_breakdown_splits_domain_and_class() -> None:
 def test_natural_order_of_levels() -> None:
     levels = ["[10]", "[2]", "[]", "lambda=10", "lambda=0.5", "[1]"]
     assert sorted(levels, key=natural_key) == ["[1]", "[2]", "[10]", "[]", "lambda=0.5", "lambda=10"]
+
+
+def test_summary_counts_best_and_elapsed() -> None:
+    from dashboards.analysis import summary_numbers
+
+    trials = _trials().assign(started_at=[100.0, 110, 120, 130, 140, 150],
+                              ended_at=[200.0, 210, 220, 230, 240, math.nan])
+    numbers = summary_numbers(trials, "score", "max", now=400.0)
+    assert numbers["counts"] == {"TERMINATED": 4, "ERROR": 1, "RUNNING": 1} and numbers["total"] == 6
+    assert (numbers["best"], numbers["best_trial"]) == (0.8, "a")
+    assert numbers["elapsed_s"] == 300.0  # a trial still runs: until now
+    finished = summary_numbers(trials.iloc[:5], "score", "min", now=400.0)
+    assert (finished["best_trial"], finished["elapsed_s"]) == ("e", 140.0)  # until the last trial ended
