@@ -19,7 +19,7 @@ from ray.train.torch import TorchConfig, TorchTrainer, prepare_model
 from ray.tune.integration.ray_train import TuneReportCallback
 from torch import nn
 
-from platform.engine import load_checkpoint, run_epochs
+from platform.engine import restore_checkpoint, run_epochs
 from platform.spec import SweepSpec
 from platform.trainers import TRAINERS
 
@@ -37,10 +37,18 @@ def _wrapper(trainer: Any):
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Train worker."""
-    from platform.trial import artifact_sink, limit_threads, quiet_ray_logs
+    from platform.trial import memory_limit, quiet_ray_logs
 
     quiet_ray_logs()
     spec = SweepSpec.model_validate_json(loop_config["spec_json"])
+    with memory_limit(spec.resources.memory_gb):
+        _train_worker(spec, loop_config)
+
+
+def _train_worker(spec: SweepSpec, loop_config: dict[str, Any]) -> None:
+    """Build the trainer (from the latest usable checkpoint), wrap it for DDP, run the epochs."""
+    from platform.trial import artifact_sink, limit_threads
+
     trainer_cls = TRAINERS.get(spec.trainer)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
@@ -51,8 +59,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
                           world_size=world)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            load_checkpoint(trainer, Path(directory))
+        restore_checkpoint(trainer, checkpoint)
     if world > 1:
         trainer.wrap_networks(_wrapper(trainer))
 
@@ -77,6 +84,8 @@ def fit_distributed(spec: SweepSpec, trainer_config: Any, *, seed: int, fold: in
     per_worker = {"CPU": resources.cpus_per_worker}
     if use_gpu:
         per_worker["GPU"] = resources.gpus_per_worker
+    if resources.memory_gb:
+        per_worker["memory"] = resources.memory_gb * 2**30
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={

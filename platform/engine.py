@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs as pafs
 import torch
 
 from platform.trainers.base import Trainer
 
 STATE_FILE = "state.pt"
+log = logging.getLogger(__name__)
 
 # report(metrics, checkpoint_dir or None); the directory only lives during the call.
 Report = Callable[[dict[str, Any], Path | None], None]
@@ -38,6 +42,46 @@ def load_checkpoint(trainer: Trainer, directory: Path) -> None:
     trainer.load_state_dict(state)
 
 
+def earlier_checkpoints(checkpoint: Any) -> list[Any]:
+    """The ``checkpoint_*`` directories beside a Ray ``Checkpoint`` that sort before it, newest first
+    (Tune and Train name them by index or time, so the name order is the report order)."""
+    parent, _, name = checkpoint.path.rstrip("/").rpartition("/")
+    try:
+        infos = checkpoint.filesystem.get_file_info(pafs.FileSelector(parent, allow_not_found=True))
+    except OSError:
+        return []
+    names = sorted((info.base_name for info in infos if info.type == pafs.FileType.Directory
+                    and info.base_name.startswith("checkpoint_") and info.base_name < name), reverse=True)
+    return [type(checkpoint)(path=f"{parent}/{other}", filesystem=checkpoint.filesystem) for other in names]
+
+
+def restore_checkpoint(trainer: Trainer, checkpoint: Any) -> Any:
+    """Load the latest Ray ``Checkpoint``; if it is unusable (a crash while writing, a corrupt file), fall back
+    to the earlier ones still kept, newest first. Returns the one loaded; RuntimeError naming each if none loads.
+    """
+    problems: list[str] = []
+    for candidate in [checkpoint, *earlier_checkpoints(checkpoint)]:
+        try:
+            with candidate.as_directory() as directory:
+                load_checkpoint(trainer, Path(directory))
+        except Exception as exc:  # unreadable state, or a checkpoint that cannot be fetched from storage
+            problems.append(str(exc) if isinstance(exc, RuntimeError) else f"{candidate.path}: {exc}")
+            continue
+        if problems:
+            log.warning("%s; continuing from the earlier checkpoint %s (epoch %s)", "; ".join(problems),
+                        candidate.path, trainer.epoch)
+        return candidate
+    raise RuntimeError(f"no usable checkpoint to resume from: {'; '.join(problems)}. Remove the trial's "
+                       "checkpoint_* directories to restart it from scratch.")
+
+
+def check_losses(metrics: dict[str, Any], epoch: int) -> None:
+    """FloatingPointError when a ``train/loss*`` metric is NaN or infinite (the trial errors with it)."""
+    for key, value in metrics.items():
+        if key.startswith("train/loss") and isinstance(value, (int, float)) and not math.isfinite(value):
+            raise FloatingPointError(f"{key} became {value} at epoch {epoch + 1}")
+
+
 def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
                artifacts: ArtifactSink | None = None, evaluate: bool = True) -> None:
     """Run epochs ``trainer.epoch .. config.epochs-1`` and report once per epoch.
@@ -49,6 +93,7 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
     for epoch in range(trainer.epoch, epochs):
         started = time.perf_counter()
         metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
+        check_losses(metrics, epoch)
         trained = time.perf_counter()
         if evaluate:
             metrics.update(trainer.evaluate("val"))

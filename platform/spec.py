@@ -122,6 +122,8 @@ class Resources(_Strict):
     workers_per_trial: int = Field(1, ge=1, description="1 runs in the trial process; >1 uses Ray Train DDP")
     cpus_per_worker: float = Field(1.0, gt=0, description="CPUs per worker (torch threads follow it)")
     gpus_per_worker: float = Field(0.0, ge=0, description="GPUs per worker; fractional shares a GPU")
+    memory_gb: float | None = Field(None, gt=0, description="memory per worker (GB): reserved from Ray, and on "
+                                    "Linux a cap on what it allocates after start-up (over it the trial errors)")
 
 
 class SweepSpec(_Strict):
@@ -165,17 +167,39 @@ class SweepSpec(_Strict):
 # --- YAML with line numbers ----------------------------------------------------------------------------------
 
 
-def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+class _BadStructure(Exception):
+    """A document no spec can be: an alias inside the value it names (``a: &x [*x]``), or aliases that
+    expand to an enormous document (a 'billion laughs')."""
+
+
+MAX_YAML_NODES = 100_000
+
+
+def _line_index(root: yaml.Node) -> dict[tuple[Any, ...], int]:
     """Map every key path in a composed YAML document to its 1-based line number."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines.update(_line_index(value_node, (*path, key)))
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            lines.update(_line_index(item, (*path, index)))
+    lines: dict[tuple[Any, ...], int] = {}
+
+    def walk(node: yaml.Node, path: tuple[Any, ...], inside: frozenset[int]) -> None:
+        line = node.start_mark.line + 1
+        if id(node) in inside:
+            raise _BadStructure(f", line {line}: an alias (*name) refers to the value that contains it, which "
+                                "makes the spec infinite. Repeat the values instead.")
+        if len(lines) > MAX_YAML_NODES:
+            raise _BadStructure(f": the document expands to more than {MAX_YAML_NODES} values (aliases "
+                                "repeated inside aliases?). A sweep spec is small.")
+        lines[path] = line
+        inside = inside | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                # A non-scalar key is unhashable; the loader rejects it with a line number.
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.id}>"
+                walk(value_node, (*path, key), inside)
+                lines[(*path, key)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index), inside)
+
+    walk(root, (), frozenset())
     return lines
 
 
@@ -245,15 +269,21 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
         raise SpecError(f"{path}: cannot read the spec ({exc.strerror or exc}). Check the path.") from None
     try:
         node = yaml.compose(text)
+        # Recursive aliases first: the loader would build a self-containing value.
+        lines = _line_index(node) if node is not None else {}
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(f"{path}{where}: not valid YAML ({problem}). Fix the syntax.") from None
+    except _BadStructure as exc:
+        raise SpecError(f"{path}{exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: the YAML is nested too deeply to be a sweep spec.") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: a sweep spec is a YAML mapping (name:, trainer:, ...), got {type(data).__name__}.")
-    return data, (_line_index(node) if node is not None else {})
+    return data, lines
 
 
 def apply_override(data: dict[str, Any], override: str) -> None:
@@ -277,6 +307,12 @@ def apply_override(data: dict[str, Any], override: str) -> None:
     target[parts[-1]] = value
 
 
+def _capped(value: Any, cap: int) -> Any:
+    """``min(value, cap)`` for a number; anything else unchanged, for validation to report."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return min(value, cap) if number else value
+
+
 def apply_smoke(data: dict[str, Any]) -> None:
     """Shrink a raw spec so any sweep runs in about a minute (``--smoke``): tiny data, networks and budget."""
     from platform.trainers import TRAINERS
@@ -285,18 +321,18 @@ def apply_smoke(data: dict[str, Any]) -> None:
         data["name"] = f"{data['name']}-smoke"
     section = data.setdefault("data", {})
     if isinstance(section, dict):
-        section["size"] = min(int(section.get("size", 32)), 32)
-        section["subjects_per_domain"] = min(int(section.get("subjects_per_domain", 3)), 3)
+        section["size"] = _capped(section.get("size", 32), 32)
+        section["subjects_per_domain"] = _capped(section.get("subjects_per_domain", 3), 3)
         section.update(patch_size=16, batch_size=2, patches_per_epoch=8)
-    search = data.get("search") or {}
+    search = data.get("search") if isinstance(data.get("search"), dict) else {}
     fixed = data.setdefault("fixed", {})
-    if isinstance(fixed, dict) and data.get("trainer") in TRAINERS:
+    if isinstance(fixed, dict) and isinstance(data.get("trainer"), str) and data["trainer"] in TRAINERS:
         for key, value in TRAINERS.get(data["trainer"]).smoke_overrides().items():
             if key not in search:
                 fixed[key] = value
     budget = data.setdefault("budget", {})
     if isinstance(budget, dict):
-        budget["trials"] = min(int(budget.get("trials", 2)), 2)
+        budget["trials"] = _capped(budget.get("trials", 2), 2)
     repeats = data.get("repeats")
     if isinstance(repeats, dict):
         for key in ("seeds", "folds"):

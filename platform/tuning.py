@@ -61,7 +61,9 @@ def build_scheduler(spec: SweepSpec, epochs: int) -> Any:
     if spec.scheduler.type == "asha":
         # Multi-objective: ASHA ranks on the first objective.
         first = spec.objectives[0]
-        return ASHAScheduler(time_attr="training_iteration", metric=first.metric, mode=first.mode, max_t=epochs,
+        # "epoch" (the trainer's own count), not training_iteration: a trial restored from an earlier checkpoint
+        # re-reports epochs, so Tune's iteration count runs ahead of the epochs actually trained.
+        return ASHAScheduler(time_attr="epoch", metric=first.metric, mode=first.mode, max_t=epochs,
                              grace_period=spec.scheduler.grace_period,
                              reduction_factor=spec.scheduler.reduction_factor)
     return FIFOScheduler()
@@ -74,6 +76,8 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
         resources = {"CPU": res.cpus_per_worker}
         if res.gpus_per_worker:
             resources["GPU"] = res.gpus_per_worker
+        if res.memory_gb:
+            resources["memory"] = res.memory_gb * 2**30  # Ray counts memory in bytes
         return resources
     # The TorchTrainer schedules its own workers; the driver only waits, so it reserves (almost) nothing.
     return {"CPU": 0.01}
@@ -93,6 +97,10 @@ def unschedulable_reason(spec: SweepSpec, available: dict[str, float]) -> str | 
     if gpus > available.get("GPU", 0.0) + 1e-9:
         return (f"one trial needs {gpus:g} GPUs but the cluster has {available.get('GPU', 0.0):g}. Lower "
                 "resources.gpus_per_worker or use a cluster with GPUs (--address).")
+    memory = (res.memory_gb or 0.0) * res.workers_per_trial
+    if memory and "memory" in available and memory * 2**30 > available["memory"]:
+        return (f"one trial needs {memory:g} GB of memory but the cluster has {available['memory'] / 2**30:.1f}. "
+                "Lower resources.memory_gb.")
     return None
 
 
@@ -104,6 +112,8 @@ def default_concurrency(spec: SweepSpec, available: dict[str, float] | None = No
     limits = [math.floor(available.get("CPU", 1) / per_trial_cpus + 1e-9)]
     if res.gpus_per_worker:
         limits.append(math.floor(available.get("GPU", 0) / (res.gpus_per_worker * res.workers_per_trial) + 1e-9))
+    if res.memory_gb and "memory" in available:
+        limits.append(math.floor(available["memory"] / (res.memory_gb * 2**30 * res.workers_per_trial) + 1e-9))
     return max(1, min(limits))
 
 
