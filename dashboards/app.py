@@ -240,6 +240,9 @@ class Explorer:
             return [], [], None, None
         ranked = list(_ranked(trials, score, experiment)["trial_id"])
         chosen = [row["trial_id"] for row in selected or [] if row.get("trial_id")]
+        known = set(experiment.trials["trial_id"])
+        # Picks from another experiment (the picker just changed) are not kept.
+        current_a, current_b = (t if t in known else None for t in (current_a, current_b))
         offered = list(dict.fromkeys(chosen + ranked[:MAX_OPTIONS] + [t for t in (current_a, current_b) if t]))
         labels = _trial_labels(experiment, offered)
         options = [{"label": labels.get(t, t), "value": t} for t in offered]

@@ -160,7 +160,8 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
                    + (f" (baseline: {baseline})" if baseline else ""), len(trials),
                    height=max(260, 40 + 28 * len(table)), barmode="group",
                    xaxis={"domain": [0, 0.48], "title": score}, xaxis2={"domain": [0.54, 1], "title": "difference"},
-                   yaxis={"automargin": True}, showlegend=False)
+                   # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
+                   yaxis={"type": "category", "automargin": True}, showlegend=False)
 
 
 def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, params: list[str]) -> Figure:

@@ -212,3 +212,16 @@ def test_figures_export_as_one_html_page(page: dict[str, Any]) -> None:
     sent = explorer.export_figures(1, version, *shown)
     assert sent["filename"] == "synthetic-figures.html"
     assert sent["content"].count("Plotly.newPlot") == 2 and "dice vs lambda" in sent["content"]
+
+
+def test_comparison_drops_picks_of_another_experiment(page: dict[str, Any], trials: pd.DataFrame) -> None:
+    options, _, a, b = page["explorer"].comparison_choices(page["version"], None, {}, None, page["score"], [],
+                                                           "gone-trial", "t000002")
+    assert a in set(trials["trial_id"]) and a != "gone-trial" and b == "t000002"
+    assert "gone-trial" not in {o["value"] for o in options}
+
+
+def test_ablation_levels_are_categories_even_when_numeric(page: dict[str, Any]) -> None:
+    figure, levels, _ = page["explorer"].ablation(page["version"], None, {}, None, page["score"],
+                                                  ["config/n_steps"], None)
+    assert levels == sorted(levels, key=int) and figure["layout"]["yaxis"]["type"] == "category"

@@ -1,0 +1,372 @@
+"""End to end in a real headless Chromium: the explorer server, the page's views, selection, live refresh,
+filters and switching experiments (slow, run in CI, which installs chromium and chromedriver).
+
+One server and one browser for the module; the tests run in file order and share the page's state. Expected
+numbers are computed from the results tables; each view reports how many trials it shows in
+``layout.meta.trials`` of its rendered plotly figure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from platform.results import ResultsStore, experiment_uri, read_table
+from tests.conftest import REPO_ROOT
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    pytest.skip(f"browser test needs {CHROMIUM} and {CHROMEDRIVER} (CI installs both)", allow_module_level=True)
+
+from selenium import webdriver  # noqa: E402  (after the skip: only needed when a browser exists)
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SYNTHETIC, SMOKE = "synthetic", "advnorm-lambda-smoke"
+TIMEOUT = 60.0  # every wait: the machine is loaded (a Ray sweep runs beside the browser)
+VIEWS = ("parcoords", "curve", "ablation", "pareto", "curves", "importance")
+SELECTED = "t000001"  # one of the synthetic trials that saved images
+SERVER_LOG: list[Path] = []  # the running server's log, quoted when a wait times out
+GRID_API = "dash_ag_grid.getApiAsync('grid').then(api => done({js})).catch(error => done('error: ' + error));"
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("explorer-storage")
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(storage: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """The real smoke sweep, started first and left running beside the other tests (it takes 25-60 s)."""
+    cache = tmp_path_factory.mktemp("explorer-cache")
+    log_path = storage.parent / "sweep.log"
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "SEGSWEEP_CACHE": str(cache)}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "platform.sweep", "search_spaces/lambda.yaml", "--smoke",
+                                    "--storage", str(storage)], cwd=REPO_ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        yield process, log_path
+        try:  # let it finish (Ray shuts down cleanly) when only some tests ran; stop it if it hangs
+            process.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+
+
+@pytest.fixture(scope="module")
+def smoke_experiment(smoke_sweep: tuple[subprocess.Popen, Path], storage: Path) -> str:
+    """The smoke sweep's experiment location, once the sweep exited 0."""
+    process, log_path = smoke_sweep
+    process.wait(timeout=300)
+    assert process.returncode == 0, f"smoke sweep exited {process.returncode}:\n{log_path.read_text()[-3000:]}"
+    return experiment_uri(str(storage), SMOKE)
+
+
+@pytest.fixture(scope="module")
+def synthetic(storage: Path) -> str:
+    from dashboards.bench import build_experiment
+
+    return build_experiment(storage, SYNTHETIC, trials=120, epochs=8, seeds=3, images=4)
+
+
+@pytest.fixture(scope="module")
+def server(storage: Path, synthetic: str, smoke_sweep: tuple[subprocess.Popen, Path]) -> Iterator[str]:
+    """``python -m dashboards.app`` on a free port (refresh every 2 s); yields its URL once it answers 200."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log_path = storage.parent / "server.log"
+    # A file, not a pipe: the server logs every request, and a full pipe would block it.
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "dashboards.app", "--storage", str(storage),
+                                    "--experiment", SYNTHETIC, "--port", str(port), "--refresh", "2"],
+                                   cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+        SERVER_LOG[:] = [log_path]
+        try:
+            _wait_for_http(url, process, log_path)
+            _assert_loopback_only(port, log_path)
+            yield url
+        finally:
+            _stop(process)
+            SERVER_LOG.clear()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--window-size=1400,3400"):
+        options.add_argument(argument)
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    browser.set_script_timeout(TIMEOUT)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+@pytest.fixture(autouse=True)
+def clean_console(driver: WebDriver) -> Iterator[None]:
+    """Fail a test whose page logged a SEVERE console entry (favicon and WebGL noise aside)."""
+    yield
+    severe = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+              and "favicon" not in entry["message"].lower() and "webgl" not in entry["message"].lower()]
+    assert not severe, "browser console errors:\n" + "\n".join(severe)
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        assert process.poll() is None, f"explorer exited {process.returncode}:\n{log_path.read_text()[-3000:]}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        assert time.monotonic() < deadline, f"explorer did not answer at {url}:\n{log_path.read_text()[-3000:]}"
+        time.sleep(0.5)
+
+
+def _assert_loopback_only(port: int, log_path: Path) -> None:
+    """The server says it serves on 127.0.0.1, and the kernel's listening sockets on its port agree."""
+    log = log_path.read_text()
+    assert f"http://127.0.0.1:{port}/" in log, log[-2000:]
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hex_port = local.rsplit(":", 1)
+                if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                    addresses.append(address)
+    loopback = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1 and ::1 as /proc/net prints them
+    assert all(a in loopback for a in addresses), f"explorer listens on {addresses} (hex), not only loopback"
+
+
+def _until(driver: WebDriver, probe: Callable[[WebDriver], Any], accept: Callable[[Any], bool], what: str) -> Any:
+    """Wait until ``accept(probe(driver))``; on timeout, say what was expected and what was last seen."""
+    seen: list[Any] = [None]
+
+    def check(browser: WebDriver) -> Any:
+        seen[0] = probe(browser)
+        return (seen[0],) if accept(seen[0]) else False  # a tuple: truthy even when the value is not
+
+    try:
+        return WebDriverWait(driver, TIMEOUT, poll_frequency=0.25,
+                             ignored_exceptions=[StaleElementReferenceException]).until(check)[0]
+    except Exception as exc:
+        raise AssertionError(f"timed out waiting for {what}; last seen: {seen[0]!r}{_server_problems()}") from exc
+
+
+def _server_problems() -> str:
+    """The server log's lines other than successful requests (tracebacks, 500s), for a failure message."""
+    if not SERVER_LOG or not SERVER_LOG[0].exists():
+        return ""
+    lines = [line for line in SERVER_LOG[0].read_text().splitlines() if not any(
+        f'HTTP/1.1" {code} ' in line for code in (200, 204, 304))]
+    return "\nserver log (requests answered 2xx/304 left out):\n" + "\n".join(lines[-40:]) if lines else ""
+
+
+def _meta_trials(driver: WebDriver, view: str) -> int | None:
+    return driver.execute_script(
+        "const plot = document.querySelector(arguments[0]);"
+        "return plot && plot.layout && plot.layout.meta ? plot.layout.meta.trials : null;",
+        f"#{view} .js-plotly-plot")
+
+
+def _wait_trials(driver: WebDriver, view: str, expected: int) -> None:
+    _until(driver, lambda d: _meta_trials(d, view), lambda n: n == expected, f"#{view} to show {expected} trials")
+
+
+def _grid(driver: WebDriver, js: str) -> Any:
+    """Evaluate ``js`` (an expression of ``api``) against the AG Grid's API."""
+    result = driver.execute_async_script("const done = arguments[arguments.length - 1];" + GRID_API.format(js=js))
+    assert not (isinstance(result, str) and result.startswith("error:")), result
+    return result
+
+
+def _row_count(driver: WebDriver) -> int:
+    return _grid(driver, "api.getDisplayedRowCount()")
+
+
+def _selected(driver: WebDriver) -> list[str]:
+    return _grid(driver, "api.getSelectedRows().map(row => row.trial_id)")
+
+
+def _text(driver: WebDriver, selector: str) -> str:
+    """The rendered text of the first match ('' if none), read in one script: no stale element references."""
+    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
+                                 selector)
+
+
+def _open(driver: WebDriver, url: str) -> None:
+    """Load the page and wait until the first experiment's rows are in the grid."""
+    driver.get(url)
+    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#grid .ag-row"), bool, "the grid's first rows")
+
+
+def _on_page(driver: WebDriver, url: str) -> None:
+    """Open the page unless an earlier test left it open (each test also runs on its own)."""
+    if not driver.current_url.startswith(url):
+        _open(driver, url)
+
+
+def _select(driver: WebDriver, trial_id: str) -> None:
+    """Tick a row's selection checkbox with a real click (no-op when already selected)."""
+    if trial_id in _selected(driver):
+        return
+    checkbox = _until(driver, lambda d: d.find_elements(
+        By.CSS_SELECTOR, f'.ag-row[row-id="{trial_id}"] [col-id="ag-Grid-SelectionColumn"] input[type="checkbox"]'),
+        bool, f"the selection checkbox of {trial_id}")[0]
+    checkbox.click()
+    _until(driver, _selected, lambda rows: trial_id in rows, f"{trial_id} selected in the grid")
+
+
+def _trials(location: str) -> Any:
+    return read_table(location, "trials").to_pandas()
+
+
+# --- tests ---------------------------------------------------------------------------------------------------
+
+
+def test_page_renders_every_view(driver: WebDriver, server: str, synthetic: str) -> None:
+    trials = _trials(synthetic)
+    total, finished = len(trials), int((trials["status"] == "TERMINATED").sum())
+    assert total == 120
+    _open(driver, server)
+    expected = {"parcoords": total, "curve": total, "ablation": total, "pareto": total, "curves": 5,
+                "importance": finished}
+    for view in VIEWS:
+        _until(driver, lambda d, v=view: d.find_elements(By.CSS_SELECTOR, f"#{v} .js-plotly-plot"), bool,
+               f"#{view} drawn")
+        _wait_trials(driver, view, expected[view])
+    _until(driver, _row_count, lambda n: n == total, f"{total} rows in the grid")
+    _until(driver, lambda d: _text(d, "#summary"), lambda text: "advnorm" in text, "the trainer in #summary")
+    assert _text(driver, "#summary-1").startswith(f"{total}:")
+
+
+def test_selecting_a_row_updates_the_comparison(driver: WebDriver, server: str) -> None:
+    _on_page(driver, server)
+    _select(driver, SELECTED)
+    _until(driver, lambda d: _text(d, "#compare-images h4"), lambda text: text == f"A: trial {SELECTED}",
+           f"comparison A = {SELECTED}")
+    assert driver.find_elements(By.CSS_SELECTOR, "#compare-config-table tbody tr")
+    assert driver.find_elements(By.CSS_SELECTOR, "#compare-metrics-table tbody tr")
+    images = _until(driver, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#compare-images img')]"
+        ".map(img => [new URL(img.src).pathname, img.complete ? img.naturalWidth : 0]);"),
+        lambda found: any(path.startswith(f"/artifacts/{SYNTHETIC}/{SELECTED}/") for path, _ in found)
+        and all(width > 0 for _, width in found), f"{SELECTED}'s images loaded")
+    assert len([path for path, _ in images if f"/{SELECTED}/" in path]) == 2  # one per domain
+    _wait_trials(driver, "curves", 1)
+
+
+def test_live_refresh_keeps_the_selection(driver: WebDriver, server: str, synthetic: str) -> None:
+    _on_page(driver, server)
+    _select(driver, SELECTED)
+    before = len(_trials(synthetic))
+    ResultsStore(synthetic).append("trials", [{"trial_id": "t999999", "status": "RUNNING", "config/lambda": 0.5,
+                                               "config/disc_arch": "resnet", "config/n_steps": 3, "seed": 0,
+                                               "trainer": "advnorm"}])
+    _until(driver, _row_count, lambda n: n == before + 1, f"{before + 1} rows after the live refresh")
+    assert _selected(driver) == [SELECTED]
+    checkbox = driver.find_element(
+        By.CSS_SELECTOR, f'.ag-row[row-id="{SELECTED}"] [col-id="ag-Grid-SelectionColumn"] input[type="checkbox"]')
+    assert checkbox.is_selected()
+    assert _text(driver, "#compare-images h4") == f"A: trial {SELECTED}"
+    _wait_trials(driver, "curves", 1)
+    _wait_trials(driver, "curve", before + 1)
+
+
+def test_status_filter_applies_to_the_views(driver: WebDriver, server: str, synthetic: str) -> None:
+    _on_page(driver, server)
+    errors = int((_trials(synthetic)["status"] == "ERROR").sum())
+    assert errors > 0
+    for label in driver.find_elements(By.CSS_SELECTOR, "#status label"):
+        box = label.find_element(By.TAG_NAME, "input")
+        if box.is_selected() != (box.get_attribute("value") == "ERROR"):
+            label.click()
+    _until(driver, lambda d: [b.get_attribute("value") for b in d.find_elements(By.CSS_SELECTOR, "#status input")
+                              if b.is_selected()], lambda values: values == ["ERROR"], "only ERROR checked")
+    for view in ("curve", "parcoords", "pareto"):
+        _wait_trials(driver, view, errors)
+    _until(driver, _row_count, lambda n: n == errors, f"{errors} rows in the grid")
+
+
+def test_switching_experiment(driver: WebDriver, server: str, smoke_experiment: str) -> None:
+    total = len(_trials(smoke_experiment))
+    assert total == 2
+    _open(driver, server)  # a fresh page: every status checked again
+    driver.find_element(By.ID, "experiment").click()
+    search = _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
+                    bool, "the experiment dropdown's search box")[0]
+    _until(driver, lambda d: _text(d, ".dash-dropdown-content .dash-dropdown-options"), lambda text: SMOKE in text,
+           f"{SMOKE} offered in the dropdown")
+    search.send_keys(SMOKE)
+    _until(driver, lambda d: [o.text for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content [role=option]")],
+           lambda options: options == [SMOKE], f"the search to leave only {SMOKE}")
+    search.send_keys(Keys.ENTER)
+    _until(driver, lambda d: _text(d, "#experiment"), lambda text: text.strip() == SMOKE, f"{SMOKE} chosen")
+    _until(driver, lambda d: _text(d, "#summary-1"), lambda text: text.startswith(f"{total}:"),
+           f"#summary to count {total} trials")
+    assert _text(driver, "#summary-0") == "advnorm"
+    _wait_trials(driver, "curve", total)
+    _until(driver, _row_count, lambda n: n == total, f"{total} rows in the grid")
+    smoke_ids = set(_trials(smoke_experiment)["trial_id"])  # the comparison follows the new experiment
+    _until(driver, lambda d: _text(d, "#compare-images h4"),
+           lambda text: text.startswith("A: trial ") and text.split()[-1] in smoke_ids, "a smoke trial compared")
+
+
+def test_screenshot(driver: WebDriver, server: str, tmp_path: Path) -> None:
+    _on_page(driver, server)
+    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#curve .js-plotly-plot"), bool, "the page drawn")
+    path = tmp_path / "explorer.png"
+    assert driver.save_screenshot(str(path))
+    assert path.exists() and path.stat().st_size > 10_000, path.stat().st_size
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("EXPLORER_SCREENSHOT"):
+        target = Path(os.environ["EXPLORER_SCREENSHOT"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
