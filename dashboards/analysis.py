@@ -237,12 +237,19 @@ def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str
 def level_labels(trials: pd.DataFrame, factors: list[str]) -> pd.Series:
     """A readable label per trial for a combination of factors, e.g. ``style_transfer=True, use_d1=False``."""
     if len(factors) == 1:
-        return trials[factors[0]].astype(str)
-    parts = [short_name(f) + "=" + trials[f].astype(str) for f in factors]
+        return _level_text(trials[factors[0]])
+    parts = [short_name(f) + "=" + _level_text(trials[f]) for f in factors]
     label = parts[0]
     for part in parts[1:]:
         label = label + ", " + part
     return label
+
+
+def _level_text(values: pd.Series) -> pd.Series:
+    """Readable level names: floats to 4 significant digits (a sampled lambda is not 0.011508094377692606)."""
+    if pd.api.types.is_float_dtype(values):
+        return values.map(lambda v: "nan" if v != v else f"{v:.4g}")
+    return values.astype(str)
 
 
 def natural_key(label: str) -> list[Any]:

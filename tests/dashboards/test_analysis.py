@@ -194,3 +194,12 @@ def test_summary_counts_best_and_elapsed() -> None:
     assert numbers["elapsed_s"] == 300.0  # a trial still runs: until now
     finished = summary_numbers(trials.iloc[:5], "score", "min", now=400.0)
     assert (finished["best_trial"], finished["elapsed_s"]) == ("e", 140.0)  # until the last trial ended
+
+
+def test_numeric_levels_read_as_short_numbers() -> None:
+    from dashboards.analysis import level_labels
+
+    trials = pd.DataFrame({"config/lambda": [0.011508094377692606, 1.5], "config/norm": ["batch", "instance"]})
+    assert list(level_labels(trials, ["config/lambda"])) == ["0.01151", "1.5"]
+    assert list(level_labels(trials, ["config/norm", "config/lambda"])) == ["norm=batch, lambda=0.01151",
+                                                                          "norm=instance, lambda=1.5"]
