@@ -105,7 +105,6 @@ def make_sampler(spec: SweepSpec) -> optuna.samplers.BaseSampler:
         # A grid is enqueued point by point (see ``encode_points``); Optuna's GridSampler calls
         # ``study.stop()`` when exhausted, which raises under the ask-and-tell API that Ray drives.
         return optuna.samplers.RandomSampler(seed=searcher.seed)
-        return optuna.samplers.RandomSampler(seed=searcher.seed)
     # TPE's default of 10 random start-up trials would leave nothing to model in a small budget: use a third
     # of the budget (at least the explicit points). multivariate+group model conditional spaces jointly;
     # constant_liar keeps concurrent suggestions apart.

@@ -129,6 +129,8 @@ class ResultsCallback(tune.Callback):
         self.experiment = experiment
         self.store = ResultsStore(experiment)
         self._started: dict[str, float] = {}
+        # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
+        self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
 
     def _trial_base(self, trial: Any) -> dict[str, Any]:
         config = dict(trial.config)
@@ -161,6 +163,7 @@ class ResultsCallback(tune.Callback):
         # Written at once, not buffered: Tune may record this epoch's checkpoint before a crash, and a resumed
         # trial then starts after it, so a row held in memory would be lost for good.
         self.store.append("epochs", [row])
+        self._epochs.setdefault(trial.trial_id, {})[row["epoch"]] = row
         artifacts = result.get("artifacts")
         if isinstance(artifacts, str) and artifacts:
             rows = [{"trial_id": trial.trial_id, **item} for item in json.loads(artifacts)]
@@ -168,7 +171,12 @@ class ResultsCallback(tune.Callback):
 
     def _summary(self, trial: Any) -> dict[str, Any]:
         """Best/last metrics and time in epochs, from the epochs table (complete even after --resume)."""
-        rows = self.store.read("epochs", where=("trial_id", trial.trial_id)).to_pylist()
+        seen = self._epochs.pop(trial.trial_id, {})
+        if seen and set(seen) == set(range(1, max(seen) + 1)):
+            rows = [seen[epoch] for epoch in sorted(seen)]  # every epoch passed through this driver
+        else:
+            # A resumed trial's earlier epochs were reported to a previous driver: they are only in the table.
+            rows = self.store.read("epochs", where=("trial_id", trial.trial_id)).to_pylist()
         rows.sort(key=lambda r: r.get("epoch") or 0)
         row: dict[str, Any] = {"epochs": len(rows)}
         if not rows:

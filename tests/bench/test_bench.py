@@ -1,0 +1,119 @@
+"""The benchmark command: pure helpers, the command line, and one quick run of every benchmark (figures are
+not asserted: the quick form is a smoke test of the benchmark code, not a measurement)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from platform.bench import BENCHMARKS
+from platform.bench.__main__ import main
+from platform.bench.harness import interleaved
+from platform.bench.report import BenchResult, Target, machine, table_text, versions, write_json
+from platform.bench.scale import achieved_trials_per_hour, ideal_trials_per_hour, idle_shares
+from platform.bench.search import epochs_to_reach, grid_points
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_epochs_to_reach_counts_epochs_in_report_order_up_to_the_first_hit() -> None:
+    rows = [{"trial_id": "a", "val/dice": 0.50}, {"trial_id": "b", "val/dice": 0.60},
+            {"trial_id": "a", "val/dice": float("nan")}, {"trial_id": "b", "val/dice": None},
+            {"trial_id": "c", "val/dice": 0.695}, {"trial_id": "c", "val/dice": 0.80}]
+    assert epochs_to_reach(rows, 0.70 - 0.01) == 5
+    assert epochs_to_reach(rows, 0.81) is None
+    assert epochs_to_reach(rows, 0.50) == 1
+    assert epochs_to_reach([{"loss": 3.0}, {"loss": 1.0}], 2.0, metric="loss", mode="min") == 2
+
+
+def test_grid_points_span_the_range_log_spaced() -> None:
+    assert grid_points(0.01, 10.0, 4) == [0.01, 0.1, 1.0, 10.0]
+    points = grid_points(0.01, 10.0, 7)
+    assert points[0] == 0.01 and points[-1] == 10.0 and points == sorted(points)
+
+
+def test_ideal_and_achieved_throughput() -> None:
+    assert ideal_trials_per_hour(8, 60.0) == pytest.approx(480.0)
+    assert achieved_trials_per_hour(100, 900.0) == pytest.approx(400.0)
+    assert achieved_trials_per_hour(100, 900.0) / ideal_trials_per_hour(8, 60.0) == pytest.approx(400 / 480)
+
+
+def test_idle_slot_time_splits_into_ramp_gaps_and_tail() -> None:
+    # Two slots over [0, 10]: slot 1 runs 0-4 and 5-10 (a 1 s gap); slot 2 starts at 2 and ends at 8.
+    intervals = [(0.0, 4.0), (5.0, 10.0), (2.0, 8.0)]
+    shares = idle_shares(intervals, concurrency=2)
+    assert shares == pytest.approx({"ramp": 2 / 20, "gaps": 1 / 20, "tail": 2 / 20})
+    busy = sum(end - start for start, end in intervals) / 20
+    assert 1 - sum(shares.values()) == pytest.approx(busy)
+    assert idle_shares([(0.0, 1.0), (0.0, 1.0)], concurrency=2) == {"ramp": 0.0, "gaps": 0.0, "tail": 0.0}
+
+
+def test_interleaved_alternates_order_and_drops_warmups() -> None:
+    calls: list[str] = []
+
+    def make(name: str):
+        def run() -> float:
+            calls.append(name)
+            return float(len(calls))
+        return run
+
+    times = interleaved({"a": make("a"), "b": make("b")}, repeats=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert times == {"a": [3.0, 6.0, 7.0], "b": [4.0, 5.0, 8.0]}
+
+
+def test_targets_results_and_json(tmp_path: Path) -> None:
+    result = BenchResult(name="x", description="d", headers=["a", "ratio"], rows=[["r", 1.5]],
+                         figures={"ratio": 1.5, "gap": float("nan")},
+                         targets=[Target("ratio", "<=", 1.2), Target("ratio", ">=", 1.0), Target("gap", "<=", 1)])
+    entry = result.to_json()
+    assert [t["met"] for t in entry["targets"]] == [False, True, False]
+    assert entry["met"] is False
+    assert "1.5" in table_text(result.headers, result.rows)
+    path = tmp_path / "out" / "bench.json"
+    write_json(path, {"benchmarks": {"x": entry}})
+    loaded = json.loads(path.read_text())  # strict JSON: NaN written as null
+    assert loaded["benchmarks"]["x"]["figures"]["gap"] is None
+
+
+def test_machine_and_versions_describe_this_machine() -> None:
+    description = machine()
+    assert description["cpu_count"] >= 1 and description["python"].startswith(f"{sys.version_info.major}.")
+    assert {"torch", "ray", "optuna", "monai", "numpy"} <= set(versions())
+
+
+def test_unknown_benchmark_name_exits_2_listing_the_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["overhead", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "'nonsense'" in err and all(name in err for name in BENCHMARKS)
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_quick_run_of_every_benchmark_writes_the_results_file(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
+    process = subprocess.run([sys.executable, "-m", "platform.bench", "--quick", "--out", str(out)], cwd=REPO_ROOT,
+                             env=env, capture_output=True, text=True, timeout=840)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    document = json.loads(out.read_text())
+    assert document["command"].startswith("python -m platform.bench") and document["quick"] is True
+    assert {"cpu_count", "cpu_model", "ram_gb", "os", "python"} <= set(document["machine"])
+    assert all(document["versions"][p] for p in ("torch", "ray", "optuna", "monai", "numpy"))
+    assert list(document["benchmarks"]) == list(BENCHMARKS)
+    for name, entry in document["benchmarks"].items():
+        assert "error" not in entry, f"{name}: {entry.get('error')}"
+        assert entry["targets"], name
+        for target in entry["targets"]:
+            assert isinstance(target["value"], (int, float)) and target["op"] in ("<=", ">=")
+            assert isinstance(target["measured"], (int, float)) and math.isfinite(target["measured"]), (name, target)
+            assert isinstance(target["met"], bool)
+        assert entry["table"]["rows"], name
+        assert any(isinstance(v, (int, float)) for v in entry["figures"].values()), name
+    assert "== overhead" in process.stdout and "benchmark" in process.stdout
