@@ -158,8 +158,8 @@ class ResultsCallback(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _number(v)}
-        row = {"trial_id": trial.trial_id, "epoch": int(result.get("epoch", result.get("training_iteration", 0))),
-               "time_total_s": float(result.get("time_total_s", 0.0)), **metrics}
+        row = {"trial_id": trial.trial_id, "time_total_s": float(result.get("time_total_s", 0.0)), **metrics,
+               "epoch": int(result.get("epoch", result.get("training_iteration", 0)))}
         # Written at once, not buffered: Tune may record this epoch's checkpoint before a crash, and a resumed
         # trial then starts after it, so a row held in memory would be lost for good.
         self.store.append("epochs", [row])

@@ -68,3 +68,37 @@ def test_asha_uses_the_first_objective() -> None:
 def test_unschedulable_trials_are_named_before_they_hang(resources, cluster, fragment) -> None:
     reason = unschedulable_reason(spec_of(resources=resources), cluster)
     assert reason is None if fragment is None else fragment in reason
+
+
+def _fake_trial(trial_id: str) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(trial_id=trial_id, config={"lambda": 0.1})
+
+
+def test_results_callback_summarises_from_seen_epochs_and_from_the_table_after_resume(tmp_path) -> None:
+    from platform.results import read_table
+    from platform.tuning import ResultsCallback
+
+    spec = spec_of(search={"lambda": {"loguniform": [0.01, 10.0]}})
+    experiment = str(tmp_path / "exp")
+    first = ResultsCallback(spec, experiment)
+    trial = _fake_trial("a")
+    first.on_trial_start(0, [], trial)
+    for epoch, dice in ((1, 0.2), (2, 0.5)):  # Tune hands metrics over as floats, "epoch" included
+        first.on_trial_result(0, [], trial, {"epoch": float(epoch), "val/dice": dice, "time/epoch_s": 1.0})
+    # A new driver after --resume sees only the later epochs; the summary must still cover all of them.
+    second = ResultsCallback(spec, experiment)
+    for epoch, dice in ((3, 0.4), (4, 0.45)):
+        second.on_trial_result(0, [], trial, {"epoch": float(epoch), "val/dice": dice, "time/epoch_s": 1.0})
+    second.on_trial_complete(0, [], trial)
+    row = read_table(experiment, "trials").to_pylist()[0]
+    assert (row["status"], row["epochs"], row["best/val/dice"], row["last/val/dice"]) == ("TERMINATED", 4, 0.5, 0.45)
+    assert row["time_in_epochs_s"] == 4.0
+    other = _fake_trial("b")
+    second.on_trial_start(0, [], other)
+    second.on_trial_result(0, [], other, {"epoch": 1.0, "val/dice": 0.3, "time/epoch_s": 2.0})
+    second.on_trial_complete(0, [], other)
+    rows = {r["trial_id"]: r for r in read_table(experiment, "trials").to_pylist()}
+    assert (rows["b"]["epochs"], rows["b"]["best/val/dice"]) == (1, 0.3)
+    assert read_table(experiment, "epochs").column("epoch").type == "int64"
