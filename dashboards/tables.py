@@ -109,10 +109,14 @@ class Catalog:
         return [name for _, name in sorted(found, key=lambda item: (-_timestamp(item[0]), item[1]))]
 
     def check_name(self, name: str | None) -> str:
-        """``name`` if it is an experiment of this root, else ExplorerError (never a path outside the root)."""
+        """``name`` if it is an experiment of this root, else ExplorerError (never a path outside the root).
+
+        One metadata call, not a listing of the root: every read goes through here (on s3:// a listing of the
+        root costs a request per experiment)."""
         if not name or not isinstance(name, str) or not _SAFE_NAME.match(name):
             raise ExplorerError(f"{name!r} is not an experiment name")
-        if name not in self.names():
+        trials = self.fs.get_file_info(posixpath.join(self.root, name, "tables", "trials"))
+        if trials.type != pafs.FileType.Directory:
             raise ExplorerError(f"no experiment {name!r} under {self.storage}")
         return name
 
