@@ -10,6 +10,7 @@ file at the end of a sweep. ``storage`` is a local path or any pyarrow filesyste
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -68,6 +69,52 @@ def check_writable(location: str) -> None:
     fs.delete_file(probe)
 
 
+STORAGE_TIMEOUT_S = float(os.environ.get("SEGSWEEP_STORAGE_TIMEOUT_S", "30"))
+# The probe of a remote store runs in a child process: a client that never answers (gs:// without a metadata
+# server) blocks inside C++ where no thread can be interrupted, and a child can be killed.
+_PROBE = """
+import sys, uuid
+import pyarrow.fs as pafs
+fs, path = pafs.FileSystem.from_uri(sys.argv[1])
+fs.create_dir(path, recursive=True)
+probe = path.rstrip("/") + "/.write-probe-" + uuid.uuid4().hex
+with fs.open_output_stream(probe) as stream:
+    stream.write(b"ok")
+fs.delete_file(probe)
+"""
+
+
+class StorageError(Exception):
+    """The results storage cannot be used; ``str(err)`` says what was tried and how to fix it."""
+
+
+def check_storage(location: str, timeout_s: float | None = None) -> None:
+    """Create ``location`` and write a probe file there within ``timeout_s``; StorageError otherwise."""
+    timeout_s = STORAGE_TIMEOUT_S if timeout_s is None else timeout_s
+    if not is_uri(location):
+        try:
+            check_writable(location)
+        except OSError as exc:
+            raise StorageError(f"storage {location!r} cannot be written ({exc}). Choose a writable path with "
+                               "--storage or 'storage:' in the spec.") from None
+        return
+    import subprocess
+
+    fix = ("Check the bucket name and address, and the credentials: for s3:// set AWS_ACCESS_KEY_ID and "
+           "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and for MinIO or Ceph add ?endpoint_override=HOST:PORT"
+           "&scheme=http to the URI; for gs:// set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.")
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE, location], capture_output=True, text=True,
+                                timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"storage {location!r} did not answer within {timeout_s:g} s (tried to create the "
+                           f"directory and write a probe file there). {fix}") from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1][:300] if lines else f"exit code {result.returncode}"
+        raise StorageError(f"storage {location!r} cannot be written ({reason}). {fix}")
+
+
 def _normalise(value: Any) -> Any:
     """Parquet-friendly scalars: lists/dicts become their string form, numpy scalars become Python."""
     if isinstance(value, (list, tuple, dict)):
@@ -80,7 +127,100 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def _table_from_rows(rows: list[dict[str, Any]]) -> pa.Table:
+# --- declared column types -----------------------------------------------------------------------------------
+# Every part of a table is written with these types, so no two parts can disagree and a merge or compaction
+# never meets ``double`` in one part and ``string`` in another.
+_STRING, _FLOAT, _INT, _BOOL = pa.string(), pa.float64(), pa.int64(), pa.bool_()
+COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
+    "trials": {"trial_id": _STRING, "experiment": _STRING, "trainer": _STRING, "status": _STRING,
+               "error": _STRING, "objectives": _STRING, "config_json": _STRING, "seed": _INT, "fold": _INT,
+               "repeat": _INT, "epochs": _INT, "started_at": _FLOAT, "ended_at": _FLOAT, "wall_s": _FLOAT,
+               "time_in_epochs_s": _FLOAT, "overhead_s": _FLOAT},
+    "epochs": {"trial_id": _STRING, "epoch": _INT, "time_total_s": _FLOAT},
+    "artifacts": {"trial_id": _STRING, "path": _STRING, "kind": _STRING, "domain": _STRING},
+}
+# Columns named by prefix: metrics are floats wherever they appear.
+PREFIX_TYPES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
+    "trials": (("best/", _FLOAT), ("last/", _FLOAT)),
+    "epochs": (("", _FLOAT),),  # every other epochs column is a metric or a timing
+    "artifacts": (),
+}
+
+
+def axis_column_type(kind: str, values: list[Any]) -> pa.DataType:
+    """The declared type of a ``config/<axis>`` column: ranges by their kind; a choice or grid by its (already
+    coerced) values. Lists and mappings are stored as JSON text."""
+    if kind in ("uniform", "loguniform"):
+        return _FLOAT
+    if kind == "int":
+        return _INT
+    present = {type(value) for value in values if value is not None}
+    if not present or present - {bool, int, float, str}:
+        return _STRING
+    if present == {bool}:
+        return _BOOL
+    if present <= {int}:
+        return _INT
+    if present <= {int, float}:
+        return _FLOAT
+    return _STRING
+
+
+def _declared(table: str, column: str, declared: dict[str, pa.DataType]) -> pa.DataType | None:
+    if column == "_seq":
+        return _INT
+    if column in declared:
+        return declared[column]
+    if column in COLUMN_TYPES[table]:
+        return COLUMN_TYPES[table][column]
+    return next((kind for prefix, kind in PREFIX_TYPES[table] if column.startswith(prefix)), None)
+
+
+def _conform(value: Any, kind: pa.DataType) -> Any:
+    """``value`` as a Python value of ``kind``; None when it cannot be one (the caller reports it)."""
+    if value is None:
+        return None
+    if kind == _STRING:
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, bool):
+        return value if kind == _BOOL else None
+    if kind == _BOOL:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if kind == _INT:
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def _column(table: str, key: str, values: list[Any], declared: dict[str, pa.DataType]) -> pa.Array:
+    kind = _declared(table, key, declared)
+    if kind is not None:
+        conformed = [_conform(v, kind) for v in values]
+        lost = [v for v, c in zip(values, conformed, strict=True) if v is not None and c is None]
+        if lost:
+            # A value that does not fit its declared type is kept as text in a column of its own, never
+            # in a second type of the same column (which would make the table unreadable as one).
+            raise _Misfit(key, lost[0], kind)
+        return pa.array(conformed, type=kind)
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Mixed types across rows of an undeclared column: keep text.
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+class _Misfit(Exception):
+    def __init__(self, column: str, value: Any, kind: pa.DataType) -> None:
+        super().__init__(column, value, kind)
+        self.column, self.value, self.kind = column, value, kind
+
+
+def _table_from_rows(rows: list[dict[str, Any]], table: str = "epochs",
+                     declared: dict[str, pa.DataType] | None = None) -> pa.Table:
+    declared = declared or {}
     columns: dict[str, list[Any]] = {}
     for index, row in enumerate(rows):
         for key in row:
@@ -88,23 +228,39 @@ def _table_from_rows(rows: list[dict[str, Any]]) -> pa.Table:
         for key, values in columns.items():
             values.append(_normalise(row.get(key)))
     arrays = {}
-    for key, values in columns.items():
+    for key, values in list(columns.items()):
         try:
-            arrays[key] = pa.array(values)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # Mixed types across rows (e.g. a config value int in one trial, str in another): keep text.
-            arrays[key] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
+            arrays[key] = _column(table, key, values, declared)
+        except _Misfit as misfit:
+            sys.stderr.write(f"warning: results column {key!r} is declared {misfit.kind} but got "
+                             f"{_short(misfit.value)}; the value is kept as text in {key + '#text'!r}.\n")
+            arrays[key] = pa.array([_conform(v, misfit.kind) for v in values], type=misfit.kind)
+            arrays[f"{key}#text"] = pa.array([None if v is None or _conform(v, misfit.kind) is not None
+                                              else str(v) for v in values], type=pa.string())
     return pa.table(arrays)
 
 
-class ResultsStore:
-    """Append-only Parquet tables of one experiment."""
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    def __init__(self, experiment: str) -> None:
+
+class ResultsStore:
+    """Append-only Parquet tables of one experiment.
+
+    ``declared`` gives column types per table beyond the fixed vocabulary (``COLUMN_TYPES``), e.g. each
+    ``config/<axis>`` column's type from the search space, so every part a writer appends agrees with the others.
+    Reading never fails on one bad part: an unreadable part is skipped and named in ``problems``, and parts whose
+    types disagree (written before types were declared) are read with one unified type per column.
+    """
+
+    def __init__(self, experiment: str, declared: dict[str, dict[str, pa.DataType]] | None = None) -> None:
         self.location = experiment
         self.fs, self.root = filesystem(experiment)
+        self.declared = declared or {}
         self._seq = time.time_ns()
         self._appended: dict[str, int] = {}
+        self.problems: dict[str, dict[str, str]] = {}  # table -> part path -> why it was skipped
 
     def table_dir(self, table: str) -> str:
         if table not in TABLES:
@@ -123,7 +279,7 @@ class ResultsStore:
         self.fs.create_dir(directory, recursive=True)
         name = f"part-{self._seq}-{uuid.uuid4().hex[:8]}.parquet"
         temporary = f"{directory}/.{name}.tmp"
-        pq.write_table(_table_from_rows(rows), temporary, filesystem=self.fs)
+        pq.write_table(_table_from_rows(rows, table, self.declared.get(table)), temporary, filesystem=self.fs)
         self.fs.move(temporary, f"{directory}/{name}")
         self._appended[table] = self._appended.get(table, 0) + 1
         if self._appended[table] >= MERGE_EVERY:
@@ -135,7 +291,7 @@ class ResultsStore:
         Rows keep their ``_seq``, so the last write per key still wins. Merged files pile up to
         ``MERGED_LIMIT`` and are then compacted into one: each row is rewritten O(log) times, not per append.
         The new file is written before the old ones are deleted; a reader listing in between sees rows twice,
-        which ``read`` resolves like any rewrite.
+        which ``read`` resolves like any rewrite. A part that cannot be read is left where it is.
         """
         self._appended[table] = 0
         parts = self._parts(table)
@@ -145,14 +301,17 @@ class ResultsStore:
             return
         if len(small) < 2:
             return
-        data = ds.dataset(small, schema=self.schema(table, small), filesystem=self.fs, format="parquet").to_table()
+        data, used = self._scan(table, small, None, None)
+        self._write_whole(table, data, "merged")
+        for part in used:
+            self.fs.delete_file(part)
+
+    def _write_whole(self, table: str, data: pa.Table, suffix: str) -> None:
         self._seq = max(self._seq + 1, time.time_ns())
-        name = f"part-{self._seq}-merged.parquet"
+        name = f"part-{self._seq}-{suffix}.parquet"
         directory = self.table_dir(table)
         pq.write_table(data, f"{directory}/.{name}.tmp", filesystem=self.fs)
         self.fs.move(f"{directory}/.{name}.tmp", f"{directory}/{name}")
-        for part in small:
-            self.fs.delete_file(part)
 
     def _parts(self, table: str) -> list[str]:
         selector = pafs.FileSelector(self.table_dir(table), allow_not_found=True)
@@ -165,63 +324,152 @@ class ResultsStore:
         return tuple(tuple(self._parts(table)) for table in TABLES)
 
     def schema(self, table: str, parts: list[str] | None = None) -> pa.Schema:
-        """The unified schema of a table's parts (empty if nothing was written yet)."""
-        parts = self._parts(table) if parts is None else parts
+        """The unified schema of a table's readable parts (empty if nothing was written yet)."""
+        if parts is not None:
+            return self._schema(table, parts)[0]
+        return _retrying(lambda: self._schema(table, self._parts(table))[0])
+
+    def _schema(self, table: str, parts: list[str]) -> tuple[pa.Schema, list[str], set[str]]:
+        """(unified schema, the parts whose footer reads, columns whose types disagree between parts)."""
+        schemas, readable = [], []
+        problems = self.problems.setdefault(table, {})
+        for part in parts:
+            try:
+                schemas.append(pq.read_schema(part, filesystem=self.fs))
+                readable.append(part)
+                problems.pop(part, None)
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowException, OSError) as exc:
+                problems[part] = f"not a readable Parquet file ({_short(str(exc), 120)})"
+        if not schemas:
+            return pa.schema([]), readable, set()
         # Parts differ in columns (a RUNNING trial row has no metrics yet) and may widen a type (int ->
-        # double): read every footer and unify permissively so no column of a later part is dropped.
-        schemas = [pq.read_schema(part, filesystem=self.fs) for part in parts]
-        return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+        # double): unify permissively so no column of a later part is dropped.
+        try:
+            return pa.unify_schemas(schemas, promote_options="permissive"), readable, set()
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            return _unify_conflicting(schemas), readable, _conflicting(schemas)
+
+    def unreadable(self, table: str | None = None) -> list[str]:
+        """One line per part skipped by the last reads (of ``table``, or of every table)."""
+        tables = [table] if table else list(self.problems)
+        return [f"{path}: {why}" for name in tables for path, why in sorted(self.problems.get(name, {}).items())]
 
     def read(self, table: str, columns: list[str] | None = None, latest: bool = True,
              where: tuple[str, Any] | None = None, trial_ids: Iterable[str] | None = None) -> pa.Table:
         """The table (last write per key when ``latest``), optionally only rows with ``column == value``
         and/or of ``trial_ids``; only ``columns`` (plus keys) when given; empty if nothing was written yet."""
         trial_ids = None if trial_ids is None else sorted(set(trial_ids))
-        for attempt in range(3):
-            try:
-                return self._read(table, columns, latest, where, trial_ids)
-            except FileNotFoundError:
-                # The writer merged parts between our listing and our reading: list again.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return _retrying(lambda: self._read(table, columns, latest, where, trial_ids))
 
     def _read(self, table: str, columns: list[str] | None, latest: bool, where: tuple[str, Any] | None,
               trial_ids: list[str] | None) -> pa.Table:
         parts = self._parts(table)
         if not parts:
             return pa.table({})
-        schema = self.schema(table, parts)
-        dataset = ds.dataset(parts, schema=schema, filesystem=self.fs, format="parquet")
-        wanted = None
-        if columns is not None:
-            wanted = sorted(set(columns) | set(KEYS[table]) | {"_seq"})
-            wanted = [c for c in wanted if c in dataset.schema.names]
-        condition = ds.field(where[0]) == where[1] if where and where[0] in schema.names else None
-        if trial_ids is not None:
-            chosen = ds.field("trial_id").isin(pa.array(trial_ids, pa.string()))
-            condition = chosen if condition is None else condition & chosen
-        data = dataset.to_table(columns=wanted, filter=condition)
+        data, _ = self._scan(table, parts, columns, (where, trial_ids))
         if latest and data.num_rows:
             data = _latest(data, KEYS[table])
         return data
 
+    def _scan(self, table: str, parts: list[str], columns: list[str] | None,
+              condition: tuple[tuple[str, Any] | None, list[str] | None] | None) -> tuple[pa.Table, list[str]]:
+        """Rows of ``parts`` (those that read) under one schema, and the parts that were read."""
+        schema, readable, conflicts = self._schema(table, parts)
+        if not readable:
+            return pa.table({}), []
+        wanted = None
+        if columns is not None:
+            wanted = sorted(set(columns) | set(KEYS[table]) | {"_seq"})
+            wanted = [c for c in wanted if c in schema.names]
+        where, trial_ids = condition or (None, None)
+        flt = ds.field(where[0]) == where[1] if where and where[0] in schema.names else None
+        if trial_ids is not None:
+            chosen = ds.field("trial_id").isin(pa.array(trial_ids, pa.string()))
+            flt = chosen if flt is None else flt & chosen
+        try:
+            dataset = ds.dataset(readable, schema=schema, filesystem=self.fs, format="parquet")
+            return dataset.to_table(columns=wanted, filter=flt), readable
+        except FileNotFoundError:
+            raise
+        except (pa.ArrowException, OSError):
+            # A conflicting column that does not cast (text that is not a number), or a part whose footer reads
+            # but whose data does not: read part by part, as text where types disagree, skipping what fails.
+            text = pa.schema([pa.field(f.name, pa.string()) if f.name in conflicts else f for f in schema])
+            return self._scan_each(table, readable, text, wanted, flt)
+
+    def _scan_each(self, table: str, parts: list[str], schema: pa.Schema, wanted: list[str] | None,
+                   flt: Any) -> tuple[pa.Table, list[str]]:
+        pieces, used = [], []
+        for part in parts:
+            try:
+                piece = ds.dataset(part, schema=schema, filesystem=self.fs, format="parquet").to_table(
+                    columns=wanted, filter=flt)
+            except FileNotFoundError:
+                raise
+            except (pa.ArrowException, OSError) as exc:
+                self.problems.setdefault(table, {})[part] = f"cannot be read ({_short(str(exc), 120)})"
+                continue
+            pieces.append(piece)
+            used.append(part)
+        if not pieces:
+            return pa.table({}), []
+        return pa.concat_tables(pieces, promote_options="permissive"), used
+
     def compact(self, table: str, keep_trials: set[str] | None = None) -> None:
         """Rewrite a table as one file of its latest rows (only ``keep_trials``' rows when given);
-        parts are removed only after the new file exists."""
+        parts are removed only after the new file exists, and a part that cannot be read is left alone."""
         parts = self._parts(table)
         if not parts or (len(parts) == 1 and keep_trials is None):
             return
-        data = self.read(table)
+        data, used = self._scan(table, parts, None, None)
+        if not used:
+            return
+        if data.num_rows:
+            data = _latest(data, KEYS[table])
         if keep_trials is not None and data.num_rows:
             data = data.filter(pc.is_in(data["trial_id"], value_set=pa.array(sorted(keep_trials), pa.string())))
-        directory = self.table_dir(table)
-        self._seq = max(self._seq + 1, time.time_ns())
-        name = f"part-{self._seq}-compact.parquet"
-        pq.write_table(data, f"{directory}/.{name}.tmp", filesystem=self.fs)
-        self.fs.move(f"{directory}/.{name}.tmp", f"{directory}/{name}")
-        for part in parts:
+        self._write_whole(table, data, "compact")
+        for part in used:
             self.fs.delete_file(part)
+
+
+def _retrying(read: Any, attempts: int = 5) -> Any:
+    """``read()``, listing again when a writer merged parts between our listing and our reading."""
+    for attempt in range(attempts):
+        try:
+            return read()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _conflicting(schemas: list[pa.Schema]) -> set[str]:
+    types: dict[str, set[pa.DataType]] = {}
+    for schema in schemas:
+        for item in schema:
+            if item.type != pa.null():
+                types.setdefault(item.name, set()).add(item.type)
+    return {name for name, kinds in types.items() if len(kinds) > 1}
+
+
+def _unify_conflicting(schemas: list[pa.Schema]) -> pa.Schema:
+    """One schema for parts whose types disagree: numbers and text as double (text that parses), else text."""
+    conflicts = _conflicting(schemas)
+    fields: dict[str, pa.Field] = {}
+    for schema in schemas:
+        for item in schema:
+            if item.name in conflicts:
+                numeric = all(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t)
+                              or pa.types.is_large_string(t) or pa.types.is_boolean(t)
+                              for t in {s.field(item.name).type for s in schemas if item.name in s.names})
+                fields.setdefault(item.name, pa.field(item.name, pa.float64() if numeric else pa.string()))
+            elif item.name not in fields or fields[item.name].type == pa.null():
+                fields[item.name] = item
+    return pa.schema(list(fields.values()))
 
 
 def _latest(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
@@ -245,7 +493,3 @@ def _latest(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
 def read_table(experiment: str, table: str, columns: list[str] | None = None) -> pa.Table:
     """Convenience for dashboards and tests."""
     return ResultsStore(experiment).read(table, columns=columns)
-
-
-def filter_equal(data: pa.Table, column: str, value: Any) -> pa.Table:
-    return data.filter(pc.equal(data[column], value))

@@ -7,24 +7,25 @@ metrics the trainer reports. Nothing here starts Ray or touches the storage.
 
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from platform.data.config import DataConfig
+from platform.specfile import Source, SpecError, closest, dotted, excerpt, format_validation, read_yaml
 
-SAMPLERS = ("tpe", "random", "grid")
+__all__ = ["Axis", "SpecError", "SweepSpec", "check_against_trainer", "load_spec"]
+
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "grid")
 Integer = int  # Axis has a field named ``int``, which shadows the builtin inside its class body
-
-
-class SpecError(Exception):
-    """A user mistake in a sweep spec; ``str(err)`` is the whole one-paragraph message."""
+MAX_TRIALS = 100_000  # trials of one sweep (configurations x repeats); a grid's points are built in memory
+MAX_EPOCHS = 100_000
+MAX_NAME_CHARS = 200  # a directory name (255 bytes at most on common filesystems), with room for '-smoke'
+# Filesystems pyarrow opens from a URI (``pyarrow.fs.FileSystem.from_uri``).
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 
 class _Strict(BaseModel):
@@ -53,8 +54,11 @@ class Axis(_Strict):
         kind = given[0]
         if kind in ("uniform", "loguniform", "int"):
             low, high = getattr(self, kind)
-            if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-                raise ValueError(f"{kind} range [{low}, {high}] is empty or inverted: write [low, high], low < high")
+            # An int range includes both ends, so [3, 3] is the one value 3; a float range needs low < high.
+            empty = low > high if kind == "int" else low >= high
+            if not (math.isfinite(low) and math.isfinite(high)) or empty:
+                relation = "low <= high" if kind == "int" else "low < high"
+                raise ValueError(f"{kind} range [{low}, {high}] is empty or inverted: write [low, high], {relation}")
             if kind == "loguniform" and low <= 0:
                 raise ValueError(f"loguniform range [{low}, {high}] must have low > 0")
         elif not getattr(self, kind):
@@ -96,14 +100,16 @@ class Objective(_Strict):
 
 
 class Budget(_Strict):
-    trials: int = Field(8, ge=1, description="sampled configurations (each runs once per repeat)")
+    trials: int = Field(8, ge=1, le=MAX_TRIALS, description="sampled configurations (each runs once per repeat)")
     concurrent: int | None = Field(None, ge=1, description="trials at once; default: what resources allow")
     time_budget_s: float | None = Field(None, gt=0, description="stop starting trials after this many seconds")
 
 
 class Repeats(_Strict):
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="each config runs per seed")
-    folds: list[int] | None = Field(None, description="cross-validation folds, crossed with seeds")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_TRIALS,
+                             description="each config runs per seed")
+    folds: list[int] | None = Field(None, min_length=1, max_length=MAX_TRIALS,
+                                    description="cross-validation folds, crossed with seeds")
 
     @field_validator("seeds", "folds")
     @classmethod
@@ -111,6 +117,10 @@ class Repeats(_Strict):
         if values is not None and len(set(values)) != len(values):
             raise ValueError(f"values repeat: {values}")
         return values
+
+    def count(self) -> int:
+        """Repeats per configuration, without building them."""
+        return len(self.seeds) * (len(self.folds) if self.folds else 1)
 
     def combos(self) -> list[tuple[int, int | None]]:
         """(seed, fold) for each repeat, in a stable order."""
@@ -143,6 +153,47 @@ class SweepSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     storage: str = Field("./runs", description="local directory or pyarrow filesystem URI (s3://, gs://)")
 
+    @field_validator("name")
+    @classmethod
+    def _short_name(cls, name: str) -> str:
+        if len(name) > MAX_NAME_CHARS:
+            raise ValueError(f"the experiment name has {len(name)} characters; at most {MAX_NAME_CHARS} fit in a "
+                             "directory name (--smoke adds '-smoke'). Choose a shorter name")
+        return name
+
+    @field_validator("objective")
+    @classmethod
+    def _some_objectives(cls, objective: Objective | list[Objective]) -> Objective | list[Objective]:
+        if isinstance(objective, list):
+            if not objective:
+                raise ValueError("a list of objectives needs at least one {metric:, mode:}")
+            metrics = [o.metric for o in objective]
+            repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+            if repeated:
+                raise ValueError(f"objective(s) {repeated} are listed more than once; list each metric once")
+        return objective
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, storage: str) -> str:
+        if not storage.strip():
+            raise ValueError("the storage location is empty: give a directory (e.g. ./runs) or a URI (s3://...)")
+        if "://" in storage:
+            scheme = storage.split("://", 1)[0].lower()
+            if scheme not in STORAGE_SCHEMES:
+                raise ValueError(f"storage scheme {scheme + '://'!r} is not a filesystem pyarrow can open; use a "
+                                 f"local path or one of {', '.join(s + '://' for s in STORAGE_SCHEMES)}")
+        return storage
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SweepSpec:
+        trials = self.trial_count()
+        if trials > MAX_TRIALS:
+            raise ValueError(f"the sweep has {self.configs_to_sample():,} configurations x "
+                             f"{self.repeats.count():,} repeats = {trials:,} trials; at most {MAX_TRIALS:,} "
+                             "run in one sweep. Narrow the grid or the budget")
+        return self
+
     @property
     def objectives(self) -> list[Objective]:
         return self.objective if isinstance(self.objective, list) else [self.objective]
@@ -154,157 +205,42 @@ class SweepSpec(_Strict):
     def configs_to_sample(self) -> int:
         """Number of configurations the searcher proposes (a full grid, or the budget)."""
         if self.searcher.sampler == "grid":
-            count = 1
-            for axis in self.search.values():
-                count *= len(axis.values_to_check())
-            return count
+            # The product of the axis lengths, never the points themselves (a grid may be absurdly large).
+            return math.prod(len(axis.values_to_check()) for axis in self.search.values())
         return self.budget.trials
 
     def trial_count(self) -> int:
-        return self.configs_to_sample() * len(self.repeats.combos())
+        return self.configs_to_sample() * self.repeats.count()
 
 
-# --- YAML with line numbers ----------------------------------------------------------------------------------
 
 
-class _BadStructure(Exception):
-    """A document no spec can be: an alias inside the value it names (``a: &x [*x]``), or aliases that
-    expand to an enormous document (a 'billion laughs')."""
+# --- loading ---------------------------------------------------------------------------------------------------
 
 
-MAX_YAML_NODES = 100_000
-
-
-def _line_index(root: yaml.Node) -> dict[tuple[Any, ...], int]:
-    """Map every key path in a composed YAML document to its 1-based line number."""
-    lines: dict[tuple[Any, ...], int] = {}
-
-    def walk(node: yaml.Node, path: tuple[Any, ...], inside: frozenset[int]) -> None:
-        line = node.start_mark.line + 1
-        if id(node) in inside:
-            raise _BadStructure(f", line {line}: an alias (*name) refers to the value that contains it, which "
-                                "makes the spec infinite. Repeat the values instead.")
-        if len(lines) > MAX_YAML_NODES:
-            raise _BadStructure(f": the document expands to more than {MAX_YAML_NODES} values (aliases "
-                                "repeated inside aliases?). A sweep spec is small.")
-        lines[path] = line
-        inside = inside | {id(node)}
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                # A non-scalar key is unhashable; the loader rejects it with a line number.
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else f"<{key_node.id}>"
-                walk(value_node, (*path, key), inside)
-                lines[(*path, key)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*path, index), inside)
-
-    walk(root, (), frozenset())
-    return lines
-
-
-def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        found = lines.get(tuple(loc[:end]))
-        if found is not None:
-            return found
-    return None
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names valid at ``loc`` (the parent of an unknown key), for 'did you mean'."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The field names valid under ``loc`` (the parent of an unknown key), for 'did you mean'."""
+    current: Any = SweepSpec
+    parts = [part for part in loc if not isinstance(part, int)]
+    index = 0
+    while index < len(parts):
+        part = parts[index]
         if current is SweepSpec and part == "search":
-            return []
+            if index + 1 >= len(parts):
+                return []  # search keys are trainer fields, checked against the trainer
+            current, index = Axis, index + 2  # search.<axis>: the axis model
+            continue
         fields = getattr(current, "model_fields", {})
-        if part in fields:
-            annotation = fields[part].annotation
-            current = next(
-                (arg for arg in (*getattr(annotation, "__args__", ()), annotation)
-                 if isinstance(arg, type) and issubclass(arg, BaseModel)),
-                None,
-            )
-        elif current is SweepSpec or current is None:
-            current = Axis
-    return list(getattr(current, "model_fields", {})) if current is not None else []
-
-
-def _closest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.5)
-    return f" Did you mean {close[0]!r}?" if close else f" Valid keys here: {', '.join(options)}." if options else ""
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
-def _format_validation(err: pydantic.ValidationError, source: str, lines: dict[tuple[Any, ...], int]) -> str:
-    problems = []
-    for item in err.errors():
-        loc = tuple(part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
-        # pydantic names union members in loc (e.g. "list[Objective]"); they mean nothing to a user.
-        loc = tuple(part for part in loc if not (isinstance(part, str) and ("[" in part or part in (
-            "Objective", "tuple[float, float]", "tuple[Integer, Integer]"))))
-        line = _line_of(lines, loc)
-        where = f"{source}" + (f", line {line}" if line else "")
-        if item["type"] == "extra_forbidden":
-            hint = _closest(loc[-1], _allowed_keys(SweepSpec, loc[:-1]))
-            problems.append(f"{where}: unknown key '{_dotted(loc)}'.{hint}")
-        else:
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: '{_dotted(loc)}': {message} (got {item.get('input')!r}).")
-    # One message per location is enough: union branches repeat themselves.
-    unique = list(dict.fromkeys(problems))
-    return "\n".join(unique)
-
-
-def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
-    """Parse a YAML mapping and its line index; SpecError for unreadable files or bad YAML."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the spec ({exc.strerror or exc}). Check the path.") from None
-    try:
-        node = yaml.compose(text)
-        # Recursive aliases first: the loader would build a self-containing value.
-        lines = _line_index(node) if node is not None else {}
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{path}{where}: not valid YAML ({problem}). Fix the syntax.") from None
-    except _BadStructure as exc:
-        raise SpecError(f"{path}{exc}") from None
-    except RecursionError:
-        raise SpecError(f"{path}: the YAML is nested too deeply to be a sweep spec.") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a sweep spec is a YAML mapping (name:, trainer:, ...), got {type(data).__name__}.")
-    return data, lines
-
-
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply one ``dotted.key=value`` command-line override (value parsed as YAML) in place."""
-    if "=" not in override:
-        raise SpecError(f"command-line override {override!r}: write key=value, e.g. budget.trials=4.")
-    key, _, raw = override.partition("=")
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
-        value = raw
-    parts = [part for part in key.strip().split(".") if part]
-    if not parts:
-        raise SpecError(f"command-line override {override!r}: the key is empty.")
-    target = data
-    for part in parts[:-1]:
-        child = target.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise SpecError(f"command-line override {override!r}: '{part}' is not a mapping in the spec.")
-        target = child
-    target[parts[-1]] = value
+        if part not in fields:
+            return []
+        annotation = fields[part].annotation
+        candidates = [*getattr(annotation, "__args__", ()), annotation]
+        candidates += [inner for arg in list(candidates) for inner in getattr(arg, "__args__", ())]
+        current = next((arg for arg in candidates if isinstance(arg, type) and issubclass(arg, BaseModel)), None)
+        if current is None:
+            return []
+        index += 1
+    return list(getattr(current, "model_fields", {}))
 
 
 def _capped(value: Any, cap: int) -> Any:
@@ -347,119 +283,244 @@ def apply_smoke(data: dict[str, Any]) -> None:
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), smoke: bool = False) -> SweepSpec:
-    """Read, override (and for ``smoke`` shrink) and validate a sweep spec, with the trainer checks."""
+    """Read, override (and for ``smoke`` shrink) and validate a sweep spec, with the trainer checks.
+
+    Choice, grid, condition and point values come back coerced to the type of the trainer's field (``'0.2'``
+    of a float field is ``0.2``), so every trial of a sweep records a value of one type."""
     path = Path(path)
     data, lines = read_yaml(path)
+    source = Source(path, lines)
     if smoke:
         apply_smoke(data)
     for override in overrides:
-        apply_override(data, override)
-    source = str(path)
+        source.apply_override(data, override)
     try:
         spec = SweepSpec.model_validate(data)
     except pydantic.ValidationError as err:
-        raise SpecError(_format_validation(err, source, lines)) from None
-    check_against_trainer(spec, source, lines)
+        raise SpecError(format_validation(err, source, data, _allowed_keys)) from None
+    check_against_trainer(spec, source)
     return spec
 
 
-def check_against_trainer(spec: SweepSpec, source: str, lines: dict[tuple[Any, ...], int]) -> None:
-    """Trainer name, fixed overrides, search keys/values, conditions and objective metrics."""
+def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tuple[Any, ...], int] | None = None
+                          ) -> None:
+    """Trainer name, fixed overrides, search keys and values (coerced in place), conditions, points, objective
+    metrics and limits. SpecError names the file and line, or the command-line override, of each problem."""
     from platform.trainers import TRAINERS  # the registry fills on import of the trainer modules
 
-    def where(*loc: Any) -> str:
-        line = _line_of(lines, loc)
-        return f"{source}" + (f", line {line}" if line else "")
-
+    src = source if isinstance(source, Source) else Source(source, lines or {})
     if spec.trainer not in TRAINERS:
-        raise SpecError(f"{where('trainer')}: 'trainer': {TRAINERS.unknown_message(spec.trainer)}")
+        raise SpecError(f"{src.where('trainer')}: 'trainer': {TRAINERS.unknown_message(spec.trainer)}")
     trainer = TRAINERS.get(spec.trainer)
-    config_cls = trainer.Config
-    fields = trainer.config_keys()
+    checks = _Checks(spec, trainer, src)
+    checks.keys()
+    checks.fixed()
+    checks.axes()
+    checks.conditions()
+    checks.sampler()
+    checks.points()
+    checks.objectives()
 
-    problems: list[str] = []
-    for key in spec.fixed:
-        if key not in fields:
-            problems.append(f"{where('fixed', key)}: 'fixed.{key}' is not a field of {spec.trainer}'s Config."
-                            f"{_closest(key, sorted(fields))}")
-    for key in spec.search:
-        if key not in fields:
-            problems.append(f"{where('search', key)}: search key 'search.{key}' is not a field of "
-                            f"{spec.trainer}'s Config.{_closest(key, sorted(fields))}")
-        if key in spec.fixed:
-            problems.append(f"{where('search', key)}: '{key}' is both fixed and searched; keep one.")
-    if problems:
-        raise SpecError("\n".join(problems))
 
-    try:
-        config_cls.model_validate(spec.fixed)
-    except pydantic.ValidationError as err:
-        raise SpecError("\n".join(
-            f"{where('fixed', *item['loc'])}: 'fixed.{_dotted(item['loc'])}': "
-            f"{item['msg'].removeprefix('Value error, ')} (got {item.get('input')!r})."
-            for item in err.errors()
-        )) from None
-    for key, axis in spec.search.items():
-        for value in axis.values_to_check():
-            try:
-                config_cls.model_validate({**spec.fixed, key: value})
-            except pydantic.ValidationError as err:
-                first = err.errors()[0]
-                raise SpecError(f"{where('search', key)}: 'search.{key}': value {value!r} is not valid for "
-                                f"{spec.trainer}: {first['msg']}.") from None
-        for cond_key in axis.when or {}:
-            if cond_key not in spec.search:
-                raise SpecError(f"{where('search', key, 'when', cond_key)}: 'search.{key}.when' refers to "
-                                f"'{cond_key}', which is not a search axis.{_closest(cond_key, list(spec.search))}")
-            parent = spec.search[cond_key]
-            if parent.kind in ("uniform", "loguniform", "int"):
-                raise SpecError(f"{where('search', key, 'when')}: 'search.{key}.when' needs '{cond_key}' to be "
-                                "a choice or grid axis.")
-            missing = [v for v in axis.condition_values(cond_key) if v not in parent.values_to_check()]
-            if missing:
-                raise SpecError(f"{where('search', key, 'when')}: 'search.{key}.when.{cond_key}' value(s) "
-                                f"{missing} are not among {parent.values_to_check()}.")
-    if spec.searcher.sampler == "grid":
-        loose = [k for k, a in spec.search.items() if a.kind not in ("grid", "choice")]
-        if loose:
-            raise SpecError(f"{where('searcher', 'sampler')}: 'searcher.sampler: grid' needs every axis to be "
-                            f"grid or choice; {loose} are ranges. Use tpe/random or list the values.")
-        if spec.searcher.points_to_evaluate:
-            raise SpecError(f"{where('searcher', 'points_to_evaluate')}: a grid runs every point already; "
-                            "remove 'searcher.points_to_evaluate'.")
-        if any(a.when for a in spec.search.values()):
-            raise SpecError(f"{where('searcher', 'sampler')}: 'searcher.sampler: grid' cannot use 'when' "
-                            "conditions; use tpe or random.")
-    elif spec.grid_axes:
-        raise SpecError(f"{where('search', spec.grid_axes[0])}: grid axis 'search.{spec.grid_axes[0]}' runs every "
-                        f"value only with 'searcher.sampler: grid' (sampler is {spec.searcher.sampler!r}). "
-                        "Use choice: for a sampled categorical, or set the sampler to grid.")
-    for index, point in enumerate(spec.searcher.points_to_evaluate):
-        unknown = [k for k in point if k not in spec.search]
-        if unknown:
-            raise SpecError(f"{where('searcher', 'points_to_evaluate', index)}: point {point} names "
-                            f"{unknown}, which are not search axes.{_closest(unknown[0], list(spec.search))}")
+class _Checks:
+    """The spec checks that need the trainer's Config, in the order a user fixes them."""
+
+    def __init__(self, spec: SweepSpec, trainer: Any, source: Source) -> None:
+        self.spec, self.trainer, self.where = spec, trainer, source.where
+        self.config_cls = trainer.Config
+
+    def keys(self) -> None:
+        spec, fields = self.spec, self.trainer.config_keys()
+        problems: list[str] = []
+        for key in spec.fixed:
+            if key not in fields:
+                problems.append(f"{self.where('fixed', key)}: {excerpt('fixed.' + str(key))} is not a field of "
+                                f"{spec.trainer}'s Config.{closest(key, sorted(fields))}")
+        for key in spec.search:
+            if key not in fields:
+                problems.append(f"{self.where('search', key)}: search key {excerpt('search.' + str(key))} is not a "
+                                f"field of {spec.trainer}'s Config.{closest(key, sorted(fields))}")
+            if key in spec.fixed:
+                problems.append(f"{self.where('search', key)}: {excerpt(key)} is both fixed and searched; keep one.")
+        if problems:
+            raise SpecError("\n".join(problems))
+
+    def _validated(self, values: dict[str, Any]) -> Any:
+        config = self.config_cls.model_validate({**self.spec.fixed, **values})
+        if config.epochs > MAX_EPOCHS:
+            raise _TooLarge(f"epochs {config.epochs:,} is more than {MAX_EPOCHS:,}")
+        return config
+
+    def fixed(self) -> None:
         try:
-            config_cls.model_validate({**spec.fixed, **point})
+            self._validated({})
         except pydantic.ValidationError as err:
-            raise SpecError(f"{where('searcher', 'points_to_evaluate', index)}: point {point} is not valid: "
-                            f"{err.errors()[0]['msg']}.") from None
+            raise SpecError("\n".join(
+                f"{self.where('fixed', *item['loc'])}: {excerpt('fixed.' + dotted(item['loc']))}: "
+                f"{item['msg'].removeprefix('Value error, ')} (got {excerpt(item.get('input'))})."
+                for item in err.errors()
+            )) from None
+        except _TooLarge as err:
+            raise SpecError(f"{self.where('fixed', 'epochs')}: 'fixed.epochs': {err}. Train fewer epochs.") from None
 
-    config = config_cls.model_validate(spec.fixed)
-    known = trainer.metric_names(config, spec.data)
-    for index, objective in enumerate(spec.objectives):
-        if objective.metric not in known:
-            loc = ("objective", index, "metric") if isinstance(spec.objective, list) else ("objective", "metric")
-            raise SpecError(f"{where(*loc)}: unknown metric {objective.metric!r} for trainer {spec.trainer}."
-                            f"{_closest(objective.metric, sorted(known))}")
-    if spec.scheduler.type == "asha" and spec.scheduler.grace_period > config.epochs:
-        raise SpecError(f"{where('scheduler', 'grace_period')}: 'scheduler.grace_period' "
-                        f"({spec.scheduler.grace_period}) exceeds the epochs ({config.epochs}).")
-    if spec.data.dataset == "phantom":
-        from platform.data.phantom import known_domain
+    def coerce(self, key: str, value: Any, *loc: Any) -> Any:
+        """``value`` as the trainer's field ``key`` holds it, or SpecError naming ``loc``."""
+        try:
+            config = self._validated({key: value})
+        except pydantic.ValidationError as err:
+            first = err.errors()[0]
+            raise SpecError(f"{self.where(*loc)}: {excerpt(dotted(loc))}: value {excerpt(value)} is not valid for "
+                            f"{self.spec.trainer}'s {key!r}: {first['msg']}.") from None
+        except _TooLarge as err:
+            raise SpecError(f"{self.where(*loc)}: {excerpt(dotted(loc))}: {err}. Train fewer epochs.") from None
+        return field_value(config, key)
 
-        bad = [d for d in spec.data.domains if not known_domain(d)]
-        if bad:
-            raise SpecError(f"{where('data', 'domains')}: 'data.domains': unknown phantom domain(s) {bad}; "
-                            "use infant, adult, site1..siteN, ct, mr.")
+    def axes(self) -> None:
+        for key, axis in self.spec.search.items():
+            if axis.kind not in ("choice", "grid"):
+                for value in axis.values_to_check():  # the range ends
+                    self.coerce(key, value, "search", key)
+                continue
+            coerced = [self.coerce(key, value, "search", key) for value in axis.values_to_check()]
+            for index, value in enumerate(coerced):
+                if value in coerced[:index]:
+                    first = coerced.index(value)
+                    raise SpecError(f"{self.where('search', key)}: 'search.{key}.{axis.kind}' lists "
+                                    f"{excerpt(axis.values_to_check()[first])} and "
+                                    f"{excerpt(axis.values_to_check()[index])}, which are the same value "
+                                    f"{excerpt(value)} for {self.spec.trainer}. List each value once.")
+            setattr(axis, axis.kind, coerced)
 
+    def conditions(self) -> None:
+        search = self.spec.search
+        for key, axis in search.items():
+            for cond_key in list(axis.when or {}):
+                loc = ("search", key, "when", cond_key)
+                if cond_key == key:
+                    raise SpecError(f"{self.where(*loc)}: 'search.{key}.when' names {key!r} itself; an axis cannot "
+                                    "depend on its own value. Condition it on another axis.")
+                if cond_key not in search:
+                    raise SpecError(f"{self.where(*loc)}: 'search.{key}.when' refers to {excerpt(cond_key)}, "
+                                    f"which is not a search axis.{closest(cond_key, list(search))}")
+                parent = search[cond_key]
+                if parent.kind in ("uniform", "loguniform", "int"):
+                    raise SpecError(f"{self.where(*loc)}: 'search.{key}.when' needs {cond_key!r} to be a choice "
+                                    "or grid axis.")
+                wanted = [self.coerce(cond_key, v, *loc) for v in axis.condition_values(cond_key)]
+                missing = [v for v in wanted if v not in parent.values_to_check()]
+                if missing:
+                    raise SpecError(f"{self.where(*loc)}: 'search.{key}.when.{cond_key}' value(s) {excerpt(missing)} "
+                                    f"are not among {excerpt(parent.values_to_check())}.")
+                axis.when[cond_key] = wanted if isinstance(axis.when[cond_key], list) else wanted[0]
+        cycle = when_cycle(search)
+        if cycle:
+            raise SpecError(f"{self.where('search', cycle[0], 'when')}: the 'when' conditions form a cycle "
+                            f"({' -> '.join(cycle)}), so no axis of it can be sampled first. Remove one condition.")
+
+    def sampler(self) -> None:
+        spec = self.spec
+        if spec.searcher.sampler == "grid":
+            loose = [k for k, a in spec.search.items() if a.kind not in ("grid", "choice")]
+            if loose:
+                raise SpecError(f"{self.where('searcher', 'sampler')}: 'searcher.sampler: grid' needs every axis to "
+                                f"be grid or choice; {loose} are ranges. Use tpe/random or list the values.")
+            if spec.searcher.points_to_evaluate:
+                raise SpecError(f"{self.where('searcher', 'points_to_evaluate')}: a grid runs every point already; "
+                                "remove 'searcher.points_to_evaluate'.")
+            if any(a.when for a in spec.search.values()):
+                raise SpecError(f"{self.where('searcher', 'sampler')}: 'searcher.sampler: grid' cannot use 'when' "
+                                "conditions; use tpe or random.")
+        elif spec.grid_axes:
+            first = spec.grid_axes[0]
+            raise SpecError(f"{self.where('search', first)}: grid axis 'search.{first}' runs every value only with "
+                            f"'searcher.sampler: grid' (sampler is {spec.searcher.sampler!r}). Use choice: for a "
+                            "sampled categorical, or set the sampler to grid.")
+
+    def points(self) -> None:
+        search = self.spec.search
+        for index, point in enumerate(self.spec.searcher.points_to_evaluate):
+            loc = ("searcher", "points_to_evaluate", index)
+            unknown = [k for k in point if k not in search]
+            if unknown:
+                raise SpecError(f"{self.where(*loc)}: point {excerpt(point)} names {excerpt(unknown)}, which are not "
+                                f"search axes.{closest(unknown[0], list(search))}")
+            for key in point:
+                point[key] = value = self.coerce(key, point[key], *loc, key)
+                problem = outside_axis(search[key], value)
+                if problem:
+                    raise SpecError(f"{self.where(*loc, key)}: point {index} sets {key!r} to {excerpt(value)}, "
+                                    f"{problem}. Use a value the axis can take.")
+            try:
+                self._validated(point)
+            except pydantic.ValidationError as err:
+                raise SpecError(f"{self.where(*loc)}: point {excerpt(point)} is not valid: "
+                                f"{err.errors()[0]['msg']}.") from None
+
+    def objectives(self) -> None:
+        spec = self.spec
+        config = self._validated({})
+        known = self.trainer.metric_names(config, spec.data)
+        for index, objective in enumerate(spec.objectives):
+            if objective.metric not in known:
+                loc = ("objective", index, "metric") if isinstance(spec.objective, list) else ("objective", "metric")
+                raise SpecError(f"{self.where(*loc)}: unknown metric {excerpt(objective.metric)} for trainer "
+                                f"{spec.trainer}.{closest(objective.metric, sorted(known))}")
+        if spec.scheduler.type == "asha" and spec.scheduler.grace_period > config.epochs:
+            raise SpecError(f"{self.where('scheduler', 'grace_period')}: 'scheduler.grace_period' "
+                            f"({spec.scheduler.grace_period}) exceeds the epochs ({config.epochs}).")
+
+
+class _TooLarge(Exception):
+    """A value beyond the platform's limits (e.g. 10^11 epochs)."""
+
+
+def field_value(config: BaseModel, key: str) -> Any:
+    """The value of field ``key`` (its name or alias) of a validated Config, as plain Python."""
+    for name, info in type(config).model_fields.items():
+        if key in (name, info.alias):
+            value = getattr(config, name)
+            if isinstance(value, BaseModel):
+                return value.model_dump(mode="json")
+            return list(value) if isinstance(value, tuple) else value
+    raise KeyError(key)
+
+
+def outside_axis(axis: Axis, value: Any) -> str | None:
+    """Why ``value`` is not one the axis can propose (not a choice, outside the range), or None."""
+    if axis.kind in ("choice", "grid"):
+        return None if value in axis.values_to_check() else f"which is not among {excerpt(axis.values_to_check())}"
+    low, high = getattr(axis, axis.kind)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"which is not a number in [{low}, {high}]"
+    if axis.kind == "int" and not float(value).is_integer():
+        return f"which is not an integer of [{low}, {high}]"
+    if not low <= value <= high:
+        return f"outside the {axis.kind} range [{low}, {high}]"
+    return None
+
+
+def when_cycle(search: dict[str, Axis]) -> list[str] | None:
+    """A cycle of ``when`` conditions (``[a, b, a]``), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(key: str) -> list[str] | None:
+        state[key] = 1
+        path.append(key)
+        for parent in (search[key].when or {}) if key in search else {}:
+            if state.get(parent) == 1:
+                return [*path[path.index(parent):], parent]
+            if parent in search and parent not in state:
+                found = visit(parent)
+                if found:
+                    return found
+        path.pop()
+        state[key] = 2
+        return None
+
+    for key in search:
+        if key not in state:
+            found = visit(key)
+            if found:
+                return found
+    return None

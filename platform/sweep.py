@@ -132,7 +132,7 @@ def _resources_for_plan(address: str | None) -> dict[str, float]:
     if address:
         import ray
 
-        ray.init(address=address, logging_level="ERROR")
+        _init_ray(address=address, logging_level="ERROR")
         try:
             return dict(ray.cluster_resources())
         finally:
@@ -140,6 +140,26 @@ def _resources_for_plan(address: str | None) -> dict[str, float]:
     import torch
 
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+class RayStartError(Exception):
+    """Ray did not start, or the cluster could not be joined; the message says what to try."""
+
+
+def _init_ray(**kwargs: Any) -> None:
+    import ray
+
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:  # ray.init raises many types (ConnectionError, TimeoutError, RuntimeError, ...)
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+        if kwargs.get("address"):
+            raise RayStartError(f"could not join the Ray cluster at {kwargs['address']!r} ({reason}). Check the "
+                                "address (ray://HOST:10001 or HOST:6379) and that the cluster is up, or run "
+                                "without --address for a local Ray.") from None
+        raise RayStartError(f"the local Ray did not start ({reason}). The machine may be loaded or short of "
+                            "memory: try again in a moment, free memory, or join a running cluster with "
+                            "--address. Nothing was written.") from None
 
 
 def _start_ray(address: str | None) -> None:
@@ -150,37 +170,23 @@ def _start_ray(address: str | None) -> None:
     # Inside `ray job submit`, RAY_ADDRESS names the cluster and the job's runtime env (working dir) applies.
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
+        _init_ray(address=address, log_to_driver=True)
         return
     # A local Ray: workers import `platform` from the repository root (DESIGN.md section 2).
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    ray.init(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=True,
-             configure_logging=True, logging_level="WARNING")
+    _init_ray(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=True,
+              configure_logging=True, logging_level="WARNING")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    overrides = list(args.overrides)
-    if args.storage:
-        overrides.append(f"storage={args.storage}")
+def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> str | None:
+    """Every check a run makes before Ray starts, the same under --dry-run: storage, the experiment's
+    existence, the data and the resources. The problem's message, or None."""
+    from platform.results import StorageError, check_storage
+
     try:
-        spec = load_spec(args.spec, overrides, smoke=args.smoke)
-    except SpecError as err:
-        return _fail(str(err))
-
-    from platform.results import check_writable, experiment_uri, resolve_storage
-
-    storage = resolve_storage(spec.storage)
-    experiment = experiment_uri(spec.storage, spec.name)
-    if args.dry_run:
-        print(plan_text(spec, experiment, _resources_for_plan(args.address)))
-        return 0
-    try:
-        check_writable(storage)
-    except OSError as exc:
-        return _fail(f"storage {spec.storage!r} cannot be written ({exc}). Choose a writable path with "
-                     "--storage or 'storage:' in the spec.")
-
+        check_storage(storage)
+    except StorageError as err:
+        return str(err)
     # Fast epochs checkpoint often; Tune then warns on every forced experiment snapshot, which says nothing
     # actionable to a researcher.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -188,16 +194,51 @@ def main(argv: list[str] | None = None) -> int:
 
     exists = tune.Tuner.can_restore(experiment)
     if args.resume and not exists:
-        return _fail(f"--resume: no experiment {spec.name!r} at {experiment} to continue. Check the name and "
-                     "--storage, or run without --resume to start it.")
+        return (f"--resume: no experiment {spec.name!r} at {experiment} to continue. Check the name and "
+                "--storage, or run without --resume to start it.")
     if not args.resume and exists:
-        return _fail(f"experiment {spec.name!r} already exists at {experiment}. Continue it with --resume, or "
-                     "start a new one with a different name (e.g. name=my-sweep-2).")
+        return (f"experiment {spec.name!r} already exists at {experiment}. Continue it with --resume, or "
+                "start a new one with a different name (e.g. name=my-sweep-2).")
     try:
         _validate_data(spec)
     except (ValueError, OSError) as exc:
-        return _fail(f"data: {exc}")
+        return f"data: {exc}"
+    if not (args.address or os.environ.get("RAY_ADDRESS")):  # a cluster may still scale up to fit a trial
+        from platform.tuning import unschedulable_reason
 
+        problem = unschedulable_reason(spec, _resources_for_plan(None))
+        if problem:
+            return f"resources: {problem}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    if args.storage is not None:
+        overrides.append(f"storage={args.storage}")
+    try:
+        spec = load_spec(args.spec, overrides, smoke=args.smoke)
+    except SpecError as err:
+        return _fail(str(err))
+
+    from platform.results import experiment_uri, resolve_storage
+
+    storage = resolve_storage(spec.storage)
+    experiment = experiment_uri(spec.storage, spec.name)
+    problem = preflight(spec, args, storage, experiment)
+    if problem:
+        return _fail(problem)
+    try:
+        if args.dry_run:
+            print(plan_text(spec, experiment, _resources_for_plan(args.address)))
+            return 0
+        return _run(spec, args, storage, experiment)
+    except RayStartError as err:
+        return _fail(str(err))
+
+
+def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> int:
     from platform.trainers import TRAINERS
     from platform.tuning import build_tuner, default_concurrency, restore_tuner, unschedulable_reason
 

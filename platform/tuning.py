@@ -20,7 +20,7 @@ from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.repeater import TRIAL_INDEX
 
-from platform.results import ResultsStore
+from platform.results import ResultsStore, axis_column_type
 from platform.space import decode_config, define_by_run, encode_points, make_sampler
 from platform.spec import SweepSpec
 from platform.trial import resolve, run_trial
@@ -117,6 +117,12 @@ def default_concurrency(spec: SweepSpec, available: dict[str, float] | None = No
     return max(1, min(limits))
 
 
+def declared_columns(spec: SweepSpec) -> dict[str, dict[str, Any]]:
+    """Column types the results tables declare for this sweep: each ``config/<axis>`` from its values."""
+    return {"trials": {f"config/{key}": axis_column_type(axis.kind, axis.values_to_check())
+                       for key, axis in spec.search.items()}}
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
@@ -127,7 +133,7 @@ class ResultsCallback(tune.Callback):
     def __init__(self, spec: SweepSpec, experiment: str) -> None:
         self.spec = spec
         self.experiment = experiment
-        self.store = ResultsStore(experiment)
+        self.store = ResultsStore(experiment, declared=declared_columns(spec))
         self._started: dict[str, float] = {}
         # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
