@@ -92,9 +92,10 @@ class Explorer:
         except ExplorerError as exc:
             return None, dash.no_update, str(exc)
         version = {"experiment": experiment.name, "key": _version_key(experiment)}
+        notice = _problems_notice(experiment)
         if current == version:
-            return dash.no_update, options, ""
-        return version, options, ""
+            return dash.no_update, options, notice
+        return version, options, notice
 
     def controls(self, version: dict[str, Any] | None, score: str | None, param: str | None,
                  factors: list[str] | None, pareto_x: str | None, pareto_y: str | None,
@@ -320,13 +321,22 @@ class Explorer:
             if media is None:
                 raise ExplorerError("not an image")
             data = self.catalog.artifact_bytes(self.catalog.check_name(name), trial_id, file_name)
-        except ExplorerError as exc:
-            return Response(f"not found: {exc}", status=404, mimetype="text/plain")
+        except ExplorerError:
+            return Response("not found", status=404, mimetype="text/plain")
         return Response(data, mimetype=media, headers={"X-Content-Type-Options": "nosniff",
                                                        "Cache-Control": "private, max-age=60"})
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
+
+
+def _problems_notice(experiment: Experiment) -> str:
+    """A visible line naming the table parts that were skipped, so a partial view never passes for whole."""
+    if not experiment.problems:
+        return ""
+    shown = "; ".join(experiment.problems[:3]) + (f"; and {len(experiment.problems) - 3} more"
+                                                   if len(experiment.problems) > 3 else "")
+    return f"showing the readable rows only; skipped {len(experiment.problems)} unreadable part(s): {shown}"
 
 
 def _triggered() -> str | None:

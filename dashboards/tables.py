@@ -14,6 +14,7 @@ import math
 import os
 import posixpath
 import re
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -56,6 +57,7 @@ class Experiment:
     objectives: list[Objective]
     epoch_metrics: list[str]
     artifacts: pd.DataFrame
+    problems: list[str] = field(default_factory=list)  # parts of the tables that could not be read (skipped)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -129,13 +131,22 @@ class Catalog:
     def load(self, name: str) -> Experiment:
         """The experiment's trials and column facts, from cache when no table changed since the last read."""
         store = self.store(name)
-        version = store.version()
-        key = (name, version)
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        experiment = _read_experiment(name, store, version)
+        for attempt in range(5):
+            version = store.version()
+            key = (name, version)
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+            try:
+                experiment = _read_experiment(name, store, version)
+                break
+            except FileNotFoundError:
+                # A live writer merged parts between the listing and a read (schemas included): list again.
+                if attempt == 4:
+                    raise ExplorerError(f"the tables of {name!r} changed during five reads in a row; reload the "
+                                        "page") from None
+                time.sleep(0.02 * (attempt + 1))
         with self._lock:
             self._cache[key] = experiment
             while len(self._cache) > _CACHE_SIZE:
@@ -165,28 +176,43 @@ class Catalog:
         """The bytes of an image a trial saved, if the artifacts table lists it; ExplorerError otherwise.
 
         The file is looked up as ``<experiment>/artifacts/<trial_id>/<file_name>`` where both parts must
-        match a row of the table (the stored absolute path may come from another machine); the joined path
-        is checked to stay inside the experiment directory.
+        match a row of the table (the stored absolute path may come from another machine). On a local disk it
+        must be a regular file with one hard link whose real path (symbolic links resolved) lies inside the
+        experiment directory. Messages never show server paths.
         """
         experiment = self.load(name)
         rows = experiment.artifacts
         listed = rows[(rows["trial_id"] == trial_id) & (rows["file"] == file_name)] if len(rows) else rows
+        missing = ExplorerError(f"no artifact {file_name!r} of trial {trial_id!r} in {name!r}")
         if not len(listed) or not _SAFE_NAME.match(trial_id) or not _SAFE_NAME.match(file_name):
-            raise ExplorerError(f"no artifact {file_name!r} of trial {trial_id!r} in {name!r}")
+            raise missing
         fs, root = filesystem(experiment.location)
         path = posixpath.normpath(posixpath.join(root, "artifacts", trial_id, file_name))
         if not path.startswith(root.rstrip("/") + "/"):
-            raise ExplorerError(f"artifact path {path!r} leaves the experiment directory")
+            raise missing
         if not is_uri(experiment.location):
-            # A symbolic link inside the experiment must not lead outside the storage root either.
-            real, real_root = os.path.realpath(path), os.path.realpath(self.root)
-            if os.path.commonpath([real, real_root]) != real_root:
-                raise ExplorerError(f"artifact {file_name!r} resolves outside the storage root")
+            _check_confined(path, root, missing)
         try:
             with fs.open_input_file(path) as stream:
                 return stream.read()
-        except (OSError, FileNotFoundError) as exc:
-            raise ExplorerError(f"artifact {file_name!r} of trial {trial_id!r} cannot be read: {exc}") from exc
+        except (OSError, FileNotFoundError):
+            raise ExplorerError(f"artifact {file_name!r} of trial {trial_id!r} cannot be read") from None
+
+
+def _check_confined(path: str, experiment_root: str, missing: ExplorerError) -> None:
+    """Raise ``missing`` unless ``path`` is a regular, singly linked file really inside ``experiment_root``.
+
+    A symbolic link may point anywhere and a hard link may share the bytes of a file anywhere on the disk, so
+    neither the listed name nor the storage root is enough."""
+    real, real_root = os.path.realpath(path), os.path.realpath(experiment_root)
+    if os.path.commonpath([real, real_root]) != real_root or real == real_root:
+        raise missing
+    try:
+        status = os.stat(real)
+    except OSError:
+        raise missing from None
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+        raise missing
 
 
 def _timestamp(value: Any) -> float:
@@ -214,9 +240,11 @@ def _read_experiment(name: str, store: ResultsStore, version: tuple[tuple[str, .
     artifacts = artifacts_table.to_pandas() if artifacts_table.num_rows else pd.DataFrame(
         columns=["trial_id", "path", "kind", "domain"])
     artifacts["file"] = artifacts["path"].map(lambda p: posixpath.basename(str(p)))
+    root = store.root.rstrip("/") + "/"
+    problems = [line.removeprefix(root) for line in store.unreadable()]
     return Experiment(name=name, location=store.location, version=version, trials=trials, params=params,
                       categorical=categorical, objectives=_objectives(trials), epoch_metrics=epoch_metrics,
-                      artifacts=artifacts.drop(columns=["_seq"], errors="ignore"))
+                      artifacts=artifacts.drop(columns=["_seq"], errors="ignore"), problems=problems)
 
 
 def _is_categorical(values: pd.Series) -> bool:

@@ -379,9 +379,9 @@ class _Checks:
         for key, axis in self.spec.search.items():
             if axis.kind not in ("choice", "grid"):
                 for value in axis.values_to_check():  # the range ends
-                    self.coerce(key, value, "search", key)
+                    self.coerce(key, value, "search", key, axis.kind)
                 continue
-            coerced = [self.coerce(key, value, "search", key) for value in axis.values_to_check()]
+            coerced = [self.coerce(key, value, "search", key, axis.kind) for value in axis.values_to_check()]
             for index, value in enumerate(coerced):
                 if value in coerced[:index]:
                     first = coerced.index(value)

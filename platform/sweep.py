@@ -7,6 +7,7 @@ User mistakes (spec, manifest, storage, resume) print one paragraph and exit wit
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -216,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = list(args.overrides)
     if args.storage is not None:
-        overrides.append(f"storage={args.storage}")
+        # Quoted: the option is text, never YAML (``--storage ''`` is an empty location, not null).
+        overrides.append(f"storage={json.dumps(args.storage)}")
     try:
         spec = load_spec(args.spec, overrides, smoke=args.smoke)
     except SpecError as err:

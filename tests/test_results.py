@@ -79,3 +79,98 @@ def test_many_appends_are_merged_and_rewrites_still_resolve(tmp_path: Path, monk
     table = store.read("epochs")
     assert table.column("epoch").to_pylist() == list(range(1, 31))
     assert table.column("val/dice").to_pylist()[4] == pytest.approx(0.99)
+
+
+# --- one declared type per column, and tables with bad parts still read ------------------------------------------
+
+
+def test_declared_types_make_every_part_agree(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    declared = {"trials": {"config/d_dropout": pa.float64(), "config/blocks": pa.string()}}
+    store = ResultsStore(str(tmp_path / "exp"), declared=declared)
+    store.append("trials", [{"trial_id": "a", "config/d_dropout": 0.1, "config/blocks": "[1]", "seed": 0,
+                             "best/val/dice": 1}])
+    store.append("trials", [{"trial_id": "b", "config/d_dropout": "0.2", "config/blocks": "[]", "seed": 1.0,
+                             "best/val/dice": 0.5}])
+    store.append("epochs", [{"trial_id": "a", "epoch": 1.0, "val/dice": 1, "time/epoch_s": 2}])
+    for table in ("trials", "epochs"):
+        schemas = {str(pq.read_schema(p)) for p in (tmp_path / "exp" / "tables" / table).glob("*.parquet")}
+        assert len(schemas) == 1 or table == "epochs", schemas
+    trials = store.read("trials")
+    assert trials.schema.field("config/d_dropout").type == pa.float64()
+    assert trials.schema.field("seed").type == pa.int64() and trials.schema.field("best/val/dice").type == pa.float64()
+    assert trials.column("config/d_dropout").to_pylist() == [0.1, 0.2]
+    assert store.read("epochs").schema.field("epoch").type == pa.int64()
+    store.compact("trials")
+    assert store.read("trials").num_rows == 2
+
+
+def test_a_value_that_does_not_fit_its_declared_type_is_kept_as_text(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+
+    store = ResultsStore(str(tmp_path / "exp"), declared={"trials": {"config/x": pa.float64()}})
+    store.append("trials", [{"trial_id": "a", "config/x": "not a number"}])
+    row = store.read("trials").to_pylist()[0]
+    assert row["config/x"] is None and row["config/x#text"] == "not a number"
+    assert "kept as text" in capsys.readouterr().err
+
+
+def _write_part(directory: Path, name: str, columns: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), directory / name)
+
+
+# (what the older parts hold, the values read back, the type read back)
+MIXED_PARTS = [
+    ("double and numeric text", [[0.1], ["0.2"]], [0.1, 0.2], "double"),
+    ("double and words", [[0.1], ["dcgan"]], ["0.1", "dcgan"], "string"),
+    ("int and double", [[1], [2.5]], [1.0, 2.5], "double"),
+    ("bool and text", [[True], ["x"]], ["true", "x"], "string"),
+    ("int and text, three parts", [[1], ["2"], [3]], [1.0, 2.0, 3.0], "double"),
+]
+
+
+@pytest.mark.parametrize(("case", "parts", "expected", "kind"), MIXED_PARTS, ids=[c[0] for c in MIXED_PARTS])
+def test_a_table_with_mixed_parts_still_reads_and_compacts(tmp_path: Path, case: str, parts: list, expected: list,
+                                                           kind: str) -> None:
+    directory = tmp_path / "exp" / "tables" / "trials"
+    for index, values in enumerate(parts):
+        _write_part(directory, f"part-{index}.parquet", {"trial_id": [f"t{index}"], "config/x": values,
+                                                         "_seq": [index]})
+    store = ResultsStore(str(tmp_path / "exp"))
+    table = store.read("trials")
+    assert str(table.schema.field("config/x").type) == kind
+    assert table.column("config/x").to_pylist() == expected
+    store.compact("trials")  # the end of a sweep: one file, nothing lost
+    assert read_table(str(tmp_path / "exp"), "trials").column("config/x").to_pylist() == expected
+    assert len(list(directory.glob("*.parquet"))) == 1
+
+
+BAD_PARTS = [
+    ("garbage bytes", b"this is not parquet at all"),
+    ("empty file", b""),
+    ("a truncated part", None),  # the first half of a real part
+]
+
+
+@pytest.mark.parametrize(("case", "content"), BAD_PARTS, ids=[c[0] for c in BAD_PARTS])
+def test_an_unreadable_part_is_named_and_the_rest_reads(tmp_path: Path, case: str, content: bytes | None) -> None:
+    store = ResultsStore(str(tmp_path / "exp"))
+    store.append("trials", [{"trial_id": "a", "status": "TERMINATED"}])
+    store.append("trials", [{"trial_id": "b", "status": "TERMINATED"}])
+    directory = tmp_path / "exp" / "tables" / "trials"
+    if content is None:
+        whole = sorted(directory.glob("*.parquet"))[0].read_bytes()
+        content = whole[: len(whole) // 2]
+    (directory / "part-0-bad.parquet").write_bytes(content)
+    assert sorted(store.read("trials").column("trial_id").to_pylist()) == ["a", "b"]
+    assert [line.split(":")[0] for line in store.unreadable()] == [str(directory / "part-0-bad.parquet")]
+    store.compact("trials")
+    assert (directory / "part-0-bad.parquet").exists(), "a part that cannot be read is never deleted"
+    assert sorted(store.read("trials").column("trial_id").to_pylist()) == ["a", "b"]

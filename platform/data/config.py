@@ -20,8 +20,8 @@ class DataConfig(BaseModel):
         default_factory=lambda: ["infant", "adult"],
         description="Phantom domains to generate, or the manifest domains to use (empty list: all of them).",
     )
-    subjects_per_domain: int = Field(6, ge=2, description="Phantom only: subjects generated per domain.")
-    size: int = Field(48, ge=16, description="Phantom only: edge of the generated cube, in voxels.")
+    subjects_per_domain: int = Field(6, ge=2, le=10_000, description="Phantom only: subjects generated per domain.")
+    size: int = Field(48, ge=16, le=512, description="Phantom only: edge of the generated cube, in voxels.")
     bias_field: float = Field(
         0.0,
         ge=0.0,
@@ -35,7 +35,7 @@ class DataConfig(BaseModel):
         None, description="Path of the manifest (CSV or JSON); required when dataset is 'manifest'."
     )
     num_classes: int = Field(
-        4, ge=2, description="Number of label values, 0..num_classes-1 (0 is background)."
+        4, ge=2, le=1000, description="Number of label values, 0..num_classes-1 (0 is background)."
     )
     class_names: list[str] | None = Field(
         None, description="Names of the classes (length num_classes); default bg, wm, gm, csf for 4 classes."
@@ -47,13 +47,14 @@ class DataConfig(BaseModel):
         description="Per-domain fraction of subjects held out when there is no split/folds.",
     )
     folds: int | None = Field(
-        None, ge=2, description="K-fold split by subject within each domain; the trial chooses its fold."
+        None, ge=2, le=1000, description="K-fold split by subject within each domain; the trial chooses its fold."
     )
-    patch_size: int = Field(32, ge=8, description="Edge of the cubic training patches, in voxels.")
-    batch_size: int = Field(4, ge=1, description="Patches per training batch.")
+    patch_size: int = Field(32, ge=8, le=512, description="Edge of the cubic training patches, in voxels.")
+    batch_size: int = Field(4, ge=1, le=4096, description="Patches per training batch.")
     patches_per_epoch: int = Field(
         64,
         ge=1,
+        le=10_000_000,
         description="Training patches drawn per epoch (iterations = patches_per_epoch // batch_size).",
     )
     seed: int = Field(0, description="Data seed: phantom generation and subject split.")

@@ -112,6 +112,9 @@ class _Validator:
         """Load one file with MONAI's nibabel reader, reporting a missing or unreadable file."""
         where = f"row {row.number}, column {column!r}"
         path = self.resolve(value)
+        if path.is_dir():
+            self.add(where, f"{path} is a directory, not an image file", "name the NIfTI file inside it")
+            return None
         if not path.is_file():
             self.add(
                 where,
@@ -138,6 +141,9 @@ def _text(value: Any) -> str:
 def _read_raw(check: _Validator) -> tuple[list[dict[str, Any]], set[str] | None]:
     """Raw rows, and the CSV header (None for JSON, whose rows may each have their own keys)."""
     path = check.path
+    if path.is_dir():
+        check.add("file", "this is a directory, not a manifest", "pass the path of a CSV or JSON file")
+        return [], None
     if not path.is_file():
         check.add("file", "manifest not found", "pass the path of an existing CSV or JSON file")
         return [], None
@@ -384,6 +390,9 @@ def load_manifest(path: str | Path, num_classes: int, domains: Sequence[str] | N
     """
     check = _Validator(Path(path).expanduser().resolve())
     raw_rows, header = _read_raw(check)
+    if check.problems and not raw_rows:
+        # The file itself is missing or unreadable: that alone is the problem (no cascade of empty domains).
+        raise ManifestError(check.path, check.problems)
     rows = _parse_rows(check, raw_rows, header)
     _check_rows_together(check, rows)
     if not raw_rows and not check.problems:
