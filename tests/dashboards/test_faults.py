@@ -16,7 +16,6 @@ from dashboards.bench import build_experiment
 from dashboards.tables import Catalog, ExplorerError
 from tests.conftest import REPO_ROOT
 
-
 WRITER = """
 import sys, time
 import platform.results as results
