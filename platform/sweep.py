@@ -154,7 +154,7 @@ def _init_ray(**kwargs: Any) -> None:
         ray.init(**kwargs)
     except Exception as exc:  # ray.init raises many types (ConnectionError, TimeoutError, RuntimeError, ...)
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
-        if kwargs.get("address"):
+        if kwargs.get("address") not in (None, "local"):
             raise RayStartError(f"could not join the Ray cluster at {kwargs['address']!r} ({reason}). Check the "
                                 "address (ray://HOST:10001 or HOST:6379) and that the cluster is up, or run "
                                 "without --address for a local Ray.") from None
@@ -173,10 +173,16 @@ def _start_ray(address: str | None) -> None:
     if address:
         _init_ray(address=address, log_to_driver=True)
         return
-    # A local Ray: workers import `platform` from the repository root (DESIGN.md section 2).
+    from platform.localray import mark_current_session, ray_temp_dir, reap_abandoned
+
+    # What an earlier local run killed with SIGKILL left running (its own session's processes only).
+    reap_abandoned(ray_temp_dir())
+    # A local Ray of its own ("local": never join another user's `ray start` cluster found on this machine);
+    # workers import `platform` from the repository root.
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    _init_ray(include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=True,
-              configure_logging=True, logging_level="WARNING")
+    _init_ray(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
+              log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    mark_current_session()
 
 
 def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> str | None:

@@ -1,0 +1,132 @@
+"""The local Ray a sweep starts on its own machine, and the clean-up of what a killed earlier run left behind.
+
+A driver killed with SIGKILL cannot stop its Ray: the dashboard agent, the runtime-env agent and the log
+monitor live on. Each local run of this platform therefore marks its Ray session directory with its driver's
+PID and start time. The next local run looks for marked sessions whose driver is gone and stops the processes
+of exactly those sessions: processes are found through the session directory (every Ray process names it on its
+command line), never by name, so another user's Ray, or a live sweep, is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+MARKER = "segsweep-driver.json"
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (field 22 of /proc/PID/stat), or None if it is gone.
+
+    A PID alone may be reused by an unrelated process after the driver died; PID plus start time may not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]  # a zombie has exited already
+
+
+def mark_session(session_dir: str | Path) -> None:
+    """Record this driver as the owner of the Ray session at ``session_dir``."""
+    marker = {"driver_pid": os.getpid(), "driver_start": _process_start(os.getpid())}
+    (Path(session_dir) / MARKER).write_text(json.dumps(marker))
+
+
+def _session_processes(session_dir: Path) -> list[int]:
+    """PIDs of the processes of the Ray session at ``session_dir``: those whose command line names it, or that
+    hold a file of it open. Ray's agents rename themselves (``ray::DashboardAgent``), which overwrites their
+    command line, but they keep the session's log files open."""
+    needle = str(session_dir)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(_inside(arg.split("=", 1)[-1], needle) for arg in cmdline) or _holds_open(entry, needle):
+            found.append(int(entry.name))
+    return found
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + "/")
+
+
+def _holds_open(process: Path, directory: str) -> bool:
+    try:
+        links = [os.readlink(fd) for fd in (process / "fd").iterdir()]
+    except OSError:  # gone, or not ours to inspect
+        return False
+    return any(_inside(link, directory) for link in links)
+
+
+def _driver_alive(marker: dict[str, Any]) -> bool:
+    pid = marker.get("driver_pid")
+    return isinstance(pid, int) and _process_start(pid) == marker.get("driver_start")
+
+
+def abandoned_sessions(temp_dir: str | Path) -> list[Path]:
+    """Marked sessions under Ray's ``temp_dir`` whose driver is no longer running."""
+    sessions = []
+    for marker_path in Path(temp_dir).glob(f"session_*/{MARKER}"):
+        if marker_path.parent.is_symlink():  # session_latest points at one of the others
+            continue
+        try:
+            marker = json.loads(marker_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(marker, dict) and not _driver_alive(marker):
+            sessions.append(marker_path.parent)
+    return sessions
+
+
+def reap_abandoned(temp_dir: str | Path, grace_s: float = 3.0) -> list[int]:
+    """Stop the processes of abandoned sessions (SIGTERM, then SIGKILL after ``grace_s``); the PIDs stopped.
+
+    Only Linux exposes command lines under /proc; elsewhere nothing is done."""
+    if not Path("/proc/self/cmdline").exists():
+        return []
+    stopped: list[int] = []
+    for session in abandoned_sessions(temp_dir):
+        pids = _session_processes(session)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                continue
+            stopped.append(pid)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(_process_start(pid) for pid in pids):
+            time.sleep(0.1)
+        for pid in pids:
+            if _process_start(pid) is not None:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        (session / MARKER).unlink(missing_ok=True)  # reaped: the next run need not look again
+    return stopped
+
+
+def ray_temp_dir() -> str:
+    """Where a local Ray keeps its sessions: Ray's own default (RAY_TMPDIR, TMPDIR, else /tmp, plus ``ray``)."""
+    from ray._common.utils import get_default_ray_temp_dir
+
+    return get_default_ray_temp_dir()
+
+
+def mark_current_session() -> None:
+    """Mark the session of the Ray this process just started (a joined cluster is never marked)."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)  # Ray has no public accessor for the session dir
+    session_dir = node.get_session_dir_path() if node is not None else None
+    if session_dir and os.path.isdir(session_dir):
+        mark_session(session_dir)
