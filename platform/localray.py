@@ -9,6 +9,7 @@ command line), never by name, so another user's Ray, or a live sweep, is never t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -107,10 +108,8 @@ def reap_abandoned(temp_dir: str | Path, grace_s: float = 3.0) -> list[int]:
             time.sleep(0.1)
         for pid in pids:
             if _process_start(pid) is not None:
-                try:
+                with contextlib.suppress(OSError):  # it exited in between
                     os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
         (session / MARKER).unlink(missing_ok=True)  # reaped: the next run need not look again
     return stopped
 
