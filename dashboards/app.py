@@ -165,7 +165,9 @@ class Explorer:
         experiment, trials = self.filtered(version, statuses, None, grid_model)
         if experiment is None or not score:
             return figures.empty("no experiment selected"), []
-        return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes)
+        log_axes = {p: log for p in experiment.params if (log := experiment.is_log_axis(p)) is not None}
+        return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes,
+                                            log_axes)
 
     def brushes(self, restyle: list[Any] | None, clear_clicks: int | None, axes: list[dict[str, Any]] | None,
                 current: dict[str, Any] | None) -> dict[str, Any]:
@@ -178,7 +180,8 @@ class Explorer:
         experiment, trials = self.filtered(version, statuses, brushes, grid_model)
         if experiment is None or not score:
             return figures.empty("no experiment selected")
-        return figures.objective_curve(trials, param, experiment.categorical, score, experiment.params)
+        return figures.objective_curve(trials, param, experiment.categorical, score, experiment.params,
+                                       experiment.is_log_axis(param) if param else None)
 
     def ablation(self, version: dict[str, Any] | None, statuses: list[str] | None, brushes: dict[str, Any] | None,
                  grid_model: dict[str, Any] | None, score: str | None, factors: list[str] | None,
@@ -189,7 +192,7 @@ class Explorer:
         factors = [f for f in factors or [] if f in experiment.params]
         levels = figures.level_options(trials, factors)
         if baseline not in levels:
-            baseline = _default_baseline(trials, factors, levels)
+            baseline = _default_baseline(experiment, trials, factors, levels)
         return figures.ablation_bars(trials, factors, score, baseline), levels, baseline
 
     def pareto(self, version: dict[str, Any] | None, statuses: list[str] | None, brushes: dict[str, Any] | None,
@@ -404,24 +407,45 @@ def _short_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _default_baseline(trials: pd.DataFrame, factors: list[str], levels: list[str]) -> str | None:
-    """The level that reads as 'off' (none, [], False, 0, full) if there is one, else the first."""
-    for marker in ("none", "[]", "false", "0", "off", "batch", "full", "baseline"):
-        for level in levels:
-            if level.lower() == marker or level.lower().endswith("=" + marker):
-                return level
+def _default_baseline(experiment: Experiment, trials: pd.DataFrame, factors: list[str],
+                      levels: list[str]) -> str | None:
+    """The level of the spec's ``explore.baseline`` for these factors, else the first level."""
+    baseline = experiment.explore.get("baseline") or {}
+    wanted = {factor: baseline[factor.removeprefix("config/")] for factor in factors
+              if factor.removeprefix("config/") in baseline}
+    if factors and len(wanted) == len(factors) and not trials.empty:
+        matches = pd.Series(True, index=trials.index)
+        for factor, value in wanted.items():
+            matches &= trials[factor].map(lambda stored, value=value: _same_value(stored, value))
+        if matches.any():
+            label = figures.level_labels(trials[matches].head(1), factors).iloc[0]
+            if label in levels:
+                return label
     return levels[0] if levels else None
 
 
+def _same_value(stored: Any, value: Any) -> bool:
+    """Whether a trials-table cell (lists and mappings stored as JSON text) holds ``value``."""
+    if isinstance(stored, str) and not isinstance(value, str):
+        try:
+            stored = json.loads(stored)
+        except json.JSONDecodeError:
+            return False
+    if isinstance(stored, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return math.isclose(float(stored), float(value), rel_tol=1e-9)
+    return bool(stored == value)
+
+
 def _pareto_defaults(experiment: Experiment, scores: list[str]) -> tuple[str | None, str | None]:
+    """The first two objectives; with one, the objective against the first metric declared smaller-is-better
+    (a trade-off), else against the next score."""
     objectives = [f"last/{o.metric}" for o in experiment.objectives if f"last/{o.metric}" in scores]
     if len(objectives) >= 2:
         return objectives[0], objectives[1]
     first = objectives[0] if objectives else (scores[0] if scores else None)
-    for candidate in ("last/val/jsd_norm", "last/val/disc_acc", "last/val/hd95", "last/val/asd", "last/val/style_jsd"):
-        if candidate in scores:
-            return first, candidate
-    return first, next((s for s in scores if s != first), first)
+    opposite = next((s for s in scores if s.startswith("last/val/") and s != first
+                     and experiment.declared_direction(s) == "min"), None)
+    return first, opposite or next((s for s in scores if s != first), first)
 
 
 def _grid_columns(experiment: Experiment, score: str | None) -> list[str]:

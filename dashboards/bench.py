@@ -98,6 +98,16 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
         "best/val/dice": dice.max(axis=1), "best/val/jsd_norm": jsd.min(axis=1),
         **{f"last/{k}": v for k, v in last.items()}, "overhead_s": np.full(trials, 2.0)}
     _write(store, "trials", trial_columns)
+    # What a real sweep records beside its objectives: each metric's declared direction, each axis's kind.
+    store.append("sweep", [{
+        "experiment": name, "trainer": "synthetic", "objectives": objectives,
+        "metrics": json.dumps({"dice": {"direction": "max", "kind": "overlap"},
+                               "jsd_norm": {"direction": "min", "kind": "divergence"},
+                               "hd95": {"direction": "min", "kind": "distance"}}),
+        "axes": json.dumps({"lambda": {"kind": "loguniform", "log": True},
+                            "disc_arch": {"kind": "choice", "log": False, "values": ["dcgan", "resnet"]},
+                            "n_steps": {"kind": "int", "log": False}}),
+        "explore": json.dumps({"baseline": None})}])
     rows: dict[str, list[Any]] = {"trial_id": [], "path": [], "kind": [], "domain": []}
     for index in range(min(images, trials)):
         directory = Path(location) / "artifacts" / ids[index]

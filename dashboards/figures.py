@@ -35,31 +35,39 @@ def _figure(traces: list[dict[str, Any]], title: str, trials: int, **layout: Any
                                        "plot_bgcolor": "white", **layout}}
 
 
-def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str) -> list[dict[str, Any]]:
-    """The parallel-coordinate axes: each parameter (categorical ones encoded; a positive numeric one spanning
-    two decades or more on a log10 axis, as lambda is sampled) and the score column."""
+def _spans_decades(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    return bool(finite.size and finite.min() > 0 and finite.max() / finite.min() >= 100)
+
+
+def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
+                  log_axes: dict[str, bool] | None = None) -> list[dict[str, Any]]:
+    """The parallel-coordinate axes: each parameter (categorical ones encoded; a numeric one on a log10 axis when
+    the sweep sampled it log-uniformly, per ``log_axes``; for older tables without that record, when it is positive
+    and spans two decades) and the score column."""
     dimensions = []
     for column in [*params, score]:
         if column not in trials:
             continue
         values, labels = encode(trials[column], column in categorical)
-        finite = values[np.isfinite(values)]
-        log = bool(labels is None and column != score and finite.size and finite.min() > 0
-                   and finite.max() / finite.min() >= 100)
+        declared = (log_axes or {}).get(column)
+        log = bool(labels is None and column != score and np.nanmin(values, initial=np.inf) > 0
+                   and (declared if declared is not None else _spans_decades(values)))
         dimensions.append({"column": column, "values": np.log10(values) if log else values, "labels": labels,
                            "log": log})
     return dimensions
 
 
 def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
-                         brushes: dict[str, Any] | None = None) -> tuple[Figure, list[dict[str, Any]]]:
+                         brushes: dict[str, Any] | None = None, log_axes: dict[str, bool] | None = None
+                         ) -> tuple[Figure, list[dict[str, Any]]]:
     """Parcoords over parameters and the score (line colour = score); brushes redrawn from ``brushes``.
 
     Returns the figure and the axis list (column, labels, log) that decodes a ``restyleData`` event.
     """
     if trials.empty:
         return empty("no trials match the filters"), []
-    dimensions = dimensions_of(trials, params, categorical, score)
+    dimensions = dimensions_of(trials, params, categorical, score, log_axes)
     plotted = []
     for dimension in dimensions:
         values, labels = dimension["values"], dimension["labels"]
@@ -100,7 +108,7 @@ def _clip(text: str, width: int = 18) -> str:
 
 
 def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
-                    params: list[str]) -> Figure:
+                    params: list[str], log_x: bool | None = None) -> Figure:
     """Score against one parameter: every trial as a dot, each configuration's mean over repeats with its
     95% interval (error bars; a band when the parameter is numeric) -- the lambda curve."""
     if trials.empty or not param or param not in trials:
@@ -128,8 +136,8 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
          "hovertemplate": f"{short_name(param)}=%{{x}}<br>mean=%{{y:.4f}} (n=%{{customdata[0]}})<br>"
                           "95% CI [%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"}]
     numeric_x = pd.to_numeric(configs["x"], errors="coerce") if is_number else None
-    log_x = bool(is_number and numeric_x.notna().any() and (numeric_x > 0).all()
-                 and numeric_x.max() / numeric_x.min() >= 100)
+    positive = bool(is_number and numeric_x.notna().any() and (numeric_x > 0).all())
+    log_x = positive and (log_x if log_x is not None else _spans_decades(numeric_x.to_numpy(dtype=float)))
     return _figure(traces, f"{score} vs {short_name(param)} (mean and 95% interval over repeats)", len(trials),
                    height=360, xaxis={"title": short_name(param), "type": "log" if log_x else "-"},
                    yaxis={"title": score}, showlegend=True)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
-from platform.results import ResultsStore, experiment_uri, filesystem, is_uri, resolve_storage
+from platform.results import TIME_COLUMNS, ResultsStore, experiment_uri, filesystem, is_uri, resolve_storage
 
 # Letters, digits, dot, dash, underscore; no leading dot: no "..", no separators, no hidden directories.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
@@ -58,6 +58,11 @@ class Experiment:
     epoch_metrics: list[str]
     artifacts: pd.DataFrame
     problems: list[str] = field(default_factory=list)  # parts of the tables that could not be read (skipped)
+    # The sweep's metadata (the ``sweep`` table): metric stems' direction and kind, axes' kind, log scale and
+    # values in the spec's order, and the spec's ``explore`` block. Empty for tables written before it existed.
+    metrics_meta: dict[str, dict[str, str]] = field(default_factory=dict)
+    axes_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    explore: dict[str, Any] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -74,13 +79,28 @@ class Experiment:
         return first + rest
 
     def mode_of(self, column: str) -> str:
-        """Whether larger is better for a trial column (objectives say so; other metrics: guessed by name)."""
+        """Whether larger is better for a trial column: the objectives say so, else the direction the trainer
+        declared for the metric (``sweep`` table); timings are smaller-is-better; anything else larger."""
         metric = column.split("/", 1)[1] if column.startswith(("best/", "last/")) else column
         for objective in self.objectives:
             if objective.metric == metric:
                 return objective.mode
-        lower_is_better = ("loss", "hd95", "asd", "jsd", "time", "overhead", "wall")
-        return "min" if any(word in metric for word in lower_is_better) else "max"
+        stem = metric.split("/")[1] if "/" in metric else metric
+        direction = self.metrics_meta.get(stem, {}).get("direction")
+        if direction in ("max", "min"):
+            return direction
+        return "min" if column in TIME_COLUMNS else "max"
+
+    def declared_direction(self, column: str) -> str | None:
+        """The declared direction ("max", "min", "none") of a metric column, or None when not declared."""
+        metric = column.split("/", 1)[1] if column.startswith(("best/", "last/")) else column
+        stem = metric.split("/")[1] if "/" in metric else metric
+        return self.metrics_meta.get(stem, {}).get("direction")
+
+    def is_log_axis(self, param: str) -> bool | None:
+        """Whether the search sampled ``config/<axis>`` on a log scale; None when the tables do not say."""
+        axis = self.axes_meta.get(param.removeprefix("config/"))
+        return None if axis is None else bool(axis.get("log"))
 
 
 class Catalog:
@@ -240,11 +260,27 @@ def _read_experiment(name: str, store: ResultsStore, version: tuple[tuple[str, .
     artifacts = artifacts_table.to_pandas() if artifacts_table.num_rows else pd.DataFrame(
         columns=["trial_id", "path", "kind", "domain"])
     artifacts["file"] = artifacts["path"].map(lambda p: posixpath.basename(str(p)))
+    meta = _sweep_meta(store)
     root = store.root.rstrip("/") + "/"
     problems = [line.removeprefix(root) for line in store.unreadable()]
     return Experiment(name=name, location=store.location, version=version, trials=trials, params=params,
                       categorical=categorical, objectives=_objectives(trials), epoch_metrics=epoch_metrics,
-                      artifacts=artifacts.drop(columns=["_seq"], errors="ignore"), problems=problems)
+                      artifacts=artifacts.drop(columns=["_seq"], errors="ignore"), problems=problems, **meta)
+
+
+def _sweep_meta(store: ResultsStore) -> dict[str, Any]:
+    """The metadata row of the ``sweep`` table, decoded (empty dicts for older tables or unreadable JSON)."""
+    rows = store.read("sweep").to_pylist()
+    meta: dict[str, Any] = {"metrics_meta": {}, "axes_meta": {}, "explore": {}}
+    if not rows:
+        return meta
+    for key, column in (("metrics_meta", "metrics"), ("axes_meta", "axes"), ("explore", "explore")):
+        try:
+            value = json.loads(rows[-1].get(column) or "{}")
+        except json.JSONDecodeError:
+            continue
+        meta[key] = value if isinstance(value, dict) else {}
+    return meta
 
 
 def _is_categorical(values: pd.Series) -> bool:

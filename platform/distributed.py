@@ -19,9 +19,9 @@ from ray.train.torch import TorchConfig, TorchTrainer, prepare_model
 from ray.tune.integration.ray_train import TuneReportCallback
 from torch import nn
 
-from platform.engine import restore_checkpoint, run_epochs
 from platform.spec import SweepSpec
 from platform.trainers import TRAINERS
+from platform.worker import run_in_process
 
 
 def _wrapper(trainer: Any):
@@ -37,31 +37,10 @@ def _wrapper(trainer: Any):
 
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Train worker."""
-    from platform.trial import memory_limit, quiet_ray_logs
-
-    quiet_ray_logs()
     spec = SweepSpec.model_validate_json(loop_config["spec_json"])
-    with memory_limit(spec.resources.memory_gb):
-        _train_worker(spec, loop_config)
-
-
-def _train_worker(spec: SweepSpec, loop_config: dict[str, Any]) -> None:
-    """Build the trainer (from the latest usable checkpoint), wrap it for DDP, run the epochs."""
-    from platform.trial import artifact_sink, limit_threads
-
-    trainer_cls = TRAINERS.get(spec.trainer)
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    limit_threads(spec.resources.cpus_per_worker)
-    device = ray.train.torch.get_device()
-    trainer = trainer_cls(trainer_cls.Config.model_validate(loop_config["trainer_config"]), spec.data,
-                          seed=loop_config["seed"], fold=loop_config["fold"], device=device, rank=rank,
-                          world_size=world)
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        restore_checkpoint(trainer, checkpoint)
-    if world > 1:
-        trainer.wrap_networks(_wrapper(trainer))
+    trainer_config = TRAINERS.get(spec.trainer).Config.model_validate(loop_config["trainer_config"])
 
     def report(metrics: dict[str, Any], directory: Path | None) -> None:
         # Proof that every worker trained: the all-reduced count of iterations and the world size.
@@ -72,8 +51,10 @@ def _train_worker(spec: SweepSpec, loop_config: dict[str, Any]) -> None:
         checkpoint = ray.train.Checkpoint.from_directory(str(directory)) if directory and rank == 0 else None
         ray.train.report(metrics, checkpoint=checkpoint)
 
-    sink = artifact_sink(loop_config["experiment_uri"], loop_config["trial_id"]) if rank == 0 else None
-    run_epochs(trainer, report, artifacts=sink, evaluate=rank == 0)
+    run_in_process(spec, trainer_config, seed=loop_config["seed"], fold=loop_config["fold"],
+                   device=ray.train.torch.get_device(), checkpoint=ray.train.get_checkpoint(), report=report,
+                   experiment_uri=loop_config["experiment_uri"], trial_id=loop_config["trial_id"], rank=rank,
+                   world_size=world, wrap=_wrapper)
 
 
 def fit_distributed(spec: SweepSpec, trainer_config: Any, *, seed: int, fold: int | None, experiment_uri: str,

@@ -1,4 +1,5 @@
-"""The epoch loop shared by every trainer: train_epoch -> evaluate -> end_epoch -> report (+ checkpoint)."""
+"""The epoch loop shared by every trainer: train_epoch -> (epoch counter, finite-loss check) -> evaluate ->
+end_epoch -> report (+ checkpoint)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import torch
 
+from platform.results import ARTIFACTS_KEY, CASES_KEY, EPOCH_TIME
 from platform.trainers.base import Trainer
 
 STATE_FILE = "state.pt"
@@ -93,10 +95,14 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
     for epoch in range(trainer.epoch, epochs):
         started = time.perf_counter()
         metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
-        check_losses(metrics, epoch)
+        trainer.epoch = epoch + 1  # the engine owns the counter; a checkpoint of this epoch resumes after it
+        check_losses(metrics, epoch)  # the one finite-loss check: a NaN anywhere in the epoch reaches its mean
         trained = time.perf_counter()
         if evaluate:
             metrics.update(trainer.evaluate("val"))
+            if trainer.last_cases:
+                # Each evaluated volume's own scores, for the results' cases table.
+                metrics[CASES_KEY] = json.dumps([{"split": "val", **row} for row in trainer.last_cases])
         trainer.end_epoch(epoch, metrics)
         evaluated = time.perf_counter()
         last = epoch + 1 == epochs
@@ -104,10 +110,10 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
             "epoch": epoch + 1,
             "time/train_s": trained - started,
             "time/eval_s": evaluated - trained,
-            "time/epoch_s": evaluated - started,
+            EPOCH_TIME: evaluated - started,
         })
         if last and artifacts is not None and evaluate:
-            metrics["artifacts"] = json.dumps(artifacts(trainer))
+            metrics[ARTIFACTS_KEY] = json.dumps(artifacts(trainer))
         if last or (epoch + 1) % checkpoint_every == 0:
             with tempfile.TemporaryDirectory(prefix="ckpt-") as directory:
                 save_checkpoint(trainer, Path(directory))

@@ -1,8 +1,11 @@
-"""Metrics as pure functions (MONAI for overlap and surface distances; shapes in the docstrings)."""
+"""Metrics as pure functions (MONAI for overlap and surface distances; shapes in the docstrings), and one
+segmentation accumulator that every trainer's evaluation uses."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,3 +112,102 @@ def intensity_position_correlation(image: np.ndarray, mask: np.ndarray, axis: in
     if values.size < 2 or values.std() == 0 or position.std() == 0:
         return 0.0
     return float(np.corrcoef(values, position)[0, 1])
+
+
+class SegmentationSummary:
+    """Per-volume segmentation scores, accumulated volume by volume and aggregated once (MONAI's cumulative
+    metrics pattern), so a trainer's ``evaluate`` and its ``metric_names`` come from one place.
+
+    ``add`` scores one volume: foreground Dice per class and, for each of ``surface`` (``"hd95"``, ``"asd"``), the
+    distance per class. ``metrics(split)`` gives, per domain, the mean over cases of each class's Dice
+    (``split/<name>/<domain>/<class>`` when ``per_class``), their mean (``split/<name>/<domain>``), each surface
+    distance's mean over cases and classes (``split/<surface>/<domain>``), and the mean of the domain values over
+    ``headline`` domains (``split/<name>``, ``split/<surface>``). NaN marks an undefined value (an absent class, an
+    empty prediction) and is left out of every mean. ``cases()`` keeps each volume's own scores.
+    """
+
+    def __init__(self, class_names: Sequence[str], *, name: str = "dice", surface: Sequence[str] = (),
+                 per_class: bool = True) -> None:
+        self.class_names = list(class_names)
+        self.name, self.surface, self.per_class = name, tuple(surface), per_class
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, domain: str, subject: str, pred: torch.Tensor, label: torch.Tensor,
+            spacing: Sequence[float] | None = None) -> None:
+        """Score one volume. pred, label: (*spatial) or (1, *spatial) integer labels."""
+        if pred.dim() == 3:
+            pred = pred.unsqueeze(0)
+        if label.dim() == 3:
+            label = label.unsqueeze(0)
+        classes = len(self.class_names)
+        row: dict[str, Any] = {"domain": domain, "subject": subject,
+                               self.name: dice_per_class(pred, label, classes)[0].float()}
+        with warnings.catch_warnings():
+            # MONAI warns for every class a poor early prediction misses; the distance is then NaN, as wanted.
+            warnings.simplefilter("ignore")
+            for metric in self.surface:
+                values = SURFACE[metric](pred, label, classes, spacing)[0].float()
+                row[metric] = torch.where(torch.isfinite(values), values, torch.nan)
+        self._rows.append(row)
+
+    def reset(self) -> None:
+        self._rows = []
+
+    def domains(self) -> list[str]:
+        return list(dict.fromkeys(row["domain"] for row in self._rows))
+
+    def metrics(self, split: str, domains: Sequence[str] | None = None,
+                headline: Sequence[str] | None = None) -> dict[str, float]:
+        """Aggregate the volumes added so far (see the class docstring); ``domains`` fixes their order."""
+        domains = list(domains) if domains is not None else self.domains()
+        out: dict[str, float] = {}
+        means: dict[str, list[float]] = {m: [] for m in (self.name, *self.surface)}
+        for domain in domains:
+            rows = [row for row in self._rows if row["domain"] == domain]
+            if not rows:
+                continue
+            per_class = torch.nanmean(torch.stack([row[self.name] for row in rows]), dim=0)
+            if self.per_class:
+                for index, cls in enumerate(self.class_names[1:]):
+                    out[f"{split}/{self.name}/{domain}/{cls}"] = float(per_class[index])
+            values = {self.name: nanmean(per_class.tolist())}
+            for metric in self.surface:
+                values[metric] = nanmean(torch.stack([row[metric] for row in rows]).flatten().tolist())
+            for metric, value in values.items():
+                out[f"{split}/{metric}/{domain}"] = value
+                if headline is None or domain in headline:
+                    means[metric].append(value)
+        for metric, values in means.items():
+            out[f"{split}/{metric}"] = nanmean(values)
+        return out
+
+    def names(self, split: str, domains: Sequence[str]) -> set[str]:
+        """Every name ``metrics(split, domains)`` can return."""
+        return summary_names(split, domains, self.class_names, self.name, self.surface, self.per_class)
+
+    def cases(self) -> list[dict[str, Any]]:
+        """One row per volume: domain, subject, each metric's mean over classes and its value per class."""
+        rows = []
+        for row in self._rows:
+            out: dict[str, Any] = {"domain": row["domain"], "subject": row["subject"]}
+            for metric in (self.name, *self.surface):
+                values = row[metric].tolist()
+                out[metric] = nanmean(values)
+                for cls, value in zip(self.class_names[1:], values, strict=True):
+                    out[f"{metric}/{cls}"] = float(value)
+            rows.append(out)
+        return rows
+
+
+def summary_names(split: str, domains: Sequence[str], class_names: Sequence[str], name: str = "dice",
+                  surface: Sequence[str] = (), per_class: bool = True) -> set[str]:
+    """The metric names a ``SegmentationSummary`` of these settings reports."""
+    names = {f"{split}/{name}", *(f"{split}/{metric}" for metric in surface)}
+    for domain in domains:
+        names |= {f"{split}/{metric}/{domain}" for metric in (name, *surface)}
+        if per_class:
+            names |= {f"{split}/{name}/{domain}/{cls}" for cls in list(class_names)[1:]}
+    return names
+
+
+SURFACE = {"hd95": hd95_per_class, "asd": asd_per_class}

@@ -1,4 +1,8 @@
-"""The results store: Parquet tables under ``<storage>/<experiment>/tables/<table>/``.
+"""The results store: Parquet tables under ``<storage>/<experiment>/tables/<table>/``, and their vocabulary.
+
+Tables: ``trials`` (one row per trial), ``epochs`` (per trial and epoch), ``artifacts`` (saved images), ``cases``
+(per trial, evaluated epoch or checkpoint, and case: each volume's own scores) and ``sweep`` (one row: the
+objectives and the metadata of the metrics and the search axes, so readers never guess from names).
 
 One writer (a Tune callback on the driver) appends small part files as results arrive, so a crash loses
 nothing already reported and readers (``pyarrow.dataset``) see a consistent table at any moment. Rows carry
@@ -9,6 +13,8 @@ file at the end of a sweep. ``storage`` is a local path or any pyarrow filesyste
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import sys
 import time
@@ -17,14 +23,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-TABLES = ("trials", "epochs", "artifacts")
-KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path")}
+TABLES = ("trials", "epochs", "artifacts", "cases", "sweep")
+KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path"),
+        "cases": ("trial_id", "epoch", "split", "checkpoint", "domain", "subject"), "sweep": ("experiment",)}
 MERGE_EVERY = 64  # appends by this writer before its small parts are merged into one file
 MERGED_LIMIT = 16  # merged files before a table is compacted into one
 
@@ -138,12 +146,18 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
                "time_in_epochs_s": _FLOAT, "overhead_s": _FLOAT},
     "epochs": {"trial_id": _STRING, "epoch": _INT, "time_total_s": _FLOAT},
     "artifacts": {"trial_id": _STRING, "path": _STRING, "kind": _STRING, "domain": _STRING},
+    "cases": {"trial_id": _STRING, "epoch": _INT, "split": _STRING, "checkpoint": _STRING, "domain": _STRING,
+              "subject": _STRING},
+    "sweep": {"experiment": _STRING, "trainer": _STRING, "objectives": _STRING, "metrics": _STRING,
+              "axes": _STRING, "explore": _STRING},
 }
 # Columns named by prefix: metrics are floats wherever they appear.
 PREFIX_TYPES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
     "trials": (("best/", _FLOAT), ("last/", _FLOAT)),
     "epochs": (("", _FLOAT),),  # every other epochs column is a metric or a timing
     "artifacts": (),
+    "cases": (("", _FLOAT),),  # every other cases column is a metric (metric or metric/class)
+    "sweep": (),
 }
 
 
@@ -470,6 +484,49 @@ def _unify_conflicting(schemas: list[pa.Schema]) -> pa.Schema:
             elif item.name not in fields or fields[item.name].type == pa.null():
                 fields[item.name] = item
     return pa.schema(list(fields.values()))
+
+
+# --- rows the sweep writes (the one writer is the Tune callback in platform.tuning) --------------------------------
+EPOCH_TIME = "time/epoch_s"  # the metric each epoch row times itself with
+ARTIFACTS_KEY = "artifacts"  # a trial result's JSON list of saved images
+CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
+TIME_COLUMNS = ("wall_s", "overhead_s", "time_in_epochs_s", "time_total_s")  # smaller is better
+
+
+def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
+    """The epochs-table row of one reported result: every numeric ``split/metric`` value, the epoch, the time."""
+    metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _is_number(v)}
+    return {"trial_id": trial_id, "time_total_s": float(result.get("time_total_s", 0.0)), **metrics,
+            "epoch": int(result.get("epoch", result.get("training_iteration", 0)))}
+
+
+def listed_rows(trial_id: str, result: dict[str, Any], key: str, **extra: Any) -> list[dict[str, Any]]:
+    """Rows a result carries as JSON under ``key`` (artifacts, cases), each with the trial id and ``extra``."""
+    text = result.get(key)
+    if not isinstance(text, str) or not text:
+        return []
+    return [{"trial_id": trial_id, **extra, **item} for item in json.loads(text)]
+
+
+def summary_row(rows: list[dict[str, Any]], objectives: list[tuple[str, str]]) -> dict[str, Any]:
+    """Best (per objective: metric, mode) and last metrics and the time spent in epochs, from epoch rows."""
+    rows = sorted(rows, key=lambda r: r.get("epoch") or 0)
+    row: dict[str, Any] = {"epochs": len(rows)}
+    if not rows:
+        return row
+    for metric, mode in objectives:
+        finite = [r[metric] for r in rows if r.get(metric) is not None and math.isfinite(r[metric])]
+        if finite:
+            row[f"best/{metric}"] = max(finite) if mode == "max" else min(finite)
+    for key, value in rows[-1].items():
+        if key.startswith(("val/", "train/")) and value is not None:
+            row[f"last/{key}"] = value
+    row["time_in_epochs_s"] = sum(r.get(EPOCH_TIME) or 0.0 for r in rows)
+    return row
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _latest(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:

@@ -136,6 +136,13 @@ class Resources(_Strict):
                                     "Linux a cap on what it allocates after start-up (over it the trial errors)")
 
 
+class Explore(_Strict):
+    """How the explorer first shows this sweep (the tables carry it; nothing here changes a trial)."""
+
+    baseline: dict[str, Any] | None = Field(
+        None, description="the ablation baseline: a value per searched axis, e.g. {dnrb_blocks: []}")
+
+
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="experiment name (a directory)")
     trainer: str = Field(description="registered trainer name, e.g. advnorm")
@@ -152,6 +159,7 @@ class SweepSpec(_Strict):
     repeats: Repeats = Field(default_factory=Repeats)
     resources: Resources = Field(default_factory=Resources)
     storage: str = Field("./runs", description="local directory or pyarrow filesystem URI (s3://, gs://)")
+    explore: Explore = Field(default_factory=Explore, description="how the explorer first shows the sweep")
 
     @field_validator("name")
     @classmethod
@@ -313,6 +321,7 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
         raise SpecError(f"{src.where('trainer')}: 'trainer': {TRAINERS.unknown_message(spec.trainer)}")
     trainer = TRAINERS.get(spec.trainer)
     checks = _Checks(spec, trainer, src)
+    checks.data()
     checks.keys()
     checks.fixed()
     checks.axes()
@@ -320,6 +329,8 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
     checks.sampler()
     checks.points()
     checks.objectives()
+    checks.explore()
+    checks.trainer_check()
 
 
 class _Checks:
@@ -328,6 +339,20 @@ class _Checks:
     def __init__(self, spec: SweepSpec, trainer: Any, source: Source) -> None:
         self.spec, self.trainer, self.where = spec, trainer, source.where
         self.config_cls = trainer.Config
+
+    def data(self) -> None:
+        """The dataset's own checks (``platform.data.datasets``), each located at the field it names."""
+        from platform.data.datasets import DATASETS, check_data
+
+        if self.spec.data.dataset not in DATASETS:
+            raise SpecError(f"{self.where('data', 'dataset')}: 'data.dataset': "
+                            f"{DATASETS.unknown_message(self.spec.data.dataset)}")
+        problems = []
+        for problem in check_data(self.spec.data):
+            field = problem.split(":", 1)[0].removeprefix("data.")
+            problems.append(f"{self.where('data', field)}: {problem}.")
+        if problems:
+            raise SpecError("\n".join(problems))
 
     def keys(self) -> None:
         spec, fields = self.spec, self.trainer.config_keys()
@@ -468,6 +493,34 @@ class _Checks:
         if spec.scheduler.type == "asha" and spec.scheduler.grace_period > config.epochs:
             raise SpecError(f"{self.where('scheduler', 'grace_period')}: 'scheduler.grace_period' "
                             f"({spec.scheduler.grace_period}) exceeds the epochs ({config.epochs}).")
+
+    def explore(self) -> None:
+        """``explore.baseline`` names search axes, with values they take (coerced like points)."""
+        baseline = self.spec.explore.baseline or {}
+        for key in list(baseline):
+            loc = ("explore", "baseline", key)
+            if key not in self.spec.search:
+                raise SpecError(f"{self.where(*loc)}: 'explore.baseline' names {excerpt(key)}, which is not a search "
+                                f"axis.{closest(key, list(self.spec.search))}")
+            baseline[key] = value = self.coerce(key, baseline[key], *loc)
+            problem = outside_axis(self.spec.search[key], value)
+            if problem:
+                raise SpecError(f"{self.where(*loc)}: the baseline's {key!r} is {excerpt(value)}, {problem}.")
+
+    def trainer_check(self) -> None:
+        """The trainer's own ``check`` of the fixed config and of each searched value (e.g. advnorm's patch size
+        against its depths, glua's domains), located at the field it names when it names one."""
+        spec = self.spec
+        configs = [((), {})] + [((key, axis.kind), {key: value}) for key, axis in spec.search.items()
+                                if axis.kind in ("choice", "grid") for value in axis.values_to_check()]
+        for loc, values in configs:
+            problems = self.trainer.check(self._validated(values), spec.data)
+            if problems:
+                field = problems[0].split(" ", 1)[0]
+                where = self.where("search", *loc) if loc else self.where(*(
+                    ("data", field.removeprefix("data.")) if field.startswith("data.") else ("fixed", field)))
+                detail = f" (with {excerpt(values)})" if values else ""
+                raise SpecError(f"{where}: {spec.trainer}{detail}: " + "; ".join(problems) + ".")
 
 
 class _TooLarge(Exception):

@@ -120,7 +120,7 @@ def _fail(message: str) -> int:
 
 def _validate_data(spec: SweepSpec) -> None:
     """Load (and for the phantom, build) the data once before any trial starts; manifest errors surface here."""
-    from platform.data.manifest import load_cases, split_cases
+    from platform.data.datasets import load_cases, split_cases
 
     cases = load_cases(spec.data)
     for _, fold in spec.repeats.combos():

@@ -20,9 +20,18 @@ from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.repeater import TRIAL_INDEX
 
-from platform.results import ResultsStore, axis_column_type
+from platform.results import (
+    ARTIFACTS_KEY,
+    CASES_KEY,
+    ResultsStore,
+    axis_column_type,
+    epoch_row,
+    listed_rows,
+    summary_row,
+)
 from platform.space import decode_config, define_by_run, encode_points, make_sampler
 from platform.spec import SweepSpec
+from platform.trainers import TRAINERS
 from platform.trial import resolve, run_trial
 
 
@@ -123,20 +132,38 @@ def declared_columns(spec: SweepSpec) -> dict[str, dict[str, Any]]:
                        for key, axis in spec.search.items()}}
 
 
+def sweep_row(spec: SweepSpec) -> dict[str, Any]:
+    """The ``sweep`` table's row: objectives, the trainer's declared metric stems (direction, kind), the axes
+    (kind, log scale, values in the spec's order) and the spec's ``explore`` block."""
+    trainer = TRAINERS.get(spec.trainer)
+    axes = {key: {"kind": axis.kind, "log": axis.kind == "loguniform",
+                  **({"values": axis.values_to_check()} if axis.kind in ("choice", "grid") else {})}
+            for key, axis in spec.search.items()}
+    return {"experiment": spec.name, "trainer": spec.trainer,
+            "objectives": json.dumps([o.model_dump() for o in spec.objectives]),
+            "metrics": json.dumps({stem: {"direction": direction, "kind": kind}
+                                   for stem, (direction, kind) in trainer.declared_metrics().items()}),
+            "axes": json.dumps(axes), "explore": spec.explore.model_dump_json()}
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 class ResultsCallback(tune.Callback):
-    """The one writer of the results tables (runs on the Tune driver)."""
+    """The one writer of the results tables (runs on the Tune driver); the rows come from ``platform.results``."""
 
     def __init__(self, spec: SweepSpec, experiment: str) -> None:
         self.spec = spec
         self.experiment = experiment
         self.store = ResultsStore(experiment, declared=declared_columns(spec))
         self._started: dict[str, float] = {}
+        self._configs: dict[str, str] = {}  # trial id -> its validated trainer config, resolved once
         # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def setup(self, **info: Any) -> None:
+        self.store.append("sweep", [sweep_row(self.spec)])
 
     def _trial_base(self, trial: Any) -> dict[str, Any]:
         config = dict(trial.config)
@@ -150,11 +177,13 @@ class ResultsCallback(tune.Callback):
         for key in self.spec.search:
             value = decoded.get(key)
             row[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
-        try:
-            trainer_config, _, _ = resolve(self.spec, config)
-            row["config_json"] = trainer_config.model_dump_json(by_alias=True)
-        except Exception as exc:  # a config the trainer rejects is recorded, the trial then errors itself
-            row["config_json"] = f"invalid: {exc}"
+        if trial.trial_id not in self._configs:
+            try:
+                trainer_config, _, _ = resolve(self.spec, config)
+                self._configs[trial.trial_id] = trainer_config.model_dump_json(by_alias=True)
+            except Exception as exc:  # a config the trainer rejects is recorded, the trial then errors itself
+                self._configs[trial.trial_id] = f"invalid: {exc}"
+        row["config_json"] = self._configs[trial.trial_id]
         return row
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -163,40 +192,24 @@ class ResultsCallback(tune.Callback):
                                       "started_at": self._started[trial.trial_id]}])
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _number(v)}
-        row = {"trial_id": trial.trial_id, "time_total_s": float(result.get("time_total_s", 0.0)), **metrics,
-               "epoch": int(result.get("epoch", result.get("training_iteration", 0)))}
+        row = epoch_row(trial.trial_id, result)
         # Written at once, not buffered: Tune may record this epoch's checkpoint before a crash, and a resumed
         # trial then starts after it, so a row held in memory would be lost for good.
         self.store.append("epochs", [row])
         self._epochs.setdefault(trial.trial_id, {})[row["epoch"]] = row
-        artifacts = result.get("artifacts")
-        if isinstance(artifacts, str) and artifacts:
-            rows = [{"trial_id": trial.trial_id, **item} for item in json.loads(artifacts)]
-            self.store.append("artifacts", rows)
+        self.store.append("artifacts", listed_rows(trial.trial_id, result, ARTIFACTS_KEY))
+        self.store.append("cases", listed_rows(trial.trial_id, result, CASES_KEY, epoch=row["epoch"],
+                                               checkpoint="epoch"))
 
     def _summary(self, trial: Any) -> dict[str, Any]:
-        """Best/last metrics and time in epochs, from the epochs table (complete even after --resume)."""
+        """Best/last metrics and time in epochs, from the epochs this driver saw (the table after --resume)."""
         seen = self._epochs.pop(trial.trial_id, {})
         if seen and set(seen) == set(range(1, max(seen) + 1)):
-            rows = [seen[epoch] for epoch in sorted(seen)]  # every epoch passed through this driver
+            rows = list(seen.values())  # every epoch passed through this driver
         else:
             # A resumed trial's earlier epochs were reported to a previous driver: they are only in the table.
             rows = self.store.read("epochs", where=("trial_id", trial.trial_id)).to_pylist()
-        rows.sort(key=lambda r: r.get("epoch") or 0)
-        row: dict[str, Any] = {"epochs": len(rows)}
-        if not rows:
-            return row
-        for objective in self.spec.objectives:
-            finite = [r[objective.metric] for r in rows
-                      if r.get(objective.metric) is not None and math.isfinite(r[objective.metric])]
-            if finite:
-                row[f"best/{objective.metric}"] = max(finite) if objective.mode == "max" else min(finite)
-        for key, value in rows[-1].items():
-            if key.startswith(("val/", "train/")) and value is not None:
-                row[f"last/{key}"] = value
-        row["time_in_epochs_s"] = sum(r.get("time/epoch_s") or 0.0 for r in rows)
-        return row
+        return summary_row(rows, [(o.metric, o.mode) for o in self.spec.objectives])
 
     def _finish(self, trial: Any, status: str, error: str | None) -> None:
         ended = time.time()
@@ -218,7 +231,7 @@ class ResultsCallback(tune.Callback):
         # A driver killed between starting a trial and saving Tune's state leaves rows of a trial that Tune
         # never recorded (it starts a fresh one on --resume): keep only the trials Tune knows.
         known = {trial.trial_id for trial in trials}
-        for table in ("trials", "epochs", "artifacts"):
+        for table in ("trials", "epochs", "artifacts", "cases"):
             self.store.compact(table, keep_trials=known)
 
 

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,9 @@ class FaultTrainer(Trainer):
     """Fits ``y = x @ w`` with SGD; ``val/dice`` is the fraction of epochs done, so a finished trial ends at 1."""
 
     Config = FaultConfig
+    USES_DATA = False
+    METRICS: ClassVar[dict[str, tuple[str, str]]] = {"loss": ("min", "loss"), "steps": ("none", "count"),
+                                                      "start_epoch": ("none", "count")}
     config: FaultConfig
 
     def __init__(self, config: FaultConfig, data: DataConfig, **kwargs: Any) -> None:

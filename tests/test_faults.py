@@ -21,7 +21,7 @@ import yaml
 
 from platform.engine import restore_checkpoint, save_checkpoint
 from platform.results import read_table
-from platform.trial import memory_limit
+from platform.worker import memory_limit
 from tests.conftest import REPO_ROOT
 from tests.fault_trainer import FaultConfig, FaultTrainer
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -41,6 +41,8 @@ class FixedWorkTrainer(Trainer):
     """Sleeps ``work_s`` per epoch; reports a constant ``val/dice``."""
 
     Config = Config
+    USES_DATA = False
+    METRICS: ClassVar[dict[str, tuple[str, str]]] = {"work_s": ("none", "time")}
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)

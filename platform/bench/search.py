@@ -63,7 +63,7 @@ def run(quick: bool = False) -> BenchResult:
         lambdas = grid_points(low, high, points)
         grid = load_shipped_spec(SPEC, [*common, "name=grid", "searcher.sampler=grid", "searcher.points_to_evaluate=[]",
                                         "scheduler.type=none", f"search.lambda={{grid: {lambdas}}}"])
-        from platform.data.manifest import load_cases
+        from platform.data.datasets import load_cases
 
         load_cases(grid.data)  # generate the phantom once, before either sweep starts (not timed)
         with local_ray(num_cpus=2):

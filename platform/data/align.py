@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:
-    from platform.data.manifest import Case
+    from platform.data.case import Case
 
 MODES = ("none", "global", "region")
 # Intensity floor of a std: below it a region is treated as constant (its voxels map to the new mean).

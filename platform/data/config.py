@@ -12,9 +12,10 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: Literal["phantom", "manifest"] = Field(
+    dataset: str = Field(
         "phantom",
-        description="'phantom' (embedded, generated on first use) or 'manifest' (real NIfTI files).",
+        description="a registered dataset: 'phantom' (embedded, generated on first use) or 'manifest' (real NIfTI "
+        "files)",
     )
     domains: list[str] = Field(
         default_factory=lambda: ["infant", "adult"],
@@ -72,10 +73,6 @@ class DataConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DataConfig:
-        if self.dataset == "manifest" and not self.manifest:
-            raise ValueError(
-                "dataset 'manifest' needs a manifest path: set data.manifest to a CSV or JSON file"
-            )
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}: "
@@ -89,23 +86,6 @@ class DataConfig(BaseModel):
                 f"align_reference {self.align_reference!r} is not among data.domains {self.domains}: "
                 "choose one of them (or leave it unset for the first)"
             )
-        if self.dataset == "phantom":
-            # Checked here so a bad domain fails at spec time, before Ray starts, not inside every trial;
-            # imported lazily so that reading a spec does not load nibabel.
-            from platform.data.phantom import CLASS_NAMES, VALID_DOMAINS_TEXT, known_domain
-
-            if not self.domains:
-                raise ValueError(f"the phantom needs at least one domain: choose from {VALID_DOMAINS_TEXT}")
-            unknown = [d for d in self.domains if not known_domain(d)]
-            if unknown:
-                raise ValueError(
-                    f"unknown phantom domain(s) {unknown}: valid domains are {VALID_DOMAINS_TEXT}"
-                )
-            if self.num_classes != len(CLASS_NAMES):
-                raise ValueError(
-                    f"the phantom has {len(CLASS_NAMES)} classes {list(CLASS_NAMES)}, "
-                    f"but num_classes is {self.num_classes}: set num_classes: {len(CLASS_NAMES)}"
-                )
         return self
 
     def names_of_classes(self) -> list[str]:

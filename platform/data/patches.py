@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from platform.data.manifest import Case
+    from platform.data.case import Case
 
 
 def _padding(dim: int, low: int | None, high: int | None, patch: int) -> tuple[int, int]:

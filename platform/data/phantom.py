@@ -21,10 +21,6 @@ import csv
 import hashlib
 import json
 import math
-import os
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,26 +28,19 @@ from typing import TYPE_CHECKING
 import nibabel as nib
 import numpy as np
 
+from platform.cache import atomic_directory, cache_root
+from platform.data.phantom_names import SITE, VALID_DOMAINS_TEXT, known_domain
+from platform.seeds import stable_seed
+
 if TYPE_CHECKING:
     from platform.data.config import DataConfig
 
 # Bump whenever generation changes: it is part of the cache key, so old caches are never reused.
 FORMAT_VERSION = 2
-CLASS_NAMES = ("bg", "wm", "gm", "csf")
 BG, WM, GM, CSF = 0, 1, 2, 3
-FIXED_DOMAINS = ("infant", "adult", "ct", "mr")
-VALID_DOMAINS_TEXT = "infant, adult, ct, mr, site1..siteN (N >= 1)"
 MANIFEST_NAME = "manifest.csv"
 # Field of view of the cube in mm: the voxel spacing in the affine is FOV / size, so a brain-sized object.
 FIELD_OF_VIEW_MM = 192.0
-
-_SITE = re.compile(r"site([1-9][0-9]*)")
-
-
-def known_domain(name: str) -> bool:
-    """Whether the phantom can generate ``name`` (infant, adult, ct, mr, site1, site2, ...)."""
-    return name in FIXED_DOMAINS or _SITE.fullmatch(name) is not None
-
 
 @dataclass(frozen=True)
 class _Appearance:
@@ -78,7 +67,7 @@ def _appearance(domain: str) -> _Appearance:
         return _Appearance(means=(0.0, 0.40, 0.70, 0.10), noise=0.04, shell=(0.95, 0.35))
     if domain == "mr":
         return _Appearance(means=(0.0, 0.30, 0.55, 0.90), noise=0.03)
-    match = _SITE.fullmatch(domain)
+    match = SITE.fullmatch(domain)
     if match is None:
         raise ValueError(f"unknown phantom domain {domain!r}: valid domains are {VALID_DOMAINS_TEXT}")
     # A scanner's transfer is a property of the site, not of the data seed: derive it from K alone.
@@ -90,12 +79,6 @@ def _appearance(domain: str) -> _Appearance:
         gamma=float(rng.uniform(0.6, 1.6)),
         offset=float(rng.uniform(-0.1, 0.15)),
     )
-
-
-def stable_seed(*parts: object) -> int:
-    """A 64-bit seed from ``parts``; Python's ``hash()`` is salted per process, so it cannot be used."""
-    text = "\x1f".join(str(p) for p in parts)
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
 def _parameters(cfg: DataConfig) -> dict[str, object]:
@@ -111,17 +94,10 @@ def _parameters(cfg: DataConfig) -> dict[str, object]:
     }
 
 
-def _cache_root(cfg: DataConfig) -> Path:
-    if cfg.cache_dir:
-        return Path(cfg.cache_dir).expanduser()
-    env = os.environ.get("SEGSWEEP_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "segsweep"
-
-
 def phantom_dir(cfg: DataConfig) -> Path:
     """Directory the phantom for ``cfg`` lives in (named by a hash of the generating parameters)."""
     digest = hashlib.sha256(json.dumps(_parameters(cfg), sort_keys=True).encode()).hexdigest()
-    return _cache_root(cfg) / f"phantom-{digest[:16]}"
+    return cache_root(cfg.cache_dir) / f"phantom-{digest[:16]}"
 
 
 def affine_for(size: int) -> np.ndarray:
@@ -309,21 +285,7 @@ def build_phantom(cfg: DataConfig) -> Path:
         raise ValueError(f"unknown phantom domain(s) {unknown}: valid domains are {VALID_DOMAINS_TEXT}")
     target = phantom_dir(cfg)
     manifest = target / MANIFEST_NAME
-    if manifest.is_file():
-        return manifest
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build under a temporary name in the same directory, then rename: a rename is atomic, so a concurrent
-    # reader sees either no dataset or a complete one, never half of one.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-        _write(tmp, cfg, sorted(cfg.domains))
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Renaming onto a non-empty directory fails: another process finished first, so keep its copy.
-            if not manifest.is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_directory(target, manifest) as building:
+        if building is not None:
+            _write(building, cfg, sorted(cfg.domains))
     return manifest

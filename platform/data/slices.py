@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from platform.data.manifest import Case
+    from platform.data.case import Case
 
 
 def _padded_size(size: int, multiple: int) -> int:
@@ -197,3 +197,41 @@ class SliceSampler:
         """Restore a position saved by :meth:`state_dict` (on a sampler built from the same cases)."""
         self._rng.bit_generator.state = state["rng"]
         self._cursor = int(state["cursor"])
+
+
+def pad_xy(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Zero-pad the X, Y axes (the last three are X, Y, Z) at their ends up to ``shape``."""
+    x, y = array.shape[-3:-1]
+    return np.pad(array, [(0, 0)] * (array.ndim - 3) + [(0, shape[0] - x), (0, shape[1] - y), (0, 0)])
+
+
+class ImageSliceSampler:
+    """Label-free batches of 2D slices of one domain: uniform over every non-constant slice of its cases.
+
+    Never reads labels (target images in unsupervised training). Slices are padded to ``shape`` (X', Y').
+    """
+
+    def __init__(self, cases: list[Case], batch_size: int, seed: int, shape: tuple[int, int]) -> None:
+        if not cases:
+            raise ValueError("ImageSliceSampler needs at least one case")
+        stacks = []
+        for case in cases:
+            image = pad_xy(case.image, shape)
+            stacks.append(np.ascontiguousarray(np.moveaxis(image.astype(np.float32), -1, 0)))
+        images = np.concatenate(stacks)  # (sum Z, C, X', Y')
+        keep = images.reshape(len(images), -1).std(axis=1) > 0
+        if not keep.any():
+            raise ValueError("every slice of the cases is constant")
+        self._images = torch.from_numpy(images[keep])
+        self.batch_size = batch_size
+        self._rng = np.random.default_rng(seed)
+
+    def sample(self) -> torch.Tensor:
+        """(batch, C, X', Y') float32."""
+        return self._images[torch.as_tensor(self._rng.integers(0, len(self._images), self.batch_size))].clone()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]

@@ -14,9 +14,7 @@ effect), ``generator: none`` segments standardized input (no learned normalizati
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -28,16 +26,15 @@ from platform.data.config import DataConfig
 from platform.data.patches import PatchSampler, standardize
 from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
 from platform.metrics import (
+    SegmentationSummary,
     classification_accuracy,
-    dice_per_class,
-    hd95_per_class,
     histogram_jsd,
     intensity_position_correlation,
-    nanmean,
+    summary_names,
 )
 from platform.nets.discriminators import DCGANDiscriminator3D, resnet_discriminator
 from platform.nets.unet3d import UNet3D
-from platform.trainers.base import TRAINERS, Trainer, TrainerConfig, seed_everything
+from platform.trainers.base import TRAINERS, GeneratorState, Trainer, TrainerConfig
 
 
 class Config(TrainerConfig):
@@ -83,8 +80,6 @@ class Config(TrainerConfig):
 PAPER_CLASS_WEIGHTS = {4: [0.22, 0.28, 0.20, 0.30]}
 
 
-
-
 def _bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
     """The journal's linear field ``B = y/H * alpha + (1 - alpha)`` along axis y, per sample.
 
@@ -95,33 +90,27 @@ def _bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
     return (ramp.view(1, 1, 1, height, 1) * alpha.view(-1, 1, 1, 1, 1) + (1 - alpha).view(-1, 1, 1, 1, 1))
 
 
-
 @TRAINERS.register("advnorm")
 class AdvNormTrainer(Trainer):
     """Generator + segmenter + (K+1)-class discriminator, trained by Algorithm 1."""
 
     Config = Config
+    METRICS: ClassVar[dict[str, tuple[str, str]]] = {
+        **{m: ("min", "loss") for m in ("loss", "loss_seg", "loss_adv", "loss_mse", "loss_dis")},
+               "disc_acc": ("none", "accuracy"), "disc_acc_generated": ("none", "accuracy"),
+               "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
+               "bias_corr_input": ("none", "correlation"), "bias_corr_norm": ("min", "correlation"),
+               **{f"lr_{n}": ("none", "schedule") for n in ("g", "s", "d")}}
+    ARTIFACT_KIND = "input|normalized|segmentation"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
-        seed_everything(self.seed)
-        self.train_cases, self.val_cases = self.load_split()
-        self.domains = self.domain_order(self.train_cases)
-        self.class_names = data.names_of_classes()
-        self.num_classes = data.num_classes
-        channels = self.train_cases[0].image.shape[0]
-        patch = data.patch_size
-        for name, depth in (("g_depth", config.g_depth), ("s_depth", config.s_depth)):
-            if patch % 2 ** (depth - 1):
-                raise ValueError(f"data.patch_size {patch} must be divisible by 2**({name}-1) = {2 ** (depth - 1)}")
+        channels, patch = self.channels, data.patch_size
         weights = config.class_weights or PAPER_CLASS_WEIGHTS.get(self.num_classes) or [1.0] * self.num_classes
-        if len(weights) != self.num_classes:
-            raise ValueError(f"class_weights has {len(weights)} values for {self.num_classes} classes")
         self.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
-        # Each rank draws different patches; the seed stays a function of (trial seed, rank).
-        self.sampler = PatchSampler(self.train_cases, self.domains, patch, data.batch_size,
-                                    seed=self.seed * 1000 + self.rank)
-        self.generator = torch.Generator().manual_seed(self.seed * 1000 + self.rank + 1)
+        self.samplers["patches"] = PatchSampler(self.train_cases, self.domains, patch, data.batch_size,
+                                                seed=self.stream_seed(0))
+        self.samplers["augment"] = GeneratorState(self.stream_seed(1))
 
         k = len(self.domains)
         if config.generator == "unet":
@@ -131,24 +120,29 @@ class AdvNormTrainer(Trainer):
             self.nets["D"] = DCGANDiscriminator3D(channels, k + 1, patch, config.d_channels, config.d_dropout)
         elif config.discriminator == "resnet":
             self.nets["D"] = resnet_discriminator(channels, k + 1, config.resnet_depth)
-        for net in self.nets.values():
-            net.to(self.device)
+        self.finish_networks()
 
         lrs = {"G": config.lr_g, "S": config.lr_s, "D": config.lr_d}
-        self.optimizers = {
-            name: torch.optim.Adam(net.parameters(), lr=lrs[name], weight_decay=config.weight_decay)
-            for name, net in self.nets.items()
-        }
-        self.schedulers: dict[str, Any] = {
-            name: torch.optim.lr_scheduler.MultiStepLR(opt, config.lr_milestones, gamma=config.lr_gamma)
-            for name, opt in self.optimizers.items() if name in ("G", "S")
-        }
+        self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=lrs[name], weight_decay=config.weight_decay)
+                           for name, net in self.nets.items()}
+        self.schedulers = {name: torch.optim.lr_scheduler.MultiStepLR(opt, config.lr_milestones, gamma=config.lr_gamma)
+                           for name, opt in self.optimizers.items() if name in ("G", "S")}
         if "D" in self.optimizers:
             self.schedulers["D"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizers["D"], mode="min", factor=config.d_plateau_factor,
                 patience=config.d_plateau_patience)
-        self.epoch = 0
-        self._last_eval: list[dict[str, Any]] = []
+
+    @classmethod
+    def check(cls, config: TrainerConfig, data: DataConfig) -> list[str]:
+        assert isinstance(config, Config)
+        problems = [f"data.patch_size {data.patch_size} must be divisible by 2**({name}-1) = {2 ** (depth - 1)}; "
+                    f"change data.patch_size or {name}"
+                    for name, depth in (("g_depth", config.g_depth), ("s_depth", config.s_depth))
+                    if data.patch_size % 2 ** (depth - 1)]
+        if config.class_weights is not None and len(config.class_weights) != data.num_classes:
+            problems.append(f"class_weights has {len(config.class_weights)} values for {data.num_classes} classes; "
+                            "give one weight per class, background first")
+        return problems
 
     # --- helpers --------------------------------------------------------------------------------------------
     @property
@@ -156,11 +150,12 @@ class AdvNormTrainer(Trainer):
         return len(self.domains)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, y, z = self.sampler.sample()
+        x, y, z = self.samplers["patches"].sample()
         x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
         if self.config.bias_augment > 0:
-            apply = torch.rand(x.shape[0], generator=self.generator) < self.config.bias_augment
-            alpha = torch.rand(x.shape[0], generator=self.generator) * self.config.bias_alpha_max * apply
+            generator = self.samplers["augment"].generator
+            apply = torch.rand(x.shape[0], generator=generator) < self.config.bias_augment
+            alpha = torch.rand(x.shape[0], generator=generator) * self.config.bias_alpha_max * apply
             x = x * _bias_field(tuple(x.shape), alpha).to(self.device)
         return x, y, z
 
@@ -169,82 +164,76 @@ class AdvNormTrainer(Trainer):
             return standardize(x)
         return (self.nets["G"] if use_ddp else self.net("G"))(x)
 
-    @staticmethod
-    def _check_finite(value: torch.Tensor, what: str, epoch: int, iteration: int) -> None:
-        if not torch.isfinite(value):
-            raise FloatingPointError(f"{what} became {value.item()} at epoch {epoch + 1}, iteration {iteration + 1}")
-
     # --- Algorithm 1 ----------------------------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def _discriminator_step(self, add: Any) -> None:
+        """One D update on real patches (their domain) and generated ones (class K+1)."""
+        x, _, z = self._batch()
+        with torch.no_grad():
+            generated = self._normalize(x, use_ddp=False)
+        fake_class = torch.full_like(z, self.k)
+        logits_real = self.nets["D"](x)
+        logits_fake = self.nets["D"](generated)
+        loss_d = discriminator_loss(logits_real, z) + discriminator_loss(logits_fake, fake_class)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.optimizers["D"].step()
+        add("loss_dis", loss_d)
+        add("disc_correct", (logits_real.argmax(1) == z).float().sum()
+            + (logits_fake.argmax(1) == fake_class).float().sum())
+        add("disc_seen", torch.tensor(2.0 * z.numel()))
+
+    def _generator_step(self, add: Any, warmup: bool) -> None:
+        """One G and S update on ``L_seg(S(G(x)), y) - lambda * L_dis(D(G(x)), K+1)`` (or the warm-up loss)."""
         config = self.config
-        for net in self.nets.values():
-            net.train()
-        iterations = max(1, self.data_config.patches_per_epoch // (self.data_config.batch_size * self.world_size))
+        x, y, _ = self._batch()
+        normalized = self._normalize(x)
+        if warmup:
+            # Warm-up: G learns to reproduce its (clamped) input; S learns on G's detached output.
+            loss_g = nn.functional.mse_loss(normalized, x.clamp(0, 1))
+            loss_seg = weighted_dice_loss(self.nets["S"](normalized.detach()), y, self.class_weights)
+            loss = loss_g + loss_seg
+            add("loss_mse", loss_g)
+        else:
+            loss_seg = weighted_dice_loss(self.nets["S"](normalized), y, self.class_weights)
+            loss = loss_seg
+            if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
+                discriminator = self.net("D")  # no DDP sync: D is not updated in this step
+                discriminator.requires_grad_(False)
+                logits = discriminator(normalized)
+                discriminator.requires_grad_(True)
+                if config.adversarial_loss == "paper":
+                    adversarial = generated_class_loss(logits)
+                    loss = loss_seg - config.lambda_ * adversarial
+                else:
+                    adversarial = real_class_loss(logits)
+                    loss = loss_seg + config.lambda_ * adversarial
+                add("loss_adv", adversarial)
+        updated = [name for name in ("G", "S") if name in self.optimizers]
+        for name in updated:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        for name in updated:
+            self.optimizers[name].step()
+        add("loss_seg", loss_seg)
+        add("loss", loss)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        config, iterations = self.config, self.iterations
+        self.train_mode()
         warmup = epoch < config.warmup_epochs and "G" in self.nets
         sums: dict[str, torch.Tensor] = {}
 
         def add(name: str, value: torch.Tensor) -> None:
             sums[name] = sums.get(name, 0.0) + value.detach()
 
-        fake_class = None
-        for iteration in range(iterations):
+        for _ in range(iterations):
             if "D" in self.nets and not warmup:
                 for _ in range(config.n_steps):
-                    x, _, z = self._batch()
-                    with torch.no_grad():
-                        generated = self._normalize(x, use_ddp=False)
-                    fake_class = torch.full_like(z, self.k)
-                    logits_real = self.nets["D"](x)
-                    logits_fake = self.nets["D"](generated)
-                    loss_d = discriminator_loss(logits_real, z) + discriminator_loss(logits_fake, fake_class)
-                    self._check_finite(loss_d, "discriminator loss", epoch, iteration)
-                    self.optimizers["D"].zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    self.optimizers["D"].step()
-                    add("loss_dis", loss_d)
-                    correct = (logits_real.argmax(1) == z).float().sum() + (
-                        logits_fake.argmax(1) == fake_class).float().sum()
-                    add("disc_correct", correct)
-                    add("disc_seen", torch.tensor(2.0 * z.numel()))
-
-            x, y, _ = self._batch()
-            normalized = self._normalize(x)
-            if warmup:
-                # Warm-up: G learns to reproduce its (clamped) input; S learns on G's detached output.
-                loss_g = nn.functional.mse_loss(normalized, x.clamp(0, 1))
-                loss_seg = weighted_dice_loss(self.nets["S"](normalized.detach()), y, self.class_weights)
-                loss = loss_g + loss_seg
-                add("loss_mse", loss_g)
-            else:
-                loss_seg = weighted_dice_loss(self.nets["S"](normalized), y, self.class_weights)
-                loss = loss_seg
-                if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
-                    discriminator = self.net("D")  # no DDP sync: D is not updated in this step
-                    discriminator.requires_grad_(False)
-                    logits = discriminator(normalized)
-                    discriminator.requires_grad_(True)
-                    if config.adversarial_loss == "paper":
-                        adversarial = generated_class_loss(logits)
-                        loss = loss_seg - config.lambda_ * adversarial
-                    else:
-                        adversarial = real_class_loss(logits)
-                        loss = loss_seg + config.lambda_ * adversarial
-                    add("loss_adv", adversarial)
-            self._check_finite(loss, "generator/segmenter loss", epoch, iteration)
-            for name in ("G", "S"):
-                if name in self.optimizers:
-                    self.optimizers[name].zero_grad(set_to_none=True)
-            loss.backward()
-            for name in ("G", "S"):
-                if name in self.optimizers:
-                    self.optimizers[name].step()
-            add("loss_seg", loss_seg)
-            add("loss", loss)
-
+                    self._discriminator_step(add)
+            self._generator_step(add, warmup)
         for name in ("G", "S"):
             if name in self.schedulers:
                 self.schedulers[name].step()
-        self.epoch = epoch + 1
         metrics = {f"train/{name}": float(value) / iterations for name, value in sums.items()
                    if name in ("loss", "loss_seg", "loss_adv", "loss_mse")}
         if "loss_dis" in sums:
@@ -264,60 +253,34 @@ class AdvNormTrainer(Trainer):
     def evaluate(self, split: str = "val") -> dict[str, float]:
         if split != "val":
             raise ValueError(f"advnorm evaluates the 'val' split, not {split!r}")
-        for net in self.nets.values():
-            net.eval()
-        patch = self.data_config.patch_size
-        channels = self.val_cases[0].image.shape[0]
+        self.eval_mode()
+        channels = self.channels
 
         def predict(window: torch.Tensor) -> torch.Tensor:
             normalized = self._normalize(window, use_ddp=False)
-            probs = self.net("S")(normalized).softmax(dim=1)
-            return torch.cat([normalized, probs], dim=1)
+            return torch.cat([normalized, self.net("S")(normalized).softmax(dim=1)], dim=1)
 
-        per_domain: dict[str, list[torch.Tensor]] = {d: [] for d in self.domains}
-        hd_domain: dict[str, list[torch.Tensor]] = {d: [] for d in self.domains}
+        summary = SegmentationSummary(self.class_names, surface=("hd95",))
         inputs: dict[str, list[np.ndarray]] = {d: [] for d in self.domains}
         outputs: dict[str, list[np.ndarray]] = {d: [] for d in self.domains}
         corr_in, corr_out = [], []
-        self._last_eval = []
+        self.last_eval = []
         for case in self.val_cases:
             image = torch.from_numpy(case.image).unsqueeze(0).to(self.device)
-            label = torch.from_numpy(case.label).unsqueeze(0).to(self.device)
-            out = sliding_window_inference(image, patch, 4, predict, overlap=self.config.sw_overlap)
-            normalized, probs = out[:, :channels], out[:, channels:]
-            pred = probs.argmax(dim=1)
-            spacing = np.abs(np.diag(case.affine)[:3]).tolist()
-            per_domain[case.domain].append(dice_per_class(pred, label, self.num_classes)[0])
-            with warnings.catch_warnings():
-                # MONAI warns for every class a poor early prediction misses; HD95 is then NaN, as wanted.
-                warnings.simplefilter("ignore", UserWarning)
-                warnings.simplefilter("ignore", FutureWarning)
-                hd_domain[case.domain].append(hd95_per_class(pred, label, self.num_classes, spacing)[0])
+            out = sliding_window_inference(image, self.data_config.patch_size, 4, predict,
+                                           overlap=self.config.sw_overlap)
+            normalized, pred = out[:, :channels], out[:, channels:].argmax(dim=1)
+            summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).unsqueeze(0).to(self.device),
+                        self.spacing(case))
             brain = case.label > 0
-            inputs[case.domain].append(case.image[0][brain])
             norm_np = normalized[0, 0].cpu().numpy()
+            inputs[case.domain].append(case.image[0][brain])
             outputs[case.domain].append(norm_np[brain])
             corr_in.append(intensity_position_correlation(case.image[0], brain))
             corr_out.append(intensity_position_correlation(norm_np, brain))
-            self._last_eval.append({"case": case, "normalized": norm_np, "pred": pred[0].cpu().numpy()})
-
-        metrics: dict[str, float] = {}
-        domain_means = []
-        for domain in self.domains:
-            if not per_domain[domain]:
-                continue
-            dice = torch.stack(per_domain[domain])  # (cases, classes-1)
-            class_dice = torch.nanmean(dice, dim=0)
-            for index, name in enumerate(self.class_names[1:]):
-                metrics[f"val/dice/{domain}/{name}"] = float(class_dice[index])
-            metrics[f"val/dice/{domain}"] = float(torch.nanmean(class_dice))
-            domain_means.append(metrics[f"val/dice/{domain}"])
-            hd = torch.stack(hd_domain[domain]).float()
-            hd = torch.where(torch.isfinite(hd), hd, torch.nan)
-            metrics[f"val/hd95/{domain}"] = nanmean(hd.flatten().tolist())
-        metrics["val/dice"] = nanmean(domain_means)
-        # NaN when a class is missing from every prediction (an untrained segmenter), not a warning.
-        metrics["val/hd95"] = nanmean([metrics[f"val/hd95/{d}"] for d in self.domains])
+            self.last_eval.append({"case": case, "normalized": norm_np, "pred": pred[0].cpu().numpy()})
+        metrics = summary.metrics("val", self.domains)
+        self.last_cases = summary.cases()
         metrics["val/jsd_input"] = histogram_jsd([np.concatenate(inputs[d]) for d in self.domains if inputs[d]])
         metrics["val/jsd_norm"] = histogram_jsd([np.concatenate(outputs[d]) for d in self.domains if outputs[d]])
         metrics["val/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
@@ -330,14 +293,12 @@ class AdvNormTrainer(Trainer):
         """D's loss and accuracy on a fixed set of validation patches, real and generated (Table 7)."""
         batch = self.data_config.batch_size
         sampler = PatchSampler(self.val_cases, self.domains, self.data_config.patch_size, batch, seed=12345)
-        batches = max(1, self.config.eval_patches * self.k // batch)
         logits, labels, losses = [], [], []
         discriminator = self.net("D")
-        for _ in range(batches):
+        for _ in range(max(1, self.config.eval_patches * self.k // batch)):
             x, _, z = sampler.sample()
             x, z = x.to(self.device), z.to(self.device)
-            generated = self._normalize(x, use_ddp=False)
-            real_logits, fake_logits = discriminator(x), discriminator(generated)
+            real_logits, fake_logits = discriminator(x), discriminator(self._normalize(x, use_ddp=False))
             fake = torch.full_like(z, self.k)
             losses.append(discriminator_loss(real_logits, z) + discriminator_loss(fake_logits, fake))
             logits += [real_logits, fake_logits]
@@ -350,67 +311,29 @@ class AdvNormTrainer(Trainer):
             "val/disc_acc_generated": classification_accuracy(all_logits[fake_rows], all_labels[fake_rows]),
         }
 
-    # --- images ---------------------------------------------------------------------------------------------
-    def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:
-        """Per domain, the middle axial slice of its first validation case: input | normalized | overlay."""
-        from platform.images import save_grid
-
-        rows = []
-        for item in self.first_per_domain(self._last_eval):
-            case = item["case"]
-            path = out_dir / f"{case.domain}_{case.subject}.png"
-            save_grid(path, case.image[0], item["normalized"], item["pred"], case.label, self.num_classes)
-            rows.append({"path": str(path), "kind": "input|normalized|segmentation", "domain": case.domain})
-        return rows
+    def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
+        return item["normalized"]
 
     def ddp_kwargs(self, name: str) -> dict[str, Any]:
         # D sees a real and a generated batch before one backward: broadcasting buffers in between would
         # overwrite the state the first forward used.
         return {"broadcast_buffers": False} if name == "D" else {}
 
-    # --- state ----------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "nets": {name: self.net(name).state_dict() for name in self.nets},
-            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
-            "sampler": self.sampler.state_dict(),
-            "augment_rng": self.generator.get_state(),
-            "rng": self.rng_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = state["epoch"]
-        for name, net_state in state["nets"].items():
-            self.net(name).load_state_dict(net_state)
-        for name, opt_state in state["optimizers"].items():
-            self.optimizers[name].load_state_dict(opt_state)
-        for name, sched_state in state["schedulers"].items():
-            self.schedulers[name].load_state_dict(sched_state)
-        self.sampler.load_state_dict(state["sampler"])
-        self.generator.set_state(state["augment_rng"])
-        self.load_rng_state(state["rng"])
-
     # --- description ----------------------------------------------------------------------------------------
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         assert isinstance(config, Config)
-        domains = list(data.domains)
-        names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/dice", "val/hd95",
-                 "val/jsd_input", "val/jsd_norm", "val/bias_corr_input", "val/bias_corr_norm"}
+        names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/jsd_input", "val/jsd_norm",
+                 "val/bias_corr_input", "val/bias_corr_norm"}
+        names |= summary_names("val", data.domains, data.names_of_classes(), surface=("hd95",))
         if config.generator != "none":
             names |= {"train/lr_g", "train/loss_mse"}
         if config.discriminator != "none":
             names |= {"train/loss_dis", "train/disc_acc", "train/lr_d", "train/loss_adv", "val/loss_dis",
                       "val/disc_acc", "val/disc_acc_generated"}
-        for domain in domains:
-            names |= {f"val/dice/{domain}", f"val/hd95/{domain}"}
-            names |= {f"val/dice/{domain}/{name}" for name in data.names_of_classes()[1:]}
         return names
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:
         return {"epochs": 2, "g_channels": 4, "g_depth": 2, "s_channels": 4, "s_depth": 2, "d_channels": 4,
                 "eval_patches": 4, "sw_overlap": 0.25}
-

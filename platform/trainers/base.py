@@ -1,7 +1,12 @@
-"""The trainer contract (DESIGN.md section 4) and the ``TRAINERS`` registry.
+"""The trainer contract and the ``TRAINERS`` registry.
 
-A trainer owns only the maths of one method: its networks, one training epoch, an evaluation and its state.
-The engine owns the loop, reporting and checkpoints; the distributed layer wraps ``networks()`` for DDP.
+A trainer owns only the maths of one method: its networks, one training epoch and one evaluation. This base owns
+everything else a method would otherwise rewrite: the prologue (seeding, the data split, domain order, class
+names, iterations per epoch, per-stream seeds), the ``epoch`` counter the engine advances, the ``nets`` /
+``optimizers`` / ``schedulers`` / ``samplers`` dicts and a default checkpoint state over all of them (plus RNG
+state and one ``extra_state`` hook), chunked inference, the artifact loop, the spec-time ``check`` and the
+declaration of every metric's direction and kind. The engine owns the loop, the one finite-loss check, the
+reporting and the checkpoints.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, load_cases, split_cases
 from platform.registry import Registry
+from platform.seeds import seed_everything
 
 
 class TrainerConfig(BaseModel):
@@ -33,18 +39,21 @@ class TrainerConfig(BaseModel):
 
 TRAINERS: Registry[type[Trainer]] = Registry("trainer")
 
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (the data sampler has its own generator)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+# How each metric reads (by its name's second part: ``val/<stem>/...``): whether larger or smaller is better, and
+# its kind. A trainer adds its own stems in ``METRICS``; a name whose stem is declared nowhere is a contract
+# error (tests/trainers/test_contract.py), so no reader ever guesses a direction from a name.
+COMMON_METRICS: dict[str, tuple[str, str]] = {
+    "dice": ("max", "overlap"), "hd95": ("min", "distance"), "asd": ("min", "distance"),
+    "iterations": ("none", "count"), "lr": ("none", "schedule"),
+}
 
 
 @functools.lru_cache(maxsize=8)
 def cached_cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
     """(train, val) cases of a data config, loaded (and aligned) once per process: reused Tune actors and
     the trials of one sweep skip the NIfTI reads."""
+    from platform.data.datasets import load_cases, split_cases
+
     data = DataConfig.model_validate_json(data_json)
     train, val = split_cases(load_cases(data), data, fold=fold)
     return tuple(train), tuple(val)
@@ -55,10 +64,29 @@ def unwrap(net: nn.Module) -> nn.Module:
     return getattr(net, "module", net)
 
 
+class GeneratorState:
+    """A ``torch.Generator`` seen as a checkpointable (``state_dict`` / ``load_state_dict``)."""
+
+    def __init__(self, seed: int) -> None:
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["state"])
+
+
 class Trainer(ABC):
-    """Base class: subclasses set ``Config`` and fill ``self.nets`` in ``__init__``."""
+    """Base class: a subclass sets ``Config``, fills ``nets`` (and ``optimizers``, ``schedulers``, ``samplers``)
+    in ``__init__`` after ``super().__init__``, and implements ``train_epoch``, ``evaluate`` and
+    ``metric_names``."""
 
     Config: ClassVar[type[TrainerConfig]] = TrainerConfig
+    METRICS: ClassVar[dict[str, tuple[str, str]]] = {}  # this method's own metric stems: (direction, kind)
+    ARTIFACT_KIND: ClassVar[str] = "input|input|segmentation"  # the four panels of ``save_artifacts``
+    CHUNK = 16  # slices per forward in slice-wise inference
+    USES_DATA: ClassVar[bool] = True  # False: no cases are loaded (synthetic trainers of the tests and benchmarks)
 
     def __init__(self, config: TrainerConfig, data: DataConfig, *, seed: int = 0, fold: int | None = None,
                  device: torch.device | None = None, rank: int = 0, world_size: int = 1) -> None:
@@ -69,7 +97,29 @@ class Trainer(ABC):
         self.device = device or torch.device("cpu")
         self.rank = rank
         self.world_size = world_size
+        self.epoch = 0  # epochs completed; the engine runs from here and the checkpoint keeps it
         self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, Any] = {}
+        self.samplers: dict[str, Any] = {}  # anything with state_dict / load_state_dict (data, augmentation RNG)
+        self.last_eval: list[dict[str, Any]] = []  # per evaluated case: "case", "pred" and the artifact panels
+        self.last_cases: list[dict[str, Any]] = []  # per-case scores of the last evaluation (the cases table)
+        problems = self.check(config, data)  # also refused at spec time; a direct construction is refused here
+        if problems:
+            raise ValueError("; ".join(problems))
+        # The prologue every method shares.
+        seed_everything(seed)
+        self.train_cases, self.val_cases = self.load_split() if self.USES_DATA else ([], [])
+        self.domains = self.domain_order(self.train_cases)
+        self.class_names = data.names_of_classes()
+        self.num_classes = data.num_classes
+        self.channels = self.train_cases[0].image.shape[0] if self.train_cases else 1
+        self.iterations = max(1, data.patches_per_epoch // (data.batch_size * world_size))
+
+    def stream_seed(self, stream: int = 0) -> int:
+        """The seed of one random stream of this worker: a function of (trial seed, rank, stream), so each
+        rank draws different batches and a trial's streams never share a generator."""
+        return self.seed * 1000 + self.rank + stream
 
     def load_split(self) -> tuple[list[Case], list[Case]]:
         """This trial's (train, val) cases (its fold), from the per-process cache."""
@@ -87,6 +137,31 @@ class Trainer(ABC):
         for item in items:
             firsts.setdefault(item["case"].domain, item)
         return list(firsts.values())
+
+    def finish_networks(self) -> None:
+        """Move every network to the trial's device (call once ``nets`` is filled)."""
+        for net in self.nets.values():
+            net.to(self.device)
+
+    def train_mode(self, *names: str) -> None:
+        """``train()`` the named networks (all when none is named)."""
+        for name in names or tuple(self.nets):
+            if name in self.nets:
+                self.nets[name].train()
+
+    def eval_mode(self) -> None:
+        for net in self.nets.values():
+            net.eval()
+
+    @staticmethod
+    def in_chunks(forward: Callable[[torch.Tensor], Any], slices: torch.Tensor, size: int = CHUNK) -> list[Any]:
+        """``forward`` over ``slices`` ``size`` at a time (inference memory stays bounded); the outputs in order."""
+        return [forward(slices[start:start + size]) for start in range(0, slices.shape[0], size)]
+
+    @staticmethod
+    def spacing(case: Case) -> list[float]:
+        """Voxel spacing (mm) of a case, for surface distances."""
+        return np.abs(np.diag(case.affine)[:3]).tolist()
 
     # --- networks -------------------------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -108,27 +183,57 @@ class Trainer(ABC):
     # --- the maths ------------------------------------------------------------------------------------------
     @abstractmethod
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """Train one epoch (0-based) and return ``train/...`` metrics."""
+        """Train one epoch (0-based) and return ``train/...`` metrics (``train/loss*`` are checked finite)."""
 
     @abstractmethod
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Evaluate on ``split`` and return ``split/...`` metrics, including ``split/dice``."""
+        """Evaluate on ``split`` and return ``split/...`` metrics, including ``split/dice``; fill ``last_eval``
+        and ``last_cases``."""
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:  # noqa: B027 - optional hook
         """Hook after evaluation (e.g. plateau schedulers on a validation loss)."""
 
+    def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
+        """The second panel of an evaluated case's picture (what the method made of the input)."""
+        return item["case"].image[0]
+
     def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:
-        """Write images of the last evaluation under ``out_dir``; rows of ``path``, ``kind``, ``domain``."""
-        return []
+        """Per domain, the middle slice of its first evaluated case: input | ``artifact_panel`` | prediction |
+        ground truth; rows of ``path``, ``kind``, ``domain``."""
+        from platform.images import save_grid
+
+        rows = []
+        for item in self.first_per_domain(self.last_eval):
+            case = item["case"]
+            path = out_dir / f"{case.domain}_{case.subject}.png"
+            save_grid(path, case.image[0], self.artifact_panel(item), item["pred"], case.label, self.num_classes)
+            rows.append({"path": str(path), "kind": self.ARTIFACT_KIND, "domain": case.domain})
+        return rows
 
     # --- state ----------------------------------------------------------------------------------------------
-    @abstractmethod
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: networks, optimizers, schedulers, RNG, epoch."""
+    def extra_state(self) -> dict[str, Any]:
+        """Method state beyond the networks, optimizers, schedulers, samplers and RNG."""
+        return {}
 
-    @abstractmethod
+    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Inverse of ``extra_state``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: networks, optimizers, schedulers, samplers, RNG, epoch."""
+        return {"epoch": self.epoch, "nets": {name: self.net(name).state_dict() for name in self.nets},
+                "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+                "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+                "samplers": {name: sampler.state_dict() for name, sampler in self.samplers.items()},
+                "rng": self.rng_state(), "extra": self.extra_state()}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of ``state_dict``."""
+        self.epoch = state["epoch"]
+        for group, owner in (("nets", None), ("optimizers", self.optimizers), ("schedulers", self.schedulers),
+                             ("samplers", self.samplers)):
+            for name, item_state in state[group].items():
+                (self.net(name) if owner is None else owner[name]).load_state_dict(item_state)
+        self.load_rng_state(state["rng"])
+        self.load_extra_state(state["extra"])
 
     @staticmethod
     def rng_state() -> dict[str, Any]:
@@ -140,7 +245,7 @@ class Trainer(ABC):
         np.random.set_state(state["numpy"])
         torch.set_rng_state(state["torch"])
 
-    # --- description for the spec loader --------------------------------------------------------------------
+    # --- description for the spec loader and the results ----------------------------------------------------
     @classmethod
     def config_keys(cls) -> set[str]:
         """Names a spec may use for Config fields (field names and their aliases)."""
@@ -151,9 +256,31 @@ class Trainer(ABC):
         return keys
 
     @classmethod
+    def check(cls, config: TrainerConfig, data: DataConfig) -> list[str]:
+        """Problems of this config on this data, found at spec time (before Ray starts); one line each, naming
+        the fields to change. A trial of a config that passes never fails for these reasons."""
+        return []
+
+    @classmethod
     @abstractmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         """Every metric name this trainer reports for ``config`` on ``data``."""
+
+    @classmethod
+    def declared_metrics(cls) -> dict[str, tuple[str, str]]:
+        """Every metric stem this trainer declares: (direction, kind)."""
+        return {**COMMON_METRICS, **cls.METRICS}
+
+    @classmethod
+    def metric_info(cls, name: str) -> dict[str, str]:
+        """{"direction": "max" | "min" | "none", "kind": ...} of a metric name, from its declared stem."""
+        stem = name.split("/")[1] if "/" in name else name
+        declared = cls.declared_metrics()
+        if stem not in declared:
+            raise KeyError(f"metric {name!r}: its stem {stem!r} is declared neither in the trainer's METRICS nor "
+                           "in COMMON_METRICS")
+        direction, kind = declared[stem]
+        return {"direction": direction, "kind": kind}
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:

@@ -20,21 +20,19 @@ Baselines are switches: ``dnrb_blocks: []`` with ``norm: batch | instance | grou
 
 from __future__ import annotations
 
-import warnings
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from pydantic import Field, field_validator
 
+from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.manifest import Case
 from platform.data.slices import SliceSampler, volume_slices
-from platform.metrics import asd_per_class, dice_per_class, hd95_per_class, nanmean
+from platform.metrics import SegmentationSummary, summary_names
 from platform.nets.resunet2d import BLOCKS, ResUNet2D
-from platform.trainers.base import TRAINERS, Trainer, TrainerConfig, seed_everything
+from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 MULTIPLE = 16  # four poolings
 
@@ -72,31 +70,27 @@ class Config(TrainerConfig):
         return sorted(blocks)
 
 
-
-
-
 @TRAINERS.register("dualnorm")
 class DualNormTrainer(Trainer):
     """BN branch and SPADE branch trained alternately (Algorithm 1)."""
 
     Config = Config
+    METRICS: ClassVar[dict[str, tuple[str, str]]] = {
+        "loss_bn": ("min", "loss"), "loss_spade": ("min", "loss"), "pretraining": ("none", "flag"),
+        "dice_first_forward": ("max", "overlap")}
+    ARTIFACT_KIND = "input|first-forward|segmentation"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
-        seed_everything(self.seed)
-        self.train_cases, self.val_cases = self.load_split()
-        self.domains = self.domain_order(self.train_cases)
         if config.norm == "dsbn":
             unseen = sorted({c.domain for c in self.val_cases} - {c.domain for c in self.train_cases})
             if unseen:
                 raise ValueError(f"norm: dsbn has no BatchNorm for domain(s) {unseen}, which have no training "
                                  "cases; add training subjects of them or use another norm")
-        self.num_classes = data.num_classes
-        self.class_names = data.names_of_classes()
-        self.sampler = SliceSampler(self.train_cases, self.domains, data.batch_size, seed=self.seed * 1000 + self.rank,
-                                    context=config.context, flip=config.flip, rotate=config.rotate,
-                                    multiple=MULTIPLE)
-        channels = self.train_cases[0].image.shape[0] * (2 * config.context + 1)
+        self.samplers["slices"] = SliceSampler(self.train_cases, self.domains, data.batch_size,
+                                               seed=self.stream_seed(0), context=config.context, flip=config.flip,
+                                               rotate=config.rotate, multiple=MULTIPLE)
+        channels = self.channels * (2 * config.context + 1)
 
         def network(blocks: list[int]) -> ResUNet2D:
             return ResUNet2D(channels, self.num_classes, config.base_channels, config.norm, blocks,
@@ -108,17 +102,14 @@ class DualNormTrainer(Trainer):
             self.nets["net"] = network([])
             if config.dnrb_blocks:
                 self.nets["spade_net"] = network(config.dnrb_blocks)
-        for net in self.nets.values():
-            net.to(self.device)
+        self.finish_networks()
         parameters = [p for net in self.nets.values() for p in net.parameters()]
-        self.optimizer = torch.optim.Adam(parameters, lr=config.lr, betas=(0.9, 0.999))
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
+        self.optimizers["adam"] = torch.optim.Adam(parameters, lr=config.lr, betas=(0.9, 0.999))
+        self.schedulers["plateau"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizers["adam"], mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
         self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
                                   lambda_dice=config.lambda_, lambda_ce=1 - config.lambda_)
         self.window: list[float] = []
-        self.epoch = 0
-        self._last_eval: list[dict[str, Any]] = []
 
     # --- the two branches -----------------------------------------------------------------------------------
     @property
@@ -135,46 +126,36 @@ class DualNormTrainer(Trainer):
         net = self.nets[name] if ddp else self.net(name)
         return net(x, mask, z)
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor, epoch: int, what: str) -> torch.Tensor:
-        loss = self.loss_fn(logits, y.unsqueeze(1))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{what} loss became {loss.item()} at epoch {epoch + 1}")
-        return loss
-
     def _step(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)  # None, not zero: Adam must skip the other branch
+        optimizer = self.optimizers["adam"]
+        optimizer.zero_grad(set_to_none=True)  # None, not zero: Adam must skip the other branch
         loss.backward()
-        self.optimizer.step()
+        optimizer.step()
         self.window.append(float(loss.detach()))
         if len(self.window) >= self.config.plateau_window:
-            self.scheduler.step(float(np.mean(self.window)))
+            self.schedulers["plateau"].step(float(np.mean(self.window)))
             self.window = []
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        for net in self.nets.values():
-            net.train()
-        data = self.data_config
-        iterations = max(1, data.patches_per_epoch // (data.batch_size * self.world_size))
+        self.train_mode()
         pretraining = epoch < self.config.pretrain_epochs or not self.has_spade
         sums = {"loss_bn": 0.0, "loss_spade": 0.0}
-        for _ in range(iterations):
-            x, y, z = self.sampler.sample()
-            x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
+        for _ in range(self.iterations):
+            x, y, z = (t.to(self.device) for t in self.samplers["slices"].sample())
             logits_bn = self.first_forward(x, z)
-            loss_bn = self._loss(logits_bn, y, epoch, "BN-branch")
+            loss_bn = self.loss_fn(logits_bn, y.unsqueeze(1))
             mask = logits_bn.detach().softmax(dim=1)  # the semantic mask, before the BN update (Alg. 1, l. 4)
             self._step(loss_bn)
             sums["loss_bn"] += float(loss_bn.detach())
             if pretraining:
                 continue
-            loss_spade = self._loss(self.second_forward(x, mask, z), y, epoch, "SPADE-branch")
+            loss_spade = self.loss_fn(self.second_forward(x, mask, z), y.unsqueeze(1))
             self._step(loss_spade)
             sums["loss_spade"] += float(loss_spade.detach())
-        self.epoch = epoch + 1
-        metrics = {"train/loss_bn": sums["loss_bn"] / iterations, "train/iterations": float(iterations),
-                   "train/lr": self.optimizer.param_groups[0]["lr"], "train/pretraining": float(pretraining)}
+        metrics = {"train/loss_bn": sums["loss_bn"] / self.iterations, "train/iterations": float(self.iterations),
+                   "train/lr": self.optimizers["adam"].param_groups[0]["lr"], "train/pretraining": float(pretraining)}
         if not pretraining:
-            metrics["train/loss_spade"] = sums["loss_spade"] / iterations
+            metrics["train/loss_spade"] = sums["loss_spade"] / self.iterations
         return metrics
 
     # --- evaluation -----------------------------------------------------------------------------------------
@@ -183,87 +164,44 @@ class DualNormTrainer(Trainer):
         """(first-forward labels, second-forward labels), each (X, Y, Z), slices stacked back."""
         slices = volume_slices(case, self.config.context, MULTIPLE).to(self.device)
         z = torch.full((slices.shape[0],), self.domains.index(case.domain), device=self.device)
-        first, second = [], []
-        for start in range(0, slices.shape[0], 16):
-            x, zz = slices[start:start + 16], z[start:start + 16]
+
+        def both(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            x, zz = chunk
             logits = self.first_forward(x, zz, ddp=False)
-            first.append(logits.argmax(1))
-            second.append(self.second_forward(x, logits.softmax(1), zz, ddp=False).argmax(1)
-                          if self.has_spade else first[-1])
+            second = self.second_forward(x, logits.softmax(1), zz, ddp=False) if self.has_spade else logits
+            return logits.argmax(1), second.argmax(1)
+
+        outputs = [both((slices[i:i + self.CHUNK], z[i:i + self.CHUNK]))
+                   for i in range(0, slices.shape[0], self.CHUNK)]
         size_x, size_y = case.label.shape[:2]
         # (Z, X', Y') -> (X, Y, Z), cropping the padding
-        return tuple(torch.cat(p)[:, :size_x, :size_y].permute(1, 2, 0) for p in (first, second))  # type: ignore
+        return tuple(torch.cat([o[k] for o in outputs])[:, :size_x, :size_y].permute(1, 2, 0)  # type: ignore
+                     for k in (0, 1))
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
         if split != "val":
             raise ValueError(f"dualnorm evaluates the 'val' split, not {split!r}")
-        for net in self.nets.values():
-            net.eval()
-        rows: dict[str, dict[str, list]] = {d: {"first": [], "second": [], "asd": [], "hd95": []}
-                                            for d in self.domains}
-        self._last_eval = []
+        self.eval_mode()
+        first_summary = SegmentationSummary(self.class_names, name="dice_first_forward", per_class=False)
+        summary = SegmentationSummary(self.class_names, surface=("asd", "hd95"))
+        self.last_eval = []
         for case in self.val_cases:
             first, second = self._predict_volume(case)
-            label = torch.from_numpy(case.label).to(self.device).unsqueeze(0)
-            spacing = np.abs(np.diag(case.affine)[:3]).tolist()
-            row = rows[case.domain]
-            row["first"].append(dice_per_class(first.unsqueeze(0), label, self.num_classes)[0])
-            row["second"].append(dice_per_class(second.unsqueeze(0), label, self.num_classes)[0])
-            with warnings.catch_warnings():  # MONAI warns per class an early prediction misses; NaN is right
-                warnings.simplefilter("ignore")
-                row["asd"].append(asd_per_class(second.unsqueeze(0), label, self.num_classes, spacing)[0])
-                row["hd95"].append(hd95_per_class(second.unsqueeze(0), label, self.num_classes, spacing)[0])
-            self._last_eval.append({"case": case, "first": first.cpu().numpy(), "pred": second.cpu().numpy()})
+            label = torch.from_numpy(case.label).to(self.device)
+            first_summary.add(case.domain, case.subject, first, label)
+            summary.add(case.domain, case.subject, second, label, self.spacing(case))
+            self.last_eval.append({"case": case, "first": first.cpu().numpy(), "pred": second.cpu().numpy()})
+        self.last_cases = summary.cases()
+        return {**summary.metrics("val", self.domains), **first_summary.metrics("val", self.domains)}
 
-        metrics: dict[str, float] = {}
-        means: dict[str, list[float]] = {"dice": [], "dice_first_forward": [], "asd": [], "hd95": []}
-        for domain, row in rows.items():
-            if not row["second"]:
-                continue
-            per_class = torch.nanmean(torch.stack(row["second"]), dim=0)
-            for index, name in enumerate(self.class_names[1:]):
-                metrics[f"val/dice/{domain}/{name}"] = float(per_class[index])
-            values = {
-                "dice": nanmean(per_class.tolist()),
-                "dice_first_forward": nanmean(torch.nanmean(torch.stack(row["first"]), dim=0).tolist()),
-                "asd": nanmean(torch.stack(row["asd"]).float().flatten().tolist()),
-                "hd95": nanmean(torch.stack(row["hd95"]).float().flatten().tolist()),
-            }
-            for name, value in values.items():
-                metrics[f"val/{name}/{domain}"] = value
-                means[name].append(value)
-        for name, values in means.items():
-            metrics[f"val/{name}"] = nanmean(values)
-        return metrics
+    def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
+        return item["first"].astype(np.float32) / max(1, self.num_classes - 1)
 
-    def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:
-        """Per domain, the middle slice of its first validation case: input | BN-path | SPADE-path | truth."""
-        from platform.images import save_grid
+    def extra_state(self) -> dict[str, Any]:
+        return {"window": list(self.window)}
 
-        rows = []
-        for item in self.first_per_domain(self._last_eval):
-            case = item["case"]
-            path = out_dir / f"{case.domain}_{case.subject}.png"
-            first = item["first"].astype(np.float32) / max(1, self.num_classes - 1)
-            save_grid(path, case.image[0], first, item["pred"], case.label, self.num_classes)
-            rows.append({"path": str(path), "kind": "input|first-forward|segmentation", "domain": case.domain})
-        return rows
-
-    # --- state ----------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "nets": {n: self.net(n).state_dict() for n in self.nets},
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "window": list(self.window), "sampler": self.sampler.state_dict(), "rng": self.rng_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = state["epoch"]
-        for name, net_state in state["nets"].items():
-            self.net(name).load_state_dict(net_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.window = list(state["window"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.load_rng_state(state["rng"])
 
     def ddp_kwargs(self, name: str) -> dict[str, Any]:
         # The BN forward leaves SPADE parameters unused (and the SPADE forward the BN affines).
@@ -271,14 +209,11 @@ class DualNormTrainer(Trainer):
 
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
-        names = {"train/loss_bn", "train/loss_spade", "train/iterations", "train/lr", "train/pretraining",
-                 "val/dice", "val/dice_first_forward", "val/asd", "val/hd95"}
-        for domain in data.domains:
-            names |= {f"val/{m}/{domain}" for m in ("dice", "dice_first_forward", "asd", "hd95")}
-            names |= {f"val/dice/{domain}/{c}" for c in data.names_of_classes()[1:]}
-        return names
+        classes = data.names_of_classes()
+        return ({"train/loss_bn", "train/loss_spade", "train/iterations", "train/lr", "train/pretraining"}
+                | summary_names("val", data.domains, classes, surface=("asd", "hd95"))
+                | summary_names("val", data.domains, classes, name="dice_first_forward", per_class=False))
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:
         return {"epochs": 2, "pretrain_epochs": 1, "base_channels": 4}
-

@@ -41,11 +41,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
-import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -53,10 +50,11 @@ import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from pydantic import Field, model_validator
 
+from platform.cache import atomic_file, cache_root
+from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.manifest import Case
-from platform.data.slices import SliceSampler, volume_slices
-from platform.metrics import asd_per_class, dice_per_class, histogram_jsd, nanmean
+from platform.data.slices import ImageSliceSampler, SliceSampler, pad_xy, volume_slices
+from platform.metrics import SegmentationSummary, histogram_jsd, summary_names
 from platform.nets.deeplab2d import (
     FeatureExtractor,
     OutputDiscriminator,
@@ -65,13 +63,12 @@ from platform.nets.deeplab2d import (
     local_feature_mask,
 )
 from platform.nets.styletransfer import ConditionalPatchDiscriminator, StyleDecoder, StyleEncoder
-from platform.trainers.base import TRAINERS, Trainer, TrainerConfig, seed_everything
+from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 MULTIPLE = 8  # slices are padded to a multiple of 8 (up to three stride-2 levels)
 STAGE1_FORMAT = 1  # bump when stage 1 changes: part of the cache key
 SOURCE, TARGET = 0, 1  # domain indices of the style networks
 ABLATIONS: dict[str, dict[str, Any]] = {  # Table III columns (+ the bounds) -> switches
-    "none": {"style_transfer": False, "use_d1": False, "use_d2": False, "mode": "no_adaptation"},
     "source_only": {"style_transfer": False, "use_d1": False, "use_d2": False, "mode": "no_adaptation"},
     "st": {"style_transfer": True, "use_d1": False, "use_d2": False, "mode": "adapt"},
     "st+d1": {"style_transfer": True, "use_d1": True, "use_d2": False, "mode": "adapt"},
@@ -157,56 +154,6 @@ class Config(TrainerConfig):
 
 
 
-def _cache_root(data: DataConfig) -> Path:
-    from platform.data.phantom import _cache_root as root
-
-    return root(data)
-
-
-class ImageSliceSampler:
-    """Label-free batches of 2D slices of one domain: uniform over every non-constant slice of its cases.
-
-    Never reads labels (target images in unsupervised training). Slices are padded to ``shape`` (X', Y').
-    """
-
-    def __init__(self, cases: list[Case], batch_size: int, seed: int, shape: tuple[int, int]) -> None:
-        if not cases:
-            raise ValueError("ImageSliceSampler needs at least one case")
-        stacks = []
-        for case in cases:
-            image = _pad(case.image, shape)
-            stacks.append(np.ascontiguousarray(np.moveaxis(image.astype(np.float32), -1, 0)))
-        images = np.concatenate(stacks)  # (sum Z, C, X', Y')
-        keep = images.reshape(len(images), -1).std(axis=1) > 0
-        if not keep.any():
-            raise ValueError("every slice of the cases is constant")
-        self._images = torch.from_numpy(images[keep])
-        self.batch_size = batch_size
-        self._rng = np.random.default_rng(seed)
-
-    def sample(self) -> torch.Tensor:
-        return self._images[torch.as_tensor(self._rng.integers(0, len(self._images), self.batch_size))].clone()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self._rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._rng.bit_generator.state = state["rng"]
-
-
-def _check_domains(config: Config, data: DataConfig) -> None:
-    for role, domain in (("source", config.source), ("target", config.target)):
-        if data.domains and domain not in data.domains:
-            raise ValueError(f"{role} domain {domain!r} is not among data.domains {data.domains}: set "
-                             f"{role} to one of them or add it to data.domains")
-
-
-def _pad(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Zero-pad the X, Y axes (the last three are X, Y, Z) at their ends up to ``shape``."""
-    x, y = array.shape[-3:-1]
-    return np.pad(array, [(0, 0)] * (array.ndim - 3) + [(0, shape[0] - x), (0, shape[1] - y), (0, 0)])
-
-
 def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
@@ -216,27 +163,26 @@ class GLUATrainer(Trainer):
     """Stage 1 style transfer, then segmentation with D1 (masked local alignment) and D2."""
 
     Config = Config
+    METRICS: ClassVar[dict[str, tuple[str, str]]] = {
+        **{m: ("min", "loss") for m in ("loss_rec_im", "loss_cyc", "loss_rec_c", "loss_seg")},
+        **{m: ("none", "adversarial loss") for m in ("loss_adv_img", "loss_d_img", "loss_adv_d1", "loss_adv_d2",
+                                                     "loss_d1", "loss_d2")},
+        "stage": ("none", "flag"), "stage1_cached": ("none", "flag"), "mask_mean": ("none", "mask"),
+        "style_jsd": ("min", "divergence"), "style_jsd_identity": ("none", "divergence")}
+    ARTIFACT_KIND = "input|translated|segmentation"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
-        _check_domains(config, data)
-        if config.stage1_checkpoint is not None and not Path(config.stage1_checkpoint).expanduser().is_file():
-            raise ValueError(f"stage1_checkpoint {config.stage1_checkpoint!r} does not exist")
-        seed_everything(self.seed)
-        self.train_cases, self.val_cases = self.load_split()
         self.source_train = [c for c in self.train_cases if c.domain == config.source]
         self.target_train = [c for c in self.train_cases if c.domain == config.target]
         for role, domain, cases in (("source", config.source, self.source_train),
                                     ("target", config.target, self.target_train)):
             if not cases:
                 raise ValueError(f"{role} domain {domain!r} has no training cases")
-        self.num_classes = data.num_classes
-        self.class_names = data.names_of_classes()
-        channels = self.train_cases[0].image.shape[0]
+        channels = self.channels
         sizes = [c.label.shape[:2] for c in self.train_cases + self.val_cases]
         self.shape = tuple(-(-max(s[i] for s in sizes) // MULTIPLE) * MULTIPLE for i in (0, 1))
         batch = data.batch_size
-        base_seed = self.seed * 1000 + self.rank
 
         # Stage-1 networks first, right after seeding: their initialisation never depends on stage-2 fields.
         if config.runs_stage1:
@@ -246,9 +192,8 @@ class GLUATrainer(Trainer):
             self.nets["g_dec"] = StyleDecoder(channels, 2, **g)
             self.nets["d_img"] = ConditionalPatchDiscriminator(channels, 2, config.d_img_channels,
                                                                config.d_img_layers)
-            self.stage1_samplers = {
-                "source": ImageSliceSampler(self.source_train, batch, base_seed + 1, self.shape),
-                "target": ImageSliceSampler(self.target_train, batch, base_seed + 2, self.shape)}
+            self.samplers["source"] = ImageSliceSampler(self.source_train, batch, self.stream_seed(1), self.shape)
+            self.samplers["target"] = ImageSliceSampler(self.target_train, batch, self.stream_seed(2), self.shape)
         self.nets["s_enc"] = FeatureExtractor(channels, config.s_channels, config.s_downsample,
                                               config.s_dilated_blocks)
         self.nets["s_pred"] = Predictor(self.nets["s_enc"].out_channels, self.num_classes)
@@ -256,10 +201,7 @@ class GLUATrainer(Trainer):
             self.nets["d1"] = PixelDiscriminator(self.nets["s_enc"].out_channels, config.d1_channels)
         if config.d2:
             self.nets["d2"] = OutputDiscriminator(self.num_classes, config.d2_channels)
-        for net in self.nets.values():
-            net.to(self.device)
-
-        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.finish_networks()
         if config.runs_stage1:
             g_params = [*self.nets["g_enc"].parameters(), *self.nets["g_dec"].parameters()]
             self.optimizers["g"] = torch.optim.Adam(g_params, lr=config.stage1_lr, betas=(0.5, 0.999),
@@ -275,14 +217,11 @@ class GLUATrainer(Trainer):
                                                          betas=(0.9, 0.99))
         self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True,
                                   lambda_dice=config.dice_weight, lambda_ce=1 - config.dice_weight)
-        self.iterations = max(1, data.patches_per_epoch // (batch * self.world_size))
         self.stage2_iteration = 0
-        self.epoch = 0
         self.stage1_done = not config.runs_stage1
         self.stage1_cached = False
         self._stage2_samplers: dict[str, Any] | None = None
         self._pending_sampler_state: dict[str, Any] | None = None
-        self._last_eval: list[dict[str, Any]] = []
         if config.runs_stage1:
             path = self.stage1_path()
             if path.is_file():
@@ -300,7 +239,7 @@ class GLUATrainer(Trainer):
     def stage1_path(self) -> Path:
         if self.config.stage1_checkpoint is not None:
             return Path(self.config.stage1_checkpoint).expanduser()
-        return _cache_root(self.data_config) / "glua-stage1" / f"{self.stage1_key()}.pt"
+        return cache_root(self.data_config.cache_dir) / "glua-stage1" / f"{self.stage1_key()}.pt"
 
     def _load_stage1(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=True)
@@ -313,17 +252,8 @@ class GLUATrainer(Trainer):
     def _save_stage1(self) -> None:
         if self.rank != 0 or self.config.stage1_checkpoint is not None:
             return
-        path = self.stage1_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {name: self.net(name).state_dict() for name in ("g_enc", "g_dec", "d_img")}
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-        os.close(handle)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_file(self.stage1_path(), lambda temporary: torch.save(state, temporary))
 
     # --- stage 1 ------------------------------------------------------------------------------------------
     def translate(self, x: torch.Tensor, source: int, target: int, ddp: bool = False) -> torch.Tensor:
@@ -335,12 +265,11 @@ class GLUATrainer(Trainer):
     def _stage1_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
         enc, dec, disc = self.nets["g_enc"], self.nets["g_dec"], self.nets["d_img"]
-        for net in (enc, dec, disc):
-            net.train()
+        self.train_mode("g_enc", "g_dec", "d_img")
         sums = dict.fromkeys(("loss_rec_im", "loss_cyc", "loss_rec_c", "loss_adv_img", "loss_d_img"), 0.0)
         for _ in range(self.iterations):
-            x_s = self.stage1_samplers["source"].sample().to(self.device)
-            x_t = self.stage1_samplers["target"].sample().to(self.device)
+            x_s = self.samplers["source"].sample().to(self.device)
+            x_t = self.samplers["target"].sample().to(self.device)
             d_s = torch.full((x_s.shape[0],), SOURCE, device=self.device)
             d_t = torch.full((x_t.shape[0],), TARGET, device=self.device)
             c_s, c_t = enc(x_s, d_s), enc(x_t, d_t)
@@ -353,13 +282,11 @@ class GLUATrainer(Trainer):
             adv = _bce(disc(x_st, d_t), 1.0) + _bce(disc(x_ts, d_s), 1.0)
             disc.requires_grad_(True)
             loss = cfg.lambda_rec_im * rec_im + cfg.lambda_cyc * cyc + cfg.lambda_rec_c * rec_c + cfg.lambda_adv * adv
-            self._check(loss, "stage-1 generator", epoch)
             self.optimizers["g"].zero_grad(set_to_none=True)
             loss.backward()
             self.optimizers["g"].step()
             loss_d = (_bce(disc(x_s, d_s), 1.0) + _bce(disc(x_t, d_t), 1.0)
                       + _bce(disc(x_st.detach(), d_t), 0.0) + _bce(disc(x_ts.detach(), d_s), 0.0)) / 2
-            self._check(loss_d, "stage-1 discriminator", epoch)
             self.optimizers["d_img"].zero_grad(set_to_none=True)
             loss_d.backward()
             self.optimizers["d_img"].step()
@@ -383,7 +310,7 @@ class GLUATrainer(Trainer):
     def _stage2_sampler(self) -> dict[str, Any]:
         """Samplers of stage 2, built on first use (after stage 1, or again after a checkpoint restore)."""
         if self._stage2_samplers is None:
-            cfg, batch, seed = self.config, self.data_config.batch_size, self.seed * 1000 + self.rank
+            cfg, batch = self.config, self.data_config.batch_size
             if cfg.mode == "supervised_target":
                 labelled = self.target_train
             elif cfg.runs_stage1:
@@ -391,12 +318,12 @@ class GLUATrainer(Trainer):
             else:
                 labelled = self.source_train
             # Pad to the common shape so source and target batches match (SliceSampler pads to its largest).
-            labelled = [dataclasses.replace(c, image=_pad(c.image, self.shape), label=_pad(c.label, self.shape))
+            labelled = [dataclasses.replace(c, image=pad_xy(c.image, self.shape), label=pad_xy(c.label, self.shape))
                         for c in labelled]
             samplers: dict[str, Any] = {"labelled": SliceSampler(labelled, [labelled[0].domain], batch,
-                                                                 seed=seed + 3, multiple=MULTIPLE)}
+                                                                 seed=self.stream_seed(3), multiple=MULTIPLE)}
             if cfg.d1 or cfg.d2:
-                samplers["target"] = ImageSliceSampler(self.target_train, batch, seed + 4, self.shape)
+                samplers["target"] = ImageSliceSampler(self.target_train, batch, self.stream_seed(4), self.shape)
             if self._pending_sampler_state is not None:
                 for name, state in self._pending_sampler_state.items():
                     samplers[name].load_state_dict(state)
@@ -421,9 +348,7 @@ class GLUATrainer(Trainer):
     def _stage2_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
         samplers = self._stage2_sampler()
-        for name in ("s_enc", "s_pred", "d1", "d2"):
-            if name in self.nets:
-                self.nets[name].train()
+        self.train_mode("s_enc", "s_pred", "d1", "d2")
         total = (cfg.epochs - cfg.stage1_epochs) * self.iterations
         sums: dict[str, float] = dict.fromkeys(("loss_seg", "loss_adv_d1", "loss_adv_d2", "loss_d1", "loss_d2",
                                                 "mask_mean"), 0.0)
@@ -455,7 +380,6 @@ class GLUATrainer(Trainer):
                     sums["loss_adv_d2"] += float(adv2.detach())
                 for d in discs:
                     d.requires_grad_(True)
-            self._check(loss, "segmentation", epoch)
             self.optimizers["s"].zero_grad(set_to_none=True)
             loss.backward()
             self.optimizers["s"].step()
@@ -467,7 +391,6 @@ class GLUATrainer(Trainer):
                         continue
                     src, tgt = (t.detach() for t in pairs[name])
                     loss_d = (_bce(self.nets[name](src), 1.0) + _bce(self.nets[name](tgt), 0.0)) / 2
-                    self._check(loss_d, name, epoch)
                     self.optimizers[name].zero_grad(set_to_none=True)
                     loss_d.backward()
                     self.optimizers[name].step()
@@ -480,11 +403,6 @@ class GLUATrainer(Trainer):
         metrics = {f"train/{k}": sums[k] / self.iterations for k in keep}
         metrics["train/lr"] = self.optimizers["s"].param_groups[0]["lr"]
         return metrics
-
-    @staticmethod
-    def _check(loss: torch.Tensor, what: str, epoch: int) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{what} loss became {loss.item()} at epoch {epoch + 1}")
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
@@ -503,7 +421,6 @@ class GLUATrainer(Trainer):
             if cfg.runs_stage1:
                 metrics["train/stage1_cached"] = float(self.stage1_cached)
             metrics.update(self._stage2_epoch(epoch))
-        self.epoch = epoch + 1
         return metrics
 
     # --- evaluation ---------------------------------------------------------------------------------------
@@ -511,8 +428,7 @@ class GLUATrainer(Trainer):
     def _predict_volume(self, case: Case) -> torch.Tensor:
         slices = volume_slices(case, 0, MULTIPLE).to(self.device)
         target = case.domain == self.config.target
-        preds = [self.segment(slices[i:i + 16], target=target, ddp=False)[0].argmax(1)
-                 for i in range(0, len(slices), 16)]
+        preds = self.in_chunks(lambda x: self.segment(x, target=target, ddp=False)[0].argmax(1), slices)
         sx, sy = case.label.shape[:2]
         return torch.cat(preds)[:, :sx, :sy].permute(1, 2, 0)  # (X, Y, Z)
 
@@ -520,34 +436,19 @@ class GLUATrainer(Trainer):
         if split != "val":
             raise ValueError(f"glua evaluates the 'val' split, not {split!r}")
         cfg = self.config
-        for net in self.nets.values():
-            net.eval()
-        domains = (cfg.target, cfg.source)
-        rows: dict[str, dict[str, list]] = {d: {"dice": [], "asd": []} for d in domains}
-        self._last_eval = []
+        self.eval_mode()
+        summary = SegmentationSummary(self.class_names, surface=("asd",))
+        self.last_eval = []
         for case in self.val_cases:
-            if case.domain not in rows:
+            if case.domain not in (cfg.target, cfg.source):
                 continue
             pred = self._predict_volume(case)
-            label = torch.from_numpy(case.label).to(self.device).unsqueeze(0)
-            spacing = np.abs(np.diag(case.affine)[:3]).tolist()
-            rows[case.domain]["dice"].append(dice_per_class(pred.unsqueeze(0), label, self.num_classes)[0])
-            with warnings.catch_warnings():  # MONAI warns per class a prediction misses; NaN is right
-                warnings.simplefilter("ignore")
-                rows[case.domain]["asd"].append(asd_per_class(pred.unsqueeze(0), label, self.num_classes,
-                                                              spacing)[0])
-            self._last_eval.append({"case": case, "pred": pred.cpu().numpy()})
-        metrics: dict[str, float] = {}
-        for domain, row in rows.items():
-            if not row["dice"]:
-                continue
-            per_class = torch.nanmean(torch.stack(row["dice"]), dim=0)
-            for index, name in enumerate(self.class_names[1:]):
-                metrics[f"val/dice/{domain}/{name}"] = float(per_class[index])
-            metrics[f"val/dice/{domain}"] = nanmean(per_class.tolist())
-            metrics[f"val/asd/{domain}"] = nanmean(torch.stack(row["asd"]).float().flatten().tolist())
-        metrics["val/dice"] = metrics.get(f"val/dice/{cfg.target}", float("nan"))
-        metrics["val/asd"] = metrics.get(f"val/asd/{cfg.target}", float("nan"))
+            summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).to(self.device),
+                        self.spacing(case))
+            self.last_eval.append({"case": case, "pred": pred.cpu().numpy()})
+        self.last_cases = summary.cases()
+        # val/dice and val/asd are the target's: the adaptation's score.
+        metrics = summary.metrics("val", (cfg.target, cfg.source), headline=(cfg.target,))
         if cfg.runs_stage1:
             metrics.update(self._style_metrics())
         return metrics
@@ -563,47 +464,27 @@ class GLUATrainer(Trainer):
         tgt = np.concatenate([c.image[:, c.label > 0].ravel() for c in target])
         return {"val/style_jsd": histogram_jsd([translated, tgt]), "val/style_jsd_identity": histogram_jsd([raw, tgt])}
 
-    def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:
-        """Per domain, the middle slice of its first validation case: input | translated | segmentation | truth."""
-        from platform.images import save_grid
-
-        rows = []
-        for item in self.first_per_domain(self._last_eval):
-            case = item["case"]
-            second = (self._translate_case(case).image[0]
-                      if self.config.runs_stage1 and case.domain == self.config.source else case.image[0])
-            path = out_dir / f"{case.domain}_{case.subject}.png"
-            save_grid(path, case.image[0], second, item["pred"], case.label, self.num_classes)
-            rows.append({"path": str(path), "kind": "input|translated|segmentation", "domain": case.domain})
-        return rows
+    def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
+        case = item["case"]
+        if self.config.runs_stage1 and case.domain == self.config.source:
+            return self._translate_case(case).image[0]
+        return case.image[0]
 
     # --- state --------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def extra_state(self) -> dict[str, Any]:
         samplers = {}
         if self._stage2_samplers is not None:
             samplers = {n: s.state_dict() for n, s in self._stage2_samplers.items()}
         elif self._pending_sampler_state is not None:
             samplers = self._pending_sampler_state
-        stage1 = {n: s.state_dict() for n, s in getattr(self, "stage1_samplers", {}).items()}
-        return {"epoch": self.epoch, "nets": {n: self.net(n).state_dict() for n in self.nets},
-                "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-                "stage1_done": self.stage1_done, "stage1_cached": self.stage1_cached,
-                "stage2_iteration": self.stage2_iteration, "stage1_samplers": stage1,
-                "stage2_samplers": samplers, "rng": self.rng_state()}
+        return {"stage1_done": self.stage1_done, "stage1_cached": self.stage1_cached,
+                "stage2_iteration": self.stage2_iteration, "stage2_samplers": samplers}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = state["epoch"]
-        for name, net_state in state["nets"].items():
-            self.net(name).load_state_dict(net_state)
-        for name, opt_state in state["optimizers"].items():
-            self.optimizers[name].load_state_dict(opt_state)
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         self.stage1_done, self.stage1_cached = state["stage1_done"], state["stage1_cached"]
         self.stage2_iteration = state["stage2_iteration"]
-        for name, sampler_state in state["stage1_samplers"].items():
-            self.stage1_samplers[name].load_state_dict(sampler_state)
         self._stage2_samplers = None  # rebuilt (re-translated) from the restored G on first use
         self._pending_sampler_state = dict(state["stage2_samplers"]) or None
-        self.load_rng_state(state["rng"])
 
     def ddp_kwargs(self, name: str) -> dict[str, Any]:
         # Discriminators see two forwards before one backward; G_E runs twice per loss (content reconstruction).
@@ -613,17 +494,26 @@ class GLUATrainer(Trainer):
         return kwargs
 
     @classmethod
+    def check(cls, config: TrainerConfig, data: DataConfig) -> list[str]:
+        assert isinstance(config, Config)
+        problems = [f"{role} domain {domain!r} is not among data.domains {data.domains}: set {role} to one of them "
+                    "or add it to data.domains"
+                    for role, domain in (("source", config.source), ("target", config.target))
+                    if data.domains and domain not in data.domains]
+        if config.stage1_checkpoint is not None and not Path(config.stage1_checkpoint).expanduser().is_file():
+            problems.append(f"stage1_checkpoint {config.stage1_checkpoint!r} does not exist: give the path of a "
+                            "stage-1 file, or remove stage1_checkpoint to train stage 1")
+        return problems
+
+    @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         assert isinstance(config, Config)
-        _check_domains(config, data)  # called when the spec is loaded: a bad domain fails before Ray starts
         names = {"train/iterations", "train/stage", "train/stage1_cached", "train/lr", "train/loss_rec_im",
                  "train/loss_cyc", "train/loss_rec_c", "train/loss_adv_img", "train/loss_d_img", "train/loss_seg",
                  "train/loss_adv_d1", "train/loss_adv_d2", "train/loss_d1", "train/loss_d2", "train/mask_mean",
-                 "val/dice", "val/asd", "val/style_jsd", "val/style_jsd_identity"}
-        for domain in {config.target, config.source, *data.domains}:
-            names |= {f"val/dice/{domain}", f"val/asd/{domain}"}
-            names |= {f"val/dice/{domain}/{c}" for c in data.names_of_classes()[1:]}
-        return names
+                 "val/style_jsd", "val/style_jsd_identity"}
+        domains = list(dict.fromkeys([config.target, config.source, *data.domains]))
+        return names | summary_names("val", domains, data.names_of_classes(), surface=("asd",))
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:

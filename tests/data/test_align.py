@@ -9,8 +9,9 @@ import pydantic
 import pytest
 
 from platform.data.align import align_cases
+from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, load_cases
+from platform.data.datasets import load_cases
 
 SHAPE = (12, 12, 6)
 

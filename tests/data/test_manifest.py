@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import pickle
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,10 @@ import numpy as np
 import pydantic
 import pytest
 
+from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, ManifestError, load_cases, load_manifest, split_cases
+from platform.data.datasets import DATASETS, check_data, load_cases, split_cases
+from platform.data.manifest import ManifestError, load_manifest
 from platform.data.phantom import build_phantom
 
 Rows = list[dict[str, object]]
@@ -488,11 +491,8 @@ def test_default_split_needs_train_and_val_in_every_domain(subjects: int, fracti
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"dataset": "manifest"}, "needs a manifest path"),
         ({"class_names": ["bg", "fg"]}, "class_names has 2 names but num_classes is 4"),
         ({"domains": ["adult", "adult"]}, r"\['adult'\] more than once"),
-        ({"num_classes": 3}, "the phantom has 4 classes"),
-        ({"domains": []}, "at least one domain"),
         ({"patch": 16}, "Extra inputs are not permitted"),
         ({"val_fraction": 1.0}, "less than 1"),
         ({"folds": 1}, "greater than or equal to 2"),
@@ -501,6 +501,27 @@ def test_default_split_needs_train_and_val_in_every_domain(subjects: int, fracti
 def test_data_config_rejects(fields: dict[str, object], message: str) -> None:
     with pytest.raises(pydantic.ValidationError, match=message):
         DataConfig(**fields)
+
+
+# Checks of one dataset (the DATASETS registry), made at spec time: each names the field to change.
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"dataset": "manifest"}, "data.manifest: dataset 'manifest' needs a manifest path"),
+        ({"num_classes": 3}, "data.num_classes: the phantom has 4 classes"),
+        ({"domains": []}, "data.domains: the phantom needs at least one domain"),
+        ({"domains": ["adult", "mri"]}, r"data.domains: unknown phantom domain\(s\) \['mri'\]"),
+    ],
+)
+def test_dataset_checks_reject(fields: dict[str, object], message: str) -> None:
+    problems = check_data(DataConfig(**fields))
+    assert len(problems) == 1 and re.match(message, problems[0]), problems
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_dataset_accepts_its_defaults(name: str, tmp_path: Path) -> None:
+    fields = {"manifest": str(tmp_path / "m.csv")} if name == "manifest" else {}
+    assert check_data(DataConfig(dataset=name, **fields)) == []
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.manifest import Case, load_cases
+from platform.data.datasets import load_cases
 from platform.data.patches import PatchSampler, standardize
 
 

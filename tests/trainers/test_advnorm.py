@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from platform.engine import load_checkpoint, run_epochs, save_checkpoint
+from platform.engine import load_checkpoint, run_epochs
 from platform.trainers import TRAINERS
 from platform.trainers.advnorm import AdvNormTrainer, Config
 
@@ -72,20 +72,6 @@ def test_segmentation_loss_falls_and_dice_rises(tiny_data, tiny_advnorm) -> None
     assert after > before + 0.1
 
 
-def test_checkpoint_round_trip_continues_identically(tiny_data, tiny_advnorm, tmp_path: Path) -> None:
-    first = make(tiny_data, tiny_advnorm)
-    first.train_epoch(0)
-    save_checkpoint(first, tmp_path)
-    expected = first.train_epoch(1)
-
-    second = make(tiny_data, tiny_advnorm)
-    load_checkpoint(second, tmp_path)
-    assert second.epoch == 1
-    resumed = second.train_epoch(1)
-    for key in ("train/loss_seg", "train/loss_dis", "train/loss_adv"):
-        assert resumed[key] == pytest.approx(expected[key], rel=1e-5)
-
-
 def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tiny_advnorm, tmp_path: Path) -> None:
     (tmp_path / "state.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match=r"state\.pt cannot be loaded"):
@@ -93,10 +79,9 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_data, tiny_advnorm, tmp_path: 
 
 
 def test_nan_loss_raises_with_reason(tiny_data, tiny_advnorm) -> None:
-    trainer = make(tiny_data, tiny_advnorm, lr_s=1e30, lr_g=1e30, discriminator="none")
-    with pytest.raises(FloatingPointError, match="became nan"):
-        for epoch in range(5):
-            trainer.train_epoch(epoch)
+    trainer = make(tiny_data, tiny_advnorm, lr_s=1e30, lr_g=1e30, discriminator="none", epochs=5)
+    with pytest.raises(FloatingPointError, match="became nan"):  # the engine's one finite-loss check
+        run_epochs(trainer, lambda metrics, directory: None)
 
 
 def test_engine_reports_every_epoch_and_saves_images(tiny_data, tiny_advnorm, tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from platform.data.config import DataConfig
-from platform.engine import load_checkpoint, save_checkpoint
 from platform.trainers import base
 from platform.trainers.glua import Config, GLUATrainer
 
@@ -113,8 +112,8 @@ def test_bad_inputs_are_rejected_before_training(data, tmp_path: Path, monkeypat
         make(data, stage1_checkpoint=str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match=r"target domain 'adult' is not among data.domains \['mr', 'ct'\]"):
         make(data, target="adult")
-    with pytest.raises(ValueError, match="source domain 'infant' is not among"):  # spec time, before Ray
-        GLUATrainer.metric_names(Config.model_validate({**TINY, "source": "infant"}), data)
+    problems = GLUATrainer.check(Config.model_validate({**TINY, "source": "infant"}), data)  # spec time, before Ray
+    assert any("source domain 'infant' is not among" in problem for problem in problems), problems
     train, val = base.cached_cases(data.model_dump_json(), None)
     source_only = tuple(c for c in train if c.domain == "mr")
     monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (source_only, val))
@@ -128,17 +127,3 @@ def test_explicit_stage1_checkpoint_is_loaded(data) -> None:
     second = make(data, stage1_checkpoint=str(first.stage1_path()), lambda_cyc=5.0)
     assert second.stage1_cached
     assert torch.equal(next(iter(first.net("g_dec").parameters())), next(iter(second.net("g_dec").parameters())))
-
-
-def test_checkpoint_round_trip_continues_identically(data, tmp_path: Path) -> None:
-    first = make(data, epochs=4)
-    first.train_epoch(0)
-    first.train_epoch(1)
-    save_checkpoint(first, tmp_path)
-    expected = first.train_epoch(2)
-    second = make(data, epochs=4)
-    load_checkpoint(second, tmp_path)
-    assert second.epoch == 2
-    got = second.train_epoch(2)
-    assert got["train/loss_seg"] == pytest.approx(expected["train/loss_seg"], rel=1e-5)
-    assert got["train/loss_d1"] == pytest.approx(expected["train/loss_d1"], rel=1e-5)
