@@ -27,7 +27,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 import platform as _stdlib_platform  # the shim forwards to the standard library's module
-from platform.results import ResultsStore, experiment_uri
+from platform.results import ResultsStore
+from platform.storage import experiment_uri
 
 DOMAINS = ("infant", "adult")
 CLASSES = ("wm", "gm", "csf")

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
-from platform.results import TIME_COLUMNS, ResultsStore, experiment_uri, filesystem, is_uri, resolve_storage
+from platform.results import TIME_COLUMNS, ResultsStore
+from platform.storage import experiment_uri, filesystem, is_uri, resolve_storage
 
 # Letters, digits, dot, dash, underscore; no leading dot: no "..", no separators, no hidden directories.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")

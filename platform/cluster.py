@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from platform.results import filesystem, is_uri
+from platform.storage import filesystem, is_uri
 
 PROBE_PREFIX = ".segsweep-node-probe-"
 FIX = ("Every node writes checkpoints and artifacts there, so storage must be shared: use a mount present at the "

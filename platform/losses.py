@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -63,3 +64,42 @@ def real_class_loss(logits: torch.Tensor) -> torch.Tensor:
     """
     log_probs = logits.log_softmax(dim=1)
     return -torch.logsumexp(log_probs[:, :-1], dim=1).mean()
+
+
+def bce_to(logits: torch.Tensor, label: float) -> torch.Tensor:
+    """Binary cross-entropy of ``logits`` (any shape) against the constant ``label`` (1: real/source, 0: fake)."""
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+def style_transfer_losses(encoder: Any, decoder: Any, discriminator: Any, x_s: torch.Tensor, x_t: torch.Tensor,
+                          d_s: torch.Tensor, d_t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The terms of GLUA's stage-1 generator objective (Mind the Gap, section III-A; MUNIT-style), with the
+    discriminator frozen: image reconstruction ``L1(x_ii, x_i)``, cycle ``L1(x_iji, x_i)``, content reconstruction
+    ``L1(G_E(x_ij, d_j), c_i)`` and the non-saturating adversarial term on the translations.
+
+    Args:
+        encoder, decoder: ``(x, domain) -> content`` and ``(content, domain) -> image``.
+        discriminator: ``(x, domain) -> logits`` (a PatchGAN map).
+        x_s, x_t: (B, C, H, W) source and target images; d_s, d_t: (B,) their domain indices.
+    Returns:
+        ``rec_im``, ``cyc``, ``rec_c``, ``adv`` (scalars) and the translations ``x_st``, ``x_ts``.
+    """
+    c_s, c_t = encoder(x_s, d_s), encoder(x_t, d_t)
+    rec_im = F.l1_loss(decoder(c_s, d_s), x_s) + F.l1_loss(decoder(c_t, d_t), x_t)
+    x_st, x_ts = decoder(c_s, d_t), decoder(c_t, d_s)
+    c_st, c_ts = encoder(x_st, d_t), encoder(x_ts, d_s)
+    rec_c = F.l1_loss(c_st, c_s) + F.l1_loss(c_ts, c_t)
+    cyc = F.l1_loss(decoder(c_st, d_s), x_s) + F.l1_loss(decoder(c_ts, d_t), x_t)
+    discriminator.requires_grad_(False)
+    adv = bce_to(discriminator(x_st, d_t), 1.0) + bce_to(discriminator(x_ts, d_s), 1.0)
+    discriminator.requires_grad_(True)
+    return {"rec_im": rec_im, "cyc": cyc, "rec_c": rec_c, "adv": adv, "x_st": x_st, "x_ts": x_ts}
+
+
+def conditional_discriminator_loss(discriminator: Any, real: list[tuple[torch.Tensor, torch.Tensor]],
+                                   fake: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Mean BCE of a domain-conditioned discriminator: (image, domain) pairs of ``real`` labelled 1, of ``fake``
+    (detached here) labelled 0; the mean over the pairs, times 2 as the stage-1 objective writes it (halved)."""
+    terms = [bce_to(discriminator(x, d), 1.0) for x, d in real]
+    terms += [bce_to(discriminator(x.detach(), d), 0.0) for x, d in fake]
+    return sum(terms) / 2

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import sys
 import time
 import uuid
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,233 +27,14 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from platform.columns import short_repr, table_from_rows
+from platform.storage import filesystem
+
 TABLES = ("trials", "epochs", "artifacts", "cases", "sweep")
 KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path"),
         "cases": ("trial_id", "epoch", "split", "checkpoint", "domain", "subject"), "sweep": ("experiment",)}
 MERGE_EVERY = 64  # appends by this writer before its small parts are merged into one file
 MERGED_LIMIT = 16  # merged files before a table is compacted into one
-
-
-def is_uri(location: str) -> bool:
-    return "://" in location
-
-
-def resolve_storage(location: str) -> str:
-    """An absolute local path, or the URI unchanged (Tune and pyarrow need absolute paths)."""
-    return location if is_uri(location) else str(Path(location).expanduser().resolve())
-
-
-def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    """(pyarrow filesystem, path inside it) for a local path or URI."""
-    if is_uri(location):
-        return pafs.FileSystem.from_uri(location)
-    return pafs.LocalFileSystem(), resolve_storage(location)
-
-
-def experiment_uri(storage: str, name: str) -> str:
-    base = resolve_storage(storage)
-    return f"{base.rstrip('/')}/{name}" if is_uri(base) else os.path.join(base, name)
-
-
-def copy_to_storage(local_file: Path, destination_dir: str) -> str:
-    """Copy one local file into ``destination_dir`` (path or URI); returns the stored location."""
-    fs, directory = filesystem(destination_dir)
-    fs.create_dir(directory, recursive=True)
-    target = f"{directory.rstrip('/')}/{local_file.name}"
-    pafs.copy_files(str(local_file), target, destination_filesystem=fs)
-    return f"{destination_dir.rstrip('/')}/{local_file.name}"
-
-
-def check_writable(location: str) -> None:
-    """Raise OSError (with the reason) if ``location`` cannot be created and written."""
-    fs, path = filesystem(location)
-    fs.create_dir(path, recursive=True)
-    probe = f"{path.rstrip('/')}/.write-probe-{uuid.uuid4().hex}"
-    with fs.open_output_stream(probe) as stream:
-        stream.write(b"ok")
-    fs.delete_file(probe)
-
-
-STORAGE_TIMEOUT_S = float(os.environ.get("SEGSWEEP_STORAGE_TIMEOUT_S", "30"))
-# The probe of a remote store runs in a child process: a client that never answers (gs:// without a metadata
-# server) blocks inside C++ where no thread can be interrupted, and a child can be killed.
-_PROBE = """
-import sys, uuid
-import pyarrow.fs as pafs
-fs, path = pafs.FileSystem.from_uri(sys.argv[1])
-fs.create_dir(path, recursive=True)
-probe = path.rstrip("/") + "/.write-probe-" + uuid.uuid4().hex
-with fs.open_output_stream(probe) as stream:
-    stream.write(b"ok")
-fs.delete_file(probe)
-"""
-
-
-class StorageError(Exception):
-    """The results storage cannot be used; ``str(err)`` says what was tried and how to fix it."""
-
-
-def check_storage(location: str, timeout_s: float | None = None) -> None:
-    """Create ``location`` and write a probe file there within ``timeout_s``; StorageError otherwise."""
-    timeout_s = STORAGE_TIMEOUT_S if timeout_s is None else timeout_s
-    if not is_uri(location):
-        try:
-            check_writable(location)
-        except OSError as exc:
-            raise StorageError(f"storage {location!r} cannot be written ({exc}). Choose a writable path with "
-                               "--storage or 'storage:' in the spec.") from None
-        return
-    import subprocess
-
-    fix = ("Check the bucket name and address, and the credentials: for s3:// set AWS_ACCESS_KEY_ID and "
-           "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and for MinIO or Ceph add ?endpoint_override=HOST:PORT"
-           "&scheme=http to the URI; for gs:// set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.")
-    try:
-        result = subprocess.run([sys.executable, "-c", _PROBE, location], capture_output=True, text=True,
-                                timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise StorageError(f"storage {location!r} did not answer within {timeout_s:g} s (tried to create the "
-                           f"directory and write a probe file there). {fix}") from None
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        reason = lines[-1][:300] if lines else f"exit code {result.returncode}"
-        raise StorageError(f"storage {location!r} cannot be written ({reason}). {fix}")
-
-
-def _normalise(value: Any) -> Any:
-    """Parquet-friendly scalars: lists/dicts become their string form, numpy scalars become Python."""
-    if isinstance(value, (list, tuple, dict)):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (ValueError, TypeError):
-            return str(value)
-    return value
-
-
-# --- declared column types -----------------------------------------------------------------------------------
-# Every part of a table is written with these types, so no two parts can disagree and a merge or compaction
-# never meets ``double`` in one part and ``string`` in another.
-_STRING, _FLOAT, _INT, _BOOL = pa.string(), pa.float64(), pa.int64(), pa.bool_()
-COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
-    "trials": {"trial_id": _STRING, "experiment": _STRING, "trainer": _STRING, "status": _STRING,
-               "error": _STRING, "objectives": _STRING, "config_json": _STRING, "seed": _INT, "fold": _INT,
-               "repeat": _INT, "epochs": _INT, "started_at": _FLOAT, "ended_at": _FLOAT, "wall_s": _FLOAT,
-               "time_in_epochs_s": _FLOAT, "overhead_s": _FLOAT},
-    "epochs": {"trial_id": _STRING, "epoch": _INT, "time_total_s": _FLOAT},
-    "artifacts": {"trial_id": _STRING, "path": _STRING, "kind": _STRING, "domain": _STRING},
-    "cases": {"trial_id": _STRING, "epoch": _INT, "split": _STRING, "checkpoint": _STRING, "domain": _STRING,
-              "subject": _STRING},
-    "sweep": {"experiment": _STRING, "trainer": _STRING, "objectives": _STRING, "metrics": _STRING,
-              "axes": _STRING, "explore": _STRING},
-}
-# Columns named by prefix: metrics are floats wherever they appear.
-PREFIX_TYPES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
-    "trials": (("best/", _FLOAT), ("last/", _FLOAT)),
-    "epochs": (("", _FLOAT),),  # every other epochs column is a metric or a timing
-    "artifacts": (),
-    "cases": (("", _FLOAT),),  # every other cases column is a metric (metric or metric/class)
-    "sweep": (),
-}
-
-
-def axis_column_type(kind: str, values: list[Any]) -> pa.DataType:
-    """The declared type of a ``config/<axis>`` column: ranges by their kind; a choice or grid by its (already
-    coerced) values. Lists and mappings are stored as JSON text."""
-    if kind in ("uniform", "loguniform"):
-        return _FLOAT
-    if kind == "int":
-        return _INT
-    present = {type(value) for value in values if value is not None}
-    if not present or present - {bool, int, float, str}:
-        return _STRING
-    if present == {bool}:
-        return _BOOL
-    if present <= {int}:
-        return _INT
-    if present <= {int, float}:
-        return _FLOAT
-    return _STRING
-
-
-def _declared(table: str, column: str, declared: dict[str, pa.DataType]) -> pa.DataType | None:
-    if column == "_seq":
-        return _INT
-    if column in declared:
-        return declared[column]
-    if column in COLUMN_TYPES[table]:
-        return COLUMN_TYPES[table][column]
-    return next((kind for prefix, kind in PREFIX_TYPES[table] if column.startswith(prefix)), None)
-
-
-def _conform(value: Any, kind: pa.DataType) -> Any:
-    """``value`` as a Python value of ``kind``; None when it cannot be one (the caller reports it)."""
-    if value is None:
-        return None
-    if kind == _STRING:
-        return value if isinstance(value, str) else str(value)
-    if isinstance(value, bool):
-        return value if kind == _BOOL else None
-    if kind == _BOOL:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if kind == _INT:
-        return int(number) if number.is_integer() else None
-    return number
-
-
-def _column(table: str, key: str, values: list[Any], declared: dict[str, pa.DataType]) -> pa.Array:
-    kind = _declared(table, key, declared)
-    if kind is not None:
-        conformed = [_conform(v, kind) for v in values]
-        lost = [v for v, c in zip(values, conformed, strict=True) if v is not None and c is None]
-        if lost:
-            # A value that does not fit its declared type is kept as text in a column of its own, never
-            # in a second type of the same column (which would make the table unreadable as one).
-            raise _Misfit(key, lost[0], kind)
-        return pa.array(conformed, type=kind)
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # Mixed types across rows of an undeclared column: keep text.
-        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
-
-
-class _Misfit(Exception):
-    def __init__(self, column: str, value: Any, kind: pa.DataType) -> None:
-        super().__init__(column, value, kind)
-        self.column, self.value, self.kind = column, value, kind
-
-
-def _table_from_rows(rows: list[dict[str, Any]], table: str = "epochs",
-                     declared: dict[str, pa.DataType] | None = None) -> pa.Table:
-    declared = declared or {}
-    columns: dict[str, list[Any]] = {}
-    for index, row in enumerate(rows):
-        for key in row:
-            columns.setdefault(key, [None] * index)
-        for key, values in columns.items():
-            values.append(_normalise(row.get(key)))
-    arrays = {}
-    for key, values in list(columns.items()):
-        try:
-            arrays[key] = _column(table, key, values, declared)
-        except _Misfit as misfit:
-            sys.stderr.write(f"warning: results column {key!r} is declared {misfit.kind} but got "
-                             f"{_short(misfit.value)}; the value is kept as text in {key + '#text'!r}.\n")
-            arrays[key] = pa.array([_conform(v, misfit.kind) for v in values], type=misfit.kind)
-            arrays[f"{key}#text"] = pa.array([None if v is None or _conform(v, misfit.kind) is not None
-                                              else str(v) for v in values], type=pa.string())
-    return pa.table(arrays)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ResultsStore:
@@ -293,7 +71,7 @@ class ResultsStore:
         self.fs.create_dir(directory, recursive=True)
         name = f"part-{self._seq}-{uuid.uuid4().hex[:8]}.parquet"
         temporary = f"{directory}/.{name}.tmp"
-        pq.write_table(_table_from_rows(rows, table, self.declared.get(table)), temporary, filesystem=self.fs)
+        pq.write_table(table_from_rows(rows, table, self.declared.get(table)), temporary, filesystem=self.fs)
         self.fs.move(temporary, f"{directory}/{name}")
         self._appended[table] = self._appended.get(table, 0) + 1
         if self._appended[table] >= MERGE_EVERY:
@@ -355,7 +133,7 @@ class ResultsStore:
             except FileNotFoundError:
                 raise
             except (pa.ArrowException, OSError) as exc:
-                problems[part] = f"not a readable Parquet file ({_short(str(exc), 120)})"
+                problems[part] = f"not a readable Parquet file ({short_repr(str(exc), 120)})"
         if not schemas:
             return pa.schema([]), readable, set()
         # Parts differ in columns (a RUNNING trial row has no metrics yet) and may widen a type (int ->
@@ -423,7 +201,7 @@ class ResultsStore:
             except FileNotFoundError:
                 raise
             except (pa.ArrowException, OSError) as exc:
-                self.problems.setdefault(table, {})[part] = f"cannot be read ({_short(str(exc), 120)})"
+                self.problems.setdefault(table, {})[part] = f"cannot be read ({short_repr(str(exc), 120)})"
                 continue
             pieces.append(piece)
             used.append(part)

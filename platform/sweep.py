@@ -188,7 +188,7 @@ def _start_ray(address: str | None) -> None:
 def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> str | None:
     """Every check a run makes before Ray starts, the same under --dry-run: storage, the experiment's
     existence, the data and the resources. The problem's message, or None."""
-    from platform.results import StorageError, check_storage
+    from platform.storage import StorageError, check_storage
 
     try:
         check_storage(storage)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         return _fail(str(err))
 
-    from platform.results import experiment_uri, resolve_storage
+    from platform.storage import experiment_uri, resolve_storage
 
     storage = resolve_storage(spec.storage)
     experiment = experiment_uri(spec.storage, spec.name)

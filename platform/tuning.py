@@ -20,11 +20,11 @@ from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.repeater import TRIAL_INDEX
 
+from platform.columns import axis_column_type
 from platform.results import (
     ARTIFACTS_KEY,
     CASES_KEY,
     ResultsStore,
-    axis_column_type,
     epoch_row,
     listed_rows,
     summary_row,

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from platform.engine import Report, restore_checkpoint, run_epochs
-from platform.results import copy_to_storage
 from platform.spec import SweepSpec
+from platform.storage import copy_to_storage
 from platform.trainers import TRAINERS, Trainer, TrainerConfig
 
 

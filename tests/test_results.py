@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pytest
 
-from platform.results import ResultsStore, check_writable, copy_to_storage, experiment_uri, read_table
+from platform.results import ResultsStore, read_table
+from platform.storage import check_writable, copy_to_storage, experiment_uri
 
 
 def test_latest_write_per_key_and_new_columns(tmp_path: Path) -> None:

@@ -71,7 +71,8 @@ def run_sweep(spec: Any) -> tuple[str, float]:
 
     Raises if any trial errored, with its error text from the trials table.
     """
-    from platform.results import experiment_uri, read_table, resolve_storage
+    from platform.results import read_table
+    from platform.storage import experiment_uri, resolve_storage
     from platform.trainers import TRAINERS
     from platform.tuning import build_tuner, default_concurrency
 

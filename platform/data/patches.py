@@ -136,3 +136,14 @@ def standardize(image: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     mean = image.mean(dim=dims, keepdim=True)
     std = image.std(dim=dims, keepdim=True, correction=0)
     return (image - mean) / std.clamp_min(eps)
+
+
+def linear_bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
+    """The adversarial-normalization journal paper's linear field ``B = y/H * alpha + (1 - alpha)`` along axis y,
+    per sample (its bias-field augmentation, section 3.5).
+
+    shape: (B, C, X, Y, Z); alpha: (B,). Returns a tensor broadcastable to ``shape``.
+    """
+    height = shape[3]
+    ramp = torch.arange(height, dtype=torch.float32) / max(height - 1, 1)
+    return ramp.view(1, 1, 1, height, 1) * alpha.view(-1, 1, 1, 1, 1) + (1 - alpha).view(-1, 1, 1, 1, 1)

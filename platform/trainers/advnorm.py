@@ -19,11 +19,11 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
-from pydantic import Field, model_validator
+from pydantic import Field, NonNegativeFloat
 from torch import nn
 
 from platform.data.config import DataConfig
-from platform.data.patches import PatchSampler, standardize
+from platform.data.patches import PatchSampler, linear_bias_field, standardize
 from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
 from platform.metrics import (
     SegmentationSummary,
@@ -53,7 +53,7 @@ class Config(TrainerConfig):
     s_depth: int = Field(4, ge=1, description="segmenter resolution levels")
     d_channels: int = Field(64, ge=1, description="DCGAN discriminator features of the first layer")
     d_dropout: float = Field(0.2, ge=0, lt=1, description="dropout after each DCGAN layer")
-    class_weights: list[float] | None = Field(
+    class_weights: list[NonNegativeFloat] | None = Field(
         None, description="Dice class weights; default the paper's BG .22, WM .28, GM .20, CSF .30 for 4 classes"
     )
     lr_g: float = Field(1e-3, gt=0, description="generator learning rate")
@@ -70,24 +70,8 @@ class Config(TrainerConfig):
     sw_overlap: float = Field(0.75, ge=0, lt=1, description="sliding-window overlap (paper: stride 8 of 32 = .75)")
     eval_patches: int = Field(32, ge=0, description="validation patches per domain for discriminator accuracy")
 
-    @model_validator(mode="after")
-    def _weights(self) -> Config:
-        if self.class_weights is not None and any(w < 0 for w in self.class_weights):
-            raise ValueError("class_weights must be non-negative")
-        return self
-
 
 PAPER_CLASS_WEIGHTS = {4: [0.22, 0.28, 0.20, 0.30]}
-
-
-def _bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tensor:
-    """The journal's linear field ``B = y/H * alpha + (1 - alpha)`` along axis y, per sample.
-
-    shape: (B, C, X, Y, Z); alpha: (B,). Returns a tensor broadcastable to ``shape``.
-    """
-    height = shape[3]
-    ramp = torch.arange(height, dtype=torch.float32) / max(height - 1, 1)
-    return (ramp.view(1, 1, 1, height, 1) * alpha.view(-1, 1, 1, 1, 1) + (1 - alpha).view(-1, 1, 1, 1, 1))
 
 
 @TRAINERS.register("advnorm")
@@ -156,7 +140,7 @@ class AdvNormTrainer(Trainer):
             generator = self.samplers["augment"].generator
             apply = torch.rand(x.shape[0], generator=generator) < self.config.bias_augment
             alpha = torch.rand(x.shape[0], generator=generator) * self.config.bias_alpha_max * apply
-            x = x * _bias_field(tuple(x.shape), alpha).to(self.device)
+            x = x * linear_bias_field(tuple(x.shape), alpha).to(self.device)
         return x, y, z
 
     def _normalize(self, x: torch.Tensor, use_ddp: bool = True) -> torch.Tensor:

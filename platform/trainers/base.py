@@ -12,6 +12,8 @@ reporting and the checkpoints.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -23,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from platform.cache import atomic_file, cache_root
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.registry import Registry
@@ -102,6 +105,7 @@ class Trainer(ABC):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, Any] = {}
         self.samplers: dict[str, Any] = {}  # anything with state_dict / load_state_dict (data, augmentation RNG)
+        self._pending_samplers: dict[str, Any] = {}  # restored states of samplers not built yet (``add_sampler``)
         self.last_eval: list[dict[str, Any]] = []  # per evaluated case: "case", "pred" and the artifact panels
         self.last_cases: list[dict[str, Any]] = []  # per-case scores of the last evaluation (the cases table)
         problems = self.check(config, data)  # also refused at spec time; a direct construction is refused here
@@ -210,6 +214,43 @@ class Trainer(ABC):
             rows.append({"path": str(path), "kind": self.ARTIFACT_KIND, "domain": case.domain})
         return rows
 
+    # --- a stage reused across trials (e.g. glua's style transfer) ------------------------------------------------
+    def stage_cache_path(self, namespace: str, fields: dict[str, Any], version: int) -> Path:
+        """The cache file of a stage whose result depends only on ``fields``, the data (not where it is cached),
+        the seed, the fold and the world size: ``<cache>/<namespace>/<hash>.pt``."""
+        data = self.data_config.model_dump(exclude={"cache_dir"})
+        blob = json.dumps({"fields": fields, "data": data, "seed": self.seed, "fold": self.fold,
+                           "world_size": self.world_size, "format": version}, sort_keys=True, default=str)
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return cache_root(self.data_config.cache_dir) / namespace / f"{digest}.pt"
+
+    def save_networks(self, path: Path, names: tuple[str, ...]) -> None:
+        """Write the named networks' weights to ``path`` atomically (rank 0 only: one writer per trial)."""
+        if self.rank == 0:
+            state = {name: self.net(name).state_dict() for name in names}
+            atomic_file(path, lambda temporary: torch.save(state, temporary))
+
+    def load_networks(self, path: Path, names: tuple[str, ...]) -> None:
+        """Load the named networks' weights from a file written by ``save_networks``."""
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        for name in names:
+            if name in state:
+                self.net(name).load_state_dict(state[name])
+
+    def add_sampler(self, name: str, sampler: Any) -> Any:
+        """Register a sampler built on first use, not in ``__init__`` (e.g. from a trained stage's output); a state
+        restored for it before it existed is applied now, so a resumed trial draws the same batches."""
+        if name in self._pending_samplers:
+            sampler.load_state_dict(self._pending_samplers.pop(name))
+        self.samplers[name] = sampler
+        return sampler
+
+    def defer_samplers(self, *names: str) -> None:
+        """Drop built samplers, keeping their states for ``add_sampler`` (they are rebuilt on next use)."""
+        for name in names:
+            if name in self.samplers:
+                self._pending_samplers[name] = self.samplers.pop(name).state_dict()
+
     # --- state ----------------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
         """Method state beyond the networks, optimizers, schedulers, samplers and RNG."""
@@ -223,15 +264,20 @@ class Trainer(ABC):
         return {"epoch": self.epoch, "nets": {name: self.net(name).state_dict() for name in self.nets},
                 "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
                 "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
-                "samplers": {name: sampler.state_dict() for name, sampler in self.samplers.items()},
+                "samplers": {**self._pending_samplers,
+                             **{name: sampler.state_dict() for name, sampler in self.samplers.items()}},
                 "rng": self.rng_state(), "extra": self.extra_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = state["epoch"]
-        for group, owner in (("nets", None), ("optimizers", self.optimizers), ("schedulers", self.schedulers),
-                             ("samplers", self.samplers)):
+        for group, owner in (("nets", None), ("optimizers", self.optimizers), ("schedulers", self.schedulers)):
             for name, item_state in state[group].items():
                 (self.net(name) if owner is None else owner[name]).load_state_dict(item_state)
+        for name, sampler_state in state["samplers"].items():
+            if name in self.samplers:
+                self.samplers[name].load_state_dict(sampler_state)
+            else:
+                self._pending_samplers[name] = sampler_state
         self.load_rng_state(state["rng"])
         self.load_extra_state(state["extra"])
 

@@ -39,21 +39,18 @@ target foreground intensities of the validation volumes (``val/style_jsd_identit
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from pydantic import Field, model_validator
 
-from platform.cache import atomic_file, cache_root
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.data.slices import ImageSliceSampler, SliceSampler, pad_xy, volume_slices
+from platform.losses import bce_to, conditional_discriminator_loss, style_transfer_losses
 from platform.metrics import SegmentationSummary, histogram_jsd, summary_names
 from platform.nets.deeplab2d import (
     FeatureExtractor,
@@ -67,6 +64,7 @@ from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 MULTIPLE = 8  # slices are padded to a multiple of 8 (up to three stride-2 levels)
 STAGE1_FORMAT = 1  # bump when stage 1 changes: part of the cache key
+STAGE1_NETS = ("g_enc", "g_dec", "d_img")
 SOURCE, TARGET = 0, 1  # domain indices of the style networks
 ABLATIONS: dict[str, dict[str, Any]] = {  # Table III columns (+ the bounds) -> switches
     "source_only": {"style_transfer": False, "use_d1": False, "use_d2": False, "mode": "no_adaptation"},
@@ -154,10 +152,6 @@ class Config(TrainerConfig):
 
 
 
-def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
-
-
 @TRAINERS.register("glua")
 class GLUATrainer(Trainer):
     """Stage 1 style transfer, then segmentation with D1 (masked local alignment) and D2."""
@@ -192,8 +186,10 @@ class GLUATrainer(Trainer):
             self.nets["g_dec"] = StyleDecoder(channels, 2, **g)
             self.nets["d_img"] = ConditionalPatchDiscriminator(channels, 2, config.d_img_channels,
                                                                config.d_img_layers)
-            self.samplers["source"] = ImageSliceSampler(self.source_train, batch, self.stream_seed(1), self.shape)
-            self.samplers["target"] = ImageSliceSampler(self.target_train, batch, self.stream_seed(2), self.shape)
+            self.samplers["style_source"] = ImageSliceSampler(self.source_train, batch, self.stream_seed(1),
+                                                              self.shape)
+            self.samplers["style_target"] = ImageSliceSampler(self.target_train, batch, self.stream_seed(2),
+                                                              self.shape)
         self.nets["s_enc"] = FeatureExtractor(channels, config.s_channels, config.s_downsample,
                                               config.s_dilated_blocks)
         self.nets["s_pred"] = Predictor(self.nets["s_enc"].out_channels, self.num_classes)
@@ -220,40 +216,25 @@ class GLUATrainer(Trainer):
         self.stage2_iteration = 0
         self.stage1_done = not config.runs_stage1
         self.stage1_cached = False
-        self._stage2_samplers: dict[str, Any] | None = None
-        self._pending_sampler_state: dict[str, Any] | None = None
         if config.runs_stage1:
             path = self.stage1_path()
             if path.is_file():
                 self._load_stage1(path)
 
     # --- stage-1 cache ------------------------------------------------------------------------------------
-    def stage1_key(self) -> str:
-        """Hash of everything stage 1's result depends on."""
-        fields = {name: getattr(self.config, name) for name in STAGE1_FIELDS}
-        data = self.data_config.model_dump(exclude={"cache_dir"})
-        blob = json.dumps({"fields": fields, "data": data, "seed": self.seed, "fold": self.fold,
-                           "world_size": self.world_size, "format": STAGE1_FORMAT}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
     def stage1_path(self) -> Path:
         if self.config.stage1_checkpoint is not None:
             return Path(self.config.stage1_checkpoint).expanduser()
-        return cache_root(self.data_config.cache_dir) / "glua-stage1" / f"{self.stage1_key()}.pt"
+        fields = {name: getattr(self.config, name) for name in STAGE1_FIELDS}
+        return self.stage_cache_path("glua-stage1", fields, STAGE1_FORMAT)
 
     def _load_stage1(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        for name in ("g_enc", "g_dec", "d_img"):
-            if name in state:
-                self.net(name).load_state_dict(state[name])
-        self.stage1_done = True
-        self.stage1_cached = True
+        self.load_networks(path, STAGE1_NETS)
+        self.stage1_done = self.stage1_cached = True
 
     def _save_stage1(self) -> None:
-        if self.rank != 0 or self.config.stage1_checkpoint is not None:
-            return
-        state = {name: self.net(name).state_dict() for name in ("g_enc", "g_dec", "d_img")}
-        atomic_file(self.stage1_path(), lambda temporary: torch.save(state, temporary))
+        if self.config.stage1_checkpoint is None:
+            self.save_networks(self.stage1_path(), STAGE1_NETS)
 
     # --- stage 1 ------------------------------------------------------------------------------------------
     def translate(self, x: torch.Tensor, source: int, target: int, ddp: bool = False) -> torch.Tensor:
@@ -268,30 +249,23 @@ class GLUATrainer(Trainer):
         self.train_mode("g_enc", "g_dec", "d_img")
         sums = dict.fromkeys(("loss_rec_im", "loss_cyc", "loss_rec_c", "loss_adv_img", "loss_d_img"), 0.0)
         for _ in range(self.iterations):
-            x_s = self.samplers["source"].sample().to(self.device)
-            x_t = self.samplers["target"].sample().to(self.device)
+            x_s = self.samplers["style_source"].sample().to(self.device)
+            x_t = self.samplers["style_target"].sample().to(self.device)
             d_s = torch.full((x_s.shape[0],), SOURCE, device=self.device)
             d_t = torch.full((x_t.shape[0],), TARGET, device=self.device)
-            c_s, c_t = enc(x_s, d_s), enc(x_t, d_t)
-            rec_im = F.l1_loss(dec(c_s, d_s), x_s) + F.l1_loss(dec(c_t, d_t), x_t)
-            x_st, x_ts = dec(c_s, d_t), dec(c_t, d_s)
-            c_st, c_ts = enc(x_st, d_t), enc(x_ts, d_s)
-            rec_c = F.l1_loss(c_st, c_s) + F.l1_loss(c_ts, c_t)
-            cyc = F.l1_loss(dec(c_st, d_s), x_s) + F.l1_loss(dec(c_ts, d_t), x_t)
-            disc.requires_grad_(False)
-            adv = _bce(disc(x_st, d_t), 1.0) + _bce(disc(x_ts, d_s), 1.0)
-            disc.requires_grad_(True)
-            loss = cfg.lambda_rec_im * rec_im + cfg.lambda_cyc * cyc + cfg.lambda_rec_c * rec_c + cfg.lambda_adv * adv
+            terms = style_transfer_losses(enc, dec, disc, x_s, x_t, d_s, d_t)
+            loss = (cfg.lambda_rec_im * terms["rec_im"] + cfg.lambda_cyc * terms["cyc"]
+                    + cfg.lambda_rec_c * terms["rec_c"] + cfg.lambda_adv * terms["adv"])
             self.optimizers["g"].zero_grad(set_to_none=True)
             loss.backward()
             self.optimizers["g"].step()
-            loss_d = (_bce(disc(x_s, d_s), 1.0) + _bce(disc(x_t, d_t), 1.0)
-                      + _bce(disc(x_st.detach(), d_t), 0.0) + _bce(disc(x_ts.detach(), d_s), 0.0)) / 2
+            loss_d = conditional_discriminator_loss(disc, [(x_s, d_s), (x_t, d_t)],
+                                                    [(terms["x_st"], d_t), (terms["x_ts"], d_s)])
             self.optimizers["d_img"].zero_grad(set_to_none=True)
             loss_d.backward()
             self.optimizers["d_img"].step()
-            for key, value in (("loss_rec_im", rec_im), ("loss_cyc", cyc), ("loss_rec_c", rec_c),
-                               ("loss_adv_img", adv), ("loss_d_img", loss_d)):
+            for key, value in (("loss_rec_im", terms["rec_im"]), ("loss_cyc", terms["cyc"]),
+                               ("loss_rec_c", terms["rec_c"]), ("loss_adv_img", terms["adv"]), ("loss_d_img", loss_d)):
                 sums[key] += float(value.detach())
         return {f"train/{k}": v / self.iterations for k, v in sums.items()}
 
@@ -307,29 +281,23 @@ class GLUATrainer(Trainer):
         image = out[:, :, :sx, :sy].permute(1, 2, 3, 0).cpu().numpy().astype(np.float32)  # (C, X, Y, Z)
         return dataclasses.replace(case, image=image)
 
-    def _stage2_sampler(self) -> dict[str, Any]:
+    def _build_stage2_samplers(self) -> None:
         """Samplers of stage 2, built on first use (after stage 1, or again after a checkpoint restore)."""
-        if self._stage2_samplers is None:
-            cfg, batch = self.config, self.data_config.batch_size
-            if cfg.mode == "supervised_target":
-                labelled = self.target_train
-            elif cfg.runs_stage1:
-                labelled = [self._translate_case(c) for c in self.source_train]
-            else:
-                labelled = self.source_train
-            # Pad to the common shape so source and target batches match (SliceSampler pads to its largest).
-            labelled = [dataclasses.replace(c, image=pad_xy(c.image, self.shape), label=pad_xy(c.label, self.shape))
-                        for c in labelled]
-            samplers: dict[str, Any] = {"labelled": SliceSampler(labelled, [labelled[0].domain], batch,
-                                                                 seed=self.stream_seed(3), multiple=MULTIPLE)}
-            if cfg.d1 or cfg.d2:
-                samplers["target"] = ImageSliceSampler(self.target_train, batch, self.stream_seed(4), self.shape)
-            if self._pending_sampler_state is not None:
-                for name, state in self._pending_sampler_state.items():
-                    samplers[name].load_state_dict(state)
-                self._pending_sampler_state = None
-            self._stage2_samplers = samplers
-        return self._stage2_samplers
+        cfg, batch = self.config, self.data_config.batch_size
+        if cfg.mode == "supervised_target":
+            labelled = self.target_train
+        elif cfg.runs_stage1:
+            labelled = [self._translate_case(c) for c in self.source_train]
+        else:
+            labelled = self.source_train
+        # Pad to the common shape so source and target batches match (SliceSampler pads to its largest).
+        labelled = [dataclasses.replace(c, image=pad_xy(c.image, self.shape), label=pad_xy(c.label, self.shape))
+                    for c in labelled]
+        self.add_sampler("labelled", SliceSampler(labelled, [labelled[0].domain], batch, seed=self.stream_seed(3),
+                                                  multiple=MULTIPLE))
+        if cfg.d1 or cfg.d2:
+            self.add_sampler("unlabelled", ImageSliceSampler(self.target_train, batch, self.stream_seed(4),
+                                                             self.shape))
 
     def segment(self, x: torch.Tensor, target: bool, ddp: bool = True) -> tuple[torch.Tensor, torch.Tensor,
                                                                                  torch.Tensor | None]:
@@ -347,7 +315,9 @@ class GLUATrainer(Trainer):
 
     def _stage2_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        samplers = self._stage2_sampler()
+        if "labelled" not in self.samplers:
+            self._build_stage2_samplers()
+        samplers = self.samplers
         self.train_mode("s_enc", "s_pred", "d1", "d2")
         total = (cfg.epochs - cfg.stage1_epochs) * self.iterations
         sums: dict[str, float] = dict.fromkeys(("loss_seg", "loss_adv_d1", "loss_adv_d2", "loss_d1", "loss_d2",
@@ -363,19 +333,19 @@ class GLUATrainer(Trainer):
             logits_s, f_s, _ = self.segment(x_s, target=cfg.mode == "supervised_target")
             loss_seg = self.loss_fn(logits_s, y_s.unsqueeze(1))
             loss = loss_seg
-            adaptive = "target" in samplers
+            adaptive = "unlabelled" in samplers
             if adaptive:
-                x_t = samplers["target"].sample().to(self.device)
+                x_t = samplers["unlabelled"].sample().to(self.device)
                 logits_t, f_t, mask = self.segment(x_t, target=True)
                 for d in discs:
                     d.requires_grad_(False)
                 if cfg.d1:
-                    adv1 = _bce(self.nets["d1"](f_t), 1.0)
+                    adv1 = bce_to(self.nets["d1"](f_t), 1.0)
                     loss = loss + cfg.lambda_d1 * adv1
                     sums["loss_adv_d1"] += float(adv1.detach())
                     sums["mask_mean"] += float(mask.mean())
                 if cfg.d2:
-                    adv2 = _bce(self.nets["d2"](logits_t.softmax(1)), 1.0)
+                    adv2 = bce_to(self.nets["d2"](logits_t.softmax(1)), 1.0)
                     loss = loss + cfg.lambda_d2 * adv2
                     sums["loss_adv_d2"] += float(adv2.detach())
                 for d in discs:
@@ -390,7 +360,7 @@ class GLUATrainer(Trainer):
                     if name not in self.nets:
                         continue
                     src, tgt = (t.detach() for t in pairs[name])
-                    loss_d = (_bce(self.nets[name](src), 1.0) + _bce(self.nets[name](tgt), 0.0)) / 2
+                    loss_d = (bce_to(self.nets[name](src), 1.0) + bce_to(self.nets[name](tgt), 0.0)) / 2
                     self.optimizers[name].zero_grad(set_to_none=True)
                     loss_d.backward()
                     self.optimizers[name].step()
@@ -472,19 +442,13 @@ class GLUATrainer(Trainer):
 
     # --- state --------------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
-        samplers = {}
-        if self._stage2_samplers is not None:
-            samplers = {n: s.state_dict() for n, s in self._stage2_samplers.items()}
-        elif self._pending_sampler_state is not None:
-            samplers = self._pending_sampler_state
         return {"stage1_done": self.stage1_done, "stage1_cached": self.stage1_cached,
-                "stage2_iteration": self.stage2_iteration, "stage2_samplers": samplers}
+                "stage2_iteration": self.stage2_iteration}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.stage1_done, self.stage1_cached = state["stage1_done"], state["stage1_cached"]
         self.stage2_iteration = state["stage2_iteration"]
-        self._stage2_samplers = None  # rebuilt (re-translated) from the restored G on first use
-        self._pending_sampler_state = dict(state["stage2_samplers"]) or None
+        self.defer_samplers("labelled", "unlabelled")  # rebuilt (re-translated) from the restored G on first use
 
     def ddp_kwargs(self, name: str) -> dict[str, Any]:
         # Discriminators see two forwards before one backward; G_E runs twice per loss (content reconstruction).

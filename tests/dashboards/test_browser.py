@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from platform.results import ResultsStore, experiment_uri, read_table
+from platform.results import ResultsStore, read_table
+from platform.storage import experiment_uri
 from tests.conftest import REPO_ROOT
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

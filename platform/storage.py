@@ -1,0 +1,96 @@
+"""Where results live: a local path or any pyarrow filesystem URI (``s3://``, ``gs://``), and the bounded check
+that a sweep can write there before anything starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def resolve_storage(location: str) -> str:
+    """An absolute local path, or the URI unchanged (Tune and pyarrow need absolute paths)."""
+    return location if is_uri(location) else str(Path(location).expanduser().resolve())
+
+
+def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path inside it) for a local path or URI."""
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), resolve_storage(location)
+
+
+def experiment_uri(storage: str, name: str) -> str:
+    base = resolve_storage(storage)
+    return f"{base.rstrip('/')}/{name}" if is_uri(base) else os.path.join(base, name)
+
+
+def copy_to_storage(local_file: Path, destination_dir: str) -> str:
+    """Copy one local file into ``destination_dir`` (path or URI); returns the stored location."""
+    fs, directory = filesystem(destination_dir)
+    fs.create_dir(directory, recursive=True)
+    target = f"{directory.rstrip('/')}/{local_file.name}"
+    pafs.copy_files(str(local_file), target, destination_filesystem=fs)
+    return f"{destination_dir.rstrip('/')}/{local_file.name}"
+
+
+def check_writable(location: str) -> None:
+    """Raise OSError (with the reason) if ``location`` cannot be created and written."""
+    fs, path = filesystem(location)
+    fs.create_dir(path, recursive=True)
+    probe = f"{path.rstrip('/')}/.write-probe-{uuid.uuid4().hex}"
+    with fs.open_output_stream(probe) as stream:
+        stream.write(b"ok")
+    fs.delete_file(probe)
+
+
+STORAGE_TIMEOUT_S = float(os.environ.get("SEGSWEEP_STORAGE_TIMEOUT_S", "30"))
+# The probe of a remote store runs in a child process: a client that never answers (gs:// without a metadata
+# server) blocks inside C++ where no thread can be interrupted, and a child can be killed.
+_PROBE = """
+import sys, uuid
+import pyarrow.fs as pafs
+fs, path = pafs.FileSystem.from_uri(sys.argv[1])
+fs.create_dir(path, recursive=True)
+probe = path.rstrip("/") + "/.write-probe-" + uuid.uuid4().hex
+with fs.open_output_stream(probe) as stream:
+    stream.write(b"ok")
+fs.delete_file(probe)
+"""
+
+
+class StorageError(Exception):
+    """The results storage cannot be used; ``str(err)`` says what was tried and how to fix it."""
+
+
+def check_storage(location: str, timeout_s: float | None = None) -> None:
+    """Create ``location`` and write a probe file there within ``timeout_s``; StorageError otherwise."""
+    timeout_s = STORAGE_TIMEOUT_S if timeout_s is None else timeout_s
+    if not is_uri(location):
+        try:
+            check_writable(location)
+        except OSError as exc:
+            raise StorageError(f"storage {location!r} cannot be written ({exc}). Choose a writable path with "
+                               "--storage or 'storage:' in the spec.") from None
+        return
+    fix = ("Check the bucket name and address, and the credentials: for s3:// set AWS_ACCESS_KEY_ID and "
+           "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and for MinIO or Ceph add ?endpoint_override=HOST:PORT"
+           "&scheme=http to the URI; for gs:// set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.")
+    try:
+        result = subprocess.run([sys.executable, "-c", _PROBE, location], capture_output=True, text=True,
+                                timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise StorageError(f"storage {location!r} did not answer within {timeout_s:g} s (tried to create the "
+                           f"directory and write a probe file there). {fix}") from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        reason = lines[-1][:300] if lines else f"exit code {result.returncode}"
+        raise StorageError(f"storage {location!r} cannot be written ({reason}). {fix}")
