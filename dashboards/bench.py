@@ -4,7 +4,7 @@ Builds an experiment in the results-tables format (a multi-objective lambda / di
 some errored and running trials, and real PNG artifacts), then times, server side, what a browser request
 costs: the first full page (reading the tables and every view's callback, with the JSON a browser would
 receive) and applying a filter (a grid filter plus an axis brush, every view recomputed). The baseline in the
-same run is reading the trials table with pyarrow alone, the floor any reader pays. Targets (issue 5): first
+same run is reading the trials table with pyarrow alone, the floor any reader pays. Targets: first
 page under 2 s, a filter under 0.5 s. ``build_experiment`` is also what the explorer's tests use.
 """
 

@@ -3,7 +3,7 @@
 torch, ray, numpy and pandas import ``platform`` and expect the standard library. We execute the stdlib
 module's code in this package's own namespace (not copying attributes from a second module object, which
 breaks pickling of ``uname_result`` and writes to ``_uname_cache``). Nothing else may live here: every
-process that imports ``platform`` runs this. See DESIGN.md section 2.
+process that imports ``platform`` runs this. The README ("Quick start") explains why.
 """
 
 import importlib.machinery as _machinery

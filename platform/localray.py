@@ -96,22 +96,35 @@ def reap_abandoned(temp_dir: str | Path, grace_s: float = 3.0) -> list[int]:
         return []
     stopped: list[int] = []
     for session in abandoned_sessions(temp_dir):
-        pids = _session_processes(session)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                continue
-            stopped.append(pid)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_process_start(pid) for pid in pids):
-            time.sleep(0.1)
-        for pid in pids:
-            if _process_start(pid) is not None:
-                with contextlib.suppress(OSError):  # it exited in between
-                    os.kill(pid, signal.SIGKILL)
+        stopped += stop_session(session, grace_s)
         (session / MARKER).unlink(missing_ok=True)  # reaped: the next run need not look again
     return stopped
+
+
+def stop_session(session: Path, grace_s: float = 3.0) -> list[int]:
+    """Stop every process of the Ray session at ``session`` (SIGTERM, then SIGKILL); the PIDs signalled.
+
+    What ``ray stop`` does, for one session only: a test or a script that started its own Ray (``ray start
+    --temp-dir``) stops exactly that, never another user's Ray on the same machine."""
+    pids = []
+    for pid in _session_processes(session):
+        with contextlib.suppress(OSError):  # it exited in between
+            os.kill(pid, signal.SIGTERM)
+            pids.append(pid)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_process_start(pid) for pid in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if _process_start(pid) is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    return pids
+
+
+def stop_sessions(temp_dir: str | Path, grace_s: float = 3.0) -> list[int]:
+    """``stop_session`` for every session under a private Ray temp dir."""
+    return [pid for session in sorted(Path(temp_dir).glob("session_*")) if not session.is_symlink()
+            for pid in stop_session(session, grace_s)]
 
 
 def ray_temp_dir() -> str:

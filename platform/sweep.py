@@ -130,9 +130,11 @@ def _validate_data(spec: SweepSpec) -> None:
 def _resources_for_plan(address: str | None) -> dict[str, float]:
     """Resources a run would get: the cluster's when --address names one (joining starts nothing), else this
     machine's CPUs and visible GPUs, which is what a local Ray would offer."""
-    if address:
-        import ray
+    import ray
 
+    if ray.is_initialized():  # a driver that started its own Ray (a script, a test) runs on that one
+        return dict(ray.cluster_resources())
+    if address:
         _init_ray(address=address, logging_level="ERROR")
         try:
             return dict(ray.cluster_resources())

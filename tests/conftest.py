@@ -41,10 +41,17 @@ def tiny_advnorm() -> dict:
 @pytest.fixture(scope="session")
 def ray_local():
     """One local Ray for the session (2 logical CPUs, as CI's machine); workers find `platform` via PYTHONPATH."""
+    import shutil
+    import tempfile
+
     import ray
 
+    # A Ray of the tests' own: "local" never joins a cluster another user started on this machine, and a private
+    # temp dir (short: socket paths have a length limit) keeps its sessions apart; shutdown stops only it.
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", _temp_dir=temp_dir,
                  runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
     yield ray
     ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)

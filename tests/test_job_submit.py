@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from platform.localray import stop_sessions
 from platform.results import read_table
 from tests.conftest import REPO_ROOT
 
@@ -26,8 +29,12 @@ def test_ray_job_submit_runs_a_sweep(tmp_path: Path) -> None:
     env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "SEGSWEEP_CACHE": str(tmp_path / "cache")}
     ray_bin = str(Path(sys.executable).parent / "ray")
     gcs, dashboard = free_port(), free_port()
+    # A private temp dir (short: Ray's socket paths have a length limit): this head's sessions, address file and
+    # processes are its own, and the test stops exactly those, never another Ray on the machine.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rj", dir="/tmp"))
     started = subprocess.run(
-        [ray_bin, "start", "--head", "--num-cpus", "2", "--port", str(gcs), "--dashboard-host", "127.0.0.1",
+        [ray_bin, "start", "--head", "--temp-dir", str(ray_tmp), "--node-ip-address", "127.0.0.1",
+         "--num-cpus", "2", "--port", str(gcs), "--dashboard-host", "127.0.0.1",
          "--dashboard-port", str(dashboard), "--include-dashboard", "true", "--disable-usage-stats"],
         capture_output=True, text=True, env=env, timeout=180)
     assert started.returncode == 0, started.stderr[-3000:]
@@ -45,4 +52,5 @@ def test_ray_job_submit_runs_a_sweep(tmp_path: Path) -> None:
         trials = read_table(str(storage / "advnorm-lambda-smoke"), "trials").to_pylist()
         assert len(trials) == 2 and {t["status"] for t in trials} == {"TERMINATED"}
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        stop_sessions(ray_tmp, grace_s=10)
+        shutil.rmtree(ray_tmp, ignore_errors=True)

@@ -83,7 +83,7 @@ def test_gpu_workers_scale_from_zero_and_auth_is_on() -> None:
 
 
 def test_every_pod_resolves_the_platform_package() -> None:
-    """PYTHONPATH and workingDir point at the image's code directory (DESIGN.md section 2)."""
+    """PYTHONPATH and workingDir point at the image's code directory"""
     home = re.search(r"SEGSWEEP_HOME=(\S+)", (K8S / "Dockerfile").read_text()).group(1)
     containers = []
     for _, doc in documents():

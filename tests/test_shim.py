@@ -1,4 +1,4 @@
-"""The `platform` package must also be the standard library's `platform` module (DESIGN.md section 2)."""
+"""The `platform` package must also be the standard library's `platform` module."""
 
 from __future__ import annotations
 

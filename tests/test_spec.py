@@ -126,11 +126,20 @@ def test_cli_exits_2_without_traceback(tmp_path: Path, override: str) -> None:
 
 
 def test_cli_dry_run_prints_plan(tmp_path: Path) -> None:
-    result = run_cli(str(write(tmp_path, GOOD)), "--dry-run")
+    # GPUs in the plan: the dry-run refuses what this CPU machine cannot run (a real run would), so the CLI is
+    # asked for a CPU plan and the GPU resources are rendered against a cluster that has them.
+    result = run_cli(str(write(tmp_path, GOOD)), "--dry-run", "resources.gpus_per_worker=0", "--storage",
+                     str(tmp_path / "runs"))
     assert result.returncode == 0, result.stderr
+    from platform.sweep import plan_text
+
+    plan = plan_text(load_spec(write(tmp_path, GOOD)), str(tmp_path / "runs" / "t"), {"CPU": 2.0, "GPU": 1.0})
     for fragment in ["trainer      advnorm", "lambda: loguniform", "when {'discriminator': 'resnet'}",
-                     "4 configs x 2 repeats = 8", "0.5 CPU, 0.25 GPU"]:
-        assert fragment in result.stdout
+                     "4 configs x 2 repeats = 8"]:
+        assert fragment in result.stdout and fragment in plan
+    assert "0.5 CPU, 0.25 GPU" in plan and "0.5 CPU, 0.0 GPU" in result.stdout
+    refused = run_cli(str(write(tmp_path, GOOD)), "--dry-run", "--storage", str(tmp_path / "runs"))
+    assert refused.returncode == 2 and "needs 0.25 GPUs" in refused.stderr, refused.stderr
 
 
 def test_cli_unwritable_storage_and_missing_resume(tmp_path: Path) -> None:
@@ -161,6 +170,7 @@ def test_cli_manifest_error_names_row_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_cli_overrides_may_follow_options(tmp_path: Path) -> None:
-    result = run_cli(str(write(tmp_path, GOOD)), "--dry-run", "budget.trials=3", "--storage", str(tmp_path))
+    result = run_cli(str(write(tmp_path, GOOD)), "--dry-run", "budget.trials=3", "--storage", str(tmp_path),
+                     "resources.gpus_per_worker=0")
     assert result.returncode == 0, result.stderr
     assert "3 configs x 2 repeats = 6" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -83,6 +84,17 @@ def test_conditional_search_with_repeats_fills_tables(tmp_path: Path, cache_dir:
     artifacts = read_table(str(experiment), "artifacts").to_pylist()
     assert len(artifacts) == 4 * 2  # one image per domain per trial
     assert all(Path(a["path"]).is_file() for a in artifacts)
+    # The cases table: one row per trial x epoch x validation volume, with per-class scores.
+    cases = read_table(str(experiment), "cases").to_pylist()
+    val_volumes = len({(c["domain"], c["subject"]) for c in cases})
+    assert val_volumes >= 2 and len(cases) == 4 * TINY_ADVNORM["epochs"] * val_volumes
+    assert all(c["split"] == "val" and c["checkpoint"] == "epoch" and "dice/wm" in c and "hd95" in c for c in cases)
+    # The sweep table: objectives and the metadata the explorer reads instead of guessing from names.
+    (sweep,) = read_table(str(experiment), "sweep").to_pylist()
+    metrics, axes = json.loads(sweep["metrics"]), json.loads(sweep["axes"])
+    assert metrics["dice"]["direction"] == "max" and metrics["hd95"]["direction"] == "min"
+    assert axes["lambda"] == {"kind": "loguniform", "log": True}
+    assert axes["discriminator"]["values"] == ["dcgan", "none"]
 
 
 def test_nan_trial_errors_with_reason_and_others_finish(tmp_path: Path, cache_dir: Path) -> None:

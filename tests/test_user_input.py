@@ -17,19 +17,11 @@ import yaml
 
 from platform.spec import SpecError, load_spec
 from tests.conftest import REPO_ROOT
+from tests.test_spec_fuzz import BASE as FUZZ_BASE
 
-BASE = {
-    "name": "t",
-    "trainer": "advnorm",
-    "data": {"domains": ["infant", "adult"], "subjects_per_domain": 3, "size": 24, "patch_size": 16},
-    "fixed": {"epochs": 3, "n_steps": 2},
-    "search": {"lambda": {"loguniform": [0.01, 10.0]}, "discriminator": {"choice": ["dcgan", "resnet"]},
-               "resnet_depth": {"choice": [10, 18], "when": {"discriminator": "resnet"}}},
-    "searcher": {"sampler": "tpe", "seed": 0, "points_to_evaluate": [{"lambda": 0.1}]},
-    "objective": {"metric": "val/dice", "mode": "max"},
-    "budget": {"trials": 4, "concurrent": 2},
-    "resources": {"workers_per_trial": 1, "cpus_per_worker": 0.5},
-}
+# The fuzzer's valid spec, named "t", without early stopping, repeats or a memory cap.
+BASE = {**{k: v for k, v in FUZZ_BASE.items() if k not in ("scheduler", "repeats")}, "name": "t",
+        "resources": {"workers_per_trial": 1, "cpus_per_worker": 0.5}}
 
 
 def spec_with(**changes: object) -> dict:
@@ -143,6 +135,10 @@ SPEC_MISTAKES: list[tuple[str, object, list[str]]] = [
      ["search.epochs", "100,000"]),
     ("an absurd phantom", {"data": {"domains": ["infant"], "size": 10**6}}, ["data.size", "512"]),
     ("a misspelt axis key", {"search": {"lambda": {"loguniformm": [0.01, 10.0]}}}, ["Did you mean 'loguniform'"]),
+    ("a baseline on an axis that is not searched", {"explore": {"baseline": {"n_steps": 2}}},
+     ["explore.baseline", "'n_steps'", "not a search axis"]),
+    ("a baseline value the axis never takes", {"explore": {"baseline": {"discriminator": "none"}}},
+     ["baseline", "not among"]),
 ]
 
 
@@ -178,6 +174,12 @@ def test_spec_mistakes_are_one_paragraph(tmp_path: Path, case: str, changes: dic
     assert str(path) in message and "Traceback" not in message and len(message) < 1500, message
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in: {message}"
+
+
+def test_the_explore_baseline_is_coerced_like_a_point(tmp_path: Path) -> None:
+    doc = _apply(spec_with(), {"search": {"d_channels": {"choice": [4, 8]}},
+                               "explore": {"baseline": {"d_channels": "8"}}})
+    assert load_spec(write(tmp_path, doc)).explore.baseline == {"d_channels": 8}
 
 
 def test_int_range_includes_both_ends(tmp_path: Path) -> None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from platform.bench.harness import interleaved, load_shipped_spec, median
 from platform.bench.report import BenchResult, Target
@@ -35,7 +34,7 @@ GLUA_STAGE1_EPOCHS = 99_999  # within the spec limit of 100,000 epochs
 
 
 @dataclass
-class Case:
+class StepCase:
     """One trainer (or one glua stage) ready to time."""
 
     name: str
@@ -73,14 +72,14 @@ def _trainer(relative_spec: str, overrides: list[str]) -> Any:
     return cls(cls.Config.model_validate(spec.fixed), spec.data, seed=0)
 
 
-def advnorm_case(patches: list[str]) -> Case:
+def advnorm_case(patches: list[str]) -> StepCase:
     from platform.losses import discriminator_loss, generated_class_loss, weighted_dice_loss
 
     trainer = _trainer("search_spaces/lambda.yaml", patches)
     config = trainer.config
     G, S, D = trainer.net("G"), trainer.net("S"), trainer.net("D")  # the paper's names
     opt = trainer.optimizers
-    x, y, z = trainer.sampler.sample()
+    x, y, z = trainer.samplers["patches"].sample()
     fake = torch.full_like(z, trainer.k)
 
     def hand(iterations: int) -> None:
@@ -106,14 +105,14 @@ def advnorm_case(patches: list[str]) -> Case:
             opt["S"].step()
 
     draws = config.n_steps + 1  # n_steps discriminator batches, then one for the joint update
-    return Case("advnorm", trainer, ["G", "S", "D"], 0, hand,
-                lambda: [("PatchSampler (3D patches)", trainer.sampler, draws)])
+    return StepCase("advnorm", trainer, ["G", "S", "D"], 0, hand,
+                lambda: [("PatchSampler (3D patches)", trainer.samplers["patches"], draws)])
 
 
-def dualnorm_case(patches: list[str]) -> Case:
+def dualnorm_case(patches: list[str]) -> StepCase:
     trainer = _trainer("search_spaces/dnrb_placement.yaml", [*patches, "fixed.pretrain_epochs=0"])
-    net, optimizer, loss_fn = trainer.net("net"), trainer.optimizer, trainer.loss_fn
-    x, y, z = trainer.sampler.sample()
+    net, optimizer, loss_fn = trainer.net("net"), trainer.optimizers["adam"], trainer.loss_fn
+    x, y, z = trainer.samplers["slices"].sample()
     target = y.unsqueeze(1)
 
     def hand(iterations: int) -> None:
@@ -130,15 +129,12 @@ def dualnorm_case(patches: list[str]) -> Case:
             loss.backward()
             optimizer.step()
 
-    return Case("dualnorm", trainer, ["net"], 0, hand,
-                lambda: [("SliceSampler (2D slices, flips, rotations)", trainer.sampler, 1)])
+    return StepCase("dualnorm", trainer, ["net"], 0, hand,
+                lambda: [("SliceSampler (2D slices, flips, rotations)", trainer.samplers["slices"], 1)])
 
 
-def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
-
-
-def glua_cases(patches: list[str]) -> list[Case]:
+def glua_cases(patches: list[str]) -> list[StepCase]:
+    from platform.losses import bce_to, conditional_discriminator_loss, style_transfer_losses
     from platform.nets.deeplab2d import local_feature_mask
     from platform.trainers.glua import SOURCE, TARGET
 
@@ -148,28 +144,21 @@ def glua_cases(patches: list[str]) -> list[Case]:
     enc, dec, disc = trainer.net("g_enc"), trainer.net("g_dec"), trainer.net("d_img")
     s_enc, s_pred, d1, d2 = trainer.net("s_enc"), trainer.net("s_pred"), trainer.net("d1"), trainer.net("d2")
     opt = trainer.optimizers
-    x_s, x_t = trainer.stage1_samplers["source"].sample(), trainer.stage1_samplers["target"].sample()
+    x_s, x_t = trainer.samplers["style_source"].sample(), trainer.samplers["style_target"].sample()
     d_s, d_t = torch.full((len(x_s),), SOURCE), torch.full((len(x_t),), TARGET)
 
     def stage1(iterations: int) -> None:
         for net in (enc, dec, disc):
             net.train()
         for _ in range(iterations):
-            c_s, c_t = enc(x_s, d_s), enc(x_t, d_t)
-            rec_im = F.l1_loss(dec(c_s, d_s), x_s) + F.l1_loss(dec(c_t, d_t), x_t)
-            x_st, x_ts = dec(c_s, d_t), dec(c_t, d_s)
-            c_st, c_ts = enc(x_st, d_t), enc(x_ts, d_s)
-            rec_c = F.l1_loss(c_st, c_s) + F.l1_loss(c_ts, c_t)
-            cyc = F.l1_loss(dec(c_st, d_s), x_s) + F.l1_loss(dec(c_ts, d_t), x_t)
-            disc.requires_grad_(False)
-            adv = _bce(disc(x_st, d_t), 1.0) + _bce(disc(x_ts, d_s), 1.0)
-            disc.requires_grad_(True)
-            loss = cfg.lambda_rec_im * rec_im + cfg.lambda_cyc * cyc + cfg.lambda_rec_c * rec_c + cfg.lambda_adv * adv
+            terms = style_transfer_losses(enc, dec, disc, x_s, x_t, d_s, d_t)
+            loss = (cfg.lambda_rec_im * terms["rec_im"] + cfg.lambda_cyc * terms["cyc"]
+                    + cfg.lambda_rec_c * terms["rec_c"] + cfg.lambda_adv * terms["adv"])
             opt["g"].zero_grad(set_to_none=True)
             loss.backward()
             opt["g"].step()
-            loss_d = (_bce(disc(x_s, d_s), 1.0) + _bce(disc(x_t, d_t), 1.0)
-                      + _bce(disc(x_st.detach(), d_t), 0.0) + _bce(disc(x_ts.detach(), d_s), 0.0)) / 2
+            loss_d = conditional_discriminator_loss(disc, [(x_s, d_s), (x_t, d_t)],
+                                                    [(terms["x_st"], d_t), (terms["x_ts"], d_s)])
             opt["d_img"].zero_grad(set_to_none=True)
             loss_d.backward()
             opt["d_img"].step()
@@ -178,9 +167,9 @@ def glua_cases(patches: list[str]) -> list[Case]:
 
     def stage2(iterations: int) -> None:
         if not batch:  # stage 2's samplers exist after its first epoch (they translate the source volumes)
-            samplers = trainer._stage2_sampler()
+            samplers = stage2_built()
             batch["x_s"], batch["y_s"], _ = samplers["labelled"].sample()
-            batch["x_t"] = samplers["target"].sample()
+            batch["x_t"] = samplers["unlabelled"].sample()
         xs, ys, xt = batch["x_s"], batch["y_s"].unsqueeze(1), batch["x_t"]
         for net in (s_enc, s_pred, d1, d2):
             net.train()
@@ -193,46 +182,51 @@ def glua_cases(patches: list[str]) -> list[Case]:
             logits_t = s_pred(f_t * (1 + mask), xt.shape[-2:])
             d1.requires_grad_(False)
             d2.requires_grad_(False)
-            loss = (trainer.loss_fn(logits_s, ys) + cfg.lambda_d1 * _bce(d1(f_t), 1.0)
-                    + cfg.lambda_d2 * _bce(d2(logits_t.softmax(1)), 1.0))
+            loss = (trainer.loss_fn(logits_s, ys) + cfg.lambda_d1 * bce_to(d1(f_t), 1.0)
+                    + cfg.lambda_d2 * bce_to(d2(logits_t.softmax(1)), 1.0))
             d1.requires_grad_(True)
             d2.requires_grad_(True)
             opt["s"].zero_grad(set_to_none=True)
             loss.backward()
             opt["s"].step()
             for name, net, src, tgt in (("d1", d1, f_s, f_t), ("d2", d2, logits_s.softmax(1), logits_t.softmax(1))):
-                loss_d = (_bce(net(src.detach()), 1.0) + _bce(net(tgt.detach()), 0.0)) / 2
+                loss_d = (bce_to(net(src.detach()), 1.0) + bce_to(net(tgt.detach()), 0.0)) / 2
                 opt[name].zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt[name].step()
 
+    def stage2_built() -> dict[str, Any]:
+        if "labelled" not in trainer.samplers:
+            trainer._build_stage2_samplers()
+        return trainer.samplers
+
     def stage2_samplers() -> list[tuple[str, Any, int]]:
-        samplers = trainer._stage2_sampler()
+        samplers = stage2_built()
         return [("SliceSampler (translated source slices)", samplers["labelled"], 1),
-                ("ImageSliceSampler (target slices)", samplers["target"], 1)]
+                ("ImageSliceSampler (target slices)", samplers["unlabelled"], 1)]
 
     return [
-        Case("glua stage 1", trainer, ["g_enc", "g_dec", "d_img"], 0, stage1, lambda: [
-            ("ImageSliceSampler (source slices)", trainer.stage1_samplers["source"], 1),
-            ("ImageSliceSampler (target slices)", trainer.stage1_samplers["target"], 1)]),
-        Case("glua stage 2", trainer, ["s_enc", "s_pred", "d1", "d2"], GLUA_STAGE1_EPOCHS, stage2, stage2_samplers),
+        StepCase("glua stage 1", trainer, ["g_enc", "g_dec", "d_img"], 0, stage1, lambda: [
+            ("ImageSliceSampler (source slices)", trainer.samplers["style_source"], 1),
+            ("ImageSliceSampler (target slices)", trainer.samplers["style_target"], 1)]),
+        StepCase("glua stage 2", trainer, ["s_enc", "s_pred", "d1", "d2"], GLUA_STAGE1_EPOCHS, stage2, stage2_samplers),
     ]
 
 
-def build_cases(quick: bool) -> list[Case]:
+def build_cases(quick: bool) -> list[StepCase]:
     """Every trainer case; ``quick`` shortens epochs to 4 iterations (batch 4) instead of the spec's."""
     patches = ["data.patches_per_epoch=16"] if quick else []
     return [advnorm_case(patches), dualnorm_case(patches), *glua_cases(patches)]
 
 
-def time_platform_epoch(case: Case) -> float:
+def time_platform_epoch(case: StepCase) -> float:
     """Seconds per iteration of one ``train_epoch``."""
     started = time.perf_counter()
     case.trainer.train_epoch(case.epoch)
     return (time.perf_counter() - started) / case.iterations
 
 
-def time_hand_epoch(case: Case) -> float:
+def time_hand_epoch(case: StepCase) -> float:
     started = time.perf_counter()
     case.hand(case.iterations)
     return (time.perf_counter() - started) / case.iterations

@@ -1,4 +1,4 @@
-"""Embedded multi-domain brain phantom, written as real NIfTI files with a manifest (DESIGN.md section 5).
+"""Embedded multi-domain brain phantom, written as real NIfTI files with a manifest.
 
 Every subject is a brain-like ellipsoid of nested, smoothly deformed shells: WM inside, a GM shell, an outer
 CSF shell, background outside. Anatomy is drawn from a generator seeded by (seed, subject index) only, so the

@@ -1,4 +1,4 @@
-"""Axial 2D (or 2.5D) slices of in-memory cases for the 2D trainers (DESIGN.md section 5, "Sampling").
+"""Axial 2D (or 2.5D) slices of in-memory cases for the 2D trainers.
 
 A slice is taken along the last spatial axis Z. With ``context`` k > 0 each modality contributes the 2k+1
 slices z-k .. z+k as channels (modality-major: all of modality 0's slices, then modality 1's, ...), with the
