@@ -127,7 +127,7 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
 
 def _first_page(explorer: Any, name: str) -> dict[str, Any]:
     """Every callback a fresh page fires, in the order Dash fires them, serialised as the browser gets them."""
-    from dashboards.app import _rows_table  # the page's own table rendering
+    from dashboards.views.comparison import rows_table as _rows_table  # the page's own table rendering
 
     version, _, _ = explorer.refresh(0, name, None)
     controls = explorer.controls(version, None, None, None, None, None, None)
@@ -154,7 +154,8 @@ def _views(explorer: Any, version: dict[str, Any], score: str, param: str, facto
 
 
 def run(trials: int, epochs: int, repeat: int) -> dict[str, Any]:
-    from dashboards.app import Explorer, _rows_table
+    from dashboards.app import Explorer
+    from dashboards.views.comparison import rows_table as _rows_table
 
     with tempfile.TemporaryDirectory(prefix="explorer-bench-") as storage:
         built = time.perf_counter()

@@ -16,6 +16,7 @@ import pytest
 from dashboards import app as app_module
 from dashboards.app import Explorer, create_app
 from dashboards.bench import build_experiment
+from dashboards.views import common as views_common
 from platform.results import ResultsStore, read_table
 
 
@@ -137,7 +138,7 @@ def test_importance_of_the_synthetic_sweep_ranks_lambda_first(page: dict[str, An
 def test_selecting_rows_picks_the_comparison_and_shows_differences(page: dict[str, Any], trials: pd.DataFrame,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     explorer, version = page["explorer"], page["version"]
-    monkeypatch.setattr(app_module, "_triggered", lambda: "grid")
+    monkeypatch.setattr(views_common, "triggered", lambda: "grid")
     selected = [{"trial_id": "t000000"}, {"trial_id": "t000003"}]
     options, _, a, b = explorer.comparison_choices(version, None, {}, None, page["score"], selected, None, None)
     assert (a, b) == ("t000000", "t000003") and {"t000000", "t000003"} <= {o["value"] for o in options}
@@ -156,11 +157,11 @@ def test_export_writes_the_filtered_table(page: dict[str, Any], trials: pd.DataF
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     explorer, version = page["explorer"], page["version"]
     expected = sorted(trials.loc[trials["status"] == "ERROR", "trial_id"])
-    monkeypatch.setattr(app_module, "_triggered", lambda: "export-parquet")
+    monkeypatch.setattr(views_common, "triggered", lambda: "export-parquet")
     sent = explorer.export(None, 1, version, ["ERROR"], {}, None)
     table = pq.read_table(io.BytesIO(base64.b64decode(sent["content"])))
     assert sorted(table["trial_id"].to_pylist()) == expected and sent["filename"] == "synthetic-trials.parquet"
-    monkeypatch.setattr(app_module, "_triggered", lambda: "export-csv")
+    monkeypatch.setattr(views_common, "triggered", lambda: "export-csv")
     sent = explorer.export(1, None, version, ["ERROR"], {}, None)
     assert sorted(pd.read_csv(io.StringIO(sent["content"]))["trial_id"]) == expected
 

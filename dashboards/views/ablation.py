@@ -1,0 +1,62 @@
+"""Ablation bars per level of one or more factors, each level's difference to a baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from dashboards import figures
+from dashboards.views import Context, View
+from dashboards.views.common import GRAPH, dropdown
+
+
+def controls() -> html.Div:
+    return html.Div([html.Div([dropdown("factors", "factors", multi=True), dropdown("baseline", "baseline")],
+                              className="row"), dcc.Graph(id="ablation", **GRAPH)], className="section half")
+
+
+def render(context: Context, score: str | None, factors: list[str] | None, baseline: str | None) -> Any:
+    experiment, trials = context.experiment, context.trials
+    factors = [f for f in factors or [] if f in experiment.params]
+    levels = figures.level_options(trials, factors)
+    if baseline not in levels:
+        baseline = default_baseline(experiment, trials, factors, levels)
+    return figures.ablation_bars(trials, factors, score, baseline), levels, baseline
+
+
+def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], levels: list[str]) -> str | None:
+    """The level of the spec's ``explore.baseline`` for these factors, else the first level."""
+    baseline = experiment.explore.get("baseline") or {}
+    wanted = {factor: baseline[factor.removeprefix("config/")] for factor in factors
+              if factor.removeprefix("config/") in baseline}
+    if factors and len(wanted) == len(factors) and not trials.empty:
+        matches = pd.Series(True, index=trials.index)
+        for factor, value in wanted.items():
+            matches &= trials[factor].map(lambda stored, value=value: same_value(stored, value))
+        if matches.any():
+            label = figures.level_labels(trials[matches].head(1), factors).iloc[0]
+            if label in levels:
+                return label
+    return levels[0] if levels else None
+
+
+def same_value(stored: Any, value: Any) -> bool:
+    """Whether a trials-table cell (lists and mappings stored as JSON text) holds ``value``."""
+    if isinstance(stored, str) and not isinstance(value, str):
+        try:
+            stored = json.loads(stored)
+        except json.JSONDecodeError:
+            return False
+    if isinstance(stored, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return math.isclose(float(stored), float(value), rel_tol=1e-9)
+    return bool(stored == value)
+
+
+VIEWS = [View("ablation", [("ablation", "figure"), ("baseline", "options"), ("baseline", "value")],
+              [("score", "value"), ("factors", "value"), ("baseline", "value")], render,
+              lambda: (figures.empty("no experiment selected"), [], None),
+              ready=lambda score, factors, baseline: bool(score))]

@@ -1,0 +1,78 @@
+"""Helpers the views share: JSON-ready rows, ranking, trial labels, the firing input."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import dcc, html
+
+from dashboards.analysis import short_name
+
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".webp": "image/webp"}
+GRAPH = {"config": {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}}
+
+
+def triggered() -> str | None:
+    """The id of the input that fired the running callback (None when a test calls a method directly)."""
+    try:
+        return dash.ctx.triggered_id
+    except dash.exceptions.MissingCallbackContextException:
+        return None
+
+
+def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts (NaN -> None), column-wise: ~20x faster than ``to_dict("records")``."""
+    lists = []
+    for column in columns:
+        values = frame[column].tolist()
+        lists.append([None if isinstance(v, float) and v != v else v for v in values])
+    return [dict(zip(columns, row, strict=True)) for row in zip(*lists, strict=True)]
+
+
+def missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def rounded(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if math.isnan(v) else round(v, 4)) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def image_type(file_name: str) -> str | None:
+    suffix = file_name[file_name.rfind("."):].lower() if "." in file_name else ""
+    return IMAGE_TYPES.get(suffix)
+
+
+def ranked(trials: pd.DataFrame, score: str | None, experiment: Any) -> pd.DataFrame:
+    """Trials best first on ``score`` (its direction from the experiment), missing scores last."""
+    if not score or score not in trials:
+        return trials
+    return trials.assign(_score=pd.to_numeric(trials[score], errors="coerce")).sort_values(
+        "_score", ascending=experiment.mode_of(score) == "min", na_position="last")
+
+
+def short_value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def trial_labels(experiment: Any, trial_ids: list[str]) -> dict[str, str]:
+    """``id (param=value, ..., seed s)`` per trial, for legends and pickers (one vectorised lookup)."""
+    trials = experiment.trials
+    chosen = trials[trials["trial_id"].isin(trial_ids)]
+    shown = experiment.params[:3]
+    columns = [chosen[p].tolist() for p in shown]
+    seeds = chosen["seed"].tolist() if "seed" in chosen else [None] * len(chosen)
+    labels = {}
+    for index, trial_id in enumerate(chosen["trial_id"].tolist()):
+        params = ", ".join(f"{short_name(p)}={short_value(values[index])}" for p, values in zip(shown, columns,
+                                                                                                strict=True))
+        seed = "" if missing(seeds[index]) else f", seed {int(seeds[index])}"
+        labels[trial_id] = f"{trial_id} ({params}{seed})" if params else f"{trial_id}{seed}"
+    return labels
+
+
+def dropdown(component_id: str, label: str, **kwargs: Any) -> html.Div:
+    return html.Div([html.Div(label, className="label"), dcc.Dropdown(id=component_id, **kwargs)], className="control")

@@ -1,0 +1,103 @@
+"""Two trials side by side: config differences highlighted, metrics per domain and class, and their images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from dashboards.analysis import config_differences, metric_breakdown
+from dashboards.views import Context, View, common
+from dashboards.views.common import dropdown, image_type, missing, ranked, rounded, trial_labels
+
+MAX_OPTIONS = 500  # trials offered in the pickers (best first; selected ones always included)
+
+
+def controls() -> html.Div:
+    return html.Div([
+        html.H3("Compare two trials", style={"margin": "4px 0"}),
+        html.Div([dropdown("compare-a", "A", style={"minWidth": "380px"}),
+                  dropdown("compare-b", "B", style={"minWidth": "380px"})], className="row"),
+        html.Div([html.Div(id="compare-config", className="half"), html.Div(id="compare-metrics", className="half")],
+                 className="row"),
+        html.Div(id="compare-images", className="row"),
+    ], className="section")
+
+
+def choices(context: Context, score: str | None, selected: list[dict[str, Any]] | None, current_a: str | None,
+            current_b: str | None) -> tuple[list[dict[str, str]], list[dict[str, str]], str | None, str | None]:
+    """Trials offered for the comparison; selecting rows in the grid picks A (first) and B (second, else the best
+    other trial)."""
+    experiment, trials = context.experiment, context.trials
+    order = list(ranked(trials, score, experiment)["trial_id"])
+    chosen = [row["trial_id"] for row in selected or [] if row.get("trial_id")]
+    known = set(experiment.trials["trial_id"])
+    # Picks from another experiment (the picker just changed) are not kept.
+    current_a, current_b = (t if t in known else None for t in (current_a, current_b))
+    offered = list(dict.fromkeys(chosen + order[:MAX_OPTIONS] + [t for t in (current_a, current_b) if t]))
+    labels = trial_labels(experiment, offered)
+    options = [{"label": labels.get(t, t), "value": t} for t in offered]
+    if common.triggered() == "grid" and chosen:
+        a = chosen[0]
+        b = chosen[1] if len(chosen) > 1 else next((t for t in order if t != a), None)
+        return options, options, a, b
+    a = current_a if current_a in offered else (order[0] if order else None)
+    b = current_b if current_b in offered else next((t for t in order if t != a), None)
+    return options, options, a, b
+
+
+def comparison(explorer: Any, version: dict[str, Any] | None, a: str | None, b: str | None
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+    """Config rows (differences first, flagged), per-domain/class metric rows, and both trials' images."""
+    experiment = explorer.experiment(version)
+    if experiment is None or not a or not b:
+        return [], [], []
+    trials = experiment.trials.set_index("trial_id", drop=False)
+    if a not in trials.index or b not in trials.index:
+        return [], [], []
+    configs = explorer.catalog.configs(experiment.name, [a, b])
+    extra = ["seed", "fold", "status", "epochs", "error"]
+
+    def flat(trial_id: str) -> dict[str, Any]:
+        row = trials.loc[trial_id]
+        return {**dict(configs.get(trial_id, {}).items()),
+                **{k: row[k] for k in extra if k in row and not missing(row[k])}}
+
+    metric_rows = metric_breakdown(trials.loc[a], trials.loc[b])
+    images = [images_of(experiment, trial_id, tag) for tag, trial_id in (("A", a), ("B", b))]
+    return config_differences(flat(a), flat(b)), [rounded(r) for r in metric_rows], images
+
+
+def page_parts(explorer: Any, version: dict[str, Any] | None, a: str | None, b: str | None) -> tuple[Any, Any, Any]:
+    """The comparison as the page shows it: two tables and the images."""
+    config_rows, metric_rows, images = comparison(explorer, version, a, b)
+    if not config_rows:
+        return html.P("choose two trials"), None, None
+    return (rows_table(config_rows, ["key", "a", "b"], "compare-config-table"),
+            rows_table(metric_rows, ["metric", "domain", "class", "a", "b", "diff"], "compare-metrics-table"), images)
+
+
+def images_of(experiment: Any, trial_id: str, tag: str) -> html.Div:
+    rows = experiment.artifacts[experiment.artifacts["trial_id"] == trial_id] if len(experiment.artifacts) \
+        else experiment.artifacts
+    pictures = [html.Figure([html.Img(src=f"/artifacts/{experiment.name}/{trial_id}/{row['file']}",
+                                      className="artifact", alt=f"{row.get('kind', '')} {row.get('domain', '')}"),
+                             html.Figcaption(f"{row.get('domain', '')}: {row.get('kind', '')}")])
+                for _, row in rows.iterrows() if image_type(row["file"])]
+    heading = html.H4(f"{tag}: trial {trial_id}")
+    return html.Div([heading, *pictures] if pictures else [heading, html.P("this trial saved no images")],
+                    className="images")
+
+
+def rows_table(rows: list[dict[str, Any]], columns: list[str], table_id: str) -> html.Table:
+    head = html.Tr([html.Th(c) for c in columns])
+    body = [html.Tr([html.Td("" if row.get(c) is None else str(row.get(c))) for c in columns],
+                    className="differs" if row.get("differs") else "") for row in rows]
+    return html.Table([html.Thead(head), html.Tbody(body)], className="compare", id=table_id)
+
+
+VIEWS = [View("comparison_choices",
+              [("compare-a", "options"), ("compare-b", "options"), ("compare-a", "value"), ("compare-b", "value")],
+              [("score", "value"), ("grid", "selectedRows")], choices, lambda: ([], [], None, None),
+              states=[("compare-a", "value"), ("compare-b", "value")])]
+METHODS = {"comparison": comparison}

@@ -1,0 +1,37 @@
+"""Parallel coordinates over the parameters and the score; brushes dragged on its axes filter the other views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+from dashboards import figures
+from dashboards.analysis import brushes_from_restyle
+from dashboards.views import common
+from dashboards.views.common import GRAPH
+
+
+def controls() -> html.Div:
+    return html.Div(dcc.Graph(id="parcoords", **GRAPH), className="section")
+
+
+def parcoords(explorer: Any, version: dict[str, Any] | None, statuses: list[str] | None,
+              grid_model: dict[str, Any] | None, score: str | None,
+              brushes: dict[str, Any] | None) -> tuple[Any, list[dict[str, Any]]]:
+    # Not filtered by its own brushes: it draws them, and the other views apply them.
+    experiment, trials = explorer.filtered(version, statuses, None, grid_model)
+    if experiment is None or not score:
+        return figures.empty("no experiment selected"), []
+    log_axes = {p: log for p in experiment.params if (log := experiment.is_log_axis(p)) is not None}
+    return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes, log_axes)
+
+
+def brushes(explorer: Any, restyle: list[Any] | None, clear_clicks: int | None, axes: list[dict[str, Any]] | None,
+            current: dict[str, Any] | None) -> dict[str, Any]:
+    if common.triggered() == "clear-brushes":
+        return {}
+    return brushes_from_restyle(restyle, axes or [], current)
+
+
+METHODS = {"parcoords": parcoords, "brushes": brushes}

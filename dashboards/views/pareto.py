@@ -1,0 +1,41 @@
+"""The Pareto front of any two metrics (the two objectives of a multi-objective sweep by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+from dashboards import figures
+from dashboards.views import Context, View
+from dashboards.views.common import GRAPH, dropdown
+
+
+def controls() -> html.Div:
+    return html.Div([html.Div([dropdown("pareto-x", "x", clearable=False),
+                               dcc.RadioItems(id="pareto-x-mode", options=["max", "min"], value="max", inline=True),
+                               dropdown("pareto-y", "y", clearable=False),
+                               dcc.RadioItems(id="pareto-y-mode", options=["max", "min"], value="min", inline=True)],
+                              className="row"), dcc.Graph(id="pareto", **GRAPH)], className="section half")
+
+
+def render(context: Context, x: str, x_mode: str, y: str, y_mode: str) -> Any:
+    return figures.pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params)
+
+
+def defaults(experiment: Any, scores: list[str]) -> tuple[str | None, str | None]:
+    """The first two objectives; with one, the objective against the first metric declared smaller-is-better
+    (a trade-off), else against the next score."""
+    objectives = [f"last/{o.metric}" for o in experiment.objectives if f"last/{o.metric}" in scores]
+    if len(objectives) >= 2:
+        return objectives[0], objectives[1]
+    first = objectives[0] if objectives else (scores[0] if scores else None)
+    opposite = next((s for s in scores if s.startswith("last/val/") and s != first
+                     and experiment.declared_direction(s) == "min"), None)
+    return first, opposite or next((s for s in scores if s != first), first)
+
+
+VIEWS = [View("pareto", [("pareto", "figure")],
+              [("pareto-x", "value"), ("pareto-x-mode", "value"), ("pareto-y", "value"), ("pareto-y-mode", "value")],
+              render, lambda: figures.empty("no experiment selected"),
+              ready=lambda x, x_mode, y, y_mode: bool(x and y))]

@@ -1,0 +1,41 @@
+"""The summary cards: trainer, trials by status, objectives, the best score, elapsed time, when read."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from dash import html
+
+from dashboards.analysis import summary_numbers
+
+
+def controls() -> html.Div:
+    return html.Div([html.Div(id="summary", className="cards")], className="section")
+
+
+def summary(explorer: Any, version: dict[str, Any] | None, score: str | None) -> list[Any]:
+    experiment = explorer.experiment(version)
+    if experiment is None:
+        return [html.Span("no experiment selected")]
+    numbers = summary_numbers(experiment.trials, score or "", experiment.mode_of(score or ""), time.time())
+    counts = ", ".join(f"{status.lower()} {count}" for status, count in sorted(numbers["counts"].items()))
+    best = "—" if math.isnan(numbers["best"]) else f"{numbers['best']:.4f} (trial {numbers['best_trial']})"
+    objectives = ", ".join(f"{o.metric} ({o.mode})" for o in experiment.objectives) or "unknown"
+    items = [("trainer", experiment.trainer), ("trials", f"{numbers['total']}: {counts}"),
+             ("objectives", objectives), (f"best {score}", best), ("elapsed", duration(numbers["elapsed_s"])),
+             ("read", time.strftime("%H:%M:%S", time.localtime(experiment.loaded_at)))]
+    return [html.Div([html.Div(label, className="label"), html.Div(value, id=f"summary-{i}")], className="card")
+            for i, (label, value) in enumerate(items)]
+
+
+def duration(seconds: float) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "—"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+METHODS = {"summary": summary}
