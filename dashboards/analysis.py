@@ -298,17 +298,9 @@ def summary_numbers(trials: pd.DataFrame, score: str, mode: str, now: float) -> 
 # --- parameter importance ------------------------------------------------------------------------------------
 
 
-def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str, mode: str,
-               evaluator: str = "fanova", max_trials: int = 500, seed: int = 0) -> dict[str, float]:
-    """Optuna's parameter importance of ``score`` over the finished trials (at most ``max_trials``, a seeded
-    sample, because fANOVA's forest grows with the trial count). Empty if fewer than two usable trials or no
-    parameter takes two values."""
-    done = trials[pd.to_numeric(trials[score], errors="coerce").notna()] if score in trials else trials.iloc[:0]
-    if "status" in done:
-        done = done[done["status"] == "TERMINATED"]
-    if len(done) > max_trials:
-        done = done.sample(max_trials, random_state=seed)
-    distributions = {}
+def _distributions(done: pd.DataFrame, params: list[str], categorical: set[str]) -> dict[str, Any]:
+    """An Optuna distribution per parameter that takes two values or more among ``done``."""
+    distributions: dict[str, Any] = {}
     for column in params:
         values = done[column]
         if column in categorical:
@@ -325,6 +317,20 @@ def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], s
         else:
             distributions[column] = optuna.distributions.FloatDistribution(low, high,
                                                                            log=low > 0 and high / low >= 100)
+    return distributions
+
+
+def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str, mode: str,
+               evaluator: str = "fanova", max_trials: int = 500, seed: int = 0) -> dict[str, float]:
+    """Optuna's parameter importance of ``score`` over the finished trials (at most ``max_trials``, a seeded
+    sample, because fANOVA's forest grows with the trial count). Empty if fewer than two usable trials or no
+    parameter takes two values."""
+    done = trials[pd.to_numeric(trials[score], errors="coerce").notna()] if score in trials else trials.iloc[:0]
+    if "status" in done:
+        done = done[done["status"] == "TERMINATED"]
+    if len(done) > max_trials:
+        done = done.sample(max_trials, random_state=seed)
+    distributions = _distributions(done, params, categorical)
     if len(done) < 2 or not distributions:
         return {}
     direction = "maximize" if mode == "max" else "minimize"

@@ -1,7 +1,9 @@
 """Search-space YAML -> an Optuna define-by-run function (conditional parameters) and the sampler.
 
 Optuna categoricals hold only None/bool/int/float/str, so a choice whose values are lists or mappings
-(e.g. DNRB placements ``[1, 2, 3, 4]``) is suggested as its JSON text and decoded back in the trial.
+(e.g. DNRB placements ``[1, 2, 3, 4]``) is suggested as its JSON text. The define-by-run function decodes each
+value once and returns the trial's parameters under ``PARAMS`` (Ray adds a returned mapping to the trial's
+config), so no caller decodes again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import optuna
 from platform.spec import Axis, SweepSpec
 
 _PRIMITIVE = (type(None), bool, int, float, str)
+PARAMS = "params"  # the trial config's key of the decoded parameters (the trainer Config values)
 
 
 def _needs_encoding(values: list[Any]) -> bool:
@@ -29,6 +32,14 @@ def encode_value(axis: Axis, value: Any) -> Any:
 
 def categorical_choices(axis: Axis) -> list[Any]:
     return [encode_value(axis, value) for value in axis.values_to_check()]
+
+
+def trial_params(search: dict[str, Axis], config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters: the decoded values the define-by-run function returned (an experiment started before
+    it returned them is decoded here)."""
+    if isinstance(config.get(PARAMS), dict):
+        return dict(config[PARAMS])
+    return decode_config(search, {key: config[key] for key in search if key in config})
 
 
 def decode_config(search: dict[str, Axis], config: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +83,7 @@ class DefineByRun:
         self.search = search
         self.order = ordered_axes(search)
 
-    def __call__(self, trial: optuna.Trial) -> None:
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         chosen: dict[str, Any] = {}
         for key in self.order:
             axis = self.search[key]
@@ -91,7 +102,7 @@ class DefineByRun:
             else:
                 encoded = trial.suggest_categorical(key, categorical_choices(axis))
                 chosen[key] = decode_config({key: axis}, {key: encoded})[key]
-        return None
+        return {PARAMS: chosen}
 
 
 def define_by_run(search: dict[str, Axis]) -> DefineByRun:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from platform.data.config import DataConfig
 from platform.spec_checks import SpecChecks
@@ -160,6 +160,7 @@ class SweepSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     storage: str = Field("./runs", description="local directory or pyarrow filesystem URI (s3://, gs://)")
     explore: Explore = Field(default_factory=Explore, description="how the explorer first shows the sweep")
+    _base_config: Any = PrivateAttr(None)
 
     @field_validator("name")
     @classmethod
@@ -201,6 +202,18 @@ class SweepSpec(_Strict):
                              f"{self.repeats.count():,} repeats = {trials:,} trials; at most {MAX_TRIALS:,} "
                              "run in one sweep. Narrow the grid or the budget")
         return self
+
+    def trainer_class(self) -> Any:
+        """The registered trainer class (``platform.trainers``) this sweep runs."""
+        from platform.trainers import TRAINERS
+
+        return TRAINERS.get(self.trainer)
+
+    def base_config(self) -> Any:
+        """The trainer Config of the ``fixed`` values, validated once (what every trial starts from)."""
+        if self._base_config is None:
+            self._base_config = self.trainer_class().Config.model_validate(self.fixed)
+        return self._base_config
 
     @property
     def objectives(self) -> list[Objective]:
@@ -322,6 +335,7 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
     trainer = TRAINERS.get(spec.trainer)
     checks = SpecChecks(spec, trainer, src)
     checks.data()
+    checks.renamed()
     checks.keys()
     checks.fixed()
     checks.axes()

@@ -8,6 +8,7 @@ The spec models are duck-typed here (this module sits below ``platform.spec``, w
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pydantic
@@ -38,6 +39,24 @@ class SpecChecks:
             problems.append(f"{self.where('data', field)}: {problem}.")
         if problems:
             raise SpecError("\n".join(problems))
+
+    def renamed(self) -> None:
+        """Old field names (``Config.RENAMED``) still work: rewritten to the new ones, with a message each."""
+        renamed = self.trainer.Config.RENAMED
+        spec = self.spec
+        used = [("fixed", k) for k in spec.fixed if k in renamed] + [("search", k) for k in spec.search if k in renamed]
+        for section, old in used:
+            print(f"warning: {self.where(section, old)}: {old!r} is now {renamed[old]!r} for {spec.trainer}; the old "
+                  "name still works, rename it", file=sys.stderr)
+        spec.fixed = {renamed.get(k, k): v for k, v in spec.fixed.items()}
+        spec.search = {renamed.get(k, k): axis for k, axis in spec.search.items()}
+        for axis in spec.search.values():
+            if axis.when:
+                axis.when = {renamed.get(k, k): v for k, v in axis.when.items()}
+        spec.searcher.points_to_evaluate = [{renamed.get(k, k): v for k, v in point.items()}
+                                            for point in spec.searcher.points_to_evaluate]
+        if spec.explore.baseline:
+            spec.explore.baseline = {renamed.get(k, k): v for k, v in spec.explore.baseline.items()}
 
     def keys(self) -> None:
         spec, fields = self.spec, self.trainer.config_keys()

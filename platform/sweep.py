@@ -38,10 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def plan_text(spec: SweepSpec, experiment: str, available: dict[str, float] | None = None) -> str:
     """The resolved plan that --dry-run prints; ``available`` resources name the derived concurrency."""
     from platform.space import describe_axis
-    from platform.trainers import TRAINERS
 
-    trainer_cls = TRAINERS.get(spec.trainer)
-    config = trainer_cls.Config.model_validate(spec.fixed)
+    config = spec.base_config()
     lines = [f"experiment   {spec.name}  ->  {experiment}", f"trainer      {spec.trainer}",
              "config       " + ", ".join(f"{k}={v}" for k, v in config.model_dump(by_alias=True).items()),
              "data         " + ", ".join(f"{k}={v}" for k, v in spec.data.model_dump().items() if v is not None)]
@@ -249,7 +247,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> int:
-    from platform.trainers import TRAINERS
     from platform.tuning import build_tuner, default_concurrency, restore_tuner, unschedulable_reason
 
     _start_ray(args.address)
@@ -270,7 +267,7 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
     if not_shared:
         ray.shutdown()
         return _fail(not_shared)
-    epochs = TRAINERS.get(spec.trainer).Config.model_validate(spec.fixed).epochs
+    epochs = spec.base_config().epochs
     concurrent = spec.budget.concurrent or default_concurrency(spec)
     started = time.monotonic()
     tuner = restore_tuner(spec, experiment) if args.resume else build_tuner(spec, storage, experiment, epochs,
@@ -280,7 +277,7 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
     print()
     print(results_text(spec, experiment))
     print(f"\n{spec.trial_count()} trials in {elapsed:.0f} s. Results: {experiment}/tables "
-          f"(trials, epochs, artifacts); explore with: python -m dashboards.app --storage {storage} "
+          f"(trials, epochs, artifacts, cases, sweep); explore with: python -m dashboards.app --storage {storage} "
           f"--experiment {spec.name}")
     return 0
 

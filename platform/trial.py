@@ -12,17 +12,15 @@ from typing import Any
 from ray import tune
 from ray.tune.search.repeater import TRIAL_INDEX
 
-from platform.space import decode_config
+from platform.space import trial_params
 from platform.spec import SweepSpec
-from platform.trainers import TRAINERS, TrainerConfig
+from platform.trainers import TrainerConfig
 from platform.worker import choose_device, quiet_ray_logs, run_in_process
 
 
 def resolve(spec: SweepSpec, config: dict[str, Any]) -> tuple[TrainerConfig, int, int | None]:
     """The trainer Config, seed and fold of a Tune config (sampled axes plus the repeat index)."""
-    params = decode_config(spec.search, {key: config[key] for key in spec.search if key in config})
-    trainer_cls = TRAINERS.get(spec.trainer)
-    trainer_config = trainer_cls.Config.model_validate({**spec.fixed, **params})
+    trainer_config = spec.trainer_class().Config.model_validate({**spec.fixed, **trial_params(spec.search, config)})
     seed, fold = spec.repeats.combos()[int(config.get(TRIAL_INDEX, 0))]
     return trainer_config, seed, fold
 

@@ -29,9 +29,8 @@ from platform.results import (
     listed_rows,
     summary_row,
 )
-from platform.space import decode_config, define_by_run, encode_points, make_sampler
+from platform.space import define_by_run, encode_points, make_sampler, trial_params
 from platform.spec import SweepSpec
-from platform.trainers import TRAINERS
 from platform.trial import resolve, run_trial
 
 
@@ -135,7 +134,7 @@ def declared_columns(spec: SweepSpec) -> dict[str, dict[str, Any]]:
 def sweep_row(spec: SweepSpec) -> dict[str, Any]:
     """The ``sweep`` table's row: objectives, the trainer's declared metric stems (direction, kind), the axes
     (kind, log scale, values in the spec's order) and the spec's ``explore`` block."""
-    trainer = TRAINERS.get(spec.trainer)
+    trainer = spec.trainer_class()
     axes = {key: {"kind": axis.kind, "log": axis.kind == "loguniform",
                   **({"values": axis.values_to_check()} if axis.kind in ("choice", "grid") else {})}
             for key, axis in spec.search.items()}
@@ -173,7 +172,7 @@ class ResultsCallback(tune.Callback):
                                "trainer": self.spec.trainer, "seed": seed, "fold": fold, "repeat": index,
                                # The explorer ranks and draws Pareto fronts from these; tables are all it reads.
                                "objectives": json.dumps([o.model_dump() for o in self.spec.objectives])}
-        decoded = decode_config(self.spec.search, config)
+        decoded = trial_params(self.spec.search, config)
         for key in self.spec.search:
             value = decoded.get(key)
             row[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value

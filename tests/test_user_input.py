@@ -362,3 +362,29 @@ def test_ray_that_does_not_start_is_one_paragraph(tmp_path: Path, cache_dir: Pat
     code = sweep.main([str(write(tmp_path, doc)), "--address", "127.0.0.1:1"])
     err = capsys.readouterr().err
     assert code == 2 and "could not join the Ray cluster at '127.0.0.1:1'" in err, err
+
+
+# --- renamed trainer fields: the old names still work, with a message that names the file and line ----------------
+
+RENAMES = [("dualnorm", "base_channels", "s_channels", 8), ("dualnorm", "lr", "lr_s", 0.002),
+           ("glua", "seg_lr", "lr_s", 0.02), ("glua", "disc_lr", "lr_d", 0.001),
+           ("glua", "seg_momentum", "momentum_s", 0.8), ("glua", "seg_weight_decay", "weight_decay_s", 0.001)]
+
+
+@pytest.mark.parametrize(("trainer", "old", "new", "value"), RENAMES, ids=[f"{r[0]}.{r[1]}" for r in RENAMES])
+def test_old_field_names_still_work_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str], trainer: str,
+                                                   old: str, new: str, value: float) -> None:
+    from platform.trainers import TRAINERS
+
+    domains = ["mr", "ct"] if trainer == "glua" else ["infant", "adult"]
+    doc = {"name": "t", "trainer": trainer, "data": {"domains": domains, "subjects_per_domain": 3, "size": 24},
+           "fixed": {old: value}, "search": {"epochs": {"choice": [40, 50]}},
+           "searcher": {"points_to_evaluate": [{"epochs": 40}]}}
+    spec = load_spec(write(tmp_path, doc))
+    assert spec.fixed == {new: value}
+    err = capsys.readouterr().err
+    assert f"{old!r} is now {new!r}" in err and f"{tmp_path / 'spec.yaml'}, line" in err, err
+    config_cls = TRAINERS.get(trainer).Config
+    assert getattr(config_cls.model_validate({old: value}), new) == value  # direct construction too
+    with pytest.raises(ValueError, match="old name"):
+        config_cls.model_validate({old: value, new: value})

@@ -148,6 +148,11 @@ def split_cases(cases: list[Case], cfg: DataConfig, fold: int | None = None) -> 
         train = [case for case in cases if (case.domain, case.subject) not in val_ids]
         val = [case for case in cases if (case.domain, case.subject) in val_ids]
         how = f"val_fraction={cfg.val_fraction}"
+    _check_every_domain_split(domains, train, val, how)
+    return train, val
+
+
+def _check_every_domain_split(domains: list[str], train: list[Case], val: list[Case], how: str) -> None:
     short = []
     for domain in domains:
         n_train = sum(case.domain == domain for case in train)
@@ -160,4 +165,3 @@ def split_cases(cases: list[Case], cfg: DataConfig, fold: int | None = None) -> 
             "subjects: every domain needs at least one of each; add subjects, or change the split, folds "
             "or val_fraction"
         )
-    return train, val

@@ -279,6 +279,32 @@ def _spatial(check: _Validator, where: str, volume: _Volume, is_label: bool) -> 
     return None
 
 
+def _load_label(check: _Validator, row: _Row, num_classes: int, channels: list[np.ndarray],
+                first: tuple[str, _Volume] | None) -> np.ndarray | None:
+    """The row's label volume, checked against its values and the image grid (problems reported)."""
+    label_volume = check.volume(row, "label", row.label)
+    where = f"row {row.number}, column 'label' ({check.resolve(row.label)})"
+    label = None if label_volume is None else _spatial(check, where, label_volume, is_label=True)
+    if label is None or label_volume is None:
+        return None
+    _check_label(check, where, label, num_classes)
+    if channels and label.shape != channels[0].shape[1:]:
+        check.add(
+            where,
+            f"label shape {label.shape} differs from image shape {channels[0].shape[1:]}",
+            "the label must be on the image's voxel grid",
+        )
+    elif first is not None and not np.allclose(label_volume.affine, first[1].affine, atol=AFFINE_TOLERANCE_MM,
+                                               rtol=0.0):
+        check.add(
+            where,
+            "label affine differs from the image's "
+            f"(max difference {np.abs(label_volume.affine - first[1].affine).max():.4g} mm)",
+            "save the label with the image's affine (or resample it onto the image)",
+        )
+    return label
+
+
 def _load_row(check: _Validator, row: _Row, num_classes: int) -> Case | None:
     """Load and check one row's files; None (with problems reported) if anything is wrong."""
     before = len(check.problems)
@@ -311,26 +337,7 @@ def _load_row(check: _Validator, row: _Row, num_classes: int) -> Case | None:
                 "resample every modality of a subject to one grid (same affine)",
             )
         channels.append(image)
-    label_volume = check.volume(row, "label", row.label)
-    where = f"row {row.number}, column 'label' ({check.resolve(row.label)})"
-    label = None if label_volume is None else _spatial(check, where, label_volume, is_label=True)
-    if label is not None and label_volume is not None:
-        _check_label(check, where, label, num_classes)
-        if channels and label.shape != channels[0].shape[1:]:
-            check.add(
-                where,
-                f"label shape {label.shape} differs from image shape {channels[0].shape[1:]}",
-                "the label must be on the image's voxel grid",
-            )
-        elif first is not None and not np.allclose(
-            label_volume.affine, first[1].affine, atol=AFFINE_TOLERANCE_MM, rtol=0.0
-        ):
-            check.add(
-                where,
-                "label affine differs from the image's "
-                f"(max difference {np.abs(label_volume.affine - first[1].affine).max():.4g} mm)",
-                "save the label with the image's affine (or resample it onto the image)",
-            )
+    label = _load_label(check, row, num_classes, channels, first)
     if len(check.problems) != before or label is None or first is None:
         return None
     return Case(

@@ -77,6 +77,34 @@ def volume_slices(case: Case, context: int, multiple: int = 16) -> torch.Tensor:
     return _stack(_slices_first(image), _context_rows(depth, context))
 
 
+def _checked_layout(cases: list[Case], domains: list[str], batch_size: int, context: int, rotate: bool,
+                    multiple: int) -> tuple[dict[str, int], int, int, int]:
+    """(domain index, image channels, padded X, padded Y) of a sampler's cases, or ValueError saying what to fix."""
+    if batch_size < 1 or multiple < 1:
+        raise ValueError(f"batch_size ({batch_size}) and multiple ({multiple}) must be >= 1")
+    if len(set(domains)) != len(domains):
+        raise ValueError(f"domains {domains} lists a domain twice")
+    if not cases:
+        raise ValueError("SliceSampler needs at least one case")
+    index = {name: i for i, name in enumerate(domains)}
+    stray = sorted({case.domain for case in cases} - set(index))
+    if stray:
+        raise ValueError(f"cases of domain(s) {stray} are not among the sampler's domains {domains}")
+    channels = {case.image.shape[0] for case in cases}
+    if len(channels) != 1:
+        raise ValueError(f"cases have different numbers of image channels {sorted(channels)}")
+    for case in cases:
+        _check_context(case, context)
+    sx = max(_padded_size(case.label.shape[0], multiple) for case in cases)
+    sy = max(_padded_size(case.label.shape[1], multiple) for case in cases)
+    if rotate and sx != sy:
+        raise ValueError(
+            f"rotate needs square slices, but they are padded to {sx} x {sy}: "
+            "turn rotate off or use cases with X and Y padding to the same size"
+        )
+    return index, channels.pop(), sx, sy
+
+
 class SliceSampler:
     """Domain-balanced batches of 2D (or 2.5D) slices that contain foreground.
 
@@ -99,31 +127,10 @@ class SliceSampler:
         rotate: bool = False,
         multiple: int = 16,
     ) -> None:
-        if batch_size < 1 or multiple < 1:
-            raise ValueError(f"batch_size ({batch_size}) and multiple ({multiple}) must be >= 1")
         self.domains = list(domains)
-        if len(set(self.domains)) != len(self.domains):
-            raise ValueError(f"domains {self.domains} lists a domain twice")
-        if not cases:
-            raise ValueError("SliceSampler needs at least one case")
-        index = {name: i for i, name in enumerate(self.domains)}
-        stray = sorted({case.domain for case in cases} - set(index))
-        if stray:
-            raise ValueError(f"cases of domain(s) {stray} are not among the sampler's domains {self.domains}")
-        channels = {case.image.shape[0] for case in cases}
-        if len(channels) != 1:
-            raise ValueError(f"cases have different numbers of image channels {sorted(channels)}")
-        for case in cases:
-            _check_context(case, context)
-        sx = max(_padded_size(case.label.shape[0], multiple) for case in cases)
-        sy = max(_padded_size(case.label.shape[1], multiple) for case in cases)
-        if rotate and sx != sy:
-            raise ValueError(
-                f"rotate needs square slices, but they are padded to {sx} x {sy}: "
-                "turn rotate off or use cases with X and Y padding to the same size"
-            )
+        index, channels, sx, sy = _checked_layout(cases, self.domains, batch_size, context, rotate, multiple)
         self.batch_size, self.context, self.flip, self.rotate = batch_size, context, flip, rotate
-        self.shape = (channels.pop() * (2 * context + 1), sx, sy)  # of one sample's x: what a 2D net takes
+        self.shape = (channels * (2 * context + 1), sx, sy)  # of one sample's x: what a 2D net takes
 
         images: list[np.ndarray] = []
         labels: list[np.ndarray] = []

@@ -129,10 +129,6 @@ class AdvNormTrainer(Trainer):
         return problems
 
     # --- helpers --------------------------------------------------------------------------------------------
-    @property
-    def k(self) -> int:
-        return len(self.domains)
-
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y, z = self.samplers["patches"].sample()
         x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
@@ -143,24 +139,22 @@ class AdvNormTrainer(Trainer):
             x = x * linear_bias_field(tuple(x.shape), alpha).to(self.device)
         return x, y, z
 
-    def _normalize(self, x: torch.Tensor, use_ddp: bool = True) -> torch.Tensor:
+    def _normalize(self, x: torch.Tensor, ddp: bool = True) -> torch.Tensor:
         if "G" not in self.nets:
             return standardize(x)
-        return (self.nets["G"] if use_ddp else self.net("G"))(x)
+        return (self.nets["G"] if ddp else self.net("G"))(x)
 
     # --- Algorithm 1 ----------------------------------------------------------------------------------------
     def _discriminator_step(self, add: Any) -> None:
         """One D update on real patches (their domain) and generated ones (class K+1)."""
         x, _, z = self._batch()
         with torch.no_grad():
-            generated = self._normalize(x, use_ddp=False)
-        fake_class = torch.full_like(z, self.k)
+            generated = self._normalize(x, ddp=False)
+        fake_class = torch.full_like(z, len(self.domains))
         logits_real = self.nets["D"](x)
         logits_fake = self.nets["D"](generated)
         loss_d = discriminator_loss(logits_real, z) + discriminator_loss(logits_fake, fake_class)
-        self.optimizers["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.optimizers["D"].step()
+        self.step(loss_d, "D")
         add("loss_dis", loss_d)
         add("disc_correct", (logits_real.argmax(1) == z).float().sum()
             + (logits_fake.argmax(1) == fake_class).float().sum())
@@ -181,10 +175,8 @@ class AdvNormTrainer(Trainer):
             loss_seg = weighted_dice_loss(self.nets["S"](normalized), y, self.class_weights)
             loss = loss_seg
             if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
-                discriminator = self.net("D")  # no DDP sync: D is not updated in this step
-                discriminator.requires_grad_(False)
-                logits = discriminator(normalized)
-                discriminator.requires_grad_(True)
+                with self.frozen("D"):  # and no DDP sync: D is not updated in this step
+                    logits = self.net("D")(normalized)
                 if config.adversarial_loss == "paper":
                     adversarial = generated_class_loss(logits)
                     loss = loss_seg - config.lambda_ * adversarial
@@ -192,12 +184,7 @@ class AdvNormTrainer(Trainer):
                     adversarial = real_class_loss(logits)
                     loss = loss_seg + config.lambda_ * adversarial
                 add("loss_adv", adversarial)
-        updated = [name for name in ("G", "S") if name in self.optimizers]
-        for name in updated:
-            self.optimizers[name].zero_grad(set_to_none=True)
-        loss.backward()
-        for name in updated:
-            self.optimizers[name].step()
+        self.step(loss, *(name for name in ("G", "S") if name in self.optimizers))
         add("loss_seg", loss_seg)
         add("loss", loss)
 
@@ -235,13 +222,11 @@ class AdvNormTrainer(Trainer):
     # --- evaluation -----------------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        if split != "val":
-            raise ValueError(f"advnorm evaluates the 'val' split, not {split!r}")
         self.eval_mode()
         channels = self.channels
 
         def predict(window: torch.Tensor) -> torch.Tensor:
-            normalized = self._normalize(window, use_ddp=False)
+            normalized = self._normalize(window, ddp=False)
             return torch.cat([normalized, self.net("S")(normalized).softmax(dim=1)], dim=1)
 
         summary = SegmentationSummary(self.class_names, surface=("hd95",))
@@ -249,7 +234,7 @@ class AdvNormTrainer(Trainer):
         outputs: dict[str, list[np.ndarray]] = {d: [] for d in self.domains}
         corr_in, corr_out = [], []
         self.last_eval = []
-        for case in self.val_cases:
+        for case in self.cases_of(split):
             image = torch.from_numpy(case.image).unsqueeze(0).to(self.device)
             out = sliding_window_inference(image, self.data_config.patch_size, 4, predict,
                                            overlap=self.config.sw_overlap)
@@ -279,16 +264,16 @@ class AdvNormTrainer(Trainer):
         sampler = PatchSampler(self.val_cases, self.domains, self.data_config.patch_size, batch, seed=12345)
         logits, labels, losses = [], [], []
         discriminator = self.net("D")
-        for _ in range(max(1, self.config.eval_patches * self.k // batch)):
+        for _ in range(max(1, self.config.eval_patches * len(self.domains) // batch)):
             x, _, z = sampler.sample()
             x, z = x.to(self.device), z.to(self.device)
-            real_logits, fake_logits = discriminator(x), discriminator(self._normalize(x, use_ddp=False))
-            fake = torch.full_like(z, self.k)
+            real_logits, fake_logits = discriminator(x), discriminator(self._normalize(x, ddp=False))
+            fake = torch.full_like(z, len(self.domains))
             losses.append(discriminator_loss(real_logits, z) + discriminator_loss(fake_logits, fake))
             logits += [real_logits, fake_logits]
             labels += [z, fake]
         all_logits, all_labels = torch.cat(logits), torch.cat(labels)
-        fake_rows = all_labels == self.k
+        fake_rows = all_labels == len(self.domains)
         return {
             "val/loss_dis": float(torch.stack(losses).mean()),
             "val/disc_acc": classification_accuracy(all_logits, all_labels),

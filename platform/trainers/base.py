@@ -11,18 +11,20 @@ reporting and the checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import random
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from platform.cache import atomic_file, cache_root
@@ -33,11 +35,32 @@ from platform.seeds import seed_everything
 
 
 class TrainerConfig(BaseModel):
-    """Fields every trainer Config has; subclasses add the paper's hyperparameters."""
+    """Fields every trainer Config has; subclasses add the paper's hyperparameters.
+
+    Names follow one scheme across trainers: ``lr_<net>``, ``<net>_channels`` (``g`` generator or style network,
+    ``s`` segmenter, ``d`` discriminator). ``RENAMED`` maps a field's old name to its new one: the old name is still
+    accepted, with a deprecation message (the spec loader names the file and line).
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    RENAMED: ClassVar[dict[str, str]] = {}
 
     epochs: int = Field(120, ge=1, description="training epochs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not cls.RENAMED:
+            return data
+        data = dict(data)
+        for old, new in cls.RENAMED.items():
+            if old in data:
+                if new in data:
+                    raise ValueError(f"{old!r} is the old name of {new!r}; give only {new!r}")
+                warnings.warn(f"{cls.__module__.rsplit('.', 1)[-1]}: {old!r} is now {new!r}", DeprecationWarning,
+                              stacklevel=2)
+                data[new] = data.pop(old)
+        return data
 
 
 TRAINERS: Registry[type[Trainer]] = Registry("trainer")
@@ -156,6 +179,33 @@ class Trainer(ABC):
     def eval_mode(self) -> None:
         for net in self.nets.values():
             net.eval()
+
+    def cases_of(self, split: str) -> list[Case]:
+        """The cases an evaluation of ``split`` scores (``val``: the validation subjects of this trial's fold)."""
+        if split != "val":
+            raise ValueError(f"{type(self).__name__} evaluates the 'val' split, not {split!r}")
+        return self.val_cases
+
+    @contextlib.contextmanager
+    def frozen(self, *names: str) -> Iterator[None]:
+        """The named networks take no gradient inside the block (an adversary while its opponent updates)."""
+        nets = [self.net(name) for name in names if name in self.nets]
+        for net in nets:
+            net.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for net in nets:
+                net.requires_grad_(True)
+
+    def step(self, loss: torch.Tensor, *names: str) -> None:
+        """One update of the named optimizers on ``loss``: gradients set to None (so a parameter outside this
+        loss keeps no stale gradient, and Adam skips it), backward, step."""
+        for name in names:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        for name in names:
+            self.optimizers[name].step()
 
     @staticmethod
     def in_chunks(forward: Callable[[torch.Tensor], Any], slices: torch.Tensor, size: int = CHUNK) -> list[Any]:
@@ -295,7 +345,7 @@ class Trainer(ABC):
     @classmethod
     def config_keys(cls) -> set[str]:
         """Names a spec may use for Config fields (field names and their aliases)."""
-        keys = set()
+        keys = set(cls.Config.RENAMED)
         for name, field in cls.Config.model_fields.items():
             keys.add(field.alias or name)
             keys.add(name)

@@ -40,6 +40,8 @@ MULTIPLE = 16  # four poolings
 class Config(TrainerConfig):
     """Hyperparameters of DualNorm-UNet; defaults are the paper's (iterations expressed as epochs)."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"base_channels": "s_channels", "lr": "lr_s"}
+
     epochs: int = Field(27, ge=1, description="total epochs, pretraining included (paper: 18K + 9K iterations)")
     pretrain_epochs: int = Field(18, ge=0, description="first epochs training only the BN branch")
     lambda_: float = Field(0.5, alias="lambda", ge=0, le=1,
@@ -48,13 +50,13 @@ class Config(TrainerConfig):
     norm: Literal["batch", "instance", "group", "layer", "dsbn"] = Field(
         "batch", description="normalization of the other blocks (baselines BN/IN/GN/LN, DSBN)")
     share_weights: bool = Field(True, description="false: 'Concatenated', separate networks per stage")
-    base_channels: int = Field(32, ge=1, description="features of block 1 (doubling per level)")
+    s_channels: int = Field(32, ge=1, description="features of block 1 (doubling per level)")
     spade_hidden_ratio: float = Field(0.5, gt=0, description="SPADE hidden width as a fraction of C (paper C/2)")
     group_norm_groups: int = Field(16, ge=1, description="groups of the GN baseline (authors' code: 16)")
     context: int = Field(0, ge=0, description="2.5D: neighbouring slices on each side as extra channels")
     flip: bool = Field(True, description="random flips of training slices")
     rotate: bool = Field(True, description="random 90-degree rotations of training slices")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate (betas .9, .999)")
+    lr_s: float = Field(1e-3, gt=0, description="Adam learning rate (betas .9, .999)")
     plateau_factor: float = Field(0.5, gt=0, lt=1, description="ReduceLROnPlateau factor")
     plateau_patience: int = Field(5, ge=0, description="ReduceLROnPlateau patience, in windows")
     plateau_window: int = Field(50, ge=1, description="iterations whose mean training loss steps the scheduler")
@@ -93,7 +95,7 @@ class DualNormTrainer(Trainer):
         channels = self.channels * (2 * config.context + 1)
 
         def network(blocks: list[int]) -> ResUNet2D:
-            return ResUNet2D(channels, self.num_classes, config.base_channels, config.norm, blocks,
+            return ResUNet2D(channels, self.num_classes, config.s_channels, config.norm, blocks,
                              config.spade_hidden_ratio, domains=len(self.domains), groups=config.group_norm_groups)
 
         if config.share_weights:
@@ -104,7 +106,7 @@ class DualNormTrainer(Trainer):
                 self.nets["spade_net"] = network(config.dnrb_blocks)
         self.finish_networks()
         parameters = [p for net in self.nets.values() for p in net.parameters()]
-        self.optimizers["adam"] = torch.optim.Adam(parameters, lr=config.lr, betas=(0.9, 0.999))
+        self.optimizers["adam"] = torch.optim.Adam(parameters, lr=config.lr_s, betas=(0.9, 0.999))
         self.schedulers["plateau"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizers["adam"], mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
         self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
@@ -112,10 +114,6 @@ class DualNormTrainer(Trainer):
         self.window: list[float] = []
 
     # --- the two branches -----------------------------------------------------------------------------------
-    @property
-    def has_spade(self) -> bool:
-        return bool(self.config.dnrb_blocks)
-
     def first_forward(self, x: torch.Tensor, z: torch.Tensor | None, ddp: bool = True) -> torch.Tensor:
         net = self.nets["net"] if ddp else self.net("net")
         return net(x, None, z)
@@ -127,10 +125,7 @@ class DualNormTrainer(Trainer):
         return net(x, mask, z)
 
     def _step(self, loss: torch.Tensor) -> None:
-        optimizer = self.optimizers["adam"]
-        optimizer.zero_grad(set_to_none=True)  # None, not zero: Adam must skip the other branch
-        loss.backward()
-        optimizer.step()
+        self.step(loss, "adam")  # gradients set to None, not zero: Adam skips the branch outside this loss
         self.window.append(float(loss.detach()))
         if len(self.window) >= self.config.plateau_window:
             self.schedulers["plateau"].step(float(np.mean(self.window)))
@@ -138,7 +133,7 @@ class DualNormTrainer(Trainer):
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_mode()
-        pretraining = epoch < self.config.pretrain_epochs or not self.has_spade
+        pretraining = epoch < self.config.pretrain_epochs or not self.config.dnrb_blocks
         sums = {"loss_bn": 0.0, "loss_spade": 0.0}
         for _ in range(self.iterations):
             x, y, z = (t.to(self.device) for t in self.samplers["slices"].sample())
@@ -168,7 +163,7 @@ class DualNormTrainer(Trainer):
         def both(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
             x, zz = chunk
             logits = self.first_forward(x, zz, ddp=False)
-            second = self.second_forward(x, logits.softmax(1), zz, ddp=False) if self.has_spade else logits
+            second = self.second_forward(x, logits.softmax(1), zz, ddp=False) if self.config.dnrb_blocks else logits
             return logits.argmax(1), second.argmax(1)
 
         outputs = [both((slices[i:i + self.CHUNK], z[i:i + self.CHUNK]))
@@ -179,13 +174,11 @@ class DualNormTrainer(Trainer):
                      for k in (0, 1))
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        if split != "val":
-            raise ValueError(f"dualnorm evaluates the 'val' split, not {split!r}")
         self.eval_mode()
         first_summary = SegmentationSummary(self.class_names, name="dice_first_forward", per_class=False)
         summary = SegmentationSummary(self.class_names, surface=("asd", "hd95"))
         self.last_eval = []
-        for case in self.val_cases:
+        for case in self.cases_of(split):
             first, second = self._predict_volume(case)
             label = torch.from_numpy(case.label).to(self.device)
             first_summary.add(case.domain, case.subject, first, label)
@@ -216,4 +209,4 @@ class DualNormTrainer(Trainer):
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:
-        return {"epochs": 2, "pretrain_epochs": 1, "base_channels": 4}
+        return {"epochs": 2, "pretrain_epochs": 1, "s_channels": 4}

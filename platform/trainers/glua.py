@@ -83,6 +83,9 @@ STAGE1_FIELDS = ("stage1_epochs", "lambda_rec_im", "lambda_cyc", "lambda_rec_c",
 class Config(TrainerConfig):
     """Hyperparameters of GLUA; loss weights are the paper's, iterations are expressed as epochs."""
 
+    RENAMED: ClassVar[dict[str, str]] = {"seg_lr": "lr_s", "disc_lr": "lr_d", "seg_momentum": "momentum_s",
+                                         "seg_weight_decay": "weight_decay_s"}
+
     epochs: int = Field(60, ge=2, description="total epochs: stage 1 (first stage1_epochs) then stage 2")
     stage1_epochs: int = Field(30, ge=1, description="first epochs training the style transfer (paper: 50k its)")
     source: str = Field("mr", description="labelled source domain (one of data.domains)")
@@ -115,11 +118,11 @@ class Config(TrainerConfig):
     s_dilated_blocks: int = Field(2, ge=0, description="dilated residual blocks of S_E")
     d1_channels: int = Field(64, ge=1, description="D1 hidden width")
     d2_channels: int = Field(32, ge=1, description="D2 first-layer width")
-    seg_lr: float = Field(0.01, gt=0, description="SGD learning rate of S (the paper tunes it per task)")
-    seg_momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (paper .9)")
-    seg_weight_decay: float = Field(5e-4, ge=0, description="SGD weight decay (paper 5e-4)")
+    lr_s: float = Field(0.01, gt=0, description="SGD learning rate of S (the paper tunes it per task)")
+    momentum_s: float = Field(0.9, ge=0, lt=1, description="SGD momentum (paper .9)")
+    weight_decay_s: float = Field(5e-4, ge=0, description="SGD weight decay (paper 5e-4)")
     poly_power: float = Field(0.9, ge=0, description="polynomial learning-rate decay power (paper .9)")
-    disc_lr: float = Field(1e-4, gt=0, description="Adam learning rate of D1, D2 (betas .9, .99)")
+    lr_d: float = Field(1e-4, gt=0, description="Adam learning rate of D1, D2 (betas .9, .99)")
     dice_weight: float = Field(0.5, ge=0, le=1, description="L_seg = w * Dice + (1 - w) * CE")
 
     @model_validator(mode="after")
@@ -205,11 +208,11 @@ class GLUATrainer(Trainer):
             self.optimizers["d_img"] = torch.optim.Adam(self.nets["d_img"].parameters(), lr=config.stage1_lr,
                                                         betas=(0.5, 0.999), weight_decay=config.stage1_weight_decay)
         s_params = [*self.nets["s_enc"].parameters(), *self.nets["s_pred"].parameters()]
-        self.optimizers["s"] = torch.optim.SGD(s_params, lr=config.seg_lr, momentum=config.seg_momentum,
-                                               weight_decay=config.seg_weight_decay)
+        self.optimizers["s"] = torch.optim.SGD(s_params, lr=config.lr_s, momentum=config.momentum_s,
+                                               weight_decay=config.weight_decay_s)
         for name in ("d1", "d2"):
             if name in self.nets:
-                self.optimizers[name] = torch.optim.Adam(self.nets[name].parameters(), lr=config.disc_lr,
+                self.optimizers[name] = torch.optim.Adam(self.nets[name].parameters(), lr=config.lr_d,
                                                          betas=(0.9, 0.99))
         self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True,
                                   lambda_dice=config.dice_weight, lambda_ce=1 - config.dice_weight)
@@ -238,13 +241,12 @@ class GLUATrainer(Trainer):
 
     # --- stage 1 ------------------------------------------------------------------------------------------
     def translate(self, x: torch.Tensor, source: int, target: int, ddp: bool = False) -> torch.Tensor:
-        enc = self.nets["g_enc"] if ddp else self.net("g_enc")
-        dec = self.nets["g_dec"] if ddp else self.net("g_dec")
+        enc, dec = (self.nets[name] if ddp else self.net(name) for name in ("g_enc", "g_dec"))
         b = x.shape[0]
         return dec(enc(x, torch.full((b,), source, device=x.device)), torch.full((b,), target, device=x.device))
 
     def _stage1_epoch(self, epoch: int) -> dict[str, float]:
-        cfg = self.config
+        config = self.config
         enc, dec, disc = self.nets["g_enc"], self.nets["g_dec"], self.nets["d_img"]
         self.train_mode("g_enc", "g_dec", "d_img")
         sums = dict.fromkeys(("loss_rec_im", "loss_cyc", "loss_rec_c", "loss_adv_img", "loss_d_img"), 0.0)
@@ -254,16 +256,12 @@ class GLUATrainer(Trainer):
             d_s = torch.full((x_s.shape[0],), SOURCE, device=self.device)
             d_t = torch.full((x_t.shape[0],), TARGET, device=self.device)
             terms = style_transfer_losses(enc, dec, disc, x_s, x_t, d_s, d_t)
-            loss = (cfg.lambda_rec_im * terms["rec_im"] + cfg.lambda_cyc * terms["cyc"]
-                    + cfg.lambda_rec_c * terms["rec_c"] + cfg.lambda_adv * terms["adv"])
-            self.optimizers["g"].zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizers["g"].step()
+            loss = (config.lambda_rec_im * terms["rec_im"] + config.lambda_cyc * terms["cyc"]
+                    + config.lambda_rec_c * terms["rec_c"] + config.lambda_adv * terms["adv"])
+            self.step(loss, "g")
             loss_d = conditional_discriminator_loss(disc, [(x_s, d_s), (x_t, d_t)],
                                                     [(terms["x_st"], d_t), (terms["x_ts"], d_s)])
-            self.optimizers["d_img"].zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.optimizers["d_img"].step()
+            self.step(loss_d, "d_img")
             for key, value in (("loss_rec_im", terms["rec_im"]), ("loss_cyc", terms["cyc"]),
                                ("loss_rec_c", terms["rec_c"]), ("loss_adv_img", terms["adv"]), ("loss_d_img", loss_d)):
                 sums[key] += float(value.detach())
@@ -283,10 +281,10 @@ class GLUATrainer(Trainer):
 
     def _build_stage2_samplers(self) -> None:
         """Samplers of stage 2, built on first use (after stage 1, or again after a checkpoint restore)."""
-        cfg, batch = self.config, self.data_config.batch_size
-        if cfg.mode == "supervised_target":
+        config, batch = self.config, self.data_config.batch_size
+        if config.mode == "supervised_target":
             labelled = self.target_train
-        elif cfg.runs_stage1:
+        elif config.runs_stage1:
             labelled = [self._translate_case(c) for c in self.source_train]
         else:
             labelled = self.source_train
@@ -295,7 +293,7 @@ class GLUATrainer(Trainer):
                     for c in labelled]
         self.add_sampler("labelled", SliceSampler(labelled, [labelled[0].domain], batch, seed=self.stream_seed(3),
                                                   multiple=MULTIPLE))
-        if cfg.d1 or cfg.d2:
+        if config.d1 or config.d2:
             self.add_sampler("unlabelled", ImageSliceSampler(self.target_train, batch, self.stream_seed(4),
                                                              self.shape))
 
@@ -314,45 +312,39 @@ class GLUATrainer(Trainer):
         return logits, features, mask
 
     def _stage2_epoch(self, epoch: int) -> dict[str, float]:
-        cfg = self.config
+        config = self.config
         if "labelled" not in self.samplers:
             self._build_stage2_samplers()
         samplers = self.samplers
         self.train_mode("s_enc", "s_pred", "d1", "d2")
-        total = (cfg.epochs - cfg.stage1_epochs) * self.iterations
+        total = (config.epochs - config.stage1_epochs) * self.iterations
         sums: dict[str, float] = dict.fromkeys(("loss_seg", "loss_adv_d1", "loss_adv_d2", "loss_d1", "loss_d2",
                                                 "mask_mean"), 0.0)
-        discs = [self.nets[n] for n in ("d1", "d2") if n in self.nets]
         for _ in range(self.iterations):
-            lr = cfg.seg_lr * (1 - min(self.stage2_iteration, total - 1) / total) ** cfg.poly_power
+            lr = config.lr_s * (1 - min(self.stage2_iteration, total - 1) / total) ** config.poly_power
             for group in self.optimizers["s"].param_groups:
                 group["lr"] = lr
             self.stage2_iteration += 1
             x_s, y_s, _ = samplers["labelled"].sample()
             x_s, y_s = x_s.to(self.device), y_s.to(self.device)
-            logits_s, f_s, _ = self.segment(x_s, target=cfg.mode == "supervised_target")
+            logits_s, f_s, _ = self.segment(x_s, target=config.mode == "supervised_target")
             loss_seg = self.loss_fn(logits_s, y_s.unsqueeze(1))
             loss = loss_seg
             adaptive = "unlabelled" in samplers
             if adaptive:
                 x_t = samplers["unlabelled"].sample().to(self.device)
                 logits_t, f_t, mask = self.segment(x_t, target=True)
-                for d in discs:
-                    d.requires_grad_(False)
-                if cfg.d1:
-                    adv1 = bce_to(self.nets["d1"](f_t), 1.0)
-                    loss = loss + cfg.lambda_d1 * adv1
-                    sums["loss_adv_d1"] += float(adv1.detach())
-                    sums["mask_mean"] += float(mask.mean())
-                if cfg.d2:
-                    adv2 = bce_to(self.nets["d2"](logits_t.softmax(1)), 1.0)
-                    loss = loss + cfg.lambda_d2 * adv2
-                    sums["loss_adv_d2"] += float(adv2.detach())
-                for d in discs:
-                    d.requires_grad_(True)
-            self.optimizers["s"].zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizers["s"].step()
+                with self.frozen("d1", "d2"):
+                    if config.d1:
+                        adv1 = bce_to(self.nets["d1"](f_t), 1.0)
+                        loss = loss + config.lambda_d1 * adv1
+                        sums["loss_adv_d1"] += float(adv1.detach())
+                        sums["mask_mean"] += float(mask.mean())
+                    if config.d2:
+                        adv2 = bce_to(self.nets["d2"](logits_t.softmax(1)), 1.0)
+                        loss = loss + config.lambda_d2 * adv2
+                        sums["loss_adv_d2"] += float(adv2.detach())
+            self.step(loss, "s")
             sums["loss_seg"] += float(loss_seg.detach())
             if adaptive:
                 pairs = {"d1": (f_s, f_t), "d2": (logits_s.softmax(1), logits_t.softmax(1))}
@@ -361,34 +353,32 @@ class GLUATrainer(Trainer):
                         continue
                     src, tgt = (t.detach() for t in pairs[name])
                     loss_d = (bce_to(self.nets[name](src), 1.0) + bce_to(self.nets[name](tgt), 0.0)) / 2
-                    self.optimizers[name].zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    self.optimizers[name].step()
+                    self.step(loss_d, name)
                     sums[f"loss_{name}"] += float(loss_d.detach())
         keep = ["loss_seg"]
-        if cfg.d1:
+        if config.d1:
             keep += ["loss_adv_d1", "loss_d1", "mask_mean"]
-        if cfg.d2:
+        if config.d2:
             keep += ["loss_adv_d2", "loss_d2"]
         metrics = {f"train/{k}": sums[k] / self.iterations for k in keep}
         metrics["train/lr"] = self.optimizers["s"].param_groups[0]["lr"]
         return metrics
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        cfg = self.config
+        config = self.config
         metrics: dict[str, float] = {"train/iterations": float(self.iterations)}
-        if epoch < cfg.stage1_epochs:
+        if epoch < config.stage1_epochs:
             metrics["train/stage"] = 1.0
-            if cfg.runs_stage1:
+            if config.runs_stage1:
                 metrics["train/stage1_cached"] = float(self.stage1_cached)
                 if not self.stage1_done:
                     metrics.update(self._stage1_epoch(epoch))
-                    if epoch + 1 == cfg.stage1_epochs:
+                    if epoch + 1 == config.stage1_epochs:
                         self.stage1_done = True
                         self._save_stage1()
         else:
             metrics["train/stage"] = 2.0
-            if cfg.runs_stage1:
+            if config.runs_stage1:
                 metrics["train/stage1_cached"] = float(self.stage1_cached)
             metrics.update(self._stage2_epoch(epoch))
         return metrics
@@ -403,14 +393,12 @@ class GLUATrainer(Trainer):
         return torch.cat(preds)[:, :sx, :sy].permute(1, 2, 0)  # (X, Y, Z)
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        if split != "val":
-            raise ValueError(f"glua evaluates the 'val' split, not {split!r}")
-        cfg = self.config
+        config = self.config
         self.eval_mode()
         summary = SegmentationSummary(self.class_names, surface=("asd",))
         self.last_eval = []
-        for case in self.val_cases:
-            if case.domain not in (cfg.target, cfg.source):
+        for case in self.cases_of(split):
+            if case.domain not in (config.target, config.source):
                 continue
             pred = self._predict_volume(case)
             summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).to(self.device),
@@ -418,15 +406,15 @@ class GLUATrainer(Trainer):
             self.last_eval.append({"case": case, "pred": pred.cpu().numpy()})
         self.last_cases = summary.cases()
         # val/dice and val/asd are the target's: the adaptation's score.
-        metrics = summary.metrics("val", (cfg.target, cfg.source), headline=(cfg.target,))
-        if cfg.runs_stage1:
+        metrics = summary.metrics("val", (config.target, config.source), headline=(config.target,))
+        if config.runs_stage1:
             metrics.update(self._style_metrics())
         return metrics
 
     def _style_metrics(self) -> dict[str, float]:
-        cfg = self.config
-        source = [c for c in self.val_cases if c.domain == cfg.source]
-        target = [c for c in self.val_cases if c.domain == cfg.target]
+        config = self.config
+        source = [c for c in self.val_cases if c.domain == config.source]
+        target = [c for c in self.val_cases if c.domain == config.target]
         if not source or not target:
             return {}
         translated = np.concatenate([self._translate_case(c).image[:, c.label > 0].ravel() for c in source])
