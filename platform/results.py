@@ -271,6 +271,17 @@ CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
 TIME_COLUMNS = ("wall_s", "overhead_s", "time_in_epochs_s", "time_total_s")  # smaller is better
 
 
+def trial_row(trial_id: str, experiment: str, trainer: str, seed: int, fold: int | None, repeat: int,
+              objectives: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """The identity part of a trials-table row: ids, the repeat, the objectives (the explorer ranks and draws
+    Pareto fronts from them; tables are all it reads) and each ``config/<axis>`` (lists and mappings as JSON)."""
+    row: dict[str, Any] = {"trial_id": trial_id, "experiment": experiment, "trainer": trainer, "seed": seed,
+                           "fold": fold, "repeat": repeat, "objectives": json.dumps(objectives)}
+    for key, value in params.items():
+        row[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+    return row
+
+
 def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """The epochs-table row of one reported result: every numeric ``split/metric`` value, the epoch, the time."""
     metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _is_number(v)}

@@ -28,6 +28,7 @@ from platform.results import (
     epoch_row,
     listed_rows,
     summary_row,
+    trial_row,
 )
 from platform.space import define_by_run, encode_points, make_sampler, trial_params
 from platform.spec import SweepSpec
@@ -168,14 +169,9 @@ class ResultsCallback(tune.Callback):
         config = dict(trial.config)
         index = int(config.get(TRIAL_INDEX, 0))
         seed, fold = self.spec.repeats.combos()[index]
-        row: dict[str, Any] = {"trial_id": trial.trial_id, "experiment": self.spec.name,
-                               "trainer": self.spec.trainer, "seed": seed, "fold": fold, "repeat": index,
-                               # The explorer ranks and draws Pareto fronts from these; tables are all it reads.
-                               "objectives": json.dumps([o.model_dump() for o in self.spec.objectives])}
-        decoded = trial_params(self.spec.search, config)
-        for key in self.spec.search:
-            value = decoded.get(key)
-            row[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        row = trial_row(trial.trial_id, self.spec.name, self.spec.trainer, seed, fold, index,
+                        [o.model_dump() for o in self.spec.objectives],
+                        {key: trial_params(self.spec.search, config).get(key) for key in self.spec.search})
         if trial.trial_id not in self._configs:
             try:
                 trainer_config, _, _ = resolve(self.spec, config)
