@@ -268,6 +268,7 @@ def _unify_conflicting(schemas: list[pa.Schema]) -> pa.Schema:
 EPOCH_TIME = "time/epoch_s"  # the metric each epoch row times itself with
 ARTIFACTS_KEY = "artifacts"  # a trial result's JSON list of saved images
 CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
+CONFIG_KEY = "config_json"  # the trial's validated trainer config, in its first result (and the trials column)
 TIME_COLUMNS = ("wall_s", "overhead_s", "time_in_epochs_s", "time_total_s")  # smaller is better
 
 

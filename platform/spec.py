@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from platform.data.config import DataConfig
-from platform.spec_checks import SpecChecks
-from platform.specfile import Source, SpecError, format_validation, read_yaml
+from platform.spec_checks import SpecChecks, when_cycle
+from platform.specfile import Source, SpecError, closest, excerpt, format_validation, read_yaml
 
 __all__ = ["Axis", "SpecError", "SweepSpec", "check_against_trainer", "load_spec"]
 
@@ -195,6 +196,45 @@ class SweepSpec(_Strict):
         return storage
 
     @model_validator(mode="after")
+    def _search_space_rules(self) -> SweepSpec:
+        """The rules of a search space that need no trainer: ``when`` conditions name other choice or grid axes
+        and form no cycle; a grid sampler takes only grid or choice axes, no points and no conditions; a grid
+        axis needs the grid sampler. Each error is located at its key, so it gets the spec's line."""
+        search = self.search
+        for key, axis in search.items():
+            for parent in axis.when or {}:
+                loc = ("search", key, "when", parent)
+                if parent == key:
+                    _refuse(loc, f"names {key!r} itself; an axis cannot depend on its own value. Condition it on "
+                                 "another axis", axis.when)
+                if parent not in search:
+                    _refuse(loc, f"refers to {excerpt(parent)}, which is not a search axis."
+                                 f"{closest(parent, list(search))}", axis.when)
+                if search[parent].kind in ("uniform", "loguniform", "int"):
+                    _refuse(loc, f"needs {parent!r} to be a choice or grid axis", axis.when)
+        cycle = when_cycle(search)
+        if cycle:
+            _refuse(("search", cycle[0], "when"), f"the 'when' conditions form a cycle ({' -> '.join(cycle)}), so no "
+                                                 "axis of it can be sampled first. Remove one condition", None)
+        if self.searcher.sampler == "grid":
+            loose = [k for k, a in search.items() if a.kind not in ("grid", "choice")]
+            if loose:
+                _refuse(("searcher", "sampler"), f"'searcher.sampler: grid' needs every axis to be grid or choice; "
+                                                 f"{loose} are ranges. Use tpe/random or list the values", "grid")
+            if self.searcher.points_to_evaluate:
+                _refuse(("searcher", "points_to_evaluate"), "a grid runs every point already; remove "
+                                                            "'searcher.points_to_evaluate'", None)
+            if any(a.when for a in search.values()):
+                _refuse(("searcher", "sampler"), "'searcher.sampler: grid' cannot use 'when' conditions; use tpe or "
+                                                 "random", "grid")
+        elif self.grid_axes:
+            first = self.grid_axes[0]
+            _refuse(("search", first), f"grid axis 'search.{first}' runs every value only with 'searcher.sampler: "
+                                       f"grid' (sampler is {self.searcher.sampler!r}). Use choice: for a sampled "
+                                       "categorical, or set the sampler to grid", None)
+        return self
+
+    @model_validator(mode="after")
     def _bounded(self) -> SweepSpec:
         trials = self.trial_count()
         if trials > MAX_TRIALS:
@@ -234,6 +274,13 @@ class SweepSpec(_Strict):
         return self.configs_to_sample() * self.repeats.count()
 
 
+
+
+def _refuse(loc: tuple[Any, ...], message: str, value: Any) -> NoReturn:
+    """A validation error located at ``loc`` (a model validator's own errors otherwise have no location)."""
+    error = PydanticCustomError("search_space", message.replace("{", "{{").replace("}", "}}"), {})
+    raise pydantic.ValidationError.from_exception_data("SweepSpec", [InitErrorDetails(type=error, loc=loc,
+                                                                                      input=value)])
 
 
 # --- loading ---------------------------------------------------------------------------------------------------
@@ -340,7 +387,6 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
     checks.fixed()
     checks.axes()
     checks.conditions()
-    checks.sampler()
     checks.points()
     checks.objectives()
     checks.explore()

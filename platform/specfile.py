@@ -211,7 +211,7 @@ def format_validation(err: pydantic.ValidationError, source: Source, data: Any,
             continue
         message = item["msg"].removeprefix("Value error, ")
         given = item.get("input")
-        if item["type"] == "missing":
+        if item["type"] in ("missing", "search_space"):  # the message names the problem; the value adds nothing
             problems.append(f"{where}: {excerpt(dotted(loc))}: {message}.")
         elif isinstance(given, (dict, list)) and len(repr(given)) > EXCERPT_CHARS:
             # A whole section (a model-level check): the message names what is wrong in it.

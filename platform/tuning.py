@@ -24,6 +24,7 @@ from platform.columns import axis_column_type
 from platform.results import (
     ARTIFACTS_KEY,
     CASES_KEY,
+    CONFIG_KEY,
     ResultsStore,
     epoch_row,
     listed_rows,
@@ -158,7 +159,7 @@ class ResultsCallback(tune.Callback):
         self.experiment = experiment
         self.store = ResultsStore(experiment, declared=declared_columns(spec))
         self._started: dict[str, float] = {}
-        self._configs: dict[str, str] = {}  # trial id -> its validated trainer config, resolved once
+        self._configs: dict[str, str] = {}  # trial id -> its validated trainer config, as the trial reported it
         # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
 
@@ -172,14 +173,16 @@ class ResultsCallback(tune.Callback):
         row = trial_row(trial.trial_id, self.spec.name, self.spec.trainer, seed, fold, index,
                         [o.model_dump() for o in self.spec.objectives],
                         {key: trial_params(self.spec.search, config).get(key) for key in self.spec.search})
-        if trial.trial_id not in self._configs:
-            try:
-                trainer_config, _, _ = resolve(self.spec, config)
-                self._configs[trial.trial_id] = trainer_config.model_dump_json(by_alias=True)
-            except Exception as exc:  # a config the trainer rejects is recorded, the trial then errors itself
-                self._configs[trial.trial_id] = f"invalid: {exc}"
-        row["config_json"] = self._configs[trial.trial_id]
+        row[CONFIG_KEY] = self._configs.get(trial.trial_id)
         return row
+
+    def _config_of(self, trial: Any) -> str:
+        """A trial's config for a trial that never reported one (it failed first): validated here, once."""
+        try:
+            trainer_config, _, _ = resolve(self.spec, dict(trial.config))
+            return trainer_config.model_dump_json(by_alias=True)
+        except Exception as exc:  # a config the trainer rejects is recorded; the trial errored with it
+            return f"invalid: {exc}"
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started.setdefault(trial.trial_id, time.time())
@@ -187,6 +190,8 @@ class ResultsCallback(tune.Callback):
                                       "started_at": self._started[trial.trial_id]}])
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if isinstance(result.get(CONFIG_KEY), str):
+            self._configs[trial.trial_id] = result[CONFIG_KEY]
         row = epoch_row(trial.trial_id, result)
         # Written at once, not buffered: Tune may record this epoch's checkpoint before a crash, and a resumed
         # trial then starts after it, so a row held in memory would be lost for good.
@@ -209,6 +214,8 @@ class ResultsCallback(tune.Callback):
     def _finish(self, trial: Any, status: str, error: str | None) -> None:
         ended = time.time()
         started = self._started.get(trial.trial_id, ended)
+        if trial.trial_id not in self._configs:
+            self._configs[trial.trial_id] = self._config_of(trial)
         summary = self._summary(trial)
         wall = ended - started
         row = {**self._trial_base(trial), "status": status, "error": error, "started_at": started,

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from platform.engine import Report, restore_checkpoint, run_epochs
+from platform.results import CONFIG_KEY
 from platform.spec import SweepSpec
 from platform.storage import copy_to_storage
 from platform.trainers import TRAINERS, Trainer, TrainerConfig
@@ -110,4 +111,15 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
         if wrap is not None and world_size > 1:
             trainer.wrap_networks(wrap(trainer))
         sink = artifact_sink(experiment_uri, trial_id) if rank == 0 else None
-        run_epochs(trainer, report, artifacts=sink, evaluate=rank == 0)
+        run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0)
+
+
+def _with_config(report: Report, trainer_config: TrainerConfig) -> Report:
+    """``report`` that adds the trial's validated config to its first result: the driver records it from there
+    instead of validating the config again."""
+    pending = [trainer_config.model_dump_json(by_alias=True)]
+
+    def first_with_config(metrics: dict[str, Any], directory: Path | None) -> None:
+        report({**metrics, CONFIG_KEY: pending.pop()} if pending else metrics, directory)
+
+    return first_with_config
