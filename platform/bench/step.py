@@ -80,7 +80,7 @@ def advnorm_case(patches: list[str]) -> StepCase:
     G, S, D = trainer.net("G"), trainer.net("S"), trainer.net("D")  # the paper's names
     opt = trainer.optimizers
     x, y, z = trainer.samplers["patches"].sample()
-    fake = torch.full_like(z, trainer.k)
+    fake = torch.full_like(z, len(trainer.domains))
 
     def hand(iterations: int) -> None:
         for net in (G, S, D):
