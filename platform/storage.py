@@ -53,18 +53,10 @@ def check_writable(location: str) -> None:
 
 
 STORAGE_TIMEOUT_S = float(os.environ.get("SEGSWEEP_STORAGE_TIMEOUT_S", "30"))
-# The probe of a remote store runs in a child process: a client that never answers (gs:// without a metadata
-# server) blocks inside C++ where no thread can be interrupted, and a child can be killed.
-_PROBE = """
-import sys, uuid
-import pyarrow.fs as pafs
-fs, path = pafs.FileSystem.from_uri(sys.argv[1])
-fs.create_dir(path, recursive=True)
-probe = path.rstrip("/") + "/.write-probe-" + uuid.uuid4().hex
-with fs.open_output_stream(probe) as stream:
-    stream.write(b"ok")
-fs.delete_file(probe)
-"""
+# The probe of a remote store runs ``check_writable`` in a child process: a client that never answers (gs://
+# without a metadata server) blocks inside C++ where no thread can be interrupted, and a child can be killed.
+_PROBE = "import sys; from platform.storage import check_writable; check_writable(sys.argv[1])"
+_REPO_ROOT = Path(__file__).resolve().parent.parent  # the child imports ``platform`` from here
 
 
 class StorageError(Exception):
@@ -86,7 +78,7 @@ def check_storage(location: str, timeout_s: float | None = None) -> None:
            "&scheme=http to the URI; for gs:// set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file.")
     try:
         result = subprocess.run([sys.executable, "-c", _PROBE, location], capture_output=True, text=True,
-                                timeout=timeout_s, stdin=subprocess.DEVNULL)
+                                timeout=timeout_s, stdin=subprocess.DEVNULL, cwd=_REPO_ROOT)
     except subprocess.TimeoutExpired:
         raise StorageError(f"storage {location!r} did not answer within {timeout_s:g} s (tried to create the "
                            f"directory and write a probe file there). {fix}") from None

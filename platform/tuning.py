@@ -170,9 +170,10 @@ class ResultsCallback(tune.Callback):
         config = dict(trial.config)
         index = int(config.get(TRIAL_INDEX, 0))
         seed, fold = self.spec.repeats.combos()[index]
+        params = trial_params(self.spec.search, config)  # decoded once per row
         row = trial_row(trial.trial_id, self.spec.name, self.spec.trainer, seed, fold, index,
                         [o.model_dump() for o in self.spec.objectives],
-                        {key: trial_params(self.spec.search, config).get(key) for key in self.spec.search})
+                        {key: params.get(key) for key in self.spec.search})
         row[CONFIG_KEY] = self._configs.get(trial.trial_id)
         return row
 
