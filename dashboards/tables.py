@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
-from platform.results import TIME_COLUMNS, ResultsStore
+from platform.results import TIME_COLUMNS, ResultsStore, metric_stem
 from platform.storage import experiment_uri, filesystem, is_uri, resolve_storage
 
 # Letters, digits, dot, dash, underscore; no leading dot: no "..", no separators, no hidden directories.
@@ -86,8 +86,7 @@ class Experiment:
         for objective in self.objectives:
             if objective.metric == metric:
                 return objective.mode
-        stem = metric.split("/")[1] if "/" in metric else metric
-        direction = self.metrics_meta.get(stem, {}).get("direction")
+        direction = self.metrics_meta.get(metric_stem(metric), {}).get("direction")
         if direction in ("max", "min"):
             return direction
         return "min" if column in TIME_COLUMNS else "max"
@@ -95,8 +94,7 @@ class Experiment:
     def declared_direction(self, column: str) -> str | None:
         """The declared direction ("max", "min", "none") of a metric column, or None when not declared."""
         metric = column.split("/", 1)[1] if column.startswith(("best/", "last/")) else column
-        stem = metric.split("/")[1] if "/" in metric else metric
-        return self.metrics_meta.get(stem, {}).get("direction")
+        return self.metrics_meta.get(metric_stem(metric), {}).get("direction")
 
     def is_log_axis(self, param: str) -> bool | None:
         """Whether the search sampled ``config/<axis>`` on a log scale; None when the tables do not say."""

@@ -84,14 +84,50 @@ def check_losses(metrics: dict[str, Any], epoch: int) -> None:
             raise FloatingPointError(f"{key} became {value} at epoch {epoch + 1}")
 
 
+def _improved(value: Any, best: dict[str, Any] | None, mode: str) -> bool:
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best["value"] if mode == "max" else value < best["value"]
+
+
+def evaluate_test(trainer: Trainer) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score the test split with the last networks and with those of the epoch best on val (``trainer.best``):
+    ``test/last/...`` and ``test/best/...`` metrics, ``test/selected_epoch``, and the per-case rows of both
+    (``split`` test, ``checkpoint`` last or best, ``epoch`` the networks' epoch). The last networks stay loaded."""
+    last, last_rows = trainer.evaluate("test"), list(trainer.last_cases)
+    best, selected = trainer.best, trainer.epoch
+    if best is None or best["epoch"] == trainer.epoch:
+        chosen, chosen_rows = last, last_rows
+    else:
+        current = trainer.network_state()
+        trainer.load_network_state(best["nets"])
+        try:
+            chosen, chosen_rows, selected = trainer.evaluate("test"), list(trainer.last_cases), best["epoch"]
+        finally:
+            trainer.load_network_state(current)
+    metrics: dict[str, Any] = {"test/selected_epoch": float(selected)}
+    for checkpoint, scores in (("last", last), ("best", chosen)):
+        metrics.update({f"test/{checkpoint}/{key[5:]}": value for key, value in scores.items()
+                        if key.startswith("test/")})
+    cases = [{**row, "split": "test", "checkpoint": "last", "epoch": trainer.epoch} for row in last_rows]
+    cases += [{**row, "split": "test", "checkpoint": "best", "epoch": selected} for row in chosen_rows]
+    return metrics, cases
+
+
 def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
-               artifacts: ArtifactSink | None = None, evaluate: bool = True) -> None:
+               artifacts: ArtifactSink | None = None, evaluate: bool = True,
+               select: tuple[str, str] = ("val/dice", "max")) -> None:
     """Run epochs ``trainer.epoch .. config.epochs-1`` and report once per epoch.
 
+    ``select`` (metric, mode) is the first objective: the networks of the epoch best on it are kept, and after
+    the last epoch the test split is scored with them and with the last ones (:func:`evaluate_test`).
     ``evaluate=False`` (non-zero DDP ranks) skips evaluation but still reports, because every Train worker
     must call ``report`` the same number of times.
     """
     epochs = trainer.config.epochs
+    metric, mode = select
     for epoch in range(trainer.epoch, epochs):
         started = time.perf_counter()
         metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
@@ -104,16 +140,23 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
                 # Each evaluated volume's own scores, for the results' cases table.
                 metrics[CASES_KEY] = json.dumps([{"split": "val", **row} for row in trainer.last_cases])
         trainer.end_epoch(epoch, metrics)
-        evaluated = time.perf_counter()
+        if evaluate and _improved(metrics.get(metric), trainer.best, mode):
+            trainer.best = {"epoch": epoch + 1, "value": float(metrics[metric]), "nets": trainer.network_state()}
         last = epoch + 1 == epochs
+        if last and artifacts is not None and evaluate:
+            metrics[ARTIFACTS_KEY] = json.dumps(artifacts(trainer))  # pictures of the last val evaluation
+        if last and evaluate and trainer.test_cases:
+            test_metrics, test_cases = evaluate_test(trainer)
+            metrics.update(test_metrics)
+            rows = json.loads(metrics.get(CASES_KEY, "[]")) + test_cases
+            metrics[CASES_KEY] = json.dumps(rows)
+        evaluated = time.perf_counter()
         metrics.update({
             "epoch": epoch + 1,
             "time/train_s": trained - started,
             "time/eval_s": evaluated - trained,
             EPOCH_TIME: evaluated - started,
         })
-        if last and artifacts is not None and evaluate:
-            metrics[ARTIFACTS_KEY] = json.dumps(artifacts(trainer))
         if last or (epoch + 1) % checkpoint_every == 0:
             with tempfile.TemporaryDirectory(prefix="ckpt-") as directory:
                 save_checkpoint(trainer, Path(directory))

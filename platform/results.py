@@ -270,6 +270,18 @@ ARTIFACTS_KEY = "artifacts"  # a trial result's JSON list of saved images
 CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
 CONFIG_KEY = "config_json"  # the trial's validated trainer config, in its first result (and the trials column)
 TIME_COLUMNS = ("wall_s", "overhead_s", "time_in_epochs_s", "time_total_s")  # smaller is better
+CHECKPOINTS = ("best", "last")  # the test split is scored with both: ``test/best/...`` and ``test/last/...``
+
+
+def metric_stem(name: str) -> str:
+    """The declared stem of a metric name: ``val/dice/adult/gm`` -> ``dice``, ``test/best/hd95/ct`` -> ``hd95``,
+    ``best/val/dice`` (a trials column) -> ``dice``."""
+    parts = name.split("/")
+    if parts[0] in CHECKPOINTS and len(parts) > 1:
+        parts = parts[1:]
+    if len(parts) > 2 and parts[0] == "test" and parts[1] in CHECKPOINTS:
+        parts = [parts[0], *parts[2:]]
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
 def trial_row(trial_id: str, experiment: str, trainer: str, seed: int, fold: int | None, repeat: int,
@@ -311,6 +323,10 @@ def summary_row(rows: list[dict[str, Any]], objectives: list[tuple[str, str]]) -
     for key, value in rows[-1].items():
         if key.startswith(("val/", "train/")) and value is not None:
             row[f"last/{key}"] = value
+    for source in reversed(rows):  # the test scores, reported once at the end of the trial
+        if any(key.startswith("test/") for key in source):
+            row.update({key: value for key, value in source.items() if key.startswith("test/") and value is not None})
+            break
     row["time_in_epochs_s"] = sum(r.get(EPOCH_TIME) or 0.0 for r in rows)
     return row
 

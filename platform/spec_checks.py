@@ -160,8 +160,12 @@ class SpecChecks:
         config = self._validated({})
         known = self.trainer.metric_names(config, spec.data)
         for index, objective in enumerate(spec.objectives):
+            loc = ("objective", index, "metric") if isinstance(spec.objective, list) else ("objective", "metric")
+            if objective.metric.startswith("test/"):
+                raise SpecError(f"{self.where(*loc)}: objective {excerpt(objective.metric)} is a test score; the "
+                                "test split is reported, never used to choose: select on the val metric "
+                                f"{excerpt('val/' + objective.metric.split('/', 2)[-1])} instead.")
             if objective.metric not in known:
-                loc = ("objective", index, "metric") if isinstance(spec.objective, list) else ("objective", "metric")
                 raise SpecError(f"{self.where(*loc)}: unknown metric {excerpt(objective.metric)} for trainer "
                                 f"{spec.trainer}.{closest(objective.metric, sorted(known))}")
         if spec.scheduler.type == "asha" and spec.scheduler.grace_period > config.epochs:

@@ -43,6 +43,14 @@ def plan_text(spec: SweepSpec, experiment: str, available: dict[str, float] | No
     lines = [f"experiment   {spec.name}  ->  {experiment}", f"trainer      {spec.trainer}",
              "config       " + ", ".join(f"{k}={v}" for k, v in config.model_dump(by_alias=True).items()),
              "data         " + ", ".join(f"{k}={v}" for k, v in spec.data.model_dump().items() if v is not None)]
+    data = spec.data
+    everything = data.domains or ["every domain of the manifest"]
+    split = "the manifest's split column if any, else " if data.dataset == "manifest" else ""
+    lines.append(f"domains      train on {data.train_domains or everything}, evaluate on "
+                 f"{data.eval_domains or everything}; splits: {split}val {data.val_fraction:g}"
+                 + (f" ({data.folds} folds)" if data.folds else "")
+                 + f", test {data.test_fraction:g} of each domain's subjects; intensity {data.intensity}"
+                 + (" (non-zero voxels)" if data.intensity_nonzero else ""))
     lines.append("search axes  " + ("none" if not spec.search else ""))
     lines += [f"  - {describe_axis(key, axis)}" for key, axis in spec.search.items()]
     searcher = spec.searcher
@@ -91,8 +99,11 @@ def results_text(spec: SweepSpec, experiment: str, limit: int = 40) -> str:
 
     rows.sort(key=rank)
     extra = [f"best/{o.metric}" for o in spec.objectives[1:]]
+    # The test score beside the validation score it was selected on: the best-on-val checkpoint's.
+    tests = [column for o in spec.objectives if o.metric.startswith("val/")
+             if (column := f"test/best/{o.metric[4:]}") in {k for row in rows for k in row}]
     headers = ["trial_id", "status", *[f"config/{k}" for k in spec.search], "seed",
-               *(["fold"] if spec.repeats.folds else []), key, *extra, "epochs", "wall_s"]
+               *(["fold"] if spec.repeats.folds else []), key, *tests[:1], *extra, *tests[1:], "epochs", "wall_s"]
     table = [[_cell(row.get(h)) for h in headers] for row in rows[:limit]]
     widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(headers)]
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
@@ -122,7 +133,7 @@ def _validate_data(spec: SweepSpec) -> None:
 
     cases = load_cases(spec.data)
     for _, fold in spec.repeats.combos():
-        split_cases(cases, spec.data, fold=fold)
+        split_cases(cases, spec.data, fold=fold)  # every role keeps its subjects in every fold
 
 
 def _resources_for_plan(address: str | None) -> dict[str, float]:

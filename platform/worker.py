@@ -111,7 +111,9 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
         if wrap is not None and world_size > 1:
             trainer.wrap_networks(wrap(trainer))
         sink = artifact_sink(experiment_uri, trial_id) if rank == 0 else None
-        run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0)
+        first = spec.objectives[0]
+        run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0,
+                   select=(first.metric, first.mode))
 
 
 def _with_config(report: Report, trainer_config: TrainerConfig) -> Report:

@@ -21,7 +21,13 @@ class DataConfig(BaseModel):
         default_factory=lambda: ["infant", "adult"],
         description="Phantom domains to generate, or the manifest domains to use (empty list: all of them).",
     )
-    subjects_per_domain: int = Field(6, ge=2, le=10_000, description="Phantom only: subjects generated per domain.")
+    train_domains: list[str] | None = Field(
+        None, description="domains whose training subjects (and labels) train the networks; default: all of domains"
+    )
+    eval_domains: list[str] | None = Field(
+        None, description="domains whose val and test subjects are scored (val/dice is their mean); default: all"
+    )
+    subjects_per_domain: int = Field(8, ge=2, le=10_000, description="Phantom only: subjects generated per domain.")
     size: int = Field(48, ge=16, le=512, description="Phantom only: edge of the generated cube, in voxels.")
     bias_field: float = Field(
         0.0,
@@ -42,10 +48,24 @@ class DataConfig(BaseModel):
         None, description="Names of the classes (length num_classes); default bg, wm, gm, csf for 4 classes."
     )
     val_fraction: float = Field(
-        0.34,
+        0.2,
         gt=0.0,
         lt=1.0,
-        description="Per-domain fraction of subjects held out when there is no split/folds.",
+        description="Per-domain fraction of subjects for validation (selection, early stopping) without a split column",
+    )
+    test_fraction: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Per-domain fraction of subjects held out for the final test (0: no test split)",
+    )
+    intensity: Literal["raw", "volume", "dataset", "patch"] = Field(
+        "volume",
+        description="input normalization: raw; volume (z-score each volume); dataset (z-score with the statistics "
+        "of its domain's training volumes); patch (z-score each patch, slice or window on its own)",
+    )
+    intensity_nonzero: bool = Field(
+        False, description="volume/dataset: statistics over non-zero voxels only, which alone are normalized"
     )
     folds: int | None = Field(
         None, ge=2, le=1000, description="K-fold split by subject within each domain; the trial chooses its fold."
@@ -81,12 +101,36 @@ class DataConfig(BaseModel):
         duplicates = sorted({d for d in self.domains if self.domains.count(d) > 1})
         if duplicates:
             raise ValueError(f"domains lists {duplicates} more than once: list each domain once")
+        for role in ("train_domains", "eval_domains"):
+            chosen = getattr(self, role)
+            if chosen is None:
+                continue
+            if not chosen:
+                raise ValueError(f"{role} is empty: list at least one domain, or leave it unset for all of domains")
+            repeated = sorted({d for d in chosen if chosen.count(d) > 1})
+            if repeated:
+                raise ValueError(f"{role} lists {repeated} more than once: list each domain once")
+            outside = [d for d in chosen if self.domains and d not in self.domains]
+            if outside:
+                raise ValueError(f"{role} {outside} are not among data.domains {self.domains}: add them to "
+                                 "data.domains or remove them")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(f"val_fraction {self.val_fraction} + test_fraction {self.test_fraction} leave no "
+                             "training subjects: their sum must be below 1")
         if self.align_reference is not None and self.domains and self.align_reference not in self.domains:
             raise ValueError(
                 f"align_reference {self.align_reference!r} is not among data.domains {self.domains}: "
                 "choose one of them (or leave it unset for the first)"
             )
         return self
+
+    def training_domains(self, present: list[str]) -> list[str]:
+        """The training domains, in spec order: ``train_domains``, else ``domains``, else ``present`` sorted."""
+        return list(self.train_domains or self.domains or sorted(present))
+
+    def evaluation_domains(self, present: list[str]) -> list[str]:
+        """The evaluation domains, in spec order: ``eval_domains``, else ``domains``, else ``present`` sorted."""
+        return list(self.eval_domains or self.domains or sorted(present))
 
     def names_of_classes(self) -> list[str]:
         """Class names, background first: ``class_names`` if given, else bg/wm/gm/csf or bg, class1, ..."""

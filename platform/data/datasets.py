@@ -2,7 +2,8 @@
 
 Each dataset has ``check(config) -> list[str]`` (problems found at spec time, before Ray starts, with no data
 read and nibabel not imported) and ``load(config) -> list[Case]``. ``load_cases`` adds the optional DualNorm
-Appendix A alignment; ``split_cases`` decides train and validation subjects per domain.
+Appendix A alignment; ``split_cases`` decides train, validation and test subjects per domain;
+:mod:`platform.data.intensity` normalizes them.
 """
 
 from __future__ import annotations
@@ -99,13 +100,24 @@ def _fold_of_subjects(domain_cases: list[Case], domain: str, cfg: DataConfig) ->
     return {subjects[i]: rank % cfg.folds for rank, i in enumerate(order)}
 
 
-def split_cases(cases: list[Case], cfg: DataConfig, fold: int | None = None) -> tuple[list[Case], list[Case]]:
-    """(train, val) subjects, decided per domain.
+def _held_out(subjects: list[str], fraction: float) -> list[str]:
+    """The last ``ceil(fraction * n)`` of the sorted ``subjects`` (none for a fraction of 0)."""
+    count = math.ceil(fraction * len(subjects) - 1e-9)
+    return sorted(subjects)[len(subjects) - count:] if count else []
 
-    A ``split`` column wins ("test" rows go to neither list). Otherwise, with ``fold`` given, K-fold by
-    subject within each domain (``cfg.folds`` folds; the manifest's ``fold`` column if present, else a seeded
-    assignment); otherwise the last ``ceil(val_fraction * n)`` subjects of each domain, sorted by id, are
-    held out. Every domain must keep at least one training and one validation subject.
+
+Split = tuple[list[Case], list[Case], list[Case]]
+
+
+def split_cases(cases: list[Case], cfg: DataConfig, fold: int | None = None) -> Split:
+    """(train, val, test) subjects, decided per domain and independently of the domains' roles, so a domain's
+    training subjects are the same whether or not it is also an evaluation domain.
+
+    A ``split`` column wins. Otherwise the last ``ceil(test_fraction * n)`` subjects of each domain (sorted by id)
+    are the test set; of the rest, with ``fold`` given, K-fold by subject (``cfg.folds``; the manifest's ``fold``
+    column if present, else a seeded assignment) chooses val, otherwise the last ``ceil(val_fraction * n)``. Each
+    training domain (``cfg.train_domains``) must keep a training subject and each evaluation domain
+    (``cfg.eval_domains``) a validation subject, and a test subject when there is a test set.
     """
     if not cases:
         raise ValueError("no cases to split: the dataset is empty")
@@ -113,55 +125,66 @@ def split_cases(cases: list[Case], cfg: DataConfig, fold: int | None = None) -> 
     if any(case.split is not None for case in cases):
         if fold is not None:
             raise ValueError(
-                f"fold {fold} requested, but the manifest has a split column, which fixes train/val: "
+                f"fold {fold} requested, but the manifest has a split column, which fixes train/val/test: "
                 "remove data.folds or the manifest's split column"
             )
-        train = [case for case in cases if case.split == "train"]
-        val = [case for case in cases if case.split == "val"]
+        parts = {name: [case for case in cases if case.split == name] for name in ("train", "val", "test")}
         how = "the manifest's split column"
-    elif fold is not None:
-        if cfg.folds is None:
-            raise ValueError(f"fold {fold} requested but data.folds is not set: set data.folds (e.g. 5)")
-        if not 0 <= fold < cfg.folds:
-            raise ValueError(
-                f"fold {fold} is out of range for data.folds={cfg.folds}: use 0..{cfg.folds - 1}"
-            )
-        val_ids: set[tuple[str, str]] = set()
-        for domain in domains:
-            folds = _fold_of_subjects([c for c in cases if c.domain == domain], domain, cfg)
-            too_big = sorted({f for f in folds.values() if f >= cfg.folds})
-            if too_big:
-                raise ValueError(
-                    f"domain {domain!r}: manifest folds {too_big} are >= data.folds={cfg.folds}: "
-                    "raise data.folds or renumber the fold column"
-                )
-            val_ids |= {(domain, s) for s, f in folds.items() if f == fold}
-        train = [case for case in cases if (case.domain, case.subject) not in val_ids]
-        val = [case for case in cases if (case.domain, case.subject) in val_ids]
-        how = f"fold {fold} of {cfg.folds}"
     else:
-        val_ids = set()
-        for domain in domains:
-            subjects = sorted(case.subject for case in cases if case.domain == domain)
-            n_val = math.ceil(cfg.val_fraction * len(subjects))
-            val_ids |= {(domain, s) for s in subjects[len(subjects) - n_val :]}
-        train = [case for case in cases if (case.domain, case.subject) not in val_ids]
-        val = [case for case in cases if (case.domain, case.subject) in val_ids]
-        how = f"val_fraction={cfg.val_fraction}"
-    _check_every_domain_split(domains, train, val, how)
-    return train, val
+        test_ids = {(domain, s) for domain in domains
+                    for s in _held_out([c.subject for c in cases if c.domain == domain], cfg.test_fraction)}
+        rest = [case for case in cases if (case.domain, case.subject) not in test_ids]
+        val_ids: set[tuple[str, str]] = set()
+        if fold is not None:
+            if cfg.folds is None:
+                raise ValueError(f"fold {fold} requested but data.folds is not set: set data.folds (e.g. 5)")
+            if not 0 <= fold < cfg.folds:
+                raise ValueError(
+                    f"fold {fold} is out of range for data.folds={cfg.folds}: use 0..{cfg.folds - 1}"
+                )
+            for domain in domains:
+                folds = _fold_of_subjects([c for c in rest if c.domain == domain], domain, cfg)
+                too_big = sorted({f for f in folds.values() if f >= cfg.folds})
+                if too_big:
+                    raise ValueError(
+                        f"domain {domain!r}: manifest folds {too_big} are >= data.folds={cfg.folds}: "
+                        "raise data.folds or renumber the fold column"
+                    )
+                val_ids |= {(domain, s) for s, f in folds.items() if f == fold}
+            how = f"fold {fold} of {cfg.folds} (test_fraction={cfg.test_fraction})"
+        else:
+            for domain in domains:
+                subjects = sorted(c.subject for c in cases if c.domain == domain)
+                count = math.ceil(cfg.val_fraction * len(subjects) - 1e-9)
+                remaining = [s for s in subjects if (domain, s) not in test_ids]
+                val_ids |= {(domain, s) for s in remaining[max(0, len(remaining) - count):]}
+            how = f"val_fraction={cfg.val_fraction}, test_fraction={cfg.test_fraction}"
+        parts = {"train": [c for c in rest if (c.domain, c.subject) not in val_ids],
+                 "val": [c for c in rest if (c.domain, c.subject) in val_ids],
+                 "test": [c for c in cases if (c.domain, c.subject) in test_ids]}
+    _check_roles(cfg, domains, parts, how)
+    return parts["train"], parts["val"], parts["test"]
 
 
-def _check_every_domain_split(domains: list[str], train: list[Case], val: list[Case], how: str) -> None:
+def _check_roles(cfg: DataConfig, domains: list[str], parts: dict[str, list[Case]], how: str) -> None:
+    """Every training domain keeps a training subject, every evaluation domain a val (and test) subject."""
+    missing = [d for d in (cfg.train_domains or []) + (cfg.eval_domains or []) if d not in domains]
+    if missing:
+        raise ValueError(f"data.train_domains/eval_domains name {sorted(set(missing))}, which have no subjects "
+                         f"(domains present: {domains}): fix the domain names or add subjects")
+    needs = {"train": cfg.training_domains(domains), "val": cfg.evaluation_domains(domains)}
+    if parts["test"]:
+        needs["test"] = cfg.evaluation_domains(domains)
     short = []
-    for domain in domains:
-        n_train = sum(case.domain == domain for case in train)
-        n_val = sum(case.domain == domain for case in val)
-        if n_train == 0 or n_val == 0:
-            short.append(f"{domain!r} ({n_train} train, {n_val} val)")
+    for part, wanted in needs.items():
+        for domain in wanted:
+            if not any(case.domain == domain for case in parts[part]):
+                short.append(f"{domain!r} has no {part} subject")
     if short:
+        counts = ", ".join(f"{d}: " + "/".join(str(sum(c.domain == d for c in parts[p])) for p in parts)
+                           for d in domains)
         raise ValueError(
-            f"splitting by {how} leaves domain(s) {', '.join(short)} without training or validation "
-            "subjects: every domain needs at least one of each; add subjects, or change the split, folds "
-            "or val_fraction"
+            f"splitting by {how}: {'; '.join(short)} (train/val/test subjects per domain: {counts}). A training "
+            "domain needs a training subject, an evaluation domain a validation subject (and a test subject when "
+            "there is a test set): add subjects, or change the split, folds, val_fraction or test_fraction"
         )

@@ -1,18 +1,38 @@
-"""Embedded multi-domain brain phantom, written as real NIfTI files with a manifest.
+"""Embedded multi-domain brain phantom (format 3), written as real NIfTI files with a manifest.
 
-Every subject is a brain-like ellipsoid of nested, smoothly deformed shells: WM inside, a GM shell, an outer
-CSF shell, background outside. Anatomy is drawn from a generator seeded by (seed, subject index) only, so the
-same subject has the same labels in every domain and a domain changes appearance alone:
+Every subject is a brain-like ellipsoid of nested, smoothly deformed shells: central ventricles (CSF) inside WM,
+a folded GM cortex around it, an outer CSF shell, background outside. The phantom models the conditions the papers
+describe, never the answer: each choice below follows a passage of the papers, and no domain carries a cue that
+only one method could exploit.
 
-- ``adult``: clear T1 contrast, low noise, acquired with 3x thicker z slices and resampled to the cube.
-- ``infant``: isointense (WM and GM overlap, CSF brighter than both), low contrast, noisier.
-- ``siteK``: adult contrast through a per-site scanner transfer ``gain * I**gamma + offset`` derived from K.
-- ``ct`` / ``mr``: a cross-modality pair: ct has a bright skull and scalp shell in the background and
-  CSF < WM < GM; mr (T2-like) has a dark background and WM < GM < CSF.
+- Anatomy is drawn per (seed, domain, subject): no two domains share a subject's label map. Mind the Gap stresses
+  *unpaired* domains ("unpaired source and target images", section III), and the adversarial-normalization paper's
+  datasets are different people (iSEG infants, MRBrainS adults, section 2.1).
+- GM is the cortex and the largest tissue class, several voxels thick at the default size (it survives a one-voxel
+  erosion): the cortical ribbon of real T1 scans, which the papers segment as one of three main tissues.
+- Each domain has its own intensity *units*: a scanner gain and offset put ``adult`` in about [0, 1000] and
+  ``infant`` in about [0, 3000], ``mr`` in [0, 1500] and ``ct`` in Hounsfield-like units [-1000, 1000]. The
+  adversarial-normalization paper's Figure 2: "the intensity range being largely different between both datasets".
+- ``adult`` (MRBrainS-like): clear T1 contrast CSF < GM < WM, low noise, acquired with 3x thicker z slices and
+  resampled to the cube ("voxel size of 0.958 mm x 0.958 mm x 3.0 mm", section 2.1).
+- ``infant`` (iSEG-like): T1 in the isointense phase, "where the white matter and gray matter voxel intensities
+  greatly overlap, thus leading to a lower tissue contrast. Its images are also noisier" (section 2.1); CSF is still
+  darkest (a T1 image). A smaller brain (6-8 months) with a thinner WM core and a wider CSF space.
+- ``siteK`` (ABIDE-like multi-site, and DualNorm-UNet's multi-site prostate setting): the same modality and
+  anatomy statistics as ``adult`` through a per-site scanner: gain and offset (units), gamma (contrast), noise and
+  slice thickness (1-4x), all derived from K alone, so a site is a property of the scanner, not of the data seed.
+- ``mr`` / ``ct`` (Mind the Gap's cross-modality pair): T2-like ``mr`` (WM < GM < CSF, dark background) and ``ct``
+  (CSF < WM < GM, a bright skull and scalp shell in the background). A modality-specific morphology change: ``ct``
+  subjects have larger ventricles. A structure-specific gap that no global, per-domain style can remove: ``ct``
+  renders the GM cortex with a granular texture (its own high-frequency multiplicative pattern) and blurs its
+  tissue boundaries more (lower resolution), while ``mr`` GM is smooth; and the two orderings differ, so a monotone
+  global intensity map (histogram matching of the whole volume) leaves a per-structure residual. This is the
+  "local imbalance" of the paper: "some local regions ... are more difficult to align than others" (abstract).
 
-Appearance noise, per-subject tissue jitter and texture come from a generator seeded by (seed, domain,
-subject). The optional bias field is the journal paper's linear ramp ``B = y/H*alpha + (1-alpha)`` along
-axis 1. Datasets are cached under a directory named by a hash of the generating parameters.
+Appearance noise, per-subject tissue jitter and texture come from a generator seeded by (seed, domain, subject).
+The optional bias field is the journal paper's linear ramp ``B = y/H*alpha + (1-alpha)`` along axis 1, applied
+to the brain's intensities above the domain's zero. Datasets are cached under a directory named by a hash of the
+generating parameters.
 """
 
 from __future__ import annotations
@@ -36,7 +56,7 @@ if TYPE_CHECKING:
     from platform.data.config import DataConfig
 
 # Bump whenever generation changes: it is part of the cache key, so old caches are never reused.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 BG, WM, GM, CSF = 0, 1, 2, 3
 MANIFEST_NAME = "manifest.csv"
 # Field of view of the cube in mm: the voxel spacing in the affine is FOV / size, so a brain-sized object.
@@ -44,29 +64,38 @@ FIELD_OF_VIEW_MM = 192.0
 
 @dataclass(frozen=True)
 class _Appearance:
-    """How one domain renders a label map into intensities."""
+    """How one domain draws anatomy and renders a label map into intensities."""
 
-    means: tuple[float, float, float, float]  # bg, wm, gm, csf, in roughly [0, 1]
-    noise: float  # Gaussian noise std
+    means: tuple[float, float, float, float]  # bg, wm, gm, csf as fractions of the domain's range
+    noise: float  # Gaussian noise std, as a fraction of the range
+    scale: float  # units of the range (scanner gain): intensity = offset + scale * fraction
+    offset: float = 0.0  # units of the zero (scanner offset)
     z_factor: int = 1  # >1: acquired with z voxels this many times thicker, then resampled to the cube
-    shell: tuple[float, float] | None = None  # (skull, scalp) intensity of a head shell around the brain
-    gain: float = 1.0
-    gamma: float = 1.0
-    offset: float = 0.0
+    shell: tuple[float, float] | None = None  # (skull, scalp) fraction of a head shell around the brain
+    gamma: float = 1.0  # contrast transfer of a site: fraction ** gamma
+    blur: float = 0.6  # partial-volume blur (voxels)
+    gm_texture: float = 0.0  # std of a granular multiplicative texture on GM only (fraction of its mean)
+    size: float = 1.0  # brain size relative to the adult's
+    wm_edge: tuple[float, float] = (0.56, 0.62)  # WM/GM boundary radius range (fraction of the brain radius)
+    csf_edge: tuple[float, float] = (0.88, 0.91)  # GM/CSF boundary radius range
+    ventricles: float = 0.14  # radius of the central CSF ventricles (fraction of the brain radius)
 
 
-_ADULT_MEANS = (0.0, 0.85, 0.55, 0.2)
+_ADULT_MEANS = (0.0, 0.85, 0.55, 0.25)
 
 
 def _appearance(domain: str) -> _Appearance:
     if domain == "adult":
-        return _Appearance(means=_ADULT_MEANS, noise=0.03, z_factor=3)
+        return _Appearance(means=_ADULT_MEANS, noise=0.03, scale=1000.0, z_factor=3)
     if domain == "infant":
-        return _Appearance(means=(0.0, 0.50, 0.56, 0.75), noise=0.06)
+        # Isointense: WM a little darker than GM (the T1 contrast of the first year inverts), CSF darkest.
+        return _Appearance(means=(0.0, 0.53, 0.58, 0.28), noise=0.06, scale=3000.0, offset=40.0, size=0.9,
+                           wm_edge=(0.50, 0.55), csf_edge=(0.84, 0.87), ventricles=0.12)
     if domain == "ct":
-        return _Appearance(means=(0.0, 0.40, 0.70, 0.10), noise=0.04, shell=(0.95, 0.35))
+        return _Appearance(means=(0.0, 0.55, 0.70, 0.22), noise=0.025, scale=2000.0, offset=-1000.0,
+                           shell=(0.95, 0.5), blur=0.9, gm_texture=0.12, ventricles=0.22)
     if domain == "mr":
-        return _Appearance(means=(0.0, 0.30, 0.55, 0.90), noise=0.03)
+        return _Appearance(means=(0.0, 0.30, 0.55, 0.90), noise=0.03, scale=1500.0)
     match = SITE.fullmatch(domain)
     if match is None:
         raise ValueError(f"unknown phantom domain {domain!r}: valid domains are {VALID_DOMAINS_TEXT}")
@@ -74,10 +103,11 @@ def _appearance(domain: str) -> _Appearance:
     rng = np.random.default_rng(stable_seed("site", int(match.group(1))))
     return _Appearance(
         means=_ADULT_MEANS,
-        noise=0.03,
-        gain=float(rng.uniform(0.7, 1.3)),
-        gamma=float(rng.uniform(0.6, 1.6)),
-        offset=float(rng.uniform(-0.1, 0.15)),
+        noise=float(rng.uniform(0.02, 0.06)),
+        scale=float(rng.uniform(400.0, 3000.0)),
+        offset=float(rng.uniform(-50.0, 150.0)),
+        gamma=float(rng.uniform(0.7, 1.4)),
+        z_factor=int(rng.integers(1, 5)),
     )
 
 
@@ -138,13 +168,13 @@ def _smooth_field(
     return (amp / math.sqrt(waves)) * field
 
 
-def _anatomy(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _anatomy(size: int, rng: np.random.Generator, look: _Appearance) -> tuple[np.ndarray, np.ndarray]:
     """Label map (uint8) and the deformed outer radial distance (1.0 at the brain's surface)."""
     grid = _grid(size)
     x, y, z = grid
-    cx, cy, cz = (float(c) for c in rng.uniform(-0.06, 0.06, size=3))
-    scale = rng.uniform(0.88, 1.05) * rng.uniform(0.92, 1.08, size=3)
-    rx, ry, rz = (float(r) for r in np.array([0.80, 0.90, 0.74]) * scale)
+    cx, cy, cz = (float(c) for c in rng.uniform(-0.05, 0.05, size=3))
+    scale = look.size * rng.uniform(0.92, 1.04) * rng.uniform(0.94, 1.06, size=3)
+    rx, ry, rz = (float(r) for r in np.array([0.90, 0.96, 0.86]) * scale)
     angle = float(rng.uniform(-0.25, 0.25))  # in-plane (x-y) head rotation
     px, py, pz = x - cx, y - cy, z - cz
     u = math.cos(angle) * px + math.sin(angle) * py
@@ -152,15 +182,18 @@ def _anatomy(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarra
     distance = np.sqrt((u / rx) ** 2 + (v / ry) ** 2 + (pz / rz) ** 2)
     # Multiplicative perturbation keeps the shells nested around the centre; the inner boundary gets higher
     # frequencies, like gyri folding the WM/GM interface.
-    outer = distance * (1.0 + _smooth_field(rng, grid, waves=6, freq=(1.5, 3.5), amp=0.08))
-    inner = distance * (1.0 + _smooth_field(rng, grid, waves=10, freq=(4.0, 9.0), amp=0.16))
-    gm_edge = rng.uniform(0.83, 0.87)
-    wm_edge = rng.uniform(0.60, 0.66)
+    outer = distance * (1.0 + _smooth_field(rng, grid, waves=6, freq=(1.5, 3.5), amp=0.06))
+    inner = distance * (1.0 + _smooth_field(rng, grid, waves=10, freq=(4.0, 9.0), amp=0.14))
+    gm_edge = rng.uniform(*look.csf_edge)
+    wm_edge = rng.uniform(*look.wm_edge)
     label = np.full((size, size, size), BG, dtype=np.uint8)
     label[outer < 1.0] = CSF
     label[outer < gm_edge] = GM
-    # WM only inside the GM region, so WM never touches CSF whatever the two fields do.
+    # WM only inside the GM region, so WM never touches the outer CSF whatever the two fields do.
     label[(inner < wm_edge) & (outer < gm_edge)] = WM
+    # Ventricles: a flattened central CSF ellipsoid inside the WM.
+    ventricle = np.sqrt((u / rx) ** 2 + (v / (1.6 * ry)) ** 2 + (pz / (0.7 * rz)) ** 2)
+    label[(ventricle < look.ventricles * rng.uniform(0.9, 1.1)) & (label == WM)] = CSF
     return label, outer
 
 
@@ -208,7 +241,7 @@ def _render(
     bias_field: float,
     noise: float,
 ) -> np.ndarray:
-    """Intensities of one (domain, subject): tissue means, texture, partial volume, scanner, bias, noise."""
+    """Intensities of one (domain, subject): tissue means, texture, partial volume, scanner, bias, noise, units."""
     size = label.shape[0]
     means = np.asarray(look.means, dtype=np.float32)
     # Per-subject tissue jitter (scan-to-scan variation); background stays at its domain value.
@@ -217,12 +250,19 @@ def _render(
     if look.shell is not None:
         skull, scalp = look.shell
         outside = label == BG
-        image[outside & (outer < 1.2)] = scalp
-        image[outside & (outer < 1.1)] = skull
+        image[outside & (outer < 1.22)] = scalp
+        image[outside & (outer < 1.12)] = skull
     image *= 1.0 + _smooth_field(rng, _grid(size), waves=6, freq=(2.0, 6.0), amp=0.04)
-    image = _gaussian_blur(image, sigma=0.6)
-    if (look.gain, look.gamma, look.offset) != (1.0, 1.0, 0.0):
-        image = look.gain * np.clip(image, 0.0, None) ** look.gamma + look.offset
+    if look.gm_texture > 0.0:
+        # A granular pattern of the cortex alone (this modality's rendering of one structure): white noise
+        # blurred over about a voxel, so it is texture rather than acquisition noise.
+        grain = _gaussian_blur(rng.normal(size=label.shape).astype(np.float32), sigma=0.8)
+        grain /= grain.std() + 1e-6
+        gm = label == GM
+        image[gm] *= 1.0 + look.gm_texture * grain[gm]
+    image = _gaussian_blur(image, sigma=look.blur)
+    if look.gamma != 1.0:
+        image = np.clip(image, 0.0, None) ** look.gamma
     if bias_field > 0.0:
         ramp = np.arange(size, dtype=np.float32) / size * bias_field + (1.0 - bias_field)
         image = image * ramp[None, :, None]
@@ -231,13 +271,14 @@ def _render(
     if look.z_factor > 1:
         # Noise was acquired at the coarse resolution too, so it goes through the resampling as well.
         image = _thick_slices(image, look.z_factor)
-    return image.astype(np.float32)
+    return (look.offset + look.scale * image).astype(np.float32)
 
 
 def generate_subject(cfg: DataConfig, domain: str, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Image (float32) and label (uint8) volumes of subject ``index`` of ``domain``, without writing files."""
+    """Image (float32, the domain's units) and label (uint8) volumes of subject ``index`` of ``domain``, without
+    writing files."""
     look = _appearance(domain)
-    label, outer = _anatomy(cfg.size, np.random.default_rng(stable_seed("anatomy", cfg.seed, index)))
+    label, outer = _anatomy(cfg.size, np.random.default_rng(stable_seed("anatomy", cfg.seed, domain, index)), look)
     rng = np.random.default_rng(stable_seed("appearance", cfg.seed, domain, index))
     noise = look.noise if cfg.noise is None else cfg.noise
     return _render(label, outer, look, rng, cfg.bias_field, noise), label

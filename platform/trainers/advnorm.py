@@ -9,7 +9,10 @@ K real domains plus one "generated" class. Algorithm 1, per iteration:
 ``adversarial_loss: paper`` uses that term as written (G maximizes D's loss on the generated class);
 ``nonsaturating`` replaces it by ``+ lambda * -log(1 - D_{K+1}(G(x)))``, the usual stabler GAN form.
 Baselines are switches: ``discriminator: none`` is the Pre-processor of Drozdzal et al. (lambda has no
-effect), ``generator: none`` segments standardized input (no learned normalization).
+effect); ``generator: none`` is a plain segmenter on the input ``data.intensity`` gives (no discriminator is
+built), so the paper's Standardization baseline is ``generator: none, data.intensity: volume`` and Table 2's
+"no adaptation" input is ``data.intensity: raw``. D's real classes are the training domains
+(``data.train_domains``); scores are per evaluation domain (``data.eval_domains``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pydantic import Field, NonNegativeFloat
 from torch import nn
 
 from platform.data.config import DataConfig
-from platform.data.patches import PatchSampler, linear_bias_field, standardize
+from platform.data.patches import PatchSampler, linear_bias_field
 from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
 from platform.metrics import (
     SegmentationSummary,
@@ -43,8 +46,9 @@ class Config(TrainerConfig):
     epochs: int = Field(120, ge=1, description="training epochs (paper: 120 for two datasets, 70 for three)")
     lambda_: float = Field(1.5, alias="lambda", ge=0, description="weight of the adversarial term (paper: 1.5)")
     n_steps: int = Field(3, ge=1, description="discriminator updates per generator/segmenter update")
-    generator: Literal["unet", "none"] = Field("unet", description="none: segment standardized input")
-    discriminator: Literal["dcgan", "resnet", "none"] = Field("dcgan", description="none: Pre-processor baseline")
+    generator: Literal["unet", "none"] = Field("unet", description="none: a plain segmenter on data.intensity's input")
+    discriminator: Literal["dcgan", "resnet", "none"] = Field(
+        "dcgan", description="none: Pre-processor baseline (no discriminator either when generator is none)")
     resnet_depth: Literal[10, 18] = Field(10, description="depth of the ResNet discriminator option")
     adversarial_loss: Literal["paper", "nonsaturating"] = Field("paper", description="form of G's adversarial term")
     g_channels: int = Field(32, ge=1, description="generator features at the first level (3D U-Net: 32)")
@@ -64,7 +68,8 @@ class Config(TrainerConfig):
     lr_gamma: float = Field(0.1, gt=0, le=1, description="factor of each G/S learning-rate drop")
     d_plateau_factor: float = Field(0.1, gt=0, lt=1, description="D learning-rate decay on a validation plateau")
     d_plateau_patience: int = Field(7, ge=0, description="epochs without D validation-loss improvement before decay")
-    warmup_epochs: int = Field(0, ge=0, description="epochs training G to reproduce its input (MSE) before Alg. 1")
+    warmup_epochs: int = Field(0, ge=0, description="epochs training G to reproduce its input (MSE, input rescaled to "
+                               "[0, 1] per patch) before Alg. 1")
     bias_augment: float = Field(0.0, ge=0, le=1, description="probability of a random linear bias field (paper: .5)")
     bias_alpha_max: float = Field(1.0, ge=0, le=1, description="largest bias-field slope alpha drawn U(0, max)")
     sw_overlap: float = Field(0.75, ge=0, lt=1, description="sliding-window overlap (paper: stride 8 of 32 = .75)")
@@ -72,6 +77,14 @@ class Config(TrainerConfig):
 
 
 PAPER_CLASS_WEIGHTS = {4: [0.22, 0.28, 0.20, 0.30]}
+
+
+def _unit_range(x: torch.Tensor) -> torch.Tensor:
+    """Each sample of (B, C, *spatial) rescaled to [0, 1] by its own minimum and maximum."""
+    flat = x.flatten(1)
+    low = flat.min(dim=1).values.view(-1, *[1] * (x.dim() - 1))
+    high = flat.max(dim=1).values.view(-1, *[1] * (x.dim() - 1))
+    return (x - low) / (high - low).clamp_min(1e-6)
 
 
 @TRAINERS.register("advnorm")
@@ -100,9 +113,10 @@ class AdvNormTrainer(Trainer):
         if config.generator == "unet":
             self.nets["G"] = UNet3D(channels, channels, config.g_channels, config.g_depth, sigmoid_output=True)
         self.nets["S"] = UNet3D(channels, self.num_classes, config.s_channels, config.s_depth)
-        if config.discriminator == "dcgan":
+        adversarial = config.generator == "unet"  # D judges G's output: without G there is nothing to judge
+        if adversarial and config.discriminator == "dcgan":
             self.nets["D"] = DCGANDiscriminator3D(channels, k + 1, patch, config.d_channels, config.d_dropout)
-        elif config.discriminator == "resnet":
+        elif adversarial and config.discriminator == "resnet":
             self.nets["D"] = resnet_discriminator(channels, k + 1, config.resnet_depth)
         self.finish_networks()
 
@@ -140,8 +154,9 @@ class AdvNormTrainer(Trainer):
         return x, y, z
 
     def _normalize(self, x: torch.Tensor, ddp: bool = True) -> torch.Tensor:
+        x = self.standardize_input(x)
         if "G" not in self.nets:
-            return standardize(x)
+            return x
         return (self.nets["G"] if ddp else self.net("G"))(x)
 
     # --- Algorithm 1 ----------------------------------------------------------------------------------------
@@ -167,7 +182,8 @@ class AdvNormTrainer(Trainer):
         normalized = self._normalize(x)
         if warmup:
             # Warm-up: G learns to reproduce its (clamped) input; S learns on G's detached output.
-            loss_g = nn.functional.mse_loss(normalized, x.clamp(0, 1))
+            # G's sigmoid output cannot take z-scores: its identity target is the input rescaled to [0, 1].
+            loss_g = nn.functional.mse_loss(normalized, _unit_range(self.standardize_input(x)))
             loss_seg = weighted_dice_loss(self.nets["S"](normalized.detach()), y, self.class_weights)
             loss = loss_g + loss_seg
             add("loss_mse", loss_g)
@@ -230,8 +246,8 @@ class AdvNormTrainer(Trainer):
             return torch.cat([normalized, self.net("S")(normalized).softmax(dim=1)], dim=1)
 
         summary = SegmentationSummary(self.class_names, surface=("hd95",))
-        inputs: dict[str, list[np.ndarray]] = {d: [] for d in self.domains}
-        outputs: dict[str, list[np.ndarray]] = {d: [] for d in self.domains}
+        inputs: dict[str, list[np.ndarray]] = {d: [] for d in self.eval_domains}
+        outputs: dict[str, list[np.ndarray]] = {d: [] for d in self.eval_domains}
         corr_in, corr_out = [], []
         self.last_eval = []
         for case in self.cases_of(split):
@@ -248,20 +264,21 @@ class AdvNormTrainer(Trainer):
             corr_in.append(intensity_position_correlation(case.image[0], brain))
             corr_out.append(intensity_position_correlation(norm_np, brain))
             self.last_eval.append({"case": case, "normalized": norm_np, "pred": pred[0].cpu().numpy()})
-        metrics = summary.metrics("val", self.domains)
+        metrics = summary.metrics(split, self.eval_domains)
         self.last_cases = summary.cases()
-        metrics["val/jsd_input"] = histogram_jsd([np.concatenate(inputs[d]) for d in self.domains if inputs[d]])
-        metrics["val/jsd_norm"] = histogram_jsd([np.concatenate(outputs[d]) for d in self.domains if outputs[d]])
-        metrics["val/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
-        metrics["val/bias_corr_norm"] = float(np.mean(np.abs(corr_out)))
-        if "D" in self.nets and self.config.eval_patches > 0:
-            metrics.update(self._discriminator_validation())
+        metrics[f"{split}/jsd_input"] = histogram_jsd([np.concatenate(v) for v in inputs.values() if v])
+        metrics[f"{split}/jsd_norm"] = histogram_jsd([np.concatenate(v) for v in outputs.values() if v])
+        metrics[f"{split}/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
+        metrics[f"{split}/bias_corr_norm"] = float(np.mean(np.abs(corr_out)))
+        judged = [c for c in self.splits[split] if c.domain in self.domains]  # D's real classes only
+        if "D" in self.nets and self.config.eval_patches > 0 and judged:
+            metrics.update(self._discriminator_validation(split, judged))
         return metrics
 
-    def _discriminator_validation(self) -> dict[str, float]:
-        """D's loss and accuracy on a fixed set of validation patches, real and generated (Table 7)."""
+    def _discriminator_validation(self, split: str, cases: list[Any]) -> dict[str, float]:
+        """D's loss and accuracy on a fixed set of patches of ``split``, real and generated (Table 7)."""
         batch = self.data_config.batch_size
-        sampler = PatchSampler(self.val_cases, self.domains, self.data_config.patch_size, batch, seed=12345)
+        sampler = PatchSampler(cases, self.domains, self.data_config.patch_size, batch, seed=12345)
         logits, labels, losses = [], [], []
         discriminator = self.net("D")
         for _ in range(max(1, self.config.eval_patches * len(self.domains) // batch)):
@@ -275,9 +292,9 @@ class AdvNormTrainer(Trainer):
         all_logits, all_labels = torch.cat(logits), torch.cat(labels)
         fake_rows = all_labels == len(self.domains)
         return {
-            "val/loss_dis": float(torch.stack(losses).mean()),
-            "val/disc_acc": classification_accuracy(all_logits, all_labels),
-            "val/disc_acc_generated": classification_accuracy(all_logits[fake_rows], all_labels[fake_rows]),
+            f"{split}/loss_dis": float(torch.stack(losses).mean()),
+            f"{split}/disc_acc": classification_accuracy(all_logits, all_labels),
+            f"{split}/disc_acc_generated": classification_accuracy(all_logits[fake_rows], all_labels[fake_rows]),
         }
 
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
@@ -294,10 +311,10 @@ class AdvNormTrainer(Trainer):
         assert isinstance(config, Config)
         names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/jsd_input", "val/jsd_norm",
                  "val/bias_corr_input", "val/bias_corr_norm"}
-        names |= summary_names("val", data.domains, data.names_of_classes(), surface=("hd95",))
+        names |= summary_names("val", data.eval_domains or data.domains, data.names_of_classes(), surface=("hd95",))
         if config.generator != "none":
             names |= {"train/lr_g", "train/loss_mse"}
-        if config.discriminator != "none":
+        if config.discriminator != "none" and config.generator != "none":
             names |= {"train/loss_dis", "train/disc_acc", "train/lr_d", "train/loss_adv", "val/loss_dis",
                       "val/disc_acc", "val/disc_acc_generated"}
         return names

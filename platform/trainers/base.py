@@ -31,6 +31,7 @@ from platform.cache import atomic_file, cache_root
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.registry import Registry
+from platform.results import CHECKPOINTS, metric_stem
 from platform.seeds import seed_everything
 
 
@@ -70,19 +71,21 @@ TRAINERS: Registry[type[Trainer]] = Registry("trainer")
 # error (tests/trainers/test_contract.py), so no reader ever guesses a direction from a name.
 COMMON_METRICS: dict[str, tuple[str, str]] = {
     "dice": ("max", "overlap"), "hd95": ("min", "distance"), "asd": ("min", "distance"),
-    "iterations": ("none", "count"), "lr": ("none", "schedule"),
+    "iterations": ("none", "count"), "lr": ("none", "schedule"), "selected_epoch": ("none", "count"),
 }
 
 
 @functools.lru_cache(maxsize=8)
-def cached_cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...]]:
-    """(train, val) cases of a data config, loaded (and aligned) once per process: reused Tune actors and
-    the trials of one sweep skip the NIfTI reads."""
+def cached_cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...], tuple[Case, ...]]:
+    """(train, val, test) cases of a data config, loaded (aligned, normalized by ``data.intensity``) once per
+    process: reused Tune actors and the trials of one sweep skip the NIfTI reads."""
     from platform.data.datasets import load_cases, split_cases
+    from platform.data.intensity import normalize_cases
 
     data = DataConfig.model_validate_json(data_json)
-    train, val = split_cases(load_cases(data), data, fold=fold)
-    return tuple(train), tuple(val)
+    parts = normalize_cases(data.intensity, data.intensity_nonzero, *split_cases(load_cases(data), data, fold=fold))
+    train, val, test = (tuple(part) for part in parts)
+    return train, val, test
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -131,13 +134,22 @@ class Trainer(ABC):
         self._pending_samplers: dict[str, Any] = {}  # restored states of samplers not built yet (``add_sampler``)
         self.last_eval: list[dict[str, Any]] = []  # per evaluated case: "case", "pred" and the artifact panels
         self.last_cases: list[dict[str, Any]] = []  # per-case scores of the last evaluation (the cases table)
+        # The networks of the epoch best on the first objective on val (the engine keeps it; checkpointed).
+        self.best: dict[str, Any] | None = None
         problems = self.check(config, data)  # also refused at spec time; a direct construction is refused here
         if problems:
             raise ValueError("; ".join(problems))
         # The prologue every method shares.
         seed_everything(seed)
-        self.train_cases, self.val_cases = self.load_split() if self.USES_DATA else ([], [])
-        self.domains = self.domain_order(self.train_cases)
+        self.splits = dict(zip(("train", "val", "test"), self.load_split() if self.USES_DATA else ([], [], []),
+                               strict=True))
+        present = sorted({c.domain for part in self.splits.values() for c in part})
+        self.train_domains = data.training_domains(present)  # labels of these train; index order of samplers
+        self.eval_domains = data.evaluation_domains(present)  # val and test scores are theirs
+        self.domains = self.train_domains
+        self.train_cases = [c for c in self.splits["train"] if c.domain in self.train_domains]
+        self.val_cases = [c for c in self.splits["val"] if c.domain in self.eval_domains]
+        self.test_cases = [c for c in self.splits["test"] if c.domain in self.eval_domains]
         self.class_names = data.names_of_classes()
         self.num_classes = data.num_classes
         self.channels = self.train_cases[0].image.shape[0] if self.train_cases else 1
@@ -148,14 +160,18 @@ class Trainer(ABC):
         rank draws different batches and a trial's streams never share a generator."""
         return self.seed * 1000 + self.rank + stream
 
-    def load_split(self) -> tuple[list[Case], list[Case]]:
-        """This trial's (train, val) cases (its fold), from the per-process cache."""
-        train, val = cached_cases(self.data_config.model_dump_json(), self.fold)
-        return list(train), list(val)
+    def load_split(self) -> tuple[list[Case], list[Case], list[Case]]:
+        """This trial's (train, val, test) cases of every domain (its fold), from the per-process cache."""
+        return tuple(list(part) for part in cached_cases(self.data_config.model_dump_json(), self.fold))  # type: ignore
 
-    def domain_order(self, cases: list[Case]) -> list[str]:
-        """Domains in index order: the spec's ``data.domains``, else those of ``cases`` sorted."""
-        return list(self.data_config.domains) or sorted({c.domain for c in cases})
+    def standardize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A network's input as ``data.intensity`` wants it: with ``patch``, each patch, slice or window (B, C, ...)
+        z-scored on its own; otherwise as is (the volumes were normalized once, when loaded)."""
+        if self.data_config.intensity == "patch":
+            from platform.data.patches import standardize
+
+            return standardize(x)
+        return x
 
     @staticmethod
     def first_per_domain(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,10 +197,11 @@ class Trainer(ABC):
             net.eval()
 
     def cases_of(self, split: str) -> list[Case]:
-        """The cases an evaluation of ``split`` scores (``val``: the validation subjects of this trial's fold)."""
-        if split != "val":
-            raise ValueError(f"{type(self).__name__} evaluates the 'val' split, not {split!r}")
-        return self.val_cases
+        """The cases an evaluation of ``split`` scores: the ``val`` or ``test`` subjects of the evaluation domains
+        (``val``: of this trial's fold)."""
+        if split not in ("val", "test"):
+            raise ValueError(f"{type(self).__name__} evaluates the 'val' or 'test' split, not {split!r}")
+        return self.val_cases if split == "val" else self.test_cases
 
     @contextlib.contextmanager
     def frozen(self, *names: str) -> Iterator[None]:
@@ -241,8 +258,8 @@ class Trainer(ABC):
 
     @abstractmethod
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Evaluate on ``split`` and return ``split/...`` metrics, including ``split/dice``; fill ``last_eval``
-        and ``last_cases``."""
+        """Evaluate on ``split`` (``val`` or ``test``) and return ``split/...`` metrics, including ``split/dice``
+        (the mean over the evaluation domains); fill ``last_eval`` and ``last_cases``."""
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:  # noqa: B027 - optional hook
         """Hook after evaluation (e.g. plateau schedulers on a validation loss)."""
@@ -273,6 +290,16 @@ class Trainer(ABC):
                            "world_size": self.world_size, "format": version}, sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:24]
         return cache_root(self.data_config.cache_dir) / namespace / f"{digest}.pt"
+
+    def network_state(self) -> dict[str, Any]:
+        """A copy of every network's weights (on the CPU), e.g. the best epoch's for the final test."""
+        return {name: {key: value.detach().to("cpu", copy=True) for key, value in self.net(name).state_dict().items()}
+                for name in self.nets}
+
+    def load_network_state(self, state: dict[str, Any]) -> None:
+        """Inverse of ``network_state``."""
+        for name, weights in state.items():
+            self.net(name).load_state_dict(weights)
 
     def save_networks(self, path: Path, names: tuple[str, ...]) -> None:
         """Write the named networks' weights to ``path`` atomically (rank 0 only: one writer per trial)."""
@@ -316,7 +343,7 @@ class Trainer(ABC):
                 "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
                 "samplers": {**self._pending_samplers,
                              **{name: sampler.state_dict() for name, sampler in self.samplers.items()}},
-                "rng": self.rng_state(), "extra": self.extra_state()}
+                "rng": self.rng_state(), "extra": self.extra_state(), "best": self.best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = state["epoch"]
@@ -330,6 +357,7 @@ class Trainer(ABC):
                 self._pending_samplers[name] = sampler_state
         self.load_rng_state(state["rng"])
         self.load_extra_state(state["extra"])
+        self.best = state.get("best")
 
     @staticmethod
     def rng_state() -> dict[str, Any]:
@@ -363,6 +391,15 @@ class Trainer(ABC):
         """Every metric name this trainer reports for ``config`` on ``data``."""
 
     @classmethod
+    def all_metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
+        """``metric_names`` plus the test scores the engine reports at the end of a trial when there is a test set:
+        every ``val/x`` as ``test/best/x`` and ``test/last/x``, and the epoch the best checkpoint comes from."""
+        names = cls.metric_names(config, data)
+        tests = {f"test/{checkpoint}/{name[4:]}" for name in names if name.startswith("val/")
+                 for checkpoint in CHECKPOINTS}
+        return names | tests | {"test/selected_epoch"}
+
+    @classmethod
     def declared_metrics(cls) -> dict[str, tuple[str, str]]:
         """Every metric stem this trainer declares: (direction, kind)."""
         return {**COMMON_METRICS, **cls.METRICS}
@@ -370,7 +407,7 @@ class Trainer(ABC):
     @classmethod
     def metric_info(cls, name: str) -> dict[str, str]:
         """{"direction": "max" | "min" | "none", "kind": ...} of a metric name, from its declared stem."""
-        stem = name.split("/")[1] if "/" in name else name
+        stem = metric_stem(name)
         declared = cls.declared_metrics()
         if stem not in declared:
             raise KeyError(f"metric {name!r}: its stem {stem!r} is declared neither in the trainer's METRICS nor "

@@ -85,10 +85,10 @@ class DualNormTrainer(Trainer):
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
         if config.norm == "dsbn":
-            unseen = sorted({c.domain for c in self.val_cases} - {c.domain for c in self.train_cases})
+            unseen = sorted(set(self.eval_domains) - {c.domain for c in self.train_cases})
             if unseen:
-                raise ValueError(f"norm: dsbn has no BatchNorm for domain(s) {unseen}, which have no training "
-                                 "cases; add training subjects of them or use another norm")
+                raise ValueError(f"norm: dsbn has no BatchNorm for evaluation domain(s) {unseen}, which have no "
+                                 "training cases; add them to data.train_domains or use another norm")
         self.samplers["slices"] = SliceSampler(self.train_cases, self.domains, data.batch_size,
                                                seed=self.stream_seed(0), context=config.context, flip=config.flip,
                                                rotate=config.rotate, multiple=MULTIPLE)
@@ -137,6 +137,7 @@ class DualNormTrainer(Trainer):
         sums = {"loss_bn": 0.0, "loss_spade": 0.0}
         for _ in range(self.iterations):
             x, y, z = (t.to(self.device) for t in self.samplers["slices"].sample())
+            x = self.standardize_input(x)
             logits_bn = self.first_forward(x, z)
             loss_bn = self.loss_fn(logits_bn, y.unsqueeze(1))
             mask = logits_bn.detach().softmax(dim=1)  # the semantic mask, before the BN update (Alg. 1, l. 4)
@@ -157,8 +158,10 @@ class DualNormTrainer(Trainer):
     @torch.no_grad()
     def _predict_volume(self, case: Case) -> tuple[torch.Tensor, torch.Tensor]:
         """(first-forward labels, second-forward labels), each (X, Y, Z), slices stacked back."""
-        slices = volume_slices(case, self.config.context, MULTIPLE).to(self.device)
-        z = torch.full((slices.shape[0],), self.domains.index(case.domain), device=self.device)
+        slices = self.standardize_input(volume_slices(case, self.config.context, MULTIPLE).to(self.device))
+        # The domain index only selects DSBN's BatchNorm, which exists for training domains alone (checked).
+        index = self.domains.index(case.domain) if case.domain in self.domains else 0
+        z = torch.full((slices.shape[0],), index, device=self.device)
 
         def both(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
             x, zz = chunk
@@ -185,7 +188,7 @@ class DualNormTrainer(Trainer):
             summary.add(case.domain, case.subject, second, label, self.spacing(case))
             self.last_eval.append({"case": case, "first": first.cpu().numpy(), "pred": second.cpu().numpy()})
         self.last_cases = summary.cases()
-        return {**summary.metrics("val", self.domains), **first_summary.metrics("val", self.domains)}
+        return {**summary.metrics(split, self.eval_domains), **first_summary.metrics(split, self.eval_domains)}
 
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
         return item["first"].astype(np.float32) / max(1, self.num_classes - 1)
@@ -202,10 +205,10 @@ class DualNormTrainer(Trainer):
 
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
-        classes = data.names_of_classes()
+        classes, domains = data.names_of_classes(), data.eval_domains or data.domains
         return ({"train/loss_bn", "train/loss_spade", "train/iterations", "train/lr", "train/pretraining"}
-                | summary_names("val", data.domains, classes, surface=("asd", "hd95"))
-                | summary_names("val", data.domains, classes, name="dice_first_forward", per_class=False))
+                | summary_names("val", domains, classes, surface=("asd", "hd95"))
+                | summary_names("val", domains, classes, name="dice_first_forward", per_class=False))
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:

@@ -88,8 +88,10 @@ class Config(TrainerConfig):
 
     epochs: int = Field(60, ge=2, description="total epochs: stage 1 (first stage1_epochs) then stage 2")
     stage1_epochs: int = Field(30, ge=1, description="first epochs training the style transfer (paper: 50k its)")
-    source: str = Field("mr", description="labelled source domain (one of data.domains)")
-    target: str = Field("ct", description="unlabelled target domain (one of data.domains); val/dice is on it")
+    source: str | None = Field(None, description="labelled source domain; default: the one training domain that is "
+                               "not the target (data.train_domains)")
+    target: str | None = Field(None, description="unlabelled target domain; default: the one evaluation domain that "
+                               "is not a training domain (data.eval_domains)")
     mode: Literal["adapt", "no_adaptation", "supervised_target"] = Field(
         "adapt", description="adapt; no_adaptation (source only); supervised_target (target labels: upper bound)")
     style_transfer: bool = Field(True, description="stage 1: train S on source images translated to target style")
@@ -132,7 +134,7 @@ class Config(TrainerConfig):
                 raise ValueError(f"ablation {self.ablation!r} is not one of {list(ABLATIONS)}")
             for key, value in ABLATIONS[self.ablation].items():
                 object.__setattr__(self, key, value)
-        if self.source == self.target:
+        if self.source is not None and self.source == self.target:
             raise ValueError(f"source and target are both {self.source!r}: adaptation needs two domains")
         if self.stage1_epochs >= self.epochs:
             raise ValueError(f"stage1_epochs ({self.stage1_epochs}) must be below epochs ({self.epochs}): "
@@ -155,6 +157,39 @@ class Config(TrainerConfig):
 
 
 
+def domain_roles(config: Config, data: DataConfig, train: list[str], evaluation: list[str]) -> tuple[str, str]:
+    """(source, target): the config's, or from the data's domain roles: the target is the one evaluation domain
+    that is not a training domain, the source the one training domain that is not the target. ``train`` and
+    ``evaluation`` are empty when nothing is known yet (a manifest read later): only the config is checked then."""
+    for role, domain in (("source", config.source), ("target", config.target)):
+        if domain is not None and data.domains and domain not in data.domains:
+            raise ValueError(f"{role} domain {domain!r} is not among data.domains {data.domains}: set {role} to one "
+                             "of them or add it to data.domains")
+    target = config.target
+    if target is None:
+        unlabelled = [d for d in evaluation if d not in train] or (evaluation if len(evaluation) == 1 else [])
+        if len(unlabelled) != 1:
+            if not evaluation:
+                raise ValueError("glua needs its target domain: set target, or data.eval_domains to the target")
+            raise ValueError(f"glua cannot tell its target domain from data.eval_domains {evaluation} and "
+                             f"data.train_domains {train}: set data.eval_domains to the target (e.g. [ct]) and "
+                             "data.train_domains to the labelled source (e.g. [mr]), or set source and target")
+        target = unlabelled[0]
+    source = config.source
+    if source is None:
+        labelled = [d for d in train if d != target]
+        if len(labelled) != 1:
+            raise ValueError(f"glua cannot tell its source domain from data.train_domains {train} (target "
+                             f"{target!r}): set data.train_domains to the one labelled source, or set source")
+        source = labelled[0]
+    if source == target:
+        raise ValueError(f"source and target are both {source!r}: adaptation needs two domains")
+    if evaluation and target not in evaluation:
+        raise ValueError(f"target {target!r} is not among data.eval_domains {evaluation}: the target's score is "
+                         "the adaptation's; add it to data.eval_domains")
+    return source, target
+
+
 @TRAINERS.register("glua")
 class GLUATrainer(Trainer):
     """Stage 1 style transfer, then segmentation with D1 (masked local alignment) and D2."""
@@ -170,14 +205,16 @@ class GLUATrainer(Trainer):
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
-        self.source_train = [c for c in self.train_cases if c.domain == config.source]
-        self.target_train = [c for c in self.train_cases if c.domain == config.target]
-        for role, domain, cases in (("source", config.source, self.source_train),
-                                    ("target", config.target, self.target_train)):
+        self.source, self.target = domain_roles(config, data, self.train_domains, self.eval_domains)
+        # The target's training subjects are read as images only (labels: mode supervised_target, the bound).
+        self.source_train = [c for c in self.splits["train"] if c.domain == self.source]
+        self.target_train = [c for c in self.splits["train"] if c.domain == self.target]
+        for role, domain, cases in (("source", self.source, self.source_train),
+                                    ("target", self.target, self.target_train)):
             if not cases:
                 raise ValueError(f"{role} domain {domain!r} has no training cases")
         channels = self.channels
-        sizes = [c.label.shape[:2] for c in self.train_cases + self.val_cases]
+        sizes = [c.label.shape[:2] for part in self.splits.values() for c in part]
         self.shape = tuple(-(-max(s[i] for s in sizes) // MULTIPLE) * MULTIPLE for i in (0, 1))
         batch = data.batch_size
 
@@ -229,6 +266,7 @@ class GLUATrainer(Trainer):
         if self.config.stage1_checkpoint is not None:
             return Path(self.config.stage1_checkpoint).expanduser()
         fields = {name: getattr(self.config, name) for name in STAGE1_FIELDS}
+        fields.update(source=self.source, target=self.target)
         return self.stage_cache_path("glua-stage1", fields, STAGE1_FORMAT)
 
     def _load_stage1(self, path: Path) -> None:
@@ -387,44 +425,42 @@ class GLUATrainer(Trainer):
     @torch.no_grad()
     def _predict_volume(self, case: Case) -> torch.Tensor:
         slices = volume_slices(case, 0, MULTIPLE).to(self.device)
-        target = case.domain == self.config.target
+        target = case.domain == self.target
         preds = self.in_chunks(lambda x: self.segment(x, target=target, ddp=False)[0].argmax(1), slices)
         sx, sy = case.label.shape[:2]
         return torch.cat(preds)[:, :sx, :sy].permute(1, 2, 0)  # (X, Y, Z)
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        config = self.config
         self.eval_mode()
         summary = SegmentationSummary(self.class_names, surface=("asd",))
         self.last_eval = []
         for case in self.cases_of(split):
-            if case.domain not in (config.target, config.source):
-                continue
             pred = self._predict_volume(case)
             summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).to(self.device),
                         self.spacing(case))
             self.last_eval.append({"case": case, "pred": pred.cpu().numpy()})
         self.last_cases = summary.cases()
-        # val/dice and val/asd are the target's: the adaptation's score.
-        metrics = summary.metrics("val", (config.target, config.source), headline=(config.target,))
-        if config.runs_stage1:
-            metrics.update(self._style_metrics())
+        # val/dice and val/asd: the mean over the evaluation domains (the target, unless the source is one too).
+        metrics = summary.metrics(split, self.eval_domains)
+        if self.config.runs_stage1:
+            metrics.update(self._style_metrics(split))
         return metrics
 
-    def _style_metrics(self) -> dict[str, float]:
-        config = self.config
-        source = [c for c in self.val_cases if c.domain == config.source]
-        target = [c for c in self.val_cases if c.domain == config.target]
+    def _style_metrics(self, split: str) -> dict[str, float]:
+        # Images only, of both domains' subjects of the split whatever their roles: a measure of the translation.
+        source = [c for c in self.splits[split] if c.domain == self.source]
+        target = [c for c in self.splits[split] if c.domain == self.target]
         if not source or not target:
             return {}
         translated = np.concatenate([self._translate_case(c).image[:, c.label > 0].ravel() for c in source])
         raw = np.concatenate([c.image[:, c.label > 0].ravel() for c in source])
         tgt = np.concatenate([c.image[:, c.label > 0].ravel() for c in target])
-        return {"val/style_jsd": histogram_jsd([translated, tgt]), "val/style_jsd_identity": histogram_jsd([raw, tgt])}
+        return {f"{split}/style_jsd": histogram_jsd([translated, tgt]),
+                f"{split}/style_jsd_identity": histogram_jsd([raw, tgt])}
 
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
         case = item["case"]
-        if self.config.runs_stage1 and case.domain == self.config.source:
+        if self.config.runs_stage1 and case.domain == self.source:
             return self._translate_case(case).image[0]
         return case.image[0]
 
@@ -448,10 +484,11 @@ class GLUATrainer(Trainer):
     @classmethod
     def check(cls, config: TrainerConfig, data: DataConfig) -> list[str]:
         assert isinstance(config, Config)
-        problems = [f"{role} domain {domain!r} is not among data.domains {data.domains}: set {role} to one of them "
-                    "or add it to data.domains"
-                    for role, domain in (("source", config.source), ("target", config.target))
-                    if data.domains and domain not in data.domains]
+        problems = []
+        try:
+            domain_roles(config, data, data.training_domains([]), data.evaluation_domains([]))
+        except ValueError as exc:
+            problems.append(str(exc))
         if config.stage1_checkpoint is not None and not Path(config.stage1_checkpoint).expanduser().is_file():
             problems.append(f"stage1_checkpoint {config.stage1_checkpoint!r} does not exist: give the path of a "
                             "stage-1 file, or remove stage1_checkpoint to train stage 1")
@@ -464,7 +501,7 @@ class GLUATrainer(Trainer):
                  "train/loss_cyc", "train/loss_rec_c", "train/loss_adv_img", "train/loss_d_img", "train/loss_seg",
                  "train/loss_adv_d1", "train/loss_adv_d2", "train/loss_d1", "train/loss_d2", "train/mask_mean",
                  "val/style_jsd", "val/style_jsd_identity"}
-        domains = list(dict.fromkeys([config.target, config.source, *data.domains]))
+        domains = data.eval_domains or data.domains or [d for d in (config.target,) if d]
         return names | summary_names("val", domains, data.names_of_classes(), surface=("asd",))
 
     @classmethod

@@ -406,58 +406,79 @@ def test_split_column_is_respected() -> None:
         case("s3", split="test"),
         case("s4", split="train"),
     ]
-    cases += [case("t1", "b", "val"), case("t2", "b", "train")]
-    train, val = split_cases(cases, DataConfig(val_fraction=0.9))
+    cases += [case("t1", "b", "val"), case("t2", "b", "train"), case("t3", "b", "test")]
+    train, val, test = split_cases(cases, DataConfig(domains=[], val_fraction=0.9, test_fraction=0.0))
     assert ids(train) == [("a", "s1"), ("a", "s4"), ("b", "t2")]
-    assert ids(val) == [("a", "s2"), ("b", "t1")]  # "test" rows go to neither
+    assert ids(val) == [("a", "s2"), ("b", "t1")]
+    assert ids(test) == [("a", "s3"), ("b", "t3")]
     with pytest.raises(ValueError, match="split column"):
-        split_cases(cases, DataConfig(folds=2), fold=0)
+        split_cases(cases, DataConfig(domains=[], folds=2), fold=0)
 
 
-def test_split_column_must_leave_every_domain_train_and_val() -> None:
-    cases = [
-        case("s1", split="train"),
-        case("s2", split="val"),
-        case("t1", "b", "train"),
-        case("t2", "b", "test"),
-    ]
-    with pytest.raises(ValueError, match=r"'b' \(1 train, 0 val\)"):
-        split_cases(cases, DataConfig())
+@pytest.mark.parametrize(
+    ("rows", "roles", "message"),
+    [
+        # b has test rows but no val row: an evaluation domain needs both.
+        ([("s1", "a", "train"), ("s2", "a", "val"), ("s3", "a", "test"), ("t1", "b", "train"),
+          ("t2", "b", "test")], {}, r"'b' has no val subject"),
+        # a test set exists, so every evaluation domain needs a test subject.
+        ([("s1", "a", "train"), ("s2", "a", "val"), ("s3", "a", "test"), ("t1", "b", "train"),
+          ("t2", "b", "val")], {}, r"'b' has no test subject"),
+        # b only evaluates, so it needs no training row ...
+        ([("s1", "a", "train"), ("s2", "a", "val"), ("t1", "b", "val")], {"train_domains": ["a"]}, None),
+        # ... and a only trains, so it needs no val row.
+        ([("s1", "a", "train"), ("t1", "b", "train"), ("t2", "b", "val")], {"eval_domains": ["b"]}, None),
+        ([("s1", "a", "train"), ("t1", "b", "val")], {"train_domains": ["b"]}, r"'b' has no train subject"),
+    ],
+)
+def test_split_column_must_give_each_role_its_subjects(rows: list[tuple[str, str, str]], roles: dict[str, list[str]],
+                                                      message: str | None) -> None:
+    cases = [case(subject, domain, split) for subject, domain, split in rows]
+    config = DataConfig(domains=["a", "b"], **roles)
+    if message is None:
+        split_cases(cases, config)
+    else:
+        with pytest.raises(ValueError, match=message):
+            split_cases(cases, config)
 
 
-@pytest.mark.parametrize(("folds", "per_domain"), [(2, 2), (3, 7), (5, 5), (4, 9)])
+@pytest.mark.parametrize(("folds", "per_domain"), [(2, 3), (3, 8), (5, 7), (4, 11)])
 def test_folds_partition_subjects_within_each_domain(folds: int, per_domain: int) -> None:
     cases = [case(f"s{i}", d) for d in ("a", "b") for i in range(per_domain)]
-    cfg = DataConfig(folds=folds, seed=3)
+    cfg = DataConfig(domains=[], folds=folds, seed=3)
     seen: list[tuple[str, str]] = []
+    tests = set()
     for fold in range(folds):
-        train, val = split_cases(cases, cfg, fold=fold)
-        assert not set(ids(train)) & set(ids(val))
-        assert sorted(ids(train) + ids(val)) == ids(cases)
+        train, val, test = split_cases(cases, cfg, fold=fold)
+        assert not set(ids(train)) & set(ids(val)) and not (set(ids(train)) | set(ids(val))) & set(ids(test))
+        assert sorted(ids(train) + ids(val) + ids(test)) == ids(cases)
+        tests.add(tuple(ids(test)))
+        rest = per_domain - sum(c.domain == "a" for c in test)
         for domain in ("a", "b"):
             size = sum(c.domain == domain for c in val)
-            assert per_domain // folds <= size <= math.ceil(per_domain / folds)
+            assert rest // folds <= size <= math.ceil(rest / folds)
         seen += ids(val)
-    assert sorted(seen) == ids(cases)  # every subject validates exactly once
+    assert len(tests) == 1  # the test set is held out once, the same in every fold
+    assert sorted(seen + list(tests.pop())) == ids(cases)  # every other subject validates exactly once
     assert split_cases(cases, cfg, fold=1) == split_cases(list(cases), cfg, fold=1)  # deterministic
 
 
 def test_fold_column_of_the_manifest_is_used() -> None:
     cases = [case(f"s{i}", fold=i % 3) for i in range(6)]
-    train, val = split_cases(cases, DataConfig(folds=3), fold=2)
+    train, val, test = split_cases(cases, DataConfig(domains=[], folds=3, test_fraction=0.0), fold=2)
     assert ids(val) == [("a", "s2"), ("a", "s5")]
-    assert len(train) == 4
+    assert len(train) == 4 and test == []
     with pytest.raises(ValueError, match=r"manifest folds \[2\] are >= data.folds=2"):
-        split_cases(cases, DataConfig(folds=2), fold=0)
+        split_cases(cases, DataConfig(domains=[], folds=2), fold=0)
 
 
 @pytest.mark.parametrize(
     ("cfg", "fold", "message"),
     [
-        (DataConfig(folds=3), 3, r"fold 3 is out of range for data.folds=3: use 0..2"),
-        (DataConfig(folds=3), -1, r"fold -1 is out of range"),
-        (DataConfig(), 0, r"data.folds is not set"),
-        (DataConfig(folds=4), 3, r"'a' \(3 train, 0 val\)"),  # 3 subjects cannot fill 4 folds
+        (DataConfig(domains=[], folds=3), 3, r"fold 3 is out of range for data.folds=3: use 0..2"),
+        (DataConfig(domains=[], folds=3), -1, r"fold -1 is out of range"),
+        (DataConfig(domains=[]), 0, r"data.folds is not set"),
+        (DataConfig(domains=[], folds=4), 3, r"'a' has no val subject"),  # 2 subjects cannot fill 4 folds
     ],
 )
 def test_bad_fold_requests(cfg: DataConfig, fold: int, message: str) -> None:
@@ -466,23 +487,35 @@ def test_bad_fold_requests(cfg: DataConfig, fold: int, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("subjects", "fraction", "n_val"),
-    [(2, 0.34, 1), (3, 0.34, 2), (6, 0.34, 3), (6, 0.2, 2), (10, 0.34, 4), (5, 0.5, 3)],
+    ("subjects", "val_fraction", "test_fraction", "n_val", "n_test"),
+    [(3, 0.34, 0.0, 2, 0), (3, 0.2, 0.2, 1, 1), (8, 0.2, 0.2, 2, 2), (10, 0.1, 0.1, 1, 1), (6, 0.34, 0.2, 3, 2),
+     (5, 0.5, 0.0, 3, 0)],
 )
-def test_default_split_holds_out_the_last_subjects(subjects: int, fraction: float, n_val: int) -> None:
+def test_default_split_holds_out_the_last_subjects(subjects: int, val_fraction: float, test_fraction: float,
+                                                   n_val: int, n_test: int) -> None:
     cases = [case(f"s{i:02d}", d) for d in ("a", "b") for i in reversed(range(subjects))]
-    train, val = split_cases(cases, DataConfig(val_fraction=fraction))
-    expected = [(d, f"s{i:02d}") for d in ("a", "b") for i in range(subjects - n_val, subjects)]
-    assert ids(val) == expected
-    assert len(train) == 2 * (subjects - n_val) >= 2
+    train, val, test = split_cases(cases, DataConfig(domains=[], val_fraction=val_fraction,
+                                                     test_fraction=test_fraction))
+    last = subjects - n_test
+    assert ids(test) == [(d, f"s{i:02d}") for d in ("a", "b") for i in range(last, subjects)]
+    assert ids(val) == [(d, f"s{i:02d}") for d in ("a", "b") for i in range(last - n_val, last)]
+    assert len(train) == 2 * (subjects - n_val - n_test) >= 2
+
+
+def test_a_domains_subjects_do_not_depend_on_its_roles() -> None:
+    cases = [case(f"s{i}", d) for d in ("a", "b") for i in range(8)]
+    both = split_cases(cases, DataConfig(domains=["a", "b"]))
+    only_a = split_cases(cases, DataConfig(domains=["a", "b"], train_domains=["a"], eval_domains=["b"]))
+    for part_both, part_a in zip(both, only_a, strict=True):
+        assert ids(part_both) == ids(part_a)
 
 
 @pytest.mark.parametrize(("subjects", "fraction"), [(1, 0.34), (2, 0.9)])
 def test_default_split_needs_train_and_val_in_every_domain(subjects: int, fraction: float) -> None:
     cases = [case("x0", "big"), case("x1", "big"), case("x2", "big")]
     cases += [case(f"s{i}", "small") for i in range(subjects)]
-    with pytest.raises(ValueError, match=r"'small' \(0 train, \d+ val\).*at least one of each"):
-        split_cases(cases, DataConfig(val_fraction=fraction))
+    with pytest.raises(ValueError, match=r"'small' has no train subject .*small: 0/"):
+        split_cases(cases, DataConfig(domains=[], val_fraction=fraction, test_fraction=0.0))
 
 
 # --- the data config ---------------------------------------------------------------------------------------

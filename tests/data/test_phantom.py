@@ -14,7 +14,7 @@ import torch
 
 from platform.data import phantom
 from platform.data.config import DataConfig
-from platform.data.datasets import check_data, split_cases
+from platform.data.datasets import check_data, load_cases, split_cases
 from platform.data.manifest import load_manifest
 from platform.data.patches import PatchSampler
 from platform.data.phantom import build_phantom, generate_subject
@@ -92,14 +92,13 @@ def test_files_are_identical_across_independent_builds(tmp_path: Path) -> None:
             np.testing.assert_array_equal(a, b)
 
 
-def test_anatomy_is_shared_across_domains_appearance_is_not(tmp_path: Path) -> None:
+def test_anatomy_is_drawn_per_domain(tmp_path: Path) -> None:
+    """Unpaired domains: no two domains share a subject's label map (Mind the Gap's unpaired setting)."""
     cfg = small(tmp_path, domains=["infant", "adult", "ct", "mr", "site1"])
-    images, labels = zip(*(generate_subject(cfg, d, 0) for d in cfg.domains), strict=True)
-    for label in labels[1:]:
-        np.testing.assert_array_equal(label, labels[0])
-    for i in range(len(images)):
-        for j in range(i + 1, len(images)):
-            assert np.abs(images[i] - images[j]).mean() > 0.03
+    labels = [generate_subject(cfg, d, 0)[1] for d in cfg.domains]
+    for i in range(len(labels)):
+        for j in range(i + 1, len(labels)):
+            assert (labels[i] != labels[j]).mean() > 0.03, (cfg.domains[i], cfg.domains[j])
 
 
 def test_build_is_cached_and_not_rewritten(tmp_path: Path) -> None:
@@ -169,14 +168,39 @@ def test_every_subject_has_all_four_classes(tmp_path: Path, index: int) -> None:
     assert len(counts) == 4 and (counts > 0.02 * label.size).all()
 
 
-def test_infant_is_isointense_adult_has_t1_contrast(tmp_path: Path) -> None:
+def test_infant_is_isointense_t1_adult_has_t1_contrast(tmp_path: Path) -> None:
     cfg = small(tmp_path)
     for index in range(3):
         adult = tissue_means(*generate_subject(cfg, "adult", index))
         infant = tissue_means(*generate_subject(cfg, "infant", index))
-        assert abs(infant[1] - infant[2]) < 0.5 * abs(adult[1] - adult[2])
+        # Contrast relative to each domain's own range: WM and GM overlap in the infant.
+        assert abs(infant[1] - infant[2]) / infant[2] < 0.25 * abs(adult[1] - adult[2]) / adult[2]
         assert adult[1] > adult[2] > adult[3]  # T1: WM > GM > CSF
-        assert infant[3] > infant[1]  # infant CSF brighter than WM: contrast reversed
+        assert infant[3] < min(infant[1], infant[2])  # also T1: CSF darkest
+
+
+def test_domains_have_their_own_intensity_units(tmp_path: Path) -> None:
+    """The journal paper's Figure 2: the datasets' intensity ranges differ largely."""
+    cfg = small(tmp_path, domains=["adult", "infant", "ct", "mr"])
+    top = {d: float(np.percentile(generate_subject(cfg, d, 0)[0], 99.5)) for d in cfg.domains}
+    assert 700 < top["adult"] < 1300 and 2000 < top["infant"] < 4000
+    assert top["infant"] > 2 * top["adult"]
+    ct, label = generate_subject(cfg, "ct", 0)
+    assert np.median(ct[label == 0]) < -500  # Hounsfield-like: air is about -1000
+
+
+def test_gm_is_the_thick_majority_class(tmp_path: Path) -> None:
+    """GM is the cortex: the largest tissue class, and most of it survives a one-voxel erosion at the default size."""
+    from scipy import ndimage
+
+    cfg = small(tmp_path, size=DataConfig().size, domains=["adult", "infant", "ct", "mr", "site1"])
+    for domain in cfg.domains:
+        for index in range(2):
+            _, label = generate_subject(cfg, domain, index)
+            counts = np.bincount(label.ravel(), minlength=4)
+            assert counts[2] == counts[1:].max(), (domain, counts)
+            gm = label == 2
+            assert ndimage.binary_erosion(gm).sum() > 0.6 * gm.sum(), domain
 
 
 def test_infant_is_noisier(tmp_path: Path) -> None:
@@ -213,8 +237,8 @@ def test_bias_field_is_a_ramp_along_y(tmp_path: Path) -> None:
     # B = y/H*alpha + (1-alpha): the first slice is scaled by 1 - alpha.
     noiseless, _ = generate_subject(small(tmp_path, noise=0.0, domains=["mr"]), "mr", 0)
     ramped, _ = generate_subject(small(tmp_path, noise=0.0, bias_field=0.8, domains=["mr"]), "mr", 0)
-    np.testing.assert_allclose(ramped[:, 0], 0.2 * noiseless[:, 0], atol=1e-6)
-    np.testing.assert_allclose(ramped[:, 12], (12 / 24 * 0.8 + 0.2) * noiseless[:, 12], atol=1e-6)
+    np.testing.assert_allclose(ramped[:, 0], 0.2 * noiseless[:, 0], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(ramped[:, 12], (12 / 24 * 0.8 + 0.2) * noiseless[:, 12], rtol=1e-6, atol=1e-4)
 
 
 def test_noise_override(tmp_path: Path) -> None:
@@ -225,27 +249,71 @@ def test_noise_override(tmp_path: Path) -> None:
 
 
 def test_sites_have_their_own_scanner_transfer(tmp_path: Path) -> None:
-    cfg = small(tmp_path, domains=["site1", "site2", "adult"])
+    cfg = small(tmp_path, domains=["site1", "site2", "site3", "adult"])
     means = {d: tissue_means(*generate_subject(cfg, d, 0)) for d in cfg.domains}
-    for site in ("site1", "site2"):
-        assert means[site][1] > means[site][2] > means[site][3]  # adult contrast ordering survives
-    assert max(abs(a - b) for a, b in zip(means["site1"], means["site2"], strict=True)) > 0.05
+    for site in ("site1", "site2", "site3"):
+        assert means[site][1] > means[site][2] > means[site][3]  # the same modality: adult contrast ordering
+    looks = [phantom._appearance(d) for d in ("site1", "site2", "site3")]
+    assert len({look.scale for look in looks}) == 3 and len({look.z_factor for look in looks}) > 1
+    assert max(abs(a - b) / b for a, b in zip(means["site1"], means["site2"], strict=True) if b > 50) > 0.2
     # The transfer belongs to the site, not to the data seed.
+    assert phantom._appearance("site1") == phantom._appearance("site1")
     other_seed = tissue_means(*generate_subject(small(tmp_path, seed=5), "site1", 0))
-    assert other_seed == pytest.approx(means["site1"], abs=0.03)
+    assert other_seed[1:] == pytest.approx(means["site1"][1:], rel=0.1)
 
 
-def test_ct_and_mr_differ_in_contrast_and_background(tmp_path: Path) -> None:
-    cfg = small(tmp_path, domains=["ct", "mr"])
-    ct, label = generate_subject(cfg, "ct", 0)
-    mr, _ = generate_subject(cfg, "mr", 0)
-    _, wm, gm, csf = tissue_means(ct, label)
-    assert csf < wm < gm  # ct ordering
-    _, wm, gm, csf = tissue_means(mr, label)
-    assert wm < gm < csf  # mr (T2-like) ordering
-    background = label == 0
-    assert np.percentile(ct[background], 99) > 0.6  # skull / scalp shell
-    assert np.percentile(mr[background], 99) < 0.4
+def test_ct_and_mr_differ_in_contrast_background_and_morphology(tmp_path: Path) -> None:
+    cfg = small(tmp_path, size=32, domains=["ct", "mr"], subjects_per_domain=3)
+    ct_csf, mr_csf = [], []
+    for index in range(3):
+        ct, ct_label = generate_subject(cfg, "ct", index)
+        mr, mr_label = generate_subject(cfg, "mr", index)
+        _, wm, gm, csf = tissue_means(ct, ct_label)
+        assert csf < wm < gm  # ct ordering
+        _, wm, gm, csf = tissue_means(mr, mr_label)
+        assert wm < gm < csf  # mr (T2-like) ordering
+        background = ct_label == 0
+        assert np.percentile(ct[background], 99) > 500  # the bright skull shell of ct
+        assert np.percentile(mr[mr_label == 0], 75) < 0.1 * mr[mr_label == 3].mean()  # dark, no shell
+        # Ventricles: CSF inside the brain, larger in ct (the modality-specific morphology).
+        centre = tuple(slice(s // 2 - s // 6, s // 2 + s // 6) for s in ct.shape)
+        ct_csf.append((ct_label[centre] == 3).mean())
+        mr_csf.append((mr_label[centre] == 3).mean())
+    assert np.mean(ct_csf) > 1.5 * np.mean(mr_csf) > 0
+
+
+def histogram_match(source: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Monotone map of ``source``'s intensities onto ``reference``'s distribution (quantile matching)."""
+    quantiles = np.linspace(0, 1, 1001)
+    return np.interp(source, np.quantile(source, quantiles), np.quantile(reference, quantiles))
+
+
+def test_a_global_intensity_match_leaves_a_per_structure_gap_between_mr_and_ct(tmp_path: Path) -> None:
+    """Mind the Gap's local imbalance: after matching the whole ct brain's histogram to mr's, the global
+    distributions agree, but structures still differ (ordering and the texture of the cortex)."""
+    from platform.metrics import histogram_jsd
+
+    cfg = small(tmp_path, size=32, domains=["ct", "mr"])
+    ct, ct_label = generate_subject(cfg, "ct", 0)
+    mr, mr_label = generate_subject(cfg, "mr", 0)
+    ct_brain, mr_brain = ct[ct_label > 0], mr[mr_label > 0]
+    matched = histogram_match(ct_brain, mr_brain)
+    assert histogram_jsd([ct_brain, mr_brain]) > 0.3
+    assert histogram_jsd([matched, mr_brain]) < 0.02  # the global style is gone
+    matched_volume = np.zeros_like(ct)
+    matched_volume[ct_label > 0] = matched
+    spread = mr_brain.std()
+    gaps = {name: abs(matched_volume[ct_label == k].mean() - mr[mr_label == k].mean()) / spread
+            for k, name in ((1, "wm"), (2, "gm"), (3, "csf"))}
+    assert max(gaps.values()) > 0.5, gaps  # a structure left far from its mr intensities
+    # The cortex's texture: GM's relative spread in ct exceeds mr's even after the match.
+    def relative_spread(volume: np.ndarray, label: np.ndarray) -> float:
+        from scipy import ndimage
+
+        core = ndimage.binary_erosion(label == 2)
+        return float(volume[core].std() / abs(volume[core].mean()))
+
+    assert relative_spread(matched_volume, ct_label) > 1.5 * relative_spread(mr, mr_label)
 
 
 def dice_per_volume(net: torch.nn.Module, cases: list, num_classes: int) -> float:
@@ -261,11 +329,13 @@ def dice_per_volume(net: torch.nn.Module, cases: list, num_classes: int) -> floa
     return float(metric.aggregate())
 
 
-@pytest.mark.slow
-def test_segmenter_trained_on_adult_fails_on_infant(tmp_path: Path) -> None:
-    """The papers' motivating effect: cross-domain Dice collapses without normalization."""
+def train_on_one_domain(cache: Path, domains: list[str], intensity: str, steps: int = 300) -> dict[str, float]:
+    """Test-split Dice per domain of the platform's 3D U-Net segmenter (BatchNorm, as advnorm's S) trained on
+    the first domain's training subjects, with the inputs ``data.intensity`` gives."""
     from monai.losses import DiceCELoss
-    from monai.networks.nets import UNet
+
+    from platform.data.intensity import normalize_cases
+    from platform.nets.unet3d import UNet3D
 
     threads = torch.get_num_threads()
     # One thread: on this 2-core machine, two OpenMP threads spin-waiting against any other busy process
@@ -273,29 +343,39 @@ def test_segmenter_trained_on_adult_fails_on_infant(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     try:
         torch.manual_seed(0)
-        cfg = DataConfig(size=32, cache_dir=str(tmp_path))
-        train, val = split_cases(load_manifest(build_phantom(cfg), cfg.num_classes), cfg)
-        sampler = PatchSampler([c for c in train if c.domain == "adult"], cfg.domains, 16, 4, seed=0)
-        net = UNet(
-            spatial_dims=3,
-            in_channels=1,
-            out_channels=4,
-            channels=(8, 16, 32),
-            strides=(2, 2),
-            num_res_units=1,
-        )
+        cfg = DataConfig(size=32, domains=domains, intensity=intensity, cache_dir=str(cache))
+        train, _, test = normalize_cases(intensity, False, *split_cases(load_cases(cfg), cfg))
+        sampler = PatchSampler([c for c in train if c.domain == domains[0]], domains[:1], 16, 4, seed=0)
+        net = UNet3D(1, 4, 8, 3)
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
         loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-        for _ in range(300):
+        for _ in range(steps):
             x, y, _ = sampler.sample()
             loss = loss_fn(net(x), y[:, None])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         net.eval()
-        adult = dice_per_volume(net, [c for c in val if c.domain == "adult"], cfg.num_classes)
-        infant = dice_per_volume(net, [c for c in val if c.domain == "infant"], cfg.num_classes)
+        return {d: dice_per_volume(net, [c for c in test if c.domain == d], cfg.num_classes) for d in domains}
     finally:
         torch.set_num_threads(threads)
-    assert adult > 0.6, f"adult Dice {adult:.3f}"
-    assert infant < 0.6 * adult, f"infant Dice {infant:.3f} vs adult {adult:.3f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", [("adult", "infant"), ("mr", "ct")])
+def test_a_segmenter_trained_on_one_domain_loses_most_of_its_dice_on_another(tmp_path: Path,
+                                                                             pair: tuple[str, str]) -> None:
+    """The papers' motivating effect: per-volume standardization does not carry a segmenter across domains."""
+    dice = train_on_one_domain(tmp_path, list(pair), "volume")
+    assert dice[pair[0]] > 0.75, dice
+    assert dice[pair[0]] - dice[pair[1]] >= 0.3, dice
+
+
+@pytest.mark.slow
+def test_raw_input_is_worse_than_per_volume_standardization_across_sites(tmp_path: Path) -> None:
+    """Another scanner's units and contrast (site2: the adult modality through another gain, offset and gamma)
+    defeat a segmenter on raw intensities; per-volume standardization removes most of that shift."""
+    raw = train_on_one_domain(tmp_path, ["adult", "site2"], "raw")
+    standardized = train_on_one_domain(tmp_path, ["adult", "site2"], "volume")
+    assert raw["adult"] > 0.75 and standardized["adult"] > 0.75, (raw, standardized)
+    assert standardized["site2"] - raw["site2"] > 0.3, (raw, standardized)

@@ -39,7 +39,7 @@ def test_discriminator_steps_per_iteration(tiny_data, tiny_advnorm) -> None:
 @pytest.mark.parametrize(("overrides", "nets"), [
     ({}, {"G", "S", "D"}),
     ({"discriminator": "none"}, {"G", "S"}),
-    ({"generator": "none"}, {"S", "D"}),
+    ({"generator": "none"}, {"S"}),  # a plain segmenter: nothing for a discriminator to judge
     ({"discriminator": "resnet"}, {"G", "S", "D"}),
 ])
 def test_baseline_switches(tiny_data, tiny_advnorm, overrides, nets) -> None:

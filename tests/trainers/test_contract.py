@@ -6,6 +6,7 @@ no edit. Method-specific behaviour stays in the per-trainer test modules.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import subprocess
@@ -18,18 +19,21 @@ import torch
 
 from platform.data.config import DataConfig
 from platform.engine import load_checkpoint, run_epochs, save_checkpoint
+from platform.results import CASES_KEY
 from platform.trainers import TRAINERS, Trainer
 from tests.conftest import REPO_ROOT
 
-# The data each trainer's method needs (glua adapts mr -> ct; the others take the default pair).
-DOMAINS = {"glua": ["mr", "ct"]}
+# The data each trainer's method needs (glua adapts the labelled mr to the unlabelled ct; the others take the
+# default pair, trained and evaluated on both).
+DOMAINS: dict[str, dict[str, Any]] = {"glua": {"domains": ["mr", "ct"], "train_domains": ["mr"],
+                                               "eval_domains": ["ct"]}}
 # Trainers that are not methods (test and benchmark helpers registered through plugins).
 SYNTHETIC = {"fault", "bench_fixed_work"}
 METHODS = [name for name in TRAINERS.names() if name not in SYNTHETIC]
 
 
 def data_for(name: str, tiny_data: DataConfig) -> DataConfig:
-    return tiny_data.model_copy(update={"domains": DOMAINS.get(name, tiny_data.domains)})
+    return DataConfig.model_validate({**tiny_data.model_dump(), **DOMAINS.get(name, {})})
 
 
 def build(name: str, data: DataConfig, **overrides: Any) -> Trainer:
@@ -50,7 +54,7 @@ def test_one_epoch_reports_declared_finite_metrics_and_cases(name: str, tiny_dat
     reports: list[dict[str, Any]] = []
     run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
     assert trainer.epoch == trainer.config.epochs and len(reports) == trainer.config.epochs
-    declared = TRAINERS.get(name).metric_names(trainer.config, data)
+    declared = TRAINERS.get(name).all_metric_names(trainer.config, data)
     for metrics in reports:
         reported = {k for k in metrics if "/" in k and not k.startswith("time/")}
         assert reported <= declared, f"reported but not declared: {sorted(reported - declared)}"
@@ -59,10 +63,21 @@ def test_one_epoch_reports_declared_finite_metrics_and_cases(name: str, tiny_dat
     for metric in declared:  # every metric has a declared direction and kind: readers never guess from names
         info = TRAINERS.get(name).metric_info(metric)
         assert info["direction"] in ("max", "min", "none") and info["kind"]
-    # The cases table: one row per evaluated volume with its domain, subject and scores.
-    cases = trainer.last_cases
-    assert cases and {c["subject"] for c in cases} <= {c.subject for c in trainer.val_cases}
-    assert all("dice" in c and c["domain"] in data.domains for c in cases)
+    # The test split, scored once at the end with the best-on-val and the last networks.
+    assert all(not any(k.startswith("test/") for k in metrics) for metrics in reports[:-1])
+    final = reports[-1]
+    assert {"test/best/dice", "test/last/dice", "test/selected_epoch"} <= set(final)
+    assert 1 <= final["test/selected_epoch"] <= trainer.config.epochs
+    # The cases table: one row per evaluated volume with its domain, subject and scores; val every epoch, test
+    # at the end with both checkpoints, every subject of the evaluation domains of its split.
+    rows = json.loads(final[CASES_KEY])
+    val_rows = [r for r in rows if r["split"] == "val"]
+    assert {r["subject"] for r in val_rows} == {c.subject for c in trainer.val_cases}
+    for checkpoint in ("best", "last"):
+        test_rows = [r for r in rows if r["split"] == "test" and r["checkpoint"] == checkpoint]
+        assert {r["subject"] for r in test_rows} == {c.subject for c in trainer.test_cases}
+    assert all("dice" in r and r["domain"] in trainer.eval_domains for r in rows)
+    assert not {c.subject for c in trainer.test_cases} & {c.subject for c in trainer.val_cases + trainer.train_cases}
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -20,8 +20,9 @@ TINY = {"epochs": 3, "stage1_epochs": 1, "g_channels": 4, "g_downsample": 1, "g_
 
 @pytest.fixture(scope="module")
 def data(cache_dir: Path) -> DataConfig:
-    return DataConfig(domains=["mr", "ct"], subjects_per_domain=3, size=24, batch_size=2, patches_per_epoch=8,
-                      cache_dir=str(cache_dir))
+    # mr is the labelled source (its labels train), ct the unlabelled target (scored): glua's roles.
+    return DataConfig(domains=["mr", "ct"], train_domains=["mr"], eval_domains=["ct"], subjects_per_domain=3, size=24,
+                      batch_size=2, patches_per_epoch=8, cache_dir=str(cache_dir))
 
 
 def make(data: DataConfig, **overrides) -> GLUATrainer:
@@ -37,8 +38,9 @@ def test_short_run_losses_are_finite_and_metrics_are_declared(data) -> None:
     assert {"train/loss_seg", "train/loss_d1", "train/loss_d2"} <= set(history[-1])
     assert all(np.isfinite(v) for h in history for v in h.values())
     metrics = trainer.evaluate()
-    assert {"val/dice", "val/dice/ct", "val/dice/ct/wm", "val/dice/mr", "val/asd", "val/style_jsd"} <= set(metrics)
+    assert {"val/dice", "val/dice/ct", "val/dice/ct/wm", "val/asd", "val/style_jsd"} <= set(metrics)
     assert metrics["val/dice"] == metrics["val/dice/ct"]
+    assert "val/dice/mr" not in metrics  # the source is not an evaluation domain here
     names = GLUATrainer.metric_names(trainer.config, data)
     assert set(metrics) <= names and all(set(h) <= names for h in history)
 
@@ -68,11 +70,11 @@ def test_target_labels_are_never_read_in_training(data, monkeypatch) -> None:
         return [trainer.train_epoch(epoch) for epoch in range(3)]
 
     expected = run()
-    train, val = base.cached_cases(data.model_dump_json(), None)
+    train, val, test = base.cached_cases(data.model_dump_json(), None)
     rng = np.random.default_rng(1)
     corrupted = tuple(dataclasses.replace(c, label=rng.integers(0, 4, c.label.shape)) if c.domain == "ct" else c
                       for c in train)
-    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (corrupted, val))
+    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (corrupted, val, test))
     assert run() == expected
 
 
@@ -107,6 +109,28 @@ def test_bad_config_is_rejected(overrides, message) -> None:
         Config.model_validate({**TINY, **overrides})
 
 
+@pytest.mark.parametrize(("roles", "fields", "expected"), [
+    ({"train_domains": ["mr"], "eval_domains": ["ct"]}, {}, ("mr", "ct")),
+    ({"train_domains": ["ct"], "eval_domains": ["mr"]}, {}, ("ct", "mr")),  # the other direction
+    ({"eval_domains": ["ct"]}, {}, ("mr", "ct")),  # one evaluation domain is the target; the other trains
+    ({}, {"source": "mr", "target": "ct"}, ("mr", "ct")),  # named in the config
+    ({}, {}, "cannot tell its target domain"),  # both domains train and evaluate: ambiguous
+    ({"train_domains": ["mr"], "eval_domains": ["ct"]}, {"target": "mr"}, "source and target are both|cannot tell"),
+    ({"train_domains": ["mr"], "eval_domains": ["ct"]}, {"target": "infant"}, "not among data.domains"),
+])
+def test_source_and_target_come_from_the_domain_roles(roles, fields, expected) -> None:
+    from platform.trainers.glua import domain_roles
+
+    data = DataConfig(domains=["mr", "ct"], **roles)
+    config = Config.model_validate({**TINY, **fields})
+    train, evaluation = data.training_domains([]), data.evaluation_domains([])
+    if isinstance(expected, tuple):
+        assert domain_roles(config, data, train, evaluation) == expected
+    else:
+        with pytest.raises(ValueError, match=expected):
+            domain_roles(config, data, train, evaluation)
+
+
 def test_bad_inputs_are_rejected_before_training(data, tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ValueError, match=r"stage1_checkpoint .* does not exist"):
         make(data, stage1_checkpoint=str(tmp_path / "missing.pt"))
@@ -114,9 +138,9 @@ def test_bad_inputs_are_rejected_before_training(data, tmp_path: Path, monkeypat
         make(data, target="adult")
     problems = GLUATrainer.check(Config.model_validate({**TINY, "source": "infant"}), data)  # spec time, before Ray
     assert any("source domain 'infant' is not among" in problem for problem in problems), problems
-    train, val = base.cached_cases(data.model_dump_json(), None)
+    train, val, test = base.cached_cases(data.model_dump_json(), None)
     source_only = tuple(c for c in train if c.domain == "mr")
-    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (source_only, val))
+    monkeypatch.setattr(base, "cached_cases", lambda data_json, fold: (source_only, val, test))
     with pytest.raises(ValueError, match="target domain 'ct' has no training cases"):
         make(data)
 
