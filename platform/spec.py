@@ -350,6 +350,19 @@ def apply_smoke(data: dict[str, Any]) -> None:
         searcher["points_to_evaluate"] = searcher["points_to_evaluate"][:2]
 
 
+def _as_fixed(data: dict[str, Any], override: str) -> str:
+    """``generator=none`` is shorthand for ``fixed.generator=none``: a bare key that names a field of the spec's
+    trainer, not a section of the spec."""
+    from platform.trainers import TRAINERS
+
+    key = override.partition("=")[0].strip()
+    trainer = data.get("trainer")
+    if ("." in key or key in SweepSpec.model_fields or not isinstance(trainer, str) or trainer not in TRAINERS
+            or key not in TRAINERS.get(trainer).config_keys()):
+        return override
+    return f"fixed.{override.lstrip()}"
+
+
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), smoke: bool = False) -> SweepSpec:
     """Read, override (and for ``smoke`` shrink) and validate a sweep spec, with the trainer checks.
 
@@ -361,7 +374,7 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = (), smo
     if smoke:
         apply_smoke(data)
     for override in overrides:
-        source.apply_override(data, override)
+        source.apply_override(data, _as_fixed(data, override))
     try:
         spec = SweepSpec.model_validate(data)
     except pydantic.ValidationError as err:

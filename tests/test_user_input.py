@@ -376,8 +376,9 @@ def test_old_field_names_still_work_with_a_message(tmp_path: Path, capsys: pytes
                                                    old: str, new: str, value: float) -> None:
     from platform.trainers import TRAINERS
 
-    domains = ["mr", "ct"] if trainer == "glua" else ["infant", "adult"]
-    doc = {"name": "t", "trainer": trainer, "data": {"domains": domains, "subjects_per_domain": 3, "size": 24},
+    roles = {"domains": ["mr", "ct"], "train_domains": ["mr"], "eval_domains": ["ct"]} if trainer == "glua" else {
+        "domains": ["infant", "adult"]}
+    doc = {"name": "t", "trainer": trainer, "data": {**roles, "subjects_per_domain": 3, "size": 24},
            "fixed": {old: value}, "search": {"epochs": {"choice": [40, 50]}},
            "searcher": {"points_to_evaluate": [{"epochs": 40}]}}
     spec = load_spec(write(tmp_path, doc))

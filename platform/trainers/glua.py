@@ -31,9 +31,15 @@ Choices where the paper is silent (all documented config fields):
   stage-1 fields, the data config (without ``cache_dir``), seed, fold and world size; written atomically
   (temporary file + rename) by rank 0 when stage 1 ends.
 
-Metrics: ``val/dice`` is the mean foreground Dice on the TARGET validation volumes; ``val/dice/<domain>[/<class>]``
-and ``val/asd[/<domain>]`` for target and source; ``val/style_jsd`` the histogram JSD between translated-source and
-target foreground intensities of the validation volumes (``val/style_jsd_identity`` before translation).
+Domains: the labelled ``source`` and the unlabelled ``target`` are the config's, or come from the data's roles
+(:func:`domain_roles`): the target is the evaluation domain that is not a training domain (``data.eval_domains:
+[ct]``, ``data.train_domains: [mr]``). The target's training subjects are read as images only (their labels only by
+``mode: supervised_target``, the upper bound).
+
+Metrics: ``val/dice`` is the mean foreground Dice over the evaluation domains' validation volumes (the target's,
+with the roles above); ``val/dice/<domain>[/<class>]`` and ``val/asd[/<domain>]`` per evaluation domain;
+``val/style_jsd`` the histogram JSD between translated-source and target foreground intensities of the validation
+volumes (``val/style_jsd_identity`` before translation).
 """
 
 from __future__ import annotations
