@@ -139,6 +139,16 @@ SPEC_MISTAKES: list[tuple[str, object, list[str]]] = [
      ["explore.baseline", "'n_steps'", "not a search axis"]),
     ("a baseline value the axis never takes", {"explore": {"baseline": {"discriminator": "none"}}},
      ["baseline", "not among"]),
+    ("an objective on the test split", {"objective": {"metric": "test/best/dice", "mode": "max"}},
+     ["line ", "test score", "never used to choose", "'val/dice'"]),
+    ("an evaluation domain that is not loaded",
+     {"data": {"domains": ["infant", "adult"], "size": 24, "eval_domains": ["infant", "ct"]}},
+     ["data", "eval_domains ['ct'] are not among data.domains"]),
+    ("an empty list of training domains", {"data": {"domains": ["infant", "adult"], "size": 24, "train_domains": []}},
+     ["train_domains is empty"]),
+    ("fractions that leave nothing to train", {"data": {"domains": ["infant"], "size": 24, "val_fraction": 0.5,
+                                                        "test_fraction": 0.5}},
+     ["val_fraction 0.5 + test_fraction 0.5", "below 1"]),
 ]
 
 
@@ -174,6 +184,15 @@ def test_spec_mistakes_are_one_paragraph(tmp_path: Path, case: str, changes: dic
     assert str(path) in message and "Traceback" not in message and len(message) < 1500, message
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in: {message}"
+
+
+def test_a_bare_trainer_field_on_the_command_line_is_fixed(tmp_path: Path) -> None:
+    path = write(tmp_path, spec_with())
+    spec = load_spec(path, ["generator=none", "data.intensity=raw", "data.train_domains=[adult]"])
+    assert spec.fixed["generator"] == "none" and spec.data.intensity == "raw"
+    assert spec.data.train_domains == ["adult"]
+    with pytest.raises(SpecError, match=r"fixed\.generator"):
+        load_spec(path, ["generator=mlp"])  # still validated as the field, and the message names it
 
 
 def test_the_explore_baseline_is_coerced_like_a_point(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+"""The engine's selection protocol: the networks of the epoch best on val are kept, and the test split is scored
+once at the end with them (``test/best/...``) and with the last ones (``test/last/...``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from pydantic import Field
+from torch import nn
+
+from platform.data.config import DataConfig
+from platform.engine import evaluate_test, load_checkpoint, run_epochs, save_checkpoint
+from platform.results import CASES_KEY, summary_row
+from platform.trainers.base import Trainer, TrainerConfig
+
+
+class ScriptConfig(TrainerConfig):
+    epochs: int = Field(5, ge=1, description="epochs")
+    weights: list[float] = Field([0.2, 0.9, 0.4, 0.7, 0.3], description="the weight set in each epoch")
+
+
+class ScriptedTrainer(Trainer):
+    """One scalar weight, set to ``weights[epoch]`` by each epoch: val scores it, test scores 10 x it."""
+
+    Config = ScriptConfig
+    USES_DATA: ClassVar[bool] = False
+
+    def __init__(self, config: ScriptConfig, data: DataConfig, **kwargs: Any) -> None:
+        super().__init__(config, data, **kwargs)
+        self.nets["w"] = nn.Linear(1, 1, bias=False)
+        self.test_cases = ["one test case"]  # type: ignore[list-item]  # any non-empty test split
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        with torch.no_grad():
+            self.net("w").weight.fill_(self.config.weights[epoch])
+        return {"train/loss": 1.0}
+
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        value = float(self.net("w").weight)
+        score = value if split == "val" else 10 * value
+        self.last_cases = [{"domain": "d", "subject": "s", "dice": score}]
+        return {f"{split}/dice": score}
+
+    @classmethod
+    def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
+        return {"train/loss", "val/dice"}
+
+
+def run(select: tuple[str, str] = ("val/dice", "max"), **fields: Any) -> tuple[ScriptedTrainer, list[dict]]:
+    trainer = ScriptedTrainer(ScriptConfig(**fields), DataConfig())
+    reports: list[dict[str, Any]] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics), select=select)
+    return trainer, reports
+
+
+@pytest.mark.parametrize(("select", "best_epoch", "best_weight"), [
+    (("val/dice", "max"), 2, 0.9),
+    (("val/dice", "min"), 1, 0.2),
+])
+def test_test_is_scored_with_the_best_on_val_and_the_last_networks(select: tuple[str, str], best_epoch: int,
+                                                                   best_weight: float) -> None:
+    trainer, reports = run(select)
+    final = reports[-1]
+    assert final["test/selected_epoch"] == best_epoch
+    assert final["test/best/dice"] == pytest.approx(10 * best_weight)
+    assert final["test/last/dice"] == pytest.approx(10 * 0.3)
+    assert float(trainer.net("w").weight) == pytest.approx(0.3)  # the last networks stay loaded
+    assert not any(key.startswith("test/") for report in reports[:-1] for key in report)
+    cases = [row for row in json.loads(final[CASES_KEY]) if row["split"] == "test"]
+    assert {(row["checkpoint"], row["epoch"], round(row["dice"], 6)) for row in cases} == {
+        ("last", 5, 3.0), ("best", best_epoch, round(10 * best_weight, 6))}
+    # The trials row carries the test scores beside best/ and last/ of val.
+    row = summary_row([{"epoch": i + 1, **r} for i, r in enumerate(reports)], [select])
+    assert row["test/best/dice"] == final["test/best/dice"] and row[f"best/{select[0]}"] == pytest.approx(
+        best_weight)
+
+
+def test_the_best_networks_survive_a_checkpoint(tmp_path) -> None:
+    """A trial resumed after its best epoch still scores test with that epoch's networks."""
+    first = ScriptedTrainer(ScriptConfig(), DataConfig())
+    for epoch in range(3):
+        first.train_epoch(epoch)
+        first.epoch = epoch + 1
+        first.best = first.best if epoch != 1 else {"epoch": 2, "value": 0.9, "nets": first.network_state()}
+    save_checkpoint(first, tmp_path)
+    second = ScriptedTrainer(ScriptConfig(), DataConfig())
+    load_checkpoint(second, tmp_path)
+    assert second.best is not None and second.best["epoch"] == 2
+    metrics, _ = evaluate_test(second)
+    assert metrics["test/best/dice"] == pytest.approx(9.0) and metrics["test/last/dice"] == pytest.approx(4.0)
+
+
+def test_no_test_split_means_no_test_scores() -> None:
+    trainer = ScriptedTrainer(ScriptConfig(), DataConfig())
+    trainer.test_cases = []
+    reports: list[dict[str, Any]] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
+    assert not any(key.startswith("test/") for key in reports[-1])
