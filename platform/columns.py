@@ -40,7 +40,7 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
 }
 # Columns named by prefix: metrics are floats wherever they appear.
 PREFIX_TYPES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {
-    "trials": (("best/", _FLOAT), ("last/", _FLOAT), ("test/", _FLOAT)),
+    "trials": (("best/", _FLOAT), ("last/", _FLOAT), ("test/", _FLOAT), ("model/", _FLOAT)),
     "epochs": (("", _FLOAT),),  # every other epochs column is a metric or a timing
     "artifacts": (),
     "cases": (("", _FLOAT),),  # every other cases column is a metric (metric or metric/class)

@@ -101,12 +101,16 @@ def evaluate_test(trainer: Trainer) -> tuple[dict[str, Any], list[dict[str, Any]
     if best is None or best["epoch"] == trainer.epoch:
         chosen, chosen_rows = last, last_rows
     else:
-        current = trainer.network_state()
+        current, epoch = trainer.network_state(), trainer.epoch
+        # The networks of that epoch, and its epoch count: a method whose inference depends on its stage (dualnorm
+        # scores its first forward during pretraining) scores them as it did then.
         trainer.load_network_state(best["nets"])
+        trainer.epoch = best["epoch"]
         try:
             chosen, chosen_rows, selected = trainer.evaluate("test"), list(trainer.last_cases), best["epoch"]
         finally:
             trainer.load_network_state(current)
+            trainer.epoch = epoch
     metrics: dict[str, Any] = {"test/selected_epoch": float(selected)}
     for checkpoint, scores in (("last", last), ("best", chosen)):
         metrics.update({f"test/{checkpoint}/{key[5:]}": value for key, value in scores.items()
@@ -152,6 +156,8 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
             metrics[CASES_KEY] = json.dumps(rows)
         evaluated = time.perf_counter()
         metrics.update({
+            **{f"model/params/{name}": float(sum(p.numel() for p in trainer.net(name).parameters()))
+               for name in trainer.nets},
             "epoch": epoch + 1,
             "time/train_s": trained - started,
             "time/eval_s": evaluated - trained,

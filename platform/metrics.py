@@ -42,6 +42,17 @@ def hd95_per_class(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
                                       include_background=False, percentile=95, spacing=spacing)
 
 
+def mhd_per_class(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                  spacing: Sequence[float] | None = None) -> torch.Tensor:
+    """Mean Hausdorff distance per foreground class, the adversarial-normalization paper's equation 5:
+    ``MHD(S, G) = (dist(S, G) + dist(G, S)) / 2``, each ``dist`` the maximum over one surface of the distance to the
+    nearest point of the other (the directed Hausdorff distance). Shapes as ``hd95_per_class``."""
+    p, t = _onehot(pred, num_classes), _onehot(target, num_classes)
+    forward = compute_hausdorff_distance(p, t, include_background=False, directed=True, spacing=spacing)
+    backward = compute_hausdorff_distance(t, p, include_background=False, directed=True, spacing=spacing)
+    return (forward + backward) / 2
+
+
 def asd_per_class(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
                   spacing: Sequence[float] | None = None) -> torch.Tensor:
     """Symmetric average surface distance per foreground class. Shapes as ``hd95_per_class``."""
@@ -210,4 +221,4 @@ def summary_names(split: str, domains: Sequence[str], class_names: Sequence[str]
     return names
 
 
-SURFACE = {"hd95": hd95_per_class, "asd": asd_per_class}
+SURFACE = {"hd95": hd95_per_class, "asd": asd_per_class, "mhd": mhd_per_class}

@@ -323,6 +323,8 @@ def summary_row(rows: list[dict[str, Any]], objectives: list[tuple[str, str]]) -
     for key, value in rows[-1].items():
         if key.startswith(("val/", "train/")) and value is not None:
             row[f"last/{key}"] = value
+        elif key.startswith("model/") and value is not None:  # the networks' sizes: one value per trial
+            row[key] = value
     for source in reversed(rows):  # the test scores, reported once at the end of the trial
         if any(key.startswith("test/") for key in source):
             row.update({key: value for key, value in source.items() if key.startswith("test/") and value is not None})

@@ -58,3 +58,27 @@ def test_accuracy_confusion_and_bias_correlation() -> None:
     mask = np.ones_like(ramp, dtype=bool)
     assert intensity_position_correlation(ramp, mask) == pytest.approx(1.0)
     assert abs(intensity_position_correlation(np.ones_like(ramp), mask)) == 0.0
+
+
+def test_mhd_is_the_mean_of_the_two_directed_maximum_distances() -> None:
+    """Equation 5 of the adversarial-normalization paper, against scipy's directed Hausdorff distance between the
+    two surfaces (the voxels of each mask that touch its outside)."""
+    from scipy import ndimage
+    from scipy.spatial.distance import directed_hausdorff
+
+    from platform.metrics import hd95_per_class, mhd_per_class
+
+    pred = torch.zeros(1, 12, 12, 12, dtype=torch.long)
+    target = torch.zeros_like(pred)
+    pred[0, 2:6, 2:6, 2:6] = 1
+    target[0, 2:9, 3:7, 2:6] = 1
+
+    def surface(mask: torch.Tensor) -> np.ndarray:
+        array = mask[0].numpy() == 1
+        return np.argwhere(array & ~ndimage.binary_erosion(array))
+
+    forward = directed_hausdorff(surface(pred), surface(target))[0]
+    backward = directed_hausdorff(surface(target), surface(pred))[0]
+    assert forward != backward  # the two directions differ here, so the mean is a real test
+    assert float(mhd_per_class(pred, target, 2)[0, 0]) == pytest.approx((forward + backward) / 2)
+    assert float(hd95_per_class(pred, target, 2)[0, 0]) != pytest.approx((forward + backward) / 2)

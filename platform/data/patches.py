@@ -147,3 +147,11 @@ def linear_bias_field(shape: tuple[int, ...], alpha: torch.Tensor) -> torch.Tens
     height = shape[3]
     ramp = torch.arange(height, dtype=torch.float32) / max(height - 1, 1)
     return ramp.view(1, 1, 1, height, 1) * alpha.view(-1, 1, 1, 1, 1) + (1 - alpha).view(-1, 1, 1, 1, 1)
+
+
+def apply_bias_field(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """``x`` degraded by :func:`linear_bias_field` of strength ``alpha`` (B,), over its intensities above each
+    sample's minimum: the field scales tissue and leaves the (z-scored, negative) background where it is, as it
+    would on a raw image whose background is 0. x: (B, C, X, Y, Z); same shape out."""
+    low = x.flatten(1).min(dim=1).values.view(-1, *[1] * (x.dim() - 1))
+    return (x - low) * linear_bias_field(tuple(x.shape), alpha).to(x.device) + low

@@ -60,25 +60,43 @@ class SPADE(nn.Module):
         self.gamma = nn.Conv2d(hidden_channels, channels, kernel_size, padding=pad)
         self.beta = nn.Conv2d(hidden_channels, channels, kernel_size, padding=pad)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, normalized: torch.Tensor | None = None) -> torch.Tensor:
+        """``normalized``: ``x`` already normalized by another layer's statistics (else this one's own BN)."""
         size = x.shape[-2:]
         if mask.shape[-2:] != size:
             smaller = mask.shape[-2] > size[0]
             mask = F.interpolate(mask, size=size, mode="area" if smaller else "nearest")
         hidden = self.shared(mask)
-        return self.param_free_norm(x) * (1 + self.gamma(hidden)) + self.beta(hidden)
+        base = self.param_free_norm(x) if normalized is None else normalized
+        return base * (1 + self.gamma(hidden)) + self.beta(hidden)
 
 
 class DualNorm(nn.Module):
-    """BN branch and SPADE branch over the same features (B, C, H, W)."""
+    """BN branch and SPADE branch over the same features (B, C, H, W).
 
-    def __init__(self, channels: int, label_channels: int, hidden_ratio: float = 0.5) -> None:
+    ``spade_statistics: bn`` (the paper's equation 4): the SPADE branch normalizes with the BN branch's statistics
+    (its batch statistics in training, its running ones in evaluation; the SPADE forward's batches update them
+    too), then modulates. ``own``: SPADE keeps a parameter-free BatchNorm of its own (Park et al.'s layer).
+    """
+
+    def __init__(self, channels: int, label_channels: int, hidden_ratio: float = 0.5,
+                 spade_statistics: str = "bn") -> None:
         super().__init__()
+        if spade_statistics not in ("bn", "own"):
+            raise ValueError(f"unknown spade_statistics {spade_statistics!r}: use bn or own")
         self.bn = nn.BatchNorm2d(channels)
         self.spade = SPADE(channels, label_channels, hidden_channels=max(1, round(channels * hidden_ratio)))
+        self.spade_statistics = spade_statistics
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self.bn(x) if mask is None else self.spade(x, mask)
+        if mask is None:
+            return self.bn(x)
+        if self.spade_statistics == "own":
+            return self.spade(x, mask)
+        bn = self.bn
+        normalized = F.batch_norm(x, bn.running_mean, bn.running_var, None, None, bn.training or not
+                                  bn.track_running_stats, 0.0 if bn.momentum is None else bn.momentum, bn.eps)
+        return self.spade(x, mask, normalized)
 
 
 def make_norm(norm: Norm, channels: int, domains: int, groups: int) -> nn.Module:
@@ -100,7 +118,8 @@ class ResidualBlock(nn.Module):
     norm-ReLU-conv-norm-ReLU-conv + identity. Norms are plain, DSBN, or DualNorm (the block is then a DNRB)."""
 
     def __init__(self, in_channels: int, out_channels: int, norm: Norm, *, dnrb: bool, label_channels: int,
-                 hidden_ratio: float, domains: int, groups: int, entry_kernel: int) -> None:
+                 hidden_ratio: float, domains: int, groups: int, entry_kernel: int,
+                 spade_statistics: str = "bn") -> None:
         super().__init__()
         self.entry = (nn.Conv2d(in_channels, out_channels, entry_kernel, padding=entry_kernel // 2)
                       if entry_kernel else None)
@@ -108,8 +127,8 @@ class ResidualBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.dnrb = dnrb
         if dnrb:
-            self.norm1: nn.Module = DualNorm(out_channels, label_channels, hidden_ratio)
-            self.norm2: nn.Module = DualNorm(out_channels, label_channels, hidden_ratio)
+            self.norm1: nn.Module = DualNorm(out_channels, label_channels, hidden_ratio, spade_statistics)
+            self.norm2: nn.Module = DualNorm(out_channels, label_channels, hidden_ratio, spade_statistics)
         else:
             self.norm1 = make_norm(norm, out_channels, domains, groups)
             self.norm2 = make_norm(norm, out_channels, domains, groups)
@@ -142,7 +161,7 @@ class ResUNet2D(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, base_channels: int = 32, norm: Norm = "batch",
                  dnrb_blocks: Sequence[int] = (), spade_hidden_ratio: float = 0.5, domains: int = 1,
-                 groups: int = 8) -> None:
+                 groups: int = 8, spade_statistics: str = "bn") -> None:
         super().__init__()
         bad = [b for b in dnrb_blocks if b not in BLOCKS]
         if bad:
@@ -157,7 +176,7 @@ class ResUNet2D(nn.Module):
             cin, cout, kernel = shapes[number - 1]
             return ResidualBlock(cin, cout, norm, dnrb=number in dnrb_blocks, label_channels=num_classes,
                                  hidden_ratio=spade_hidden_ratio, domains=domains, groups=groups,
-                                 entry_kernel=kernel)
+                                 entry_kernel=kernel, spade_statistics=spade_statistics)
 
         self.blocks = nn.ModuleList(block(number) for number in BLOCKS)
         self.pool = nn.MaxPool2d(2)

@@ -26,11 +26,12 @@ from pydantic import Field, NonNegativeFloat
 from torch import nn
 
 from platform.data.config import DataConfig
-from platform.data.patches import PatchSampler, linear_bias_field
+from platform.data.patches import PatchSampler, apply_bias_field
 from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
 from platform.metrics import (
     SegmentationSummary,
     classification_accuracy,
+    confusion_matrix,
     histogram_jsd,
     intensity_position_correlation,
     summary_names,
@@ -57,9 +58,9 @@ class Config(TrainerConfig):
     s_depth: int = Field(4, ge=1, description="segmenter resolution levels")
     d_channels: int = Field(64, ge=1, description="DCGAN discriminator features of the first layer")
     d_dropout: float = Field(0.2, ge=0, lt=1, description="dropout after each DCGAN layer")
-    class_weights: list[NonNegativeFloat] | None = Field(
-        None, description="Dice class weights; default the paper's BG .22, WM .28, GM .20, CSF .30 for 4 classes"
-    )
+    class_weights: list[NonNegativeFloat] | dict[str, NonNegativeFloat] | None = Field(
+        None, description="Dice class weights, a list (background first) or by class name; default the paper's "
+        "bg .22, wm .28, gm .20, csf .30 when the classes are those four, else uniform")
     lr_g: float = Field(1e-3, gt=0, description="generator learning rate")
     lr_s: float = Field(1e-3, gt=0, description="segmenter learning rate")
     lr_d: float = Field(1e-4, gt=0, description="discriminator learning rate")
@@ -74,9 +75,25 @@ class Config(TrainerConfig):
     bias_alpha_max: float = Field(1.0, ge=0, le=1, description="largest bias-field slope alpha drawn U(0, max)")
     sw_overlap: float = Field(0.75, ge=0, lt=1, description="sliding-window overlap (paper: stride 8 of 32 = .75)")
     eval_patches: int = Field(32, ge=0, description="validation patches per domain for discriminator accuracy")
+    eval_bias_alphas: list[float] = Field([], description="Table 6: at the final test, also score each test volume "
+                                          "degraded by the linear bias field of each alpha (paper: .3 .5 .7 .9)")
 
 
-PAPER_CLASS_WEIGHTS = {4: [0.22, 0.28, 0.20, 0.30]}
+# The paper's Dice class weights, keyed by class name (a manifest in iSEG order BG, CSF, GM, WM gets them right).
+PAPER_CLASS_WEIGHTS = {"bg": 0.22, "wm": 0.28, "gm": 0.20, "csf": 0.30}
+SURFACE_METRICS = ("hd95", "mhd")  # the paper's equation 5 (MHD) beside HD95
+
+
+def class_weights_for(weights: list[float] | dict[str, float] | None, class_names: list[str]) -> list[float]:
+    """Dice weight of each class, in the data's class order: a list as given (background first), a mapping by
+    class name, or (None) the paper's weights when the classes are its four, else uniform."""
+    if isinstance(weights, dict):
+        return [float(weights[name]) for name in class_names]
+    if weights is not None:
+        return [float(w) for w in weights]
+    if sorted(class_names) == sorted(PAPER_CLASS_WEIGHTS):
+        return [PAPER_CLASS_WEIGHTS[name] for name in class_names]
+    return [1.0] * len(class_names)
 
 
 def _unit_range(x: torch.Tensor) -> torch.Tensor:
@@ -95,6 +112,7 @@ class AdvNormTrainer(Trainer):
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {
         **{m: ("min", "loss") for m in ("loss", "loss_seg", "loss_adv", "loss_mse", "loss_dis")},
                "disc_acc": ("none", "accuracy"), "disc_acc_generated": ("none", "accuracy"),
+               "disc_confusion": ("none", "accuracy"), "dice_bias": ("max", "overlap"),
                "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
                "bias_corr_input": ("none", "correlation"), "bias_corr_norm": ("min", "correlation"),
                **{f"lr_{n}": ("none", "schedule") for n in ("g", "s", "d")}}
@@ -103,7 +121,7 @@ class AdvNormTrainer(Trainer):
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
         channels, patch = self.channels, data.patch_size
-        weights = config.class_weights or PAPER_CLASS_WEIGHTS.get(self.num_classes) or [1.0] * self.num_classes
+        weights = class_weights_for(config.class_weights, self.class_names)
         self.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
         self.samplers["patches"] = PatchSampler(self.train_cases, self.domains, patch, data.batch_size,
                                                 seed=self.stream_seed(0))
@@ -137,21 +155,28 @@ class AdvNormTrainer(Trainer):
                     f"change data.patch_size or {name}"
                     for name, depth in (("g_depth", config.g_depth), ("s_depth", config.s_depth))
                     if data.patch_size % 2 ** (depth - 1)]
-        if config.class_weights is not None and len(config.class_weights) != data.num_classes:
-            problems.append(f"class_weights has {len(config.class_weights)} values for {data.num_classes} classes; "
+        weights, names = config.class_weights, data.names_of_classes()
+        if isinstance(weights, dict) and set(weights) != set(names):
+            problems.append(f"class_weights names {sorted(weights)} but the classes are {names}: give one weight "
+                            "per class name")
+        elif isinstance(weights, list) and len(weights) != data.num_classes:
+            problems.append(f"class_weights has {len(weights)} values for {data.num_classes} classes; "
                             "give one weight per class, background first")
         return problems
 
     # --- helpers --------------------------------------------------------------------------------------------
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clean, degraded, y, z): patches as drawn, and the same with the random bias field of section 3.5
+        (the clean ones when ``bias_augment`` is 0)."""
         x, y, z = self.samplers["patches"].sample()
         x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
+        degraded = x
         if self.config.bias_augment > 0:
             generator = self.samplers["augment"].generator
             apply = torch.rand(x.shape[0], generator=generator) < self.config.bias_augment
             alpha = torch.rand(x.shape[0], generator=generator) * self.config.bias_alpha_max * apply
-            x = x * linear_bias_field(tuple(x.shape), alpha).to(self.device)
-        return x, y, z
+            degraded = apply_bias_field(x, alpha)
+        return x, degraded, y, z
 
     def _normalize(self, x: torch.Tensor, ddp: bool = True) -> torch.Tensor:
         x = self.standardize_input(x)
@@ -162,11 +187,12 @@ class AdvNormTrainer(Trainer):
     # --- Algorithm 1 ----------------------------------------------------------------------------------------
     def _discriminator_step(self, add: Any) -> None:
         """One D update on real patches (their domain) and generated ones (class K+1)."""
-        x, _, z = self._batch()
+        clean, degraded, _, z = self._batch()
         with torch.no_grad():
-            generated = self._normalize(x, ddp=False)
+            generated = self._normalize(degraded, ddp=False)
         fake_class = torch.full_like(z, len(self.domains))
-        logits_real = self.nets["D"](x)
+        # The real class sees the real, non-degraded images (section 3.5): that is what pushes G to remove a field.
+        logits_real = self.nets["D"](self.standardize_input(clean))
         logits_fake = self.nets["D"](generated)
         loss_d = discriminator_loss(logits_real, z) + discriminator_loss(logits_fake, fake_class)
         self.step(loss_d, "D")
@@ -178,7 +204,7 @@ class AdvNormTrainer(Trainer):
     def _generator_step(self, add: Any, warmup: bool) -> None:
         """One G and S update on ``L_seg(S(G(x)), y) - lambda * L_dis(D(G(x)), K+1)`` (or the warm-up loss)."""
         config = self.config
-        x, y, _ = self._batch()
+        _, x, y, _ = self._batch()
         normalized = self._normalize(x)
         if warmup:
             # Warm-up: G learns to reproduce its (clamped) input; S learns on G's detached output.
@@ -239,22 +265,14 @@ class AdvNormTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
         self.eval_mode()
-        channels = self.channels
-
-        def predict(window: torch.Tensor) -> torch.Tensor:
-            normalized = self._normalize(window, ddp=False)
-            return torch.cat([normalized, self.net("S")(normalized).softmax(dim=1)], dim=1)
-
-        summary = SegmentationSummary(self.class_names, surface=("hd95",))
+        summary = SegmentationSummary(self.class_names, surface=SURFACE_METRICS)
         inputs: dict[str, list[np.ndarray]] = {d: [] for d in self.eval_domains}
         outputs: dict[str, list[np.ndarray]] = {d: [] for d in self.eval_domains}
         corr_in, corr_out = [], []
         self.last_eval = []
         for case in self.cases_of(split):
             image = torch.from_numpy(case.image).unsqueeze(0).to(self.device)
-            out = sliding_window_inference(image, self.data_config.patch_size, 4, predict,
-                                           overlap=self.config.sw_overlap)
-            normalized, pred = out[:, :channels], out[:, channels:].argmax(dim=1)
+            normalized, pred = self._infer(image)
             summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).unsqueeze(0).to(self.device),
                         self.spacing(case))
             brain = case.label > 0
@@ -270,9 +288,46 @@ class AdvNormTrainer(Trainer):
         metrics[f"{split}/jsd_norm"] = histogram_jsd([np.concatenate(v) for v in outputs.values() if v])
         metrics[f"{split}/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
         metrics[f"{split}/bias_corr_norm"] = float(np.mean(np.abs(corr_out)))
+        if split == "test" and self.config.eval_bias_alphas:
+            metrics.update(self._bias_sweep(split))
         judged = [c for c in self.splits[split] if c.domain in self.domains]  # D's real classes only
         if "D" in self.nets and self.config.eval_patches > 0 and judged:
             metrics.update(self._discriminator_validation(split, judged))
+        return metrics
+
+    def _infer(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(G's output (1, C, ...), predicted labels (1, ...)) of a whole volume by sliding window (averaged
+        overlapping windows, the paper's stride-8 protocol)."""
+        channels = self.channels
+
+        def predict(window: torch.Tensor) -> torch.Tensor:
+            normalized = self._normalize(window, ddp=False)
+            return torch.cat([normalized, self.net("S")(normalized).softmax(dim=1)], dim=1)
+
+        out = sliding_window_inference(image, self.data_config.patch_size, 4, predict, overlap=self.config.sw_overlap)
+        return out[:, :channels], out[:, channels:].argmax(dim=1)
+
+    def _bias_sweep(self, split: str) -> dict[str, float]:
+        """Table 6: each test volume degraded by the linear field at each ``eval_bias_alphas``; per domain the mean
+        (signed) correlation of intensity with y inside the brain, of the degraded input and of G's output, and the
+        Dice on the degraded volumes."""
+        metrics: dict[str, float] = {}
+        for alpha in self.config.eval_bias_alphas:
+            tag = f"a{alpha:g}"
+            summary = SegmentationSummary(self.class_names)
+            corr: dict[tuple[str, str], list[float]] = {}
+            for case in self.cases_of(split):
+                image = torch.from_numpy(case.image).unsqueeze(0).to(self.device)
+                degraded = apply_bias_field(image, torch.tensor([alpha], device=self.device))
+                normalized, pred = self._infer(degraded)
+                summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).to(self.device))
+                brain = case.label > 0
+                for kind, volume in (("input", degraded), ("norm", normalized)):
+                    value = intensity_position_correlation(volume[0, 0].cpu().numpy(), brain)
+                    corr.setdefault((kind, case.domain), []).append(value)
+            metrics[f"{split}/dice_bias/{tag}"] = summary.metrics(split, self.eval_domains)[f"{split}/dice"]
+            for (kind, domain), values in corr.items():
+                metrics[f"{split}/bias_corr_{kind}/{tag}/{domain}"] = float(np.mean(values))
         return metrics
 
     def _discriminator_validation(self, split: str, cases: list[Any]) -> dict[str, float]:
@@ -291,7 +346,11 @@ class AdvNormTrainer(Trainer):
             labels += [z, fake]
         all_logits, all_labels = torch.cat(logits), torch.cat(labels)
         fake_rows = all_labels == len(self.domains)
-        return {
+        names = [*self.domains, "generated"]
+        confusion = confusion_matrix(all_logits, all_labels, len(names))  # rows: the true class, normalized
+        metrics = {f"{split}/disc_confusion/{names[i]}/{names[j]}": float(confusion[i, j])
+                   for i in range(len(names)) for j in range(len(names))}
+        return metrics | {
             f"{split}/loss_dis": float(torch.stack(losses).mean()),
             f"{split}/disc_acc": classification_accuracy(all_logits, all_labels),
             f"{split}/disc_acc_generated": classification_accuracy(all_logits[fake_rows], all_labels[fake_rows]),
@@ -311,12 +370,25 @@ class AdvNormTrainer(Trainer):
         assert isinstance(config, Config)
         names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/jsd_input", "val/jsd_norm",
                  "val/bias_corr_input", "val/bias_corr_norm"}
-        names |= summary_names("val", data.eval_domains or data.domains, data.names_of_classes(), surface=("hd95",))
+        names |= summary_names("val", data.eval_domains or data.domains, data.names_of_classes(),
+                               surface=SURFACE_METRICS)
         if config.generator != "none":
             names |= {"train/lr_g", "train/loss_mse"}
         if config.discriminator != "none" and config.generator != "none":
             names |= {"train/loss_dis", "train/disc_acc", "train/lr_d", "train/loss_adv", "val/loss_dis",
                       "val/disc_acc", "val/disc_acc_generated"}
+            classes = [*(data.train_domains or data.domains), "generated"]
+            names |= {f"val/disc_confusion/{a}/{b}" for a in classes for b in classes}
+        return names
+
+    @classmethod
+    def test_metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
+        assert isinstance(config, Config)
+        names = set()
+        for alpha in config.eval_bias_alphas:
+            names.add(f"test/dice_bias/a{alpha:g}")
+            for domain in data.eval_domains or data.domains:
+                names |= {f"test/bias_corr_{kind}/a{alpha:g}/{domain}" for kind in ("input", "norm")}
         return names
 
     @classmethod

@@ -70,7 +70,8 @@ TRAINERS: Registry[type[Trainer]] = Registry("trainer")
 # its kind. A trainer adds its own stems in ``METRICS``; a name whose stem is declared nowhere is a contract
 # error (tests/trainers/test_contract.py), so no reader ever guesses a direction from a name.
 COMMON_METRICS: dict[str, tuple[str, str]] = {
-    "dice": ("max", "overlap"), "hd95": ("min", "distance"), "asd": ("min", "distance"),
+    "dice": ("max", "overlap"), "hd95": ("min", "distance"), "asd": ("min", "distance"), "mhd": ("min", "distance"),
+    "params": ("none", "count"),
     "iterations": ("none", "count"), "lr": ("none", "schedule"), "selected_epoch": ("none", "count"),
 }
 
@@ -395,9 +396,16 @@ class Trainer(ABC):
         """``metric_names`` plus the test scores the engine reports at the end of a trial when there is a test set:
         every ``val/x`` as ``test/best/x`` and ``test/last/x``, and the epoch the best checkpoint comes from."""
         names = cls.metric_names(config, data)
-        tests = {f"test/{checkpoint}/{name[4:]}" for name in names if name.startswith("val/")
-                 for checkpoint in CHECKPOINTS}
+        scored = {name[4:] for name in names if name.startswith("val/")}
+        scored |= {name[5:] for name in cls.test_metric_names(config, data)}
+        tests = {f"test/{checkpoint}/{name}" for name in scored for checkpoint in CHECKPOINTS}
         return names | tests | {"test/selected_epoch"}
+
+    @classmethod
+    def test_metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
+        """``test/...`` names an evaluation of the test split reports beyond the val ones (e.g. a protocol run only
+        at the end); the engine reports each as ``test/best/...`` and ``test/last/...``."""
+        return set()
 
     @classmethod
     def declared_metrics(cls) -> dict[str, tuple[str, str]]:

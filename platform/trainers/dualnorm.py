@@ -7,12 +7,22 @@ Training (Algorithm 1): ``pretrain_epochs`` of BN-branch training of {shared, BN
 2. forwards the SPADE branch with the detached softmax of step 1 as the mask, updates {shared, SPADE} on
    ``L(y, y_S)`` (alpha = 0).
 
-``L = lambda * Dice + (1 - lambda) * CE`` (eq. 7-9: Dice with squared denominators, over all classes).
+``L = lambda * Dice + (1 - lambda) * CE`` (eq. 7-9: Dice with squared denominators, over all classes; CE as
+equation 8 writes it, the pixel mean divided by |L| as well, so ``lambda`` means what it means in the paper).
 One Adam optimizer holds every parameter: a branch that was not in the forward has no gradient, and Adam
 leaves parameters without gradients untouched, which is exactly the alternating update. The learning rate
 follows ReduceLROnPlateau on the mean training loss of each window of ``plateau_window`` iterations.
-Inference forwards twice (BN branch, then SPADE branch with its mask): ``val/dice`` is the second forward,
-``val/dice_first_forward`` the first.
+Inference forwards twice (BN branch, then SPADE branch with its mask). ``val/dice`` is the forward the method
+would use at that point: the first (BN) forward during BN-only pretraining, when SPADE is still untrained, and
+the second (SPADE) forward after it; ``val/scored_forward`` says which (1 or 2), and ``val/dice_first_forward``
+and ``val/dice_second_forward`` report both. SPADE normalizes with the BN branch's statistics (equation 4;
+``spade_statistics: own`` keeps a BatchNorm of its own).
+
+``eval_bn: precise`` re-estimates every BatchNorm's statistics on ``precise_bn_batches`` training batches before
+each evaluation (detectron2's PreciseBN): a documented deviation that stands in for the paper's far longer
+training, after which the running averages have settled; ``running`` (default) evaluates with the running
+averages as trained. ``model/params/<net>`` and ``model/params_ratio`` (to the same network without DNRB, the
+paper's Table 6) are reported.
 
 Baselines are switches: ``dnrb_blocks: []`` with ``norm: batch | instance | group | layer | dsbn``;
 ``share_weights: false`` is "Concatenated" (separate networks for the two stages).
@@ -35,6 +45,14 @@ from platform.nets.resunet2d import BLOCKS, ResUNet2D
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 MULTIPLE = 16  # four poolings
+
+
+def dualnorm_loss(lambda_: float, num_classes: int) -> DiceCELoss:
+    """Equation 9, ``lambda * L_Dice + (1 - lambda) * L_CE``: L_Dice as equation 7 (squared denominators, mean
+    over the classes), L_CE as equation 8, ``-1/(D |L|) sum y log y_hat``: MONAI's CE is the pixel mean, so its
+    weight carries the extra 1/|L|. Input logits (B, L, H, W), target (B, 1, H, W)."""
+    return DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
+                      lambda_dice=lambda_, lambda_ce=(1 - lambda_) / num_classes)
 
 
 class Config(TrainerConfig):
@@ -60,6 +78,11 @@ class Config(TrainerConfig):
     plateau_factor: float = Field(0.5, gt=0, lt=1, description="ReduceLROnPlateau factor")
     plateau_patience: int = Field(5, ge=0, description="ReduceLROnPlateau patience, in windows")
     plateau_window: int = Field(50, ge=1, description="iterations whose mean training loss steps the scheduler")
+    spade_statistics: Literal["bn", "own"] = Field(
+        "bn", description="SPADE normalizes with the BN branch's statistics (eq. 4) or with a BatchNorm of its own")
+    eval_bn: Literal["running", "precise"] = Field(
+        "running", description="BatchNorm statistics at evaluation: running averages, or re-estimated (PreciseBN)")
+    precise_bn_batches: int = Field(40, ge=1, description="eval_bn precise: training batches to re-estimate on")
 
     @field_validator("dnrb_blocks")
     @classmethod
@@ -79,7 +102,8 @@ class DualNormTrainer(Trainer):
     Config = Config
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {
         "loss_bn": ("min", "loss"), "loss_spade": ("min", "loss"), "pretraining": ("none", "flag"),
-        "dice_first_forward": ("max", "overlap")}
+        "dice_first_forward": ("max", "overlap"), "dice_second_forward": ("max", "overlap"),
+        "scored_forward": ("none", "flag"), "params_ratio": ("none", "ratio")}
     ARTIFACT_KIND = "input|first-forward|segmentation"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
@@ -96,7 +120,10 @@ class DualNormTrainer(Trainer):
 
         def network(blocks: list[int]) -> ResUNet2D:
             return ResUNet2D(channels, self.num_classes, config.s_channels, config.norm, blocks,
-                             config.spade_hidden_ratio, domains=len(self.domains), groups=config.group_norm_groups)
+                             config.spade_hidden_ratio, domains=len(self.domains), groups=config.group_norm_groups,
+                             spade_statistics=config.spade_statistics)
+
+        self.plain_params = sum(p.numel() for p in network([]).parameters())  # Table 6's denominator
 
         if config.share_weights:
             self.nets["net"] = network(config.dnrb_blocks)
@@ -109,8 +136,7 @@ class DualNormTrainer(Trainer):
         self.optimizers["adam"] = torch.optim.Adam(parameters, lr=config.lr_s, betas=(0.9, 0.999))
         self.schedulers["plateau"] = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizers["adam"], mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
-        self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
-                                  lambda_dice=config.lambda_, lambda_ce=1 - config.lambda_)
+        self.loss_fn = dualnorm_loss(config.lambda_, self.num_classes)
         self.window: list[float] = []
 
     # --- the two branches -----------------------------------------------------------------------------------
@@ -152,6 +178,8 @@ class DualNormTrainer(Trainer):
                    "train/lr": self.optimizers["adam"].param_groups[0]["lr"], "train/pretraining": float(pretraining)}
         if not pretraining:
             metrics["train/loss_spade"] = sums["loss_spade"] / self.iterations
+        total = sum(p.numel() for net in self.nets.values() for p in net.parameters())
+        metrics["model/params_ratio"] = total / self.plain_params  # Table 6: against the network without DNRB
         return metrics
 
     # --- evaluation -----------------------------------------------------------------------------------------
@@ -176,19 +204,59 @@ class DualNormTrainer(Trainer):
         return tuple(torch.cat([o[k] for o in outputs])[:, :size_x, :size_y].permute(1, 2, 0)  # type: ignore
                      for k in (0, 1))
 
+    def scored_forward(self) -> int:
+        """The forward ``val/dice`` scores: 1 (BN) during pretraining or without DNRB, else 2 (SPADE)."""
+        return 2 if self.config.dnrb_blocks and self.epoch > self.config.pretrain_epochs else 1
+
+    @torch.no_grad()
+    def precise_bn(self) -> None:
+        """Re-estimate every BatchNorm's statistics on ``precise_bn_batches`` training batches (a fixed stream, so
+        each evaluation sees the same batches and training's own stream is untouched), through the forwards the
+        method uses: the BN branch, and once SPADE trains the SPADE branch on its mask."""
+        norms = [m for net in self.nets.values() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        momenta = [m.momentum for m in norms]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the batches below
+        sampler = SliceSampler(self.train_cases, self.domains, self.data_config.batch_size, seed=self.stream_seed(7),
+                               context=self.config.context, multiple=MULTIPLE)
+        self.train_mode()
+        try:
+            for _ in range(self.config.precise_bn_batches):
+                x, _, z = (t.to(self.device) for t in sampler.sample())
+                x = self.standardize_input(x)
+                logits = self.first_forward(x, z, ddp=False)
+                if self.scored_forward() == 2:
+                    self.second_forward(x, logits.softmax(1), z, ddp=False)
+        finally:
+            for norm, momentum in zip(norms, momenta, strict=True):
+                norm.momentum = momentum
+            self.eval_mode()
+
     def evaluate(self, split: str = "val") -> dict[str, float]:
+        if self.config.eval_bn == "precise":
+            self.precise_bn()
         self.eval_mode()
+        forward = self.scored_forward()
         first_summary = SegmentationSummary(self.class_names, name="dice_first_forward", per_class=False)
+        second_summary = SegmentationSummary(self.class_names, name="dice_second_forward", per_class=False)
         summary = SegmentationSummary(self.class_names, surface=("asd", "hd95"))
         self.last_eval = []
         for case in self.cases_of(split):
             first, second = self._predict_volume(case)
+            scored = second if forward == 2 else first
             label = torch.from_numpy(case.label).to(self.device)
             first_summary.add(case.domain, case.subject, first, label)
-            summary.add(case.domain, case.subject, second, label, self.spacing(case))
-            self.last_eval.append({"case": case, "first": first.cpu().numpy(), "pred": second.cpu().numpy()})
+            if self.config.dnrb_blocks:
+                second_summary.add(case.domain, case.subject, second, label)
+            summary.add(case.domain, case.subject, scored, label, self.spacing(case))
+            self.last_eval.append({"case": case, "first": first.cpu().numpy(), "pred": scored.cpu().numpy()})
         self.last_cases = summary.cases()
-        return {**summary.metrics(split, self.eval_domains), **first_summary.metrics(split, self.eval_domains)}
+        metrics = {**summary.metrics(split, self.eval_domains), **first_summary.metrics(split, self.eval_domains),
+                   f"{split}/scored_forward": float(forward)}
+        if self.config.dnrb_blocks:
+            metrics.update(second_summary.metrics(split, self.eval_domains))
+        return metrics
 
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
         return item["first"].astype(np.float32) / max(1, self.num_classes - 1)
@@ -206,9 +274,11 @@ class DualNormTrainer(Trainer):
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         classes, domains = data.names_of_classes(), data.eval_domains or data.domains
-        return ({"train/loss_bn", "train/loss_spade", "train/iterations", "train/lr", "train/pretraining"}
+        return ({"train/loss_bn", "train/loss_spade", "train/iterations", "train/lr", "train/pretraining",
+                 "val/scored_forward", "model/params_ratio"}
                 | summary_names("val", domains, classes, surface=("asd", "hd95"))
-                | summary_names("val", domains, classes, name="dice_first_forward", per_class=False))
+                | summary_names("val", domains, classes, name="dice_first_forward", per_class=False)
+                | summary_names("val", domains, classes, name="dice_second_forward", per_class=False))
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:

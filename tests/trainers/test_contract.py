@@ -54,11 +54,14 @@ def test_one_epoch_reports_declared_finite_metrics_and_cases(name: str, tiny_dat
     reports: list[dict[str, Any]] = []
     run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
     assert trainer.epoch == trainer.config.epochs and len(reports) == trainer.config.epochs
-    declared = TRAINERS.get(name).all_metric_names(trainer.config, data)
+    # The engine adds each network's parameter count (model/params/<net>) to every report.
+    declared = TRAINERS.get(name).all_metric_names(trainer.config, data) | {f"model/params/{n}" for n in trainer.nets}
     for metrics in reports:
         reported = {k for k in metrics if "/" in k and not k.startswith("time/")}
         assert reported <= declared, f"reported but not declared: {sorted(reported - declared)}"
         assert all(finite(v) for k, v in metrics.items() if k.startswith("train/loss")), metrics
+        assert all(metrics[f"model/params/{n}"] == sum(p.numel() for p in trainer.net(n).parameters())
+                   for n in trainer.nets)
         assert finite(metrics["val/dice"]) or math.isnan(metrics["val/dice"])
     for metric in declared:  # every metric has a declared direction and kind: readers never guess from names
         info = TRAINERS.get(name).metric_info(metric)

@@ -7,6 +7,7 @@ import torch
 
 from platform.data.config import DataConfig
 from platform.data.datasets import load_cases, split_cases
+from platform.engine import run_epochs
 from platform.trainers.dualnorm import Config, DualNormTrainer
 
 TINY = {"epochs": 3, "pretrain_epochs": 1, "s_channels": 4, "dnrb_blocks": [1, 2]}
@@ -102,3 +103,77 @@ def test_folds_never_share_a_subject(tiny_data) -> None:
         train, val, test = split_cases(cases, data, fold=fold)
         ids = [{(c.domain, c.subject) for c in part} for part in (train, val, test)]
         assert not ids[0] & ids[1] and not (ids[0] | ids[1]) & ids[2]
+
+
+# --- fidelity to the paper --------------------------------------------------------------------------------------
+
+
+def test_val_dice_scores_the_first_forward_during_pretraining_and_the_second_after(tiny_data) -> None:
+    trainer = make(tiny_data, epochs=2, pretrain_epochs=1)
+    reports = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
+    pretraining, after = reports
+    assert pretraining["val/scored_forward"] == 1 and after["val/scored_forward"] == 2
+    assert pretraining["val/dice"] == pytest.approx(pretraining["val/dice_first_forward"])
+    assert after["val/dice"] == pytest.approx(after["val/dice_second_forward"])
+    plain = make(tiny_data, epochs=2, pretrain_epochs=1, dnrb_blocks=[])
+    plain.train_epoch(0)
+    plain.epoch = 2
+    assert plain.scored_forward() == 1  # without DNRB there is only the first forward
+
+
+def test_the_loss_is_equation_9_with_equation_8s_cross_entropy() -> None:
+    from platform.trainers.dualnorm import dualnorm_loss
+
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 5, 5), torch.randint(0, 3, (2, 1, 5, 5))
+    probs, onehot = logits.softmax(1), torch.nn.functional.one_hot(target[:, 0], 3).movedim(-1, 1).float()
+    # Equation 7 per sample (MONAI's default: per sample and class, then the mean), with squared denominators.
+    dice = 1 - 2 * (onehot * probs).sum((2, 3)) / (onehot.pow(2) + probs.pow(2)).sum((2, 3))
+    pixels = 5 * 5 * 2
+    ce = -(onehot * probs.log()).sum() / (pixels * 3)  # equation 8: over D pixels and |L| classes
+    for lam in (0.0, 0.5, 1.0):
+        expected = lam * dice.mean() + (1 - lam) * ce
+        assert float(dualnorm_loss(lam, 3)(logits, target)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_parameter_ratio_against_the_network_without_dnrb(tiny_data) -> None:
+    plain = make(tiny_data, dnrb_blocks=[])
+    assert plain.train_epoch(0)["model/params_ratio"] == pytest.approx(1.0)
+    ratios = [make(tiny_data, dnrb_blocks=blocks).train_epoch(0)["model/params_ratio"] for blocks in ([1], [1, 2, 3, 4])]
+    assert 1.0 < ratios[0] < ratios[1]
+
+
+def test_spade_normalizes_with_the_bn_branch_statistics() -> None:
+    from platform.nets.resunet2d import DualNorm
+
+    torch.manual_seed(0)
+    x, mask = torch.randn(4, 6, 8, 8) * 3 + 2, torch.softmax(torch.randn(4, 3, 8, 8), 1)
+    for statistics in ("bn", "own"):
+        layer = DualNorm(6, 3, spade_statistics=statistics)
+        layer.train()
+        for _ in range(3):
+            layer(x, None)  # BN-branch forwards move the BN running statistics only
+        layer.eval()
+        spade = layer.spade
+        hidden = spade.shared(mask)
+        modulate = (1 + spade.gamma(hidden), spade.beta(hidden))
+        norm = layer.bn if statistics == "bn" else spade.param_free_norm
+        mean, var = norm.running_mean.view(1, -1, 1, 1), norm.running_var.view(1, -1, 1, 1)
+        expected = (x - mean) / torch.sqrt(var + norm.eps) * modulate[0] + modulate[1]
+        torch.testing.assert_close(layer(x, mask), expected, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(layer.bn.running_mean, layer.spade.param_free_norm.running_mean)
+
+
+def test_precise_bn_re_estimates_the_statistics_without_touching_training(tiny_data) -> None:
+    trainer = make(tiny_data, eval_bn="precise", precise_bn_batches=4)
+    trainer.train_epoch(0)
+    state = trainer.samplers["slices"].state_dict()
+    bn = next(m for m in trainer.net("net").modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    first = trainer.evaluate("val")
+    assert not torch.allclose(bn.running_mean, before)
+    again = trainer.evaluate("val")
+    assert first == again  # the same fixed batches each time
+    assert trainer.samplers["slices"].state_dict() == state  # training's own stream is untouched
+    assert bn.momentum == 0.1 and not bn.training
