@@ -140,7 +140,8 @@ def test_the_loss_is_equation_9_with_equation_8s_cross_entropy() -> None:
 def test_parameter_ratio_against_the_network_without_dnrb(tiny_data) -> None:
     plain = make(tiny_data, dnrb_blocks=[])
     assert plain.train_epoch(0)["model/params_ratio"] == pytest.approx(1.0)
-    ratios = [make(tiny_data, dnrb_blocks=blocks).train_epoch(0)["model/params_ratio"] for blocks in ([1], [1, 2, 3, 4])]
+    ratios = [make(tiny_data, dnrb_blocks=blocks).train_epoch(0)["model/params_ratio"]
+              for blocks in ([1], [1, 2, 3, 4])]
     assert 1.0 < ratios[0] < ratios[1]
 
 
