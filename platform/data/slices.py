@@ -113,7 +113,8 @@ class SliceSampler:
     carries across batches); each is a uniformly drawn foreground slice (label > 0 anywhere in it) of a
     uniformly drawn case of its domain that has one. Every case is padded to the same X', Y': the largest of
     the cases' sizes, each rounded up to ``multiple``. ``flip`` draws a horizontal and a vertical flip per sample
-    (probability 1/2 each), ``rotate`` a multiple of 90 degrees; both act on x and y alike.
+    (probability 1/2 each), ``rotate`` a multiple of 90 degrees; both act on x and y alike. ``every_slice``
+    draws among all slices, with or without foreground (as :class:`ImageSliceSampler` does without labels).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class SliceSampler:
         flip: bool = False,
         rotate: bool = False,
         multiple: int = 16,
+        every_slice: bool = False,
     ) -> None:
         self.domains = list(domains)
         index, channels, sx, sy = _checked_layout(cases, self.domains, batch_size, context, rotate, multiple)
@@ -144,7 +146,8 @@ class SliceSampler:
             # Pad every case to the common size directly (end-padding, as pad_to_multiple does).
             pads = [(0, sx - label.shape[0]), (0, sy - label.shape[1]), (0, 0)]
             depth = label.shape[-1]
-            foreground = np.flatnonzero((label > 0).any(axis=(0, 1)))
+            foreground = (np.arange(depth) if every_slice  # uniform over all slices, as a label-free sampler draws
+                          else np.flatnonzero((label > 0).any(axis=(0, 1))))
             images.append(_slices_first(np.pad(case.image, [(0, 0), *pads])))
             labels.append(np.moveaxis(np.pad(label, pads), -1, 0))
             if len(foreground):

@@ -93,16 +93,22 @@ class OutputDiscriminator(nn.Module):
         return self.net(probabilities)
 
 
-def local_feature_mask(d1_logits: torch.Tensor, kind: str = "entropy") -> torch.Tensor:
-    """Uncertainty of D1 per feature pixel, in [0, 1] (1: D1 cannot tell the domain).
+def local_feature_mask(d1_logits: torch.Tensor, kind: str = "entropy", domain: str = "target") -> torch.Tensor:
+    """A weight per feature pixel in [0, 1] from D1's logits (p = sigmoid(logit), D1's probability of "source").
 
-    ``entropy``: binary entropy of p = sigmoid(logit), divided by ln 2. ``margin``: 1 - |2p - 1|.
+    ``gap``: D1's confidence that the pixel belongs to its own ``domain`` (1 - p for target features, p for
+    source ones): high where the domains still differ, the paper's "features with larger domain gap".
+    ``entropy``: binary entropy of p / ln 2, and ``margin``: 1 - |2p - 1|: high where D1 is uncertain.
     """
     p = torch.sigmoid(d1_logits)
+    if kind == "gap":
+        if domain not in ("source", "target"):
+            raise ValueError(f"unknown domain {domain!r} of a gap mask: use source or target")
+        return p if domain == "source" else 1 - p
     if kind == "entropy":
         eps = 1e-6
         q = p.clamp(eps, 1 - eps)
         return (-(q * q.log() + (1 - q) * (1 - q).log()) / math.log(2)).clamp(0, 1)
     if kind == "margin":
         return 1 - (2 * p - 1).abs()
-    raise ValueError(f"unknown mask kind {kind!r}: use entropy or margin")
+    raise ValueError(f"unknown mask kind {kind!r}: use gap, entropy or margin")

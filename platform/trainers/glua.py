@@ -16,13 +16,19 @@ Adam (.9, .99) for D1 and D2.
 
 Choices where the paper is silent (all documented config fields):
 
-- Local feature mask: ``mask: entropy`` (default) = binary entropy of p = sigmoid(D1(f_t)) / ln 2, or
-  ``mask: margin`` = 1 - |2p - 1|; both in [0, 1], 1 where D1 is most uncertain, detached (no gradient to D1).
-  Target features are re-weighted residually, ``f_t * (1 + mask)`` (the transferable-attention form of the
-  paper's refs [32, 33], so no feature is zeroed), before S_P, in training and at inference on target images;
-  source features are not re-weighted. D1's adversarial loss sees the raw features.
-- Target slices are drawn uniformly among non-constant slices, never by label: target labels are read only by
-  ``evaluate`` (and by ``mode: supervised_target``, the upper bound).
+- Local feature mask, from p = sigmoid(D1(f)) (D1's probability of "source"), detached (no gradient to D1):
+  ``mask: gap`` (default) = D1's confidence that a pixel is of its own domain (1 - p on target features): high
+  where the domains still differ, the paper's prioritized "features with larger domain gap"; ``mask: entropy`` =
+  binary entropy of p / ln 2 and ``mask: margin`` = 1 - |2p - 1| are high where D1 is uncertain instead (the
+  transferable-attention reading). ``mask_on: target`` (default) re-weights target features residually,
+  ``f_t * (1 + mask)`` (so no feature is zeroed), before S_P, in training and at inference on target images;
+  ``both`` re-weights source features too (their own gap, p); ``adversarial`` leaves the features alone and
+  weights D1's adversarial loss per pixel by the target mask instead. D1's adversarial loss sees the raw features.
+  ``train/mask_mean`` and ``train/mask_var`` (over the target pixels), ``train/d1_acc`` and ``train/d2_acc`` (the
+  discriminators' accuracy at telling source from target, 0.5 is chance) are reported every stage-2 epoch.
+- Source and target slices are sampled the same way: uniformly among every slice of the volumes, never by label
+  (a foreground-only source against all target slices would let the discriminators tell the domains apart by
+  content). Target labels are read only by ``evaluate`` (and by ``mode: supervised_target``, the upper bound).
 - Without D1 and D2 nothing of the target domain is forwarded in stage 2 (so BatchNorm statistics stay those of
   the source): ``style_transfer: false`` with no discriminator is exactly ``mode: no_adaptation``.
 - Epochs: stage 1 always owns the first ``stage1_epochs`` epochs; when it is skipped (cached, loaded from
@@ -50,6 +56,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.losses import DiceCELoss
 from pydantic import Field, model_validator
 
@@ -69,7 +76,7 @@ from platform.nets.styletransfer import ConditionalPatchDiscriminator, StyleDeco
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 MULTIPLE = 8  # slices are padded to a multiple of 8 (up to three stride-2 levels)
-STAGE1_FORMAT = 1  # bump when stage 1 changes: part of the cache key
+STAGE1_FORMAT = 2  # bump when stage 1 or its data changes (2: phantom format 3): part of the cache key
 STAGE1_NETS = ("g_enc", "g_dec", "d_img")
 SOURCE, TARGET = 0, 1  # domain indices of the style networks
 ABLATIONS: dict[str, dict[str, Any]] = {  # Table III columns (+ the bounds) -> switches
@@ -105,7 +112,11 @@ class Config(TrainerConfig):
     use_d2: bool = Field(True, description="D2 on softmax predictions")
     ablation: str | None = Field(None, description=f"Table III row overriding mode/style_transfer/use_d1/use_d2: "
                                                    f"{', '.join(ABLATIONS)}")
-    mask: Literal["entropy", "margin"] = Field("entropy", description="D1 uncertainty: entropy or 1-|2p-1|")
+    mask: Literal["gap", "entropy", "margin"] = Field(
+        "gap", description="local mask from D1: gap (its confidence the domains differ) or its uncertainty "
+        "(entropy, 1-|2p-1|)")
+    mask_on: Literal["target", "both", "adversarial"] = Field(
+        "target", description="re-weight target features, source and target features, or D1's adversarial loss")
     lambda_rec_im: float = Field(20.0, ge=0, description="image reconstruction weight")
     lambda_cyc: float = Field(20.0, ge=0, description="cycle consistency weight")
     lambda_rec_c: float = Field(1.0, ge=0, description="content reconstruction weight")
@@ -206,6 +217,7 @@ class GLUATrainer(Trainer):
         **{m: ("none", "adversarial loss") for m in ("loss_adv_img", "loss_d_img", "loss_adv_d1", "loss_adv_d2",
                                                      "loss_d1", "loss_d2")},
         "stage": ("none", "flag"), "stage1_cached": ("none", "flag"), "mask_mean": ("none", "mask"),
+        "mask_var": ("none", "mask"), "d1_acc": ("none", "accuracy"), "d2_acc": ("none", "accuracy"),
         "style_jsd": ("min", "divergence"), "style_jsd_identity": ("none", "divergence")}
     ARTIFACT_KIND = "input|translated|segmentation"
 
@@ -336,20 +348,24 @@ class GLUATrainer(Trainer):
         labelled = [dataclasses.replace(c, image=pad_xy(c.image, self.shape), label=pad_xy(c.label, self.shape))
                     for c in labelled]
         self.add_sampler("labelled", SliceSampler(labelled, [labelled[0].domain], batch, seed=self.stream_seed(3),
-                                                  multiple=MULTIPLE))
+                                                  multiple=MULTIPLE, every_slice=True))
         if config.d1 or config.d2:
             self.add_sampler("unlabelled", ImageSliceSampler(self.target_train, batch, self.stream_seed(4),
                                                              self.shape))
 
     def segment(self, x: torch.Tensor, target: bool, ddp: bool = True) -> tuple[torch.Tensor, torch.Tensor,
                                                                                  torch.Tensor | None]:
-        """(logits, features, mask or None); target features are re-weighted by (1 + mask) when D1 is used."""
+        """(logits, features, mask or None): with D1, the mask of these features (target ones, or source ones with
+        ``mask_on: both``); features are re-weighted by (1 + mask) unless ``mask_on: adversarial``."""
         get = (lambda n: self.nets[n]) if ddp else self.net
         features = get("s_enc")(x)
         mask = None
-        if target and self.config.d1:
+        config = self.config
+        if config.d1 and (target or config.mask_on == "both"):
             with torch.no_grad():
-                mask = local_feature_mask(self.net("d1")(features.detach()), self.config.mask)
+                mask = local_feature_mask(self.net("d1")(features.detach()), config.mask,
+                                          "target" if target else "source")
+        if mask is not None and config.mask_on != "adversarial":
             logits = get("s_pred")(features * (1 + mask), x.shape[-2:])
         else:
             logits = get("s_pred")(features, x.shape[-2:])
@@ -363,7 +379,7 @@ class GLUATrainer(Trainer):
         self.train_mode("s_enc", "s_pred", "d1", "d2")
         total = (config.epochs - config.stage1_epochs) * self.iterations
         sums: dict[str, float] = dict.fromkeys(("loss_seg", "loss_adv_d1", "loss_adv_d2", "loss_d1", "loss_d2",
-                                                "mask_mean"), 0.0)
+                                                "mask_mean", "mask_var", "d1_acc", "d2_acc"), 0.0)
         for _ in range(self.iterations):
             lr = config.lr_s * (1 - min(self.stage2_iteration, total - 1) / total) ** config.poly_power
             for group in self.optimizers["s"].param_groups:
@@ -380,10 +396,18 @@ class GLUATrainer(Trainer):
                 logits_t, f_t, mask = self.segment(x_t, target=True)
                 with self.frozen("d1", "d2"):
                     if config.d1:
-                        adv1 = bce_to(self.nets["d1"](f_t), 1.0)
+                        assert mask is not None
+                        logits_d1 = self.nets["d1"](f_t)
+                        if config.mask_on == "adversarial":  # per-pixel weights of the alignment itself
+                            per_pixel = F.binary_cross_entropy_with_logits(logits_d1, torch.ones_like(logits_d1),
+                                                                           reduction="none")
+                            adv1 = (mask * per_pixel).sum() / mask.sum().clamp_min(1e-6)
+                        else:
+                            adv1 = bce_to(logits_d1, 1.0)
                         loss = loss + config.lambda_d1 * adv1
                         sums["loss_adv_d1"] += float(adv1.detach())
                         sums["mask_mean"] += float(mask.mean())
+                        sums["mask_var"] += float(mask.var(correction=0))
                     if config.d2:
                         adv2 = bce_to(self.nets["d2"](logits_t.softmax(1)), 1.0)
                         loss = loss + config.lambda_d2 * adv2
@@ -396,14 +420,17 @@ class GLUATrainer(Trainer):
                     if name not in self.nets:
                         continue
                     src, tgt = (t.detach() for t in pairs[name])
-                    loss_d = (bce_to(self.nets[name](src), 1.0) + bce_to(self.nets[name](tgt), 0.0)) / 2
+                    on_src, on_tgt = self.nets[name](src), self.nets[name](tgt)
+                    loss_d = (bce_to(on_src, 1.0) + bce_to(on_tgt, 0.0)) / 2
                     self.step(loss_d, name)
                     sums[f"loss_{name}"] += float(loss_d.detach())
+                    # Per pixel (D1) or per patch (D2): how often it tells the domains apart (0.5: chance).
+                    sums[f"{name}_acc"] += float(((on_src > 0).float().mean() + (on_tgt < 0).float().mean()) / 2)
         keep = ["loss_seg"]
         if config.d1:
-            keep += ["loss_adv_d1", "loss_d1", "mask_mean"]
+            keep += ["loss_adv_d1", "loss_d1", "mask_mean", "mask_var", "d1_acc"]
         if config.d2:
-            keep += ["loss_adv_d2", "loss_d2"]
+            keep += ["loss_adv_d2", "loss_d2", "d2_acc"]
         metrics = {f"train/{k}": sums[k] / self.iterations for k in keep}
         metrics["train/lr"] = self.optimizers["s"].param_groups[0]["lr"]
         return metrics
@@ -506,6 +533,7 @@ class GLUATrainer(Trainer):
         names = {"train/iterations", "train/stage", "train/stage1_cached", "train/lr", "train/loss_rec_im",
                  "train/loss_cyc", "train/loss_rec_c", "train/loss_adv_img", "train/loss_d_img", "train/loss_seg",
                  "train/loss_adv_d1", "train/loss_adv_d2", "train/loss_d1", "train/loss_d2", "train/mask_mean",
+                 "train/mask_var", "train/d1_acc", "train/d2_acc",
                  "val/style_jsd", "val/style_jsd_identity"}
         domains = data.eval_domains or data.domains or [d for d in (config.target,) if d]
         return names | summary_names("val", domains, data.names_of_classes(), surface=("asd",))

@@ -151,3 +151,47 @@ def test_explicit_stage1_checkpoint_is_loaded(data) -> None:
     second = make(data, stage1_checkpoint=str(first.stage1_path()), lambda_cyc=5.0)
     assert second.stage1_cached
     assert torch.equal(next(iter(first.net("g_dec").parameters())), next(iter(second.net("g_dec").parameters())))
+
+
+# --- fidelity to the paper --------------------------------------------------------------------------------------
+
+
+def test_the_gap_mask_is_high_where_d1_tells_the_domains_apart() -> None:
+    from platform.nets.deeplab2d import local_feature_mask
+
+    logits = torch.tensor([-4.0, 0.0, 4.0])  # D1: surely target, unsure, surely source
+    gap_target = local_feature_mask(logits, "gap", "target")
+    assert gap_target[0] > 0.95 and abs(float(gap_target[1]) - 0.5) < 1e-6 and gap_target[2] < 0.05
+    torch.testing.assert_close(local_feature_mask(logits, "gap", "source"), 1 - gap_target)
+    for uncertainty in ("entropy", "margin"):  # the other reading: high where D1 is unsure
+        mask = local_feature_mask(logits, uncertainty)
+        assert mask[1] == pytest.approx(1.0) and mask[0] < 0.3 and mask[2] < 0.3
+
+
+@pytest.mark.parametrize("mask_on", ["target", "both", "adversarial"])
+def test_where_the_mask_applies(data, mask_on) -> None:
+    trainer = make(data, mask_on=mask_on)
+    history = [trainer.train_epoch(epoch) for epoch in range(3)]
+    last = history[-1]
+    assert {"train/mask_mean", "train/mask_var", "train/d1_acc", "train/d2_acc"} <= set(last)
+    assert 0 <= last["train/d1_acc"] <= 1 and last["train/mask_var"] >= 0
+    x = trainer.samplers["unlabelled"].sample()
+    trainer.eval_mode()
+    with torch.no_grad():
+        logits, features, mask = trainer.segment(x, target=True, ddp=False)
+        plain = trainer.net("s_pred")(features, x.shape[-2:])
+        _, _, source_mask = trainer.segment(x, target=False, ddp=False)
+    reweighted = not torch.allclose(logits, plain)
+    assert reweighted == (mask_on != "adversarial")  # adversarial: the features stay, the loss is weighted
+    assert (source_mask is not None) == (mask_on == "both")
+
+
+def test_source_and_target_slices_are_drawn_the_same_way(data) -> None:
+    """Both uniform over every slice: no foreground-only source that the discriminators could tell by content."""
+    trainer = make(data, ablation="d1+d2")
+    trainer.train_epoch(1)  # builds the stage-2 samplers
+    labelled = trainer.samplers["labelled"]
+    depth = sum(c.label.shape[-1] for c in trainer.source_train)
+    assert len(labelled._rows) == depth  # every slice of every source volume is a candidate
+    empty = [z for c in trainer.source_train for z in range(c.label.shape[-1]) if not (c.label[..., z] > 0).any()]
+    assert empty, "the phantom has brain-free slices, so the check above means something"
