@@ -178,12 +178,12 @@ def test_where_the_mask_applies(data, mask_on) -> None:
     x = trainer.samplers["unlabelled"].sample()
     trainer.eval_mode()
     with torch.no_grad():
-        logits, features, mask = trainer.segment(x, target=True, ddp=False)
+        logits, features, target_mask = trainer.segment(x, target=True, ddp=False)
         plain = trainer.net("s_pred")(features, x.shape[-2:])
         _, _, source_mask = trainer.segment(x, target=False, ddp=False)
     reweighted = not torch.allclose(logits, plain)
     assert reweighted == (mask_on != "adversarial")  # adversarial: the features stay, the loss is weighted
-    assert (source_mask is not None) == (mask_on == "both")
+    assert target_mask is not None and (source_mask is not None) == (mask_on == "both")
 
 
 def test_source_and_target_slices_are_drawn_the_same_way(data) -> None:
