@@ -144,6 +144,51 @@ class Explore(_Strict):
         None, description="the ablation baseline: a value per searched axis, e.g. {dnrb_blocks: []}")
 
 
+class PaperRow(_Strict):
+    """One row of a paper's table: which trials measure it, and the paper's number."""
+
+    label: str = Field(description="the row's name, as the paper's table says it")
+    where: dict[str, Any] | list[dict[str, Any]] = Field(
+        default_factory=dict, description="search-axis values that pick the row's trials; a list of them pools "
+        "several levels (per seed, their mean), e.g. every encoder placement")
+    run: list[str] = Field(default_factory=list, description="command-line overrides of the sweep the row reads "
+                           "(rows with the same overrides share one sweep), e.g. ['data.train_domains=[adult]']")
+    metric: str | None = Field(None, description="the measured metric (a trials column); default: the table's")
+    paper: float | None = Field(None, description="the paper's value of this row")
+
+
+class PaperClaim(_Strict):
+    """An ordering the paper reports: the ``larger`` row's value exceeds the ``smaller`` row's."""
+
+    text: str = Field(description="the claim in words")
+    larger: str = Field(description="label of the row the paper finds larger")
+    smaller: str = Field(description="label of the row the paper finds smaller")
+    at_least: bool = Field(False, description="the paper's claim is 'larger or equal' (a tie holds)")
+
+
+class PaperTable(_Strict):
+    """The paper result a spec reproduces (read by ``python -m platform.reproduce``; nothing here changes a
+    trial)."""
+
+    title: str = Field(description="which table or figure of which paper")
+    metric: str = Field("test/best/dice", description="the measured trials column of every row (test, best on val)")
+    rows: list[PaperRow] = Field(min_length=1, description="the table's rows")
+    claims: list[PaperClaim] = Field(default_factory=list, description="the orderings to check")
+
+    @model_validator(mode="after")
+    def _claims_name_rows(self) -> PaperTable:
+        labels = [row.label for row in self.rows]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"paper.rows repeat the labels {repeated}: give each row its own label")
+        for claim in self.claims:
+            for label in (claim.larger, claim.smaller):
+                if label not in labels:
+                    raise ValueError(f"paper claim {claim.text!r} names the row {label!r}, which is not among "
+                                     f"{labels}")
+        return self
+
+
 class SweepSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="experiment name (a directory)")
     trainer: str = Field(description="registered trainer name, e.g. advnorm")
@@ -161,6 +206,7 @@ class SweepSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     storage: str = Field("./runs", description="local directory or pyarrow filesystem URI (s3://, gs://)")
     explore: Explore = Field(default_factory=Explore, description="how the explorer first shows the sweep")
+    paper: PaperTable | None = Field(None, description="the paper table this sweep reproduces (platform.reproduce)")
     _base_config: Any = PrivateAttr(None)
 
     @field_validator("name")
