@@ -82,3 +82,20 @@ def test_mhd_is_the_mean_of_the_two_directed_maximum_distances() -> None:
     assert forward != backward  # the two directions differ here, so the mean is a real test
     assert float(mhd_per_class(pred, target, 2)[0, 0]) == pytest.approx((forward + backward) / 2)
     assert float(hd95_per_class(pred, target, 2)[0, 0]) != pytest.approx((forward + backward) / 2)
+
+
+def test_generalized_jsd_of_k_domains_against_scipy() -> None:
+    """H(mixture) - mean H(p_k): for two domains it equals the pairwise JSD; for K it is bounded by ln K."""
+    from scipy.stats import entropy
+
+    from platform.metrics import generalized_jsd, histogram_jsd
+
+    rng = np.random.default_rng(0)
+    samples = [rng.normal(0, 1, 5000), rng.normal(1.5, 1, 5000), rng.normal(4, 0.5, 5000)]
+    low, high = min(s.min() for s in samples), max(s.max() for s in samples)
+    hists = [np.histogram(s, bins=64, range=(low, high))[0] / 5000 for s in samples]
+    expected = entropy(np.mean(hists, axis=0)) - np.mean([entropy(h) for h in hists])
+    assert generalized_jsd(samples) == pytest.approx(expected)
+    assert 0 < generalized_jsd(samples) <= math.log(3)
+    assert generalized_jsd(samples[:2]) == pytest.approx(histogram_jsd(samples[:2]))
+    assert generalized_jsd([samples[0], samples[0]]) == pytest.approx(0.0)

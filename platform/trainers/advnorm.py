@@ -32,6 +32,7 @@ from platform.metrics import (
     SegmentationSummary,
     classification_accuracy,
     confusion_matrix,
+    generalized_jsd,
     histogram_jsd,
     intensity_position_correlation,
     summary_names,
@@ -114,6 +115,7 @@ class AdvNormTrainer(Trainer):
                "disc_acc": ("none", "accuracy"), "disc_acc_generated": ("none", "accuracy"),
                "disc_confusion": ("none", "accuracy"), "dice_bias": ("max", "overlap"),
                "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
+               "jsd_k_input": ("none", "divergence"), "jsd_k_norm": ("min", "divergence"),
                "bias_corr_input": ("none", "correlation"), "bias_corr_norm": ("min", "correlation"),
                **{f"lr_{n}": ("none", "schedule") for n in ("g", "s", "d")}}
     ARTIFACT_KIND = "input|normalized|segmentation"
@@ -286,6 +288,8 @@ class AdvNormTrainer(Trainer):
         self.last_cases = summary.cases()
         metrics[f"{split}/jsd_input"] = histogram_jsd([np.concatenate(v) for v in inputs.values() if v])
         metrics[f"{split}/jsd_norm"] = histogram_jsd([np.concatenate(v) for v in outputs.values() if v])
+        metrics[f"{split}/jsd_k_input"] = generalized_jsd([np.concatenate(v) for v in inputs.values() if v])
+        metrics[f"{split}/jsd_k_norm"] = generalized_jsd([np.concatenate(v) for v in outputs.values() if v])
         metrics[f"{split}/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
         metrics[f"{split}/bias_corr_norm"] = float(np.mean(np.abs(corr_out)))
         if split == "test" and self.config.eval_bias_alphas:
@@ -369,6 +373,7 @@ class AdvNormTrainer(Trainer):
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         assert isinstance(config, Config)
         names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/jsd_input", "val/jsd_norm",
+                 "val/jsd_k_input", "val/jsd_k_norm",
                  "val/bias_corr_input", "val/bias_corr_norm"}
         names |= summary_names("val", data.eval_domains or data.domains, data.names_of_classes(),
                                surface=SURFACE_METRICS)
