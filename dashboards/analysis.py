@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
 from scipy import stats
+
+from platform.statistics import Interval, difference_interval, mean_interval
+
+__all__ = ["Interval", "difference_interval", "mean_interval"]  # the statistics live in platform.statistics
 
 ABSENT = "(absent)"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one study per importance request: no per-study log line
@@ -146,47 +149,6 @@ def filter_trials(trials: pd.DataFrame, statuses: list[str] | None = None, brush
 
 
 # --- statistics ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Interval:
-    """Mean of n values with a two-sided 95% Student-t interval (NaN bounds when n < 2)."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-
-def mean_interval(values: np.ndarray | list[float], level: float = 0.95) -> Interval:
-    array = np.asarray(values, dtype=float)
-    array = array[np.isfinite(array)]
-    n = int(array.size)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    mean = float(array.mean())
-    if n < 2:
-        return Interval(mean, math.nan, math.nan, 1)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * array.std(ddof=1) / math.sqrt(n))
-    return Interval(mean, mean - half, mean + half, n)
-
-
-def difference_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Interval:
-    """mean(a) - mean(b) with a Welch 95% interval (unequal variances); NaN bounds if either has n < 2."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if not a.size or not b.size:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    diff = float(a.mean() - b.mean())
-    if a.size < 2 or b.size < 2:
-        return Interval(diff, math.nan, math.nan, int(min(a.size, b.size)))
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return Interval(diff, diff, diff, int(min(a.size, b.size)))
-    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, dof) * se)
-    return Interval(diff, diff - half, diff + half, int(min(a.size, b.size)))
 
 
 def by_config(trials: pd.DataFrame, score: str, params: list[str]) -> pd.DataFrame:

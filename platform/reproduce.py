@@ -28,53 +28,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from platform.spec import PaperClaim, PaperTable, SweepSpec, load_spec
 from platform.specfile import SpecError
+from platform.statistics import mean_interval, paired_or_welch
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "paper"
 QUICK_SEEDS = "repeats.seeds=[0, 1]"
 EXIT_USER_ERROR = 2
 
 
-# --- statistics (pure functions) ----------------------------------------------------------------------------------
-
-def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
-    """(mean, Student-t interval) of ``values``; the interval is (nan, nan) below two values."""
-    data = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
-    if data.size == 0:
-        return math.nan, (math.nan, math.nan)
-    mean = float(data.mean())
-    if data.size < 2:
-        return mean, (math.nan, math.nan)
-    half = float(stats.t.ppf(0.5 + confidence / 2, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
-    return mean, (mean - half, mean + half)
-
-
-def difference_interval(larger: dict[int, float], smaller: dict[int, float],
-                        confidence: float = 0.95) -> dict[str, Any]:
-    """``larger - smaller``: paired by key (seed) when at least two keys pair (Student t on the differences),
-    else Welch's interval on the two groups. Returns mean, ci95, n and the test used."""
-    common = sorted(set(larger) & set(smaller))
-    if len(common) >= 2:
-        mean, interval = mean_interval([larger[k] - smaller[k] for k in common], confidence)
-        return {"difference": mean, "ci95": list(interval), "n": len(common), "test": "paired t"}
-    a = np.asarray(list(larger.values()), dtype=np.float64)
-    b = np.asarray(list(smaller.values()), dtype=np.float64)
-    mean = float(a.mean() - b.mean()) if a.size and b.size else math.nan
-    if a.size < 2 or b.size < 2:
-        return {"difference": mean, "ci95": [math.nan, math.nan], "n": int(min(a.size, b.size)), "test": "none"}
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    se = math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else a.size + b.size - 2
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * se)
-    return {"difference": mean, "ci95": [mean - half, mean + half], "n": int(min(a.size, b.size)), "test": "Welch"}
-
+# --- claims -----------------------------------------------------------------------------------------------------------
 
 def claim_result(claim: PaperClaim, values: dict[str, dict[int, float]]) -> dict[str, Any]:
-    """Whether ``claim`` holds on the measured ``values`` (row label -> seed -> value), with its difference."""
-    diff = difference_interval(values[claim.larger], values[claim.smaller])
+    """Whether ``claim`` holds on the measured ``values`` (row label -> seed -> value), with its difference
+    (paired by seed, Welch when the seeds do not pair)."""
+    interval = paired_or_welch(values[claim.larger], values[claim.smaller])
+    diff = {"difference": interval.mean, "ci95": [interval.low, interval.high], "n": interval.n,
+            "test": interval.method if interval.n >= 2 else "none"}
     low, high = diff["ci95"]
     if claim.at_least:  # "larger or equal": holds unless the larger row is significantly smaller
         holds = math.isfinite(diff["difference"]) and (diff["difference"] >= 0 or not high < 0)
@@ -229,8 +200,9 @@ def table_result(table: Table) -> dict[str, Any]:
     rows = []
     for row in table.paper.rows:
         values = table.values.get(row.label, {})
-        mean, interval = mean_interval(list(values.values()))
-        rows.append({"name": row.label, "paper": row.paper, "mean": mean, "ci95": list(interval), "n": len(values),
+        interval = mean_interval(list(values.values()))
+        rows.append({"name": row.label, "paper": row.paper, "mean": interval.mean,
+                     "ci95": [interval.low, interval.high], "n": len(values),
                      "metric": row.metric or table.paper.metric, "values": values})
     claims = [claim_result(claim, table.values) for claim in table.paper.claims]
     return {"title": table.paper.title, "spec": str(table.path.name), "rows": rows, "claims": claims,

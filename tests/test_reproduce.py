@@ -1,47 +1,20 @@
-"""``platform.reproduce``: its statistics against scipy, the row selection, the claims, and one quick run."""
+"""``platform.reproduce``: the row selection, the claims, one quick run (statistics: tests/test_statistics.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy import stats
 
-from platform.reproduce import PAPER_DIR, claim_result, difference_interval, mean_interval, row_values
+from platform.reproduce import PAPER_DIR, claim_result, row_values
 from platform.spec import PaperClaim, load_spec
 from tests.conftest import REPO_ROOT
 
 A = {0: 0.81, 1: 0.78, 2: 0.86, 3: 0.80}
 B = {0: 0.70, 1: 0.74, 2: 0.71, 3: 0.69}
-
-
-def test_mean_interval_is_students_t() -> None:
-    values = list(A.values())
-    mean, (low, high) = mean_interval(values)
-    expected = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
-    assert mean == pytest.approx(np.mean(values)) and (low, high) == pytest.approx(expected)
-    assert math.isnan(mean_interval([0.5])[1][0]) and math.isnan(mean_interval([])[0])
-
-
-def test_paired_difference_matches_scipy() -> None:
-    result = difference_interval(A, B)
-    differences = [A[k] - B[k] for k in A]
-    expected = stats.ttest_rel(list(A.values()), list(B.values())).confidence_interval(0.95)
-    assert result["test"] == "paired t" and result["n"] == 4
-    assert result["difference"] == pytest.approx(np.mean(differences))
-    assert result["ci95"] == pytest.approx([expected.low, expected.high])
-
-
-def test_welch_when_the_seeds_do_not_pair() -> None:
-    shifted = {k + 10: v for k, v in B.items()}
-    result = difference_interval(A, shifted)
-    expected = stats.ttest_ind(list(A.values()), list(B.values()), equal_var=False).confidence_interval(0.95)
-    assert result["test"] == "Welch" and result["ci95"] == pytest.approx([expected.low, expected.high])
 
 
 @pytest.mark.parametrize(("larger", "smaller", "at_least", "holds", "significant"), [
