@@ -174,26 +174,83 @@ def by_config(trials: pd.DataFrame, score: str, params: list[str]) -> pd.DataFra
     return result.reset_index(drop=True)[columns]
 
 
-def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None) -> pd.DataFrame:
-    """Per level of the factor combination: mean and 95% interval of ``score`` over every trial at that level
-    (repeats, and any other parameter the sweep varied), and the difference to the ``baseline`` level.
+ABLATION_COLUMNS = ["level", "mean", "low", "high", "n", "diff", "diff_low", "diff_high", "method", "p", "p_adjusted",
+                    "p_improvement", "p_improvement_low", "p_improvement_high", "hedges_g", "repeats_needed"]
 
-    Columns: level, mean, low, high, n, diff, diff_low, diff_high.
+
+def _by_repeat(trials: pd.DataFrame, values: np.ndarray) -> dict[tuple[Any, Any], float]:
+    """Score per repeat (seed, fold): the mean over that repeat's trials (other parameters may vary within).
+    Without a seed column every trial is its own repeat (its row index), so nothing pairs."""
+    seeds = trials["seed"].tolist() if "seed" in trials else [f"row {i}" for i in trials.index]
+    folds = trials["fold"].to_numpy() if "fold" in trials else np.full(len(trials), None)
+    sums: dict[tuple[Any, Any], list[float]] = {}
+    for seed, fold, value in zip(seeds, folds, values, strict=True):
+        if math.isfinite(value):
+            key = (seed, None if fold is None or (isinstance(fold, float) and math.isnan(fold)) else fold)
+            sums.setdefault(key, []).append(float(value))
+    return {key: float(np.mean(v)) for key, v in sums.items()}
+
+
+def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
+             adjust: str = "holm", order: list[str] | None = None) -> pd.DataFrame:
+    """Per level of the factor combination: mean and 95% interval of ``score`` over every trial at that level
+    (repeats, and any other parameter the sweep varied), and against the ``baseline`` level: the difference with
+    its interval (paired t when repeats pair up by seed and fold, else Welch; ``method`` says which), its p-value
+    adjusted over the levels shown (``adjust``: holm or bh), P(improvement) (P(level beats baseline) on the
+    per-repeat scores, rliable's definition, with a bootstrap interval; ``mode`` min counts lower as better),
+    Hedges' g and the repeats that would detect the observed difference at 80% power. ``order`` fixes the level
+    order (the spec's), else natural order.
+
+    Columns: ``ABLATION_COLUMNS``.
     """
-    columns = ["level", "mean", "low", "high", "n", "diff", "diff_low", "diff_high"]
+    from platform.statistics import (
+        adjust_p_values,
+        difference_test,
+        hedges_g,
+        probability_of_improvement,
+        repeats_needed,
+    )
+
     if not factors or trials.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=ABLATION_COLUMNS)
     levels = level_labels(trials, factors)
     values = pd.to_numeric(trials[score], errors="coerce").to_numpy(dtype=float)
-    baseline_values = values[(levels == baseline).to_numpy()] if baseline is not None else np.array([])
+    present = list(levels.unique())
+    ranked = [level for level in (order or []) if level in present]
+    ranked += sorted((level for level in present if level not in ranked), key=natural_key)
+    base = _by_repeat(trials[(levels == baseline).to_numpy()], values[(levels == baseline).to_numpy()]) \
+        if baseline is not None else {}
     rows = []
-    for level in sorted(levels.unique(), key=natural_key):
-        chosen = values[(levels == level).to_numpy()]
-        interval = mean_interval(chosen)
-        diff = difference_interval(chosen, baseline_values) if baseline_values.size else Interval(
-            math.nan, math.nan, math.nan, 0)
-        rows.append([level, interval.mean, interval.low, interval.high, interval.n, diff.mean, diff.low, diff.high])
-    return pd.DataFrame(rows, columns=columns)
+    for level in ranked:
+        chosen = (levels == level).to_numpy()
+        interval = mean_interval(values[chosen])
+        row: dict[str, Any] = {"level": level, "mean": interval.mean, "low": interval.low, "high": interval.high,
+                               "n": interval.n}
+        repeats = _by_repeat(trials[chosen], values[chosen])
+        if base and level != baseline and repeats:
+            diff, p = difference_test(repeats, base)
+            sign = 1.0 if mode == "max" else -1.0
+            better = probability_of_improvement([sign * v for v in repeats.values()], [sign * v for v in base.values()],
+                                                resamples=2000)
+            if diff.method == "paired t":
+                common = [k for k in repeats if k in base]
+                spread = float(np.std([repeats[k] - base[k] for k in common], ddof=1))
+            else:
+                a, b = np.array(list(repeats.values())), np.array(list(base.values()))
+                spread = float(math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)) if a.size > 1 and b.size > 1 \
+                    else math.nan
+            row.update(diff=diff.mean, diff_low=diff.low, diff_high=diff.high, method=diff.method, p=p,
+                       p_improvement=better.mean, p_improvement_low=better.low, p_improvement_high=better.high,
+                       hedges_g=hedges_g(list(repeats.values()), list(base.values())),
+                       repeats_needed=repeats_needed(diff.mean, spread, paired=diff.method == "paired t"))
+        elif level == baseline:
+            row.update(diff=0.0, diff_low=0.0, diff_high=0.0, method="baseline")
+        rows.append(row)
+    table = pd.DataFrame(rows).reindex(columns=ABLATION_COLUMNS)
+    tested = table["p"].notna()
+    if tested.any():
+        table.loc[tested, "p_adjusted"] = adjust_p_values(table.loc[tested, "p"].tolist(), adjust)
+    return table
 
 
 def level_labels(trials: pd.DataFrame, factors: list[str]) -> pd.Series:

@@ -143,17 +143,24 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
                    yaxis={"title": score}, showlegend=True)
 
 
-def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None) -> Figure:
-    """Bars per level of the chosen factors (mean, 95% interval over repeats) and, beside them, the difference
-    of each level to the baseline level with a Welch interval."""
+def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
+                  order: list[str] | None = None) -> Figure:
+    """Bars per level of the chosen factors (mean, 95% interval over repeats, n) and, beside them, the difference
+    of each level to the baseline level: paired t when the repeats pair up by seed, else Welch (the axis title
+    says which), with the Holm-adjusted p-value and P(improvement) on hover."""
     if trials.empty or not factors:
         return empty("choose one or more categorical factors" if not trials.empty else "no trials match")
-    table = ablation(trials, factors, score, baseline)
+    table = ablation(trials, factors, score, baseline, mode=mode, order=order)
+    methods = sorted({m for m in table["method"].dropna() if m != "baseline"})
+    test_name = " / ".join(methods) if methods else "no test"
     traces = [{
         "type": "bar", "y": list(table["level"]), "x": table["mean"].to_numpy(), "orientation": "h", "name": score,
         "marker": {"color": [_RED if level == baseline else _BLUE for level in table["level"]]},
         "error_x": {"type": "data", "array": (table["high"] - table["mean"]).fillna(0).to_numpy(), "visible": True},
         "customdata": table[["n", "low", "high"]].to_numpy(), "xaxis": "x",
+        "text": [f"{m:.3f} (n={n})" if math.isfinite(m) else f"n={n}" for m, n in zip(table["mean"], table["n"],
+                                                                                      strict=True)],
+        "textposition": "auto",
         "hovertemplate": "%{y}<br>mean %{x:.4f} (n=%{customdata[0]})<br>95% CI [%{customdata[1]:.4f}, "
                          "%{customdata[2]:.4f}]<extra></extra>"}]
     if baseline is not None and table["diff"].notna().any():
@@ -163,11 +170,15 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
             "marker": {"color": ["#2ca02c" if (d or 0) >= 0 else "#ff7f0e" for d in table["diff"].fillna(0)]},
             "error_x": {"type": "data", "array": (table["diff_high"] - table["diff"]).fillna(0).to_numpy(),
                         "visible": True},
-            "hovertemplate": "%{y}<br>difference %{x:+.4f}<extra></extra>"})
+            "customdata": table[["method", "p_adjusted", "p_improvement", "hedges_g", "repeats_needed"]].to_numpy(),
+            "hovertemplate": "%{y}<br>difference %{x:+.4f} (%{customdata[0]})<br>Holm-adjusted p %{customdata[1]:.3g}"
+                             "<br>P(improvement) %{customdata[2]:.2f}<br>Hedges' g %{customdata[3]:.2f}<br>"
+                             "repeats for 80% power: %{customdata[4]}<extra></extra>"})
     return _figure(traces, f"{score} by {', '.join(short_name(f) for f in factors)}"
                    + (f" (baseline: {baseline})" if baseline else ""), len(trials),
                    height=max(260, 40 + 28 * len(table)), barmode="group",
-                   xaxis={"domain": [0, 0.48], "title": score}, xaxis2={"domain": [0.54, 1], "title": "difference"},
+                   xaxis={"domain": [0, 0.48], "title": score},
+                   xaxis2={"domain": [0.54, 1], "title": f"difference to baseline ({test_name}, 95% CI)"},
                    # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
                    yaxis={"type": "category", "automargin": True}, showlegend=False)
 

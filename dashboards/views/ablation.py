@@ -23,9 +23,21 @@ def render(context: Context, score: str | None, factors: list[str] | None, basel
     experiment, trials = context.experiment, context.trials
     factors = [f for f in factors or [] if f in experiment.params]
     levels = figures.level_options(trials, factors)
+    order = spec_order(experiment, factors)
+    levels = [level for level in order if level in levels] + [level for level in levels if level not in order]
     if baseline not in levels:
         baseline = default_baseline(experiment, trials, factors, levels)
-    return figures.ablation_bars(trials, factors, score, baseline), levels, baseline
+    figure = figures.ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order)
+    return figure, levels, baseline
+
+
+def spec_order(experiment: Any, factors: list[str]) -> list[str]:
+    """The level labels of one factor in the spec's order (its choice or grid values, from the sweep table)."""
+    if len(factors) != 1:
+        return []
+    values = (experiment.axes_meta.get(factors[0].removeprefix("config/")) or {}).get("values") or []
+    stored = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values]
+    return list(figures.level_labels(pd.DataFrame({factors[0]: stored}), factors)) if stored else []
 
 
 def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], levels: list[str]) -> str | None:

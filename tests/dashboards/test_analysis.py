@@ -203,3 +203,45 @@ def test_numeric_levels_read_as_short_numbers() -> None:
     assert list(level_labels(trials, ["config/lambda"])) == ["0.01151", "1.5"]
     assert list(level_labels(trials, ["config/norm", "config/lambda"])) == ["norm=batch, lambda=0.01151",
                                                                           "norm=instance, lambda=1.5"]
+
+
+def _seeded(shift: dict[str, float], seeds: dict[str, list[int]]) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    base = {seed: 0.7 + 0.05 * rng.standard_normal() for seed in range(6)}
+    rows = [{"trial_id": f"{level}{seed}", "status": "TERMINATED", "seed": seed, "config/norm": level,
+             "score": base[seed] + shift[level] + 0.01 * rng.standard_normal()}
+            for level in shift for seed in seeds[level]]
+    return pd.DataFrame(rows)
+
+
+def test_ablation_pairs_repeats_by_seed_and_says_so() -> None:
+    from scipy import stats
+
+    levels = ("batch", "instance", "group")
+    trials = _seeded({"batch": 0.0, "instance": 0.05, "group": -0.01}, {level: list(range(6)) for level in levels})
+    table = ablation(trials, ["config/norm"], "score", "batch", order=["batch", "instance", "group"])
+    assert list(table["level"]) == ["batch", "instance", "group"]  # the spec's order, not alphabetical
+    row = table.set_index("level").loc["instance"]
+    a = trials[trials["config/norm"] == "instance"].sort_values("seed")["score"].to_numpy()
+    b = trials[trials["config/norm"] == "batch"].sort_values("seed")["score"].to_numpy()
+    expected = stats.ttest_rel(a, b)
+    assert row["method"] == "paired t"
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx(tuple(expected.confidence_interval(0.95)))
+    assert row["p"] == pytest.approx(expected.pvalue)
+    tested = table.set_index("level")[["p", "p_adjusted"]].dropna()
+    assert len(tested) == 2 and (tested["p_adjusted"] >= tested["p"]).all()  # Holm over the two levels shown
+    u = stats.mannwhitneyu(a, b).statistic
+    assert row["p_improvement"] == pytest.approx(u / (len(a) * len(b)))
+    assert row["hedges_g"] > 0 and row["repeats_needed"] >= 2
+
+
+def test_ablation_uses_welch_when_the_seeds_do_not_pair() -> None:
+    from scipy import stats
+
+    trials = _seeded({"batch": 0.0, "instance": 0.05}, {"batch": [0, 1, 2], "instance": [3, 4, 5]})
+    row = ablation(trials, ["config/norm"], "score", "batch").set_index("level").loc["instance"]
+    a = trials[trials["config/norm"] == "instance"]["score"].to_numpy()
+    b = trials[trials["config/norm"] == "batch"]["score"].to_numpy()
+    expected = stats.ttest_ind(a, b, equal_var=False)
+    assert row["method"] == "Welch" and row["p"] == pytest.approx(expected.pvalue)
+    assert (row["diff_low"], row["diff_high"]) == pytest.approx(tuple(expected.confidence_interval(0.95)))
