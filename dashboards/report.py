@@ -1,0 +1,172 @@
+"""``python -m dashboards.report --storage URI --experiment NAME --factor F [--factor G] [--baseline LEVEL]
+[--metric M] [--split val|test] [--format md|latex|csv|json|html] [--adjust holm|bh] [--out FILE]``
+
+The ablation table the explorer shows, for a paper: per level of the factor(s), the mean with its 95% interval and
+n, the difference to the baseline with its interval (paired t when repeats pair by seed and fold, else Welch),
+the p-value adjusted over the levels shown (Holm by default), P(improvement), Hedges' g, and the repeats that would
+detect the difference at 80% power. Rows whose adjusted p is below 0.05 are marked. ``html`` is one
+self-contained page (the table and the figure; it opens offline). It reads only the results tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import sys
+from typing import Any
+
+import pandas as pd
+
+from dashboards.analysis import ABLATION_COLUMNS, ablation, level_labels
+from dashboards.tables import Catalog, Experiment, ExplorerError
+
+EXIT_USER_ERROR = 2
+SIGNIFICANT = 0.05
+
+
+def score_column(experiment: Experiment, metric: str | None, split: str) -> str:
+    """The trials column of the reported score: ``test/best/<m>`` (split test: the networks best on val) or
+    ``best/val/<m>`` (split val), for the first objective's metric unless ``metric`` names one."""
+    base = metric or (experiment.objectives[0].metric if experiment.objectives else "val/dice")
+    stem = base.split("/", 1)[1] if base.startswith(("val/", "test/")) else base
+    column = f"test/best/{stem}" if split == "test" else f"best/val/{stem}"
+    if column not in experiment.trials:
+        if split == "val" and f"last/val/{stem}" in experiment.trials:
+            return f"last/val/{stem}"
+        raise ExplorerError(f"experiment {experiment.name!r} has no column {column!r}: choose --metric from "
+                            f"{sorted(c for c in experiment.trials if c.startswith(('best/', 'test/best/')))[:12]}")
+    return column
+
+
+def report_table(experiment: Experiment, factors: list[str], baseline: str | None, score: str,
+                 adjust: str = "holm") -> pd.DataFrame:
+    """The ablation table of finished trials, levels in the spec's order, baseline from the spec unless given."""
+    from dashboards.views.ablation import default_baseline, spec_order
+
+    columns = [f if f.startswith("config/") else f"config/{f}" for f in factors]
+    unknown = [c for c in columns if c not in experiment.trials]
+    if unknown:
+        raise ExplorerError(f"unknown factor(s) {[c.removeprefix('config/') for c in unknown]}: choose from "
+                            f"{[p.removeprefix('config/') for p in experiment.params]}")
+    trials = experiment.trials[experiment.trials["status"] == "TERMINATED"]
+    levels = list(level_labels(trials, columns).unique()) if not trials.empty else []
+    if baseline is None:
+        baseline = default_baseline(experiment, trials, columns, levels)
+    elif baseline not in levels:
+        raise ExplorerError(f"baseline {baseline!r} is not a level of {factors}: choose from {levels}")
+    table = ablation(trials, columns, score, baseline, mode=experiment.mode_of(score), adjust=adjust,
+                     order=spec_order(experiment, columns))
+    table["significant"] = table["p_adjusted"].lt(SIGNIFICANT)
+    table.attrs.update(baseline=baseline, score=score, factors=factors, adjust=adjust)
+    return table
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _rows(table: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for record in table.to_dict("records"):
+        mark = " *" if record["significant"] else ""
+        rows.append([f"{record['level']}{mark}", f"{_fmt(record['mean'])} [{_fmt(record['low'])}, "
+                     f"{_fmt(record['high'])}]", str(record["n"]),
+                     "baseline" if record["method"] == "baseline" else
+                     f"{_fmt(record['diff'])} [{_fmt(record['diff_low'])}, {_fmt(record['diff_high'])}]",
+                     _fmt(record["method"]) if record["method"] != "baseline" else "-", _fmt(record["p_adjusted"]),
+                     _fmt(record["p_improvement"], 2), _fmt(record["hedges_g"], 2), _fmt(record["repeats_needed"])])
+    return rows
+
+
+HEADERS = ["level", "mean [95% CI]", "n", "difference to baseline [95% CI]", "test", "adjusted p", "P(improvement)",
+           "Hedges' g", "repeats for 80% power"]
+
+
+def render(table: pd.DataFrame, form: str, experiment: str) -> str:
+    """The table as Markdown, LaTeX, CSV, JSON or a self-contained HTML page."""
+    attrs = table.attrs
+    caption = (f"{experiment}: {attrs['score']} by {', '.join(attrs['factors'])}, baseline {attrs['baseline']}; "
+               f"p adjusted by {attrs['adjust']} over the {int(table['p'].notna().sum())} levels compared; "
+               f"* adjusted p < {SIGNIFICANT}")
+    if form == "csv":
+        buffer = io.StringIO()
+        table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_csv(buffer, index=False)
+        return buffer.getvalue()
+    if form == "json":
+        records = json.loads(table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_json(orient="records"))
+        return json.dumps({"caption": caption, "rows": records}, indent=2)
+    rows = _rows(table)
+    if form == "md":
+        lines = [f"| {' | '.join(HEADERS)} |", "|" + "---|" * len(HEADERS)]
+        lines += [f"| {' | '.join(row)} |" for row in rows]
+        return "\n".join(lines) + f"\n\n{caption}\n"
+    if form == "latex":
+        def tex(text: str) -> str:
+            return text.replace("_", r"\_").replace("%", r"\%").replace("#", r"\#").replace("&", r"\&")
+
+        lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(HEADERS) - 1) + "}",
+                 r"\hline", " & ".join(tex(h) for h in HEADERS) + r" \\", r"\hline"]
+        lines += [" & ".join(tex(c) for c in row) + r" \\" for row in rows]
+        lines += [r"\hline", r"\end{tabular}", f"\\caption{{{tex(caption)}}}", r"\end{table}"]
+        return "\n".join(lines) + "\n"
+    if form == "html":
+        import plotly.io as pio
+
+        head = "".join(f"<th>{h}</th>" for h in HEADERS)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        figure = attrs.get("figure")
+        plot = pio.to_html(figure, full_html=False, include_plotlyjs="inline") if figure is not None else ""
+        return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>ablation</title><style>td,th{padding:2px "
+                "8px;text-align:right}td:first-child{text-align:left}</style></head><body>"
+                f"<h2>{caption}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{plot}"
+                "</body></html>")
+    raise ValueError(f"unknown format {form!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboards.report", description=__doc__.split("\n\n")[1])
+    parser.add_argument("--storage", required=True, help="the sweep's storage (local directory or URI)")
+    parser.add_argument("--experiment", required=True, help="the experiment name")
+    parser.add_argument("--factor", action="append", required=True, help="a searched axis (repeat for several)")
+    parser.add_argument("--baseline", help="the baseline level (default: the spec's explore.baseline)")
+    parser.add_argument("--metric", help="the metric (default: the first objective's)")
+    parser.add_argument("--split", choices=["val", "test"], default="test",
+                        help="test: the test score of the networks best on val (default); val: the best val score")
+    parser.add_argument("--format", choices=["md", "latex", "csv", "json", "html"], default="md")
+    parser.add_argument("--adjust", choices=["holm", "bh"], default="holm", help="p-value adjustment over levels")
+    parser.add_argument("--out", help="write here instead of printing")
+    args = parser.parse_args(argv)
+    try:
+        experiment = Catalog(args.storage).load(args.experiment)
+        score = score_column(experiment, args.metric, args.split)
+        table = report_table(experiment, args.factor, args.baseline, score, args.adjust)
+        if args.format == "html":
+            from dashboards import figures
+
+            finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
+            columns = [f if f.startswith("config/") else f"config/{f}" for f in args.factor]
+            from dashboards.views.ablation import spec_order
+
+            table.attrs["figure"] = figures.ablation_bars(finished, columns, score, table.attrs["baseline"],
+                                                          mode=experiment.mode_of(score),
+                                                          order=spec_order(experiment, columns))
+        text = render(table, args.format, args.experiment)
+    except ExplorerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if args.out:
+        with open(args.out, "w") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
