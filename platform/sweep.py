@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
     parser.add_argument("--storage", help="results location (path or s3://, gs:// URI); overrides the spec")
     parser.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show Ray Tune's and Optuna's own output (its boxes, study and logger messages)")
     # Intermixed: overrides may come after options (`SPEC --storage X budget.trials=4`).
     return parser.parse_intermixed_args(argv)
 
@@ -230,8 +232,24 @@ def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experimen
     return None
 
 
+def quiet_libraries(verbose: bool) -> None:
+    """The sweep's own progress lines are what a researcher reads: without ``--verbose``, Tune's legacy output
+    engine at verbosity 0 (no experiment box naming "SearchGenerator", no TensorBoard hint for a temporary folder),
+    Optuna at warnings, and no notice that a local Ray uses token authentication (it does, by default)."""
+    if verbose:
+        return
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import logging
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    quiet_libraries(args.verbose)
     overrides = list(args.overrides)
     if args.storage is not None:
         # Quoted: the option is text, never YAML (``--storage ''`` is an empty location, not null).

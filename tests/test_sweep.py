@@ -196,3 +196,10 @@ def test_every_shipped_search_space_runs_in_smoke_mode(tmp_path: Path, cache_dir
     assert len(trials) == spec.trial_count() and {t["status"] for t in trials} == {"TERMINATED"}, result.stdout
     epochs = read_table(experiment, "epochs")
     assert epochs.num_rows >= len(trials) and "val/dice" in epochs.column_names
+    # The test split is reported at the end of every trial that ran to its last epoch, beside its val score.
+    assert all(t.get("test/best/dice") is not None for t in trials if t["epochs"] == spec.base_config().epochs)
+    assert "test/best/dice" in result.stdout
+    # Quiet by default: the sweep's own lines, not the libraries' (--verbose brings them back).
+    output = result.stdout + result.stderr
+    for noise in ("SearchGenerator", "tensorboard", "A new study created", "Token authentication"):
+        assert noise not in output, noise
