@@ -44,8 +44,9 @@ def test_ray_job_submit_runs_a_sweep(tmp_path: Path) -> None:
         storage = tmp_path / "runs"
         submitted = subprocess.run(
             [ray_bin, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", ".",
-             "--runtime-env-json", '{"excludes": ["runs/", ".git/"]}', "--",
-             "python", "-m", "platform.sweep", "search_spaces/lambda.yaml", "--smoke", "--storage", str(storage)],
+             "--runtime-env-json", '{"excludes": ["runs/", ".git/", ".venv/", "build/"]}', "--",
+             # This interpreter (a venv's, under `make test`): the job's shell would find another `python`.
+             sys.executable, "-m", "platform.sweep", "search_spaces/lambda.yaml", "--smoke", "--storage", str(storage)],
             capture_output=True, text=True, cwd=REPO_ROOT, env=job_env, timeout=600)
         assert submitted.returncode == 0 and "succeeded" in submitted.stdout + submitted.stderr, (
             submitted.stdout[-3000:] + submitted.stderr[-3000:])
