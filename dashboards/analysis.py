@@ -426,3 +426,69 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+# --- per-case evidence (the cases table) -----------------------------------------------------------------------------
+
+def per_case_comparison(cases: pd.DataFrame, trial_a: str, trial_b: str, metric: str = "dice", split: str = "test",
+                        checkpoint: str = "best") -> tuple[pd.DataFrame, float]:
+    """Each subject's ``metric`` under trial A and under trial B (the same split and checkpoint; the last evaluated
+    epoch of each for ``split`` val), as columns ``domain, subject, a, b, diff`` (diff = a - b, largest first), and
+    the two-sided p-value of the Wilcoxon signed-rank test over the subjects both scored."""
+    from platform.statistics import wilcoxon_signed_rank
+
+    def one(trial: str) -> pd.DataFrame:
+        rows = cases[(cases["trial_id"] == trial) & (cases["split"] == split)]
+        if "checkpoint" in rows and split == "test":
+            rows = rows[rows["checkpoint"] == checkpoint]
+        if "epoch" in rows and not rows.empty:
+            rows = rows[rows["epoch"] == rows["epoch"].max()]
+        return rows[["domain", "subject", metric]].drop_duplicates(["domain", "subject"], keep="last")
+
+    if metric not in cases:
+        return pd.DataFrame(columns=["domain", "subject", "a", "b", "diff"]), math.nan
+    merged = one(trial_a).merge(one(trial_b), on=["domain", "subject"], suffixes=("_a", "_b"))
+    table = pd.DataFrame({"domain": merged["domain"], "subject": merged["subject"], "a": merged[f"{metric}_a"],
+                          "b": merged[f"{metric}_b"]})
+    table["diff"] = table["a"] - table["b"]
+    table = table.sort_values("diff", ascending=False, kind="stable").reset_index(drop=True)
+    return table, wilcoxon_signed_rank(table["a"].to_numpy(dtype=float), table["b"].to_numpy(dtype=float))
+
+
+def helps_and_hurts(comparison: pd.DataFrame, count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``count`` subjects trial A helps most (largest a - b > 0) and hurts most (smallest a - b < 0)."""
+    finite = comparison[np.isfinite(comparison["diff"].to_numpy(dtype=float))]
+    helped = finite[finite["diff"] > 0].nlargest(count, "diff")
+    hurt = finite[finite["diff"] < 0].nsmallest(count, "diff")
+    return helped.reset_index(drop=True), hurt.reset_index(drop=True)
+
+
+def rank_stability(scores: pd.DataFrame, mode: str = "max", resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """How often each level takes each rank when the evidence is resampled, as challengeR's blob plot shows it.
+
+    ``scores``: columns ``level``, ``unit`` (what is resampled: a case, or a (seed, case) pair) and ``value``.
+    Each bootstrap draw resamples the units with replacement (seeded), ranks the levels by their mean over the
+    drawn units (rank 1: the best under ``mode``; ties share the lower rank) and counts the ranks. Returns one row
+    per (level, rank) with the fraction of draws (``share``), and the level's rank on all the data (``observed``).
+    """
+    wide = scores.pivot_table(index="unit", columns="level", values="value", aggfunc="mean")
+    levels = list(wide.columns)
+    columns = ["level", "rank", "share", "observed"]
+    if wide.empty or not levels:
+        return pd.DataFrame(columns=columns)
+    data = wide.to_numpy(dtype=float)
+    sign = -1.0 if mode == "max" else 1.0
+
+    def ranks(matrix: np.ndarray) -> np.ndarray:
+        means = np.nanmean(matrix, axis=-2) * sign  # (..., levels): smaller is better
+        return (means[..., :, None] > means[..., None, :]).sum(axis=-1) + 1
+
+    observed = ranks(data)
+    rng = np.random.default_rng(seed)
+    draws = data[rng.integers(0, len(data), size=(resamples, len(data)))]  # (resamples, units, levels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw where a level has no finite unit
+        drawn = ranks(draws)  # (resamples, levels)
+    rows = [{"level": level, "rank": rank, "share": float((drawn[:, i] == rank).mean()), "observed": int(observed[i])}
+            for i, level in enumerate(levels) for rank in range(1, len(levels) + 1)]
+    return pd.DataFrame(rows, columns=columns)

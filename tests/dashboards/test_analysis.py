@@ -245,3 +245,50 @@ def test_ablation_uses_welch_when_the_seeds_do_not_pair() -> None:
     expected = stats.ttest_ind(a, b, equal_var=False)
     assert row["method"] == "Welch" and row["p"] == pytest.approx(expected.pvalue)
     assert (row["diff_low"], row["diff_high"]) == pytest.approx(tuple(expected.confidence_interval(0.95)))
+
+
+def _cases() -> pd.DataFrame:
+    rows = []
+    for trial, shift in (("A", 0.05), ("B", 0.0)):
+        for index, base in enumerate([0.7, 0.8, 0.6, 0.9, 0.75]):
+            bump = shift if index != 2 else -0.1  # A hurts subject s2 and helps the others
+            rows.append({"trial_id": trial, "epoch": 4, "split": "test", "checkpoint": "best", "domain": "ct",
+                         "subject": f"s{index}", "dice": base + (bump if trial == "A" else 0.0)})
+            rows.append({"trial_id": trial, "epoch": 4, "split": "test", "checkpoint": "last", "domain": "ct",
+                         "subject": f"s{index}", "dice": 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_per_case_comparison_pairs_subjects_and_runs_wilcoxon() -> None:
+    from scipy import stats
+
+    from dashboards.analysis import helps_and_hurts, per_case_comparison
+
+    table, p = per_case_comparison(_cases(), "A", "B")
+    assert len(table) == 5 and table.loc[0, "diff"] == pytest.approx(0.05) and table["diff"].iloc[-1] == pytest.approx(
+        -0.1)
+    assert p == pytest.approx(stats.wilcoxon(table["a"], table["b"]).pvalue)
+    helped, hurt = helps_and_hurts(table, 2)
+    assert list(hurt["subject"]) == ["s2"] and len(helped) == 2
+    last, _ = per_case_comparison(_cases(), "A", "B", checkpoint="last")
+    assert (last["diff"] == 0).all()  # the checkpoint is honoured
+
+
+def test_rank_stability_by_hand_and_bootstrap() -> None:
+    from dashboards.analysis import rank_stability
+
+    units = range(6)
+    scores = pd.DataFrame([{"level": level, "unit": u, "value": value + 0.001 * u}
+                           for level, value in (("good", 0.9), ("mid", 0.7), ("bad", 0.2)) for u in units])
+    table = rank_stability(scores, resamples=200)
+    observed = table.drop_duplicates("level").set_index("level")["observed"]
+    assert observed.to_dict() == {"bad": 3, "good": 1, "mid": 2}
+    shares = table.set_index(["level", "rank"])["share"]
+    assert shares[("good", 1)] == 1.0 and shares[("bad", 3)] == 1.0  # separated levels never swap
+    assert table.groupby("level")["share"].sum().round(9).eq(1.0).all()
+    close = pd.DataFrame([{"level": level, "unit": u, "value": v}
+                          for u in units for level, v in (("x", 0.5 + 0.1 * (u % 2)), ("y", 0.55))])
+    mixed = rank_stability(close, resamples=400).set_index(["level", "rank"])["share"]
+    assert 0.05 < mixed[("x", 1)] < 0.95  # overlapping levels share the ranks
+    lowest_first = rank_stability(scores, mode="min", resamples=50).drop_duplicates("level").set_index("level")
+    assert lowest_first["observed"].to_dict() == {"bad": 1, "good": 3, "mid": 2}
