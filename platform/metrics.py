@@ -70,14 +70,9 @@ def histogram_jsd(samples: Sequence[np.ndarray], bins: int = 64) -> float:
     Returns:
         0 for identical distributions, at most ln 2.
     """
-    if len(samples) < 2:
+    probs = _shared_histograms(samples, bins)
+    if probs is None:
         return 0.0
-    low = min(float(s.min()) for s in samples)
-    high = max(float(s.max()) for s in samples)
-    if high <= low:
-        return 0.0
-    hists = [np.histogram(s, bins=bins, range=(low, high))[0].astype(np.float64) for s in samples]
-    probs = [h / h.sum() for h in hists]
     values = []
     for i in range(len(probs)):
         for j in range(i + 1, len(probs)):
@@ -99,16 +94,24 @@ def generalized_jsd(samples: Sequence[np.ndarray], bins: int = 64) -> float:
     Args:
         samples: one 1-D array of intensities per domain.
     """
-    if len(samples) < 2:
+    probs = _shared_histograms(samples, bins)
+    if probs is None:
         return 0.0
+    mixture = np.mean(probs, axis=0)
+    return float(_entropy(mixture) - np.mean([_entropy(p) for p in probs]))
+
+
+def _shared_histograms(samples: Sequence[np.ndarray], bins: int) -> list[np.ndarray] | None:
+    """Each sample's normalized histogram on ``bins`` shared over the joint range; None (a divergence of 0) for
+    fewer than two samples or a joint range of one value."""
+    if len(samples) < 2:
+        return None
     low = min(float(s.min()) for s in samples)
     high = max(float(s.max()) for s in samples)
     if high <= low:
-        return 0.0
-    probs = [np.histogram(s, bins=bins, range=(low, high))[0].astype(np.float64) for s in samples]
-    probs = [p / p.sum() for p in probs]
-    mixture = np.mean(probs, axis=0)
-    return float(_entropy(mixture) - np.mean([_entropy(p) for p in probs]))
+        return None
+    hists = [np.histogram(s, bins=bins, range=(low, high))[0].astype(np.float64) for s in samples]
+    return [h / h.sum() for h in hists]
 
 
 def _entropy(p: np.ndarray) -> float:
