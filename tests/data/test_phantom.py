@@ -379,3 +379,12 @@ def test_raw_input_is_worse_than_per_volume_standardization_across_sites(tmp_pat
     standardized = train_on_one_domain(tmp_path, ["adult", "site2"], "volume")
     assert raw["adult"] > 0.75 and standardized["adult"] > 0.75, (raw, standardized)
     assert standardized["site2"] - raw["site2"] > 0.3, (raw, standardized)
+
+
+def test_voxel_report_lists_every_domain(tmp_path: Path) -> None:
+    report = phantom.voxel_report(small(tmp_path, domains=["adult", "ct"]))
+    rows = [line for line in report.splitlines() if line.startswith("| adult") or line.startswith("| ct")]
+    assert len(rows) == 2
+    for row in rows:
+        bg, wm, gm, csf = (float(cell) for cell in row.split("|")[2:6])
+        assert bg + wm + gm + csf == pytest.approx(1.0, abs=2e-3) and gm == max(wm, gm, csf)
