@@ -84,11 +84,19 @@ def test_conditional_search_with_repeats_fills_tables(tmp_path: Path, cache_dir:
     artifacts = read_table(str(experiment), "artifacts").to_pylist()
     assert len(artifacts) == 4 * 2  # one image per domain per trial
     assert all(Path(a["path"]).is_file() for a in artifacts)
-    # The cases table: one row per trial x epoch x validation volume, with per-class scores.
+    # The cases table: one row per trial x epoch x validation volume, with per-class scores, and at the end of
+    # each trial one per test volume for each of the two checkpoints (best on val, last).
     cases = read_table(str(experiment), "cases").to_pylist()
-    val_volumes = len({(c["domain"], c["subject"]) for c in cases})
-    assert val_volumes >= 2 and len(cases) == 4 * TINY_ADVNORM["epochs"] * val_volumes
-    assert all(c["split"] == "val" and c["checkpoint"] == "epoch" and "dice/wm" in c and "hd95" in c for c in cases)
+    val = [c for c in cases if c["split"] == "val"]
+    test = [c for c in cases if c["split"] == "test"]
+    val_volumes = len({(c["domain"], c["subject"]) for c in val})
+    test_volumes = len({(c["domain"], c["subject"]) for c in test})
+    assert val_volumes >= 2 and len(val) == 4 * TINY_ADVNORM["epochs"] * val_volumes
+    assert test_volumes >= 2 and len(test) == 4 * 2 * test_volumes and len(val) + len(test) == len(cases)
+    assert all(c["checkpoint"] == "epoch" and "dice/wm" in c and "hd95" in c for c in val)
+    assert {c["checkpoint"] for c in test} == {"best", "last"}
+    assert not {(c["domain"], c["subject"]) for c in val} & {(c["domain"], c["subject"]) for c in test}
+    assert all(t["test/best/dice"] is not None and t["test/last/dice"] is not None for t in trials)
     # The sweep table: objectives and the metadata the explorer reads instead of guessing from names.
     (sweep,) = read_table(str(experiment), "sweep").to_pylist()
     metrics, axes = json.loads(sweep["metrics"]), json.loads(sweep["axes"])
