@@ -220,7 +220,8 @@ def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experimen
         return (f"experiment {spec.name!r} already exists at {experiment}. Continue it with --resume, or "
                 "start a new one with a different name (e.g. name=my-sweep-2).")
     try:
-        _validate_data(spec)
+        if spec.trainer_class().USES_DATA:  # a synthetic trainer (tests, benchmarks) loads no cases
+            _validate_data(spec)
     except (ValueError, OSError) as exc:
         return f"data: {exc}"
     if not (args.address or os.environ.get("RAY_ADDRESS")):  # a cluster may still scale up to fit a trial
