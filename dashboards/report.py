@@ -56,10 +56,10 @@ def report_table(experiment: Experiment, factors: list[str], baseline: str | Non
         baseline = default_baseline(experiment, trials, columns, levels)
     elif baseline not in levels:
         raise ExplorerError(f"baseline {baseline!r} is not a level of {factors}: choose from {levels}")
-    table = ablation(trials, columns, score, baseline, mode=experiment.mode_of(score), adjust=adjust,
-                     order=spec_order(experiment, columns))
+    order = spec_order(experiment, columns)
+    table = ablation(trials, columns, score, baseline, mode=experiment.mode_of(score), adjust=adjust, order=order)
     table["significant"] = table["p_adjusted"].lt(SIGNIFICANT)
-    table.attrs.update(baseline=baseline, score=score, factors=factors, adjust=adjust)
+    table.attrs.update(baseline=baseline, score=score, factors=factors, adjust=adjust, columns=columns, order=order)
     return table
 
 
@@ -150,12 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             from dashboards import figures
 
             finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
-            columns = [f if f.startswith("config/") else f"config/{f}" for f in args.factor]
-            from dashboards.views.ablation import spec_order
-
-            table.attrs["figure"] = figures.ablation_bars(finished, columns, score, table.attrs["baseline"],
-                                                          mode=experiment.mode_of(score),
-                                                          order=spec_order(experiment, columns))
+            attrs = table.attrs
+            attrs["figure"] = figures.ablation_bars(finished, attrs["columns"], score, attrs["baseline"],
+                                                    mode=experiment.mode_of(score), order=attrs["order"])
         text = render(table, args.format, args.experiment)
     except ExplorerError as err:
         print(f"error: {err}", file=sys.stderr)

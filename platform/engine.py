@@ -132,6 +132,9 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
     """
     epochs = trainer.config.epochs
     metric, mode = select
+    # The networks' sizes do not change during training: counted once, reported with every epoch.
+    sizes = {f"model/params/{name}": float(sum(p.numel() for p in trainer.net(name).parameters()))
+             for name in trainer.nets}
     for epoch in range(trainer.epoch, epochs):
         started = time.perf_counter()
         metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
@@ -156,8 +159,7 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
             metrics[CASES_KEY] = json.dumps(rows)
         evaluated = time.perf_counter()
         metrics.update({
-            **{f"model/params/{name}": float(sum(p.numel() for p in trainer.net(name).parameters()))
-               for name in trainer.nets},
+            **sizes,
             "epoch": epoch + 1,
             "time/train_s": trained - started,
             "time/eval_s": evaluated - trained,

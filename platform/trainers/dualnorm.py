@@ -138,6 +138,8 @@ class DualNormTrainer(Trainer):
             self.optimizers["adam"], mode="min", factor=config.plateau_factor, patience=config.plateau_patience)
         self.loss_fn = dualnorm_loss(config.lambda_, self.num_classes)
         self.window: list[float] = []
+        self._precise_sampler: SliceSampler | None = None  # eval_bn precise: its fixed stream of training batches
+        self._precise_start: dict[str, Any] = {}
 
     # --- the two branches -----------------------------------------------------------------------------------
     def first_forward(self, x: torch.Tensor, z: torch.Tensor | None, ddp: bool = True) -> torch.Tensor:
@@ -218,8 +220,13 @@ class DualNormTrainer(Trainer):
         for norm in norms:
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative average over the batches below
-        sampler = SliceSampler(self.train_cases, self.domains, self.data_config.batch_size, seed=self.stream_seed(7),
-                               context=self.config.context, multiple=MULTIPLE)
+        if self._precise_sampler is None:  # built once; rewound below so every evaluation draws the same batches
+            self._precise_sampler = SliceSampler(self.train_cases, self.domains, self.data_config.batch_size,
+                                                 seed=self.stream_seed(7), context=self.config.context,
+                                                 multiple=MULTIPLE)
+            self._precise_start = self._precise_sampler.state_dict()
+        sampler = self._precise_sampler
+        sampler.load_state_dict(self._precise_start)
         self.train_mode()
         try:
             for _ in range(self.config.precise_bn_batches):
