@@ -181,14 +181,18 @@ ABLATION_COLUMNS = ["level", "mean", "low", "high", "n", "diff", "diff_low", "di
 def _by_repeat(trials: pd.DataFrame, values: np.ndarray) -> dict[tuple[Any, Any], float]:
     """Score per repeat (seed, fold): the mean over that repeat's trials (other parameters may vary within).
     Without a seed column every trial is its own repeat (its row index), so nothing pairs."""
-    seeds = trials["seed"].tolist() if "seed" in trials else [f"row {i}" for i in trials.index]
-    folds = trials["fold"].to_numpy() if "fold" in trials else np.full(len(trials), None)
-    sums: dict[tuple[Any, Any], list[float]] = {}
-    for seed, fold, value in zip(seeds, folds, values, strict=True):
-        if math.isfinite(value):
-            key = (seed, None if fold is None or (isinstance(fold, float) and math.isnan(fold)) else fold)
-            sums.setdefault(key, []).append(float(value))
-    return {key: float(np.mean(v)) for key, v in sums.items()}
+    finite = np.isfinite(values)
+    if not finite.any():
+        return {}
+    seeds = trials["seed"].to_numpy(dtype=object)[finite] if "seed" in trials else \
+        np.array([f"row {i}" for i in trials.index[finite]], dtype=object)
+    folds = pd.to_numeric(trials["fold"], errors="coerce").to_numpy(dtype=float)[finite] if "fold" in trials \
+        else np.full(int(finite.sum()), np.nan)
+    frame = pd.DataFrame({"seed": seeds, "fold": folds, "value": values[finite]})
+    means = frame.groupby(["seed", "fold"], sort=False, dropna=False)["value"].mean()
+    # A missing fold (no cross-validation) is None in the key, so keys from both sides compare equal.
+    return {(seed, None if isinstance(fold, float) and math.isnan(fold) else int(fold)): float(value)
+            for (seed, fold), value in means.items()}
 
 
 def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
@@ -344,28 +348,34 @@ def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], s
     """Optuna's parameter importance of ``score`` over the finished trials (at most ``max_trials``, a seeded
     sample, because fANOVA's forest grows with the trial count). Empty if fewer than two usable trials or no
     parameter takes two values."""
-    done = trials[pd.to_numeric(trials[score], errors="coerce").notna()] if score in trials else trials.iloc[:0]
-    if "status" in done:
-        done = done[done["status"] == "TERMINATED"]
-    if len(done) > max_trials:
-        done = done.sample(max_trials, random_state=seed)
+    if score not in trials:
+        return {}
+    usable = pd.to_numeric(trials[score], errors="coerce").notna().to_numpy().copy()
+    if "status" in trials:
+        usable &= (trials["status"] == "TERMINATED").to_numpy()
+    positions = np.flatnonzero(usable)
+    if positions.size > max_trials:
+        positions = np.sort(np.random.default_rng(seed).choice(positions, size=max_trials, replace=False))
+    # Only the sampled rows of the columns used: never a copy of the whole filtered frame.
+    done = trials[[*params, score]].iloc[positions]
     distributions = _distributions(done, params, categorical)
     if len(done) < 2 or not distributions:
         return {}
     direction = "maximize" if mode == "max" else "minimize"
     study = optuna.create_study(direction=direction)
     frozen = []
-    for _, row in done.iterrows():
+    columns = {column: done[column].tolist() for column in distributions}  # column lists: no iterrows
+    for index, value in enumerate(pd.to_numeric(done[score], errors="coerce").tolist()):
         chosen = {}
         for column, distribution in distributions.items():
-            value = row[column]
+            cell = columns[column][index]
             if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-                if str(value) in distribution.choices:
-                    chosen[column] = str(value)
-            elif value is not None and not (isinstance(value, float) and math.isnan(value)):
-                chosen[column] = int(value) if isinstance(distribution, optuna.distributions.IntDistribution) \
-                    else float(value)
-        frozen.append(optuna.trial.create_trial(params=chosen, value=float(row[score]),
+                if str(cell) in distribution.choices:
+                    chosen[column] = str(cell)
+            elif cell is not None and not (isinstance(cell, float) and math.isnan(cell)):
+                chosen[column] = int(cell) if isinstance(distribution, optuna.distributions.IntDistribution) \
+                    else float(cell)
+        frozen.append(optuna.trial.create_trial(params=chosen, value=float(value),
                                                 distributions={k: distributions[k] for k in chosen}))
     study.add_trials(frozen)
     evaluators = {

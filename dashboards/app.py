@@ -10,6 +10,7 @@ the artifacts table lists them, from inside the experiment directory.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from dashboards.views.common import image_type
 
 FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "importance")
 MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can be an ablation factor
+MEMO_SIZE = 16  # entries per named cache (filtered trials, summaries, learning-curve epochs)
 VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, importance, comparison)
 METHODS: dict[str, Callable[..., Any]] = {name: function for module in VIEW_MODULES
                                           for name, function in getattr(module, "METHODS", {}).items()}
@@ -68,6 +70,19 @@ class Explorer:
         """A named cache for a view (e.g. importance, per version and filter)."""
         return self._caches.setdefault(name, OrderedDict())
 
+    def memo(self, name: str, key: Any, compute: Callable[[], Any], size: int = MEMO_SIZE) -> Any:
+        """``compute()`` once per ``key`` (which names the table version it reads), kept in the named cache
+        (least recently used dropped beyond ``size``): every view of one interaction shares the filtered trials,
+        and a summary is computed once per table version."""
+        cache = self.cache(name)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        value = cache[key] = compute()
+        while len(cache) > size:
+            cache.popitem(last=False)
+        return value
+
     def __getattr__(self, name: str) -> Callable[..., Any]:
         # Only reached for names not defined on the class: the views and the view modules' methods.
         views = self.__dict__.get("views", {})
@@ -88,7 +103,9 @@ class Explorer:
         experiment = self.experiment(version)
         if experiment is None:
             return None, pd.DataFrame()
-        return experiment, filter_trials(experiment.trials, statuses, brushes, grid_model)
+        key = (_version_key(experiment), json.dumps([statuses, brushes, grid_model], sort_keys=True, default=str))
+        return experiment, self.memo("filtered", key, lambda: filter_trials(experiment.trials, statuses, brushes,
+                                                                            grid_model))
 
     def render(self, view: View, version: dict[str, Any] | None, statuses: list[str] | None,
                brushes: dict[str, Any] | None, grid_model: dict[str, Any] | None, *inputs: Any) -> Any:
@@ -272,8 +289,19 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
         Input("version", "data"), State("score", "value"), State("param", "value"), State("factors", "value"),
         State("pareto-x", "value"), State("pareto-y", "value"), State("curve-metric", "value"))(explorer.controls)
     app.callback(Output("summary", "children"), Input("version", "data"), Input("score", "value"))(explorer.summary)
-    app.callback(Output("grid", "rowData"), Output("grid", "columnDefs"), Input("version", "data"),
-                 Input("status", "value"), Input("brushes", "data"), Input("score", "value"))(explorer.table)
+    app.callback(Output("grid", "columnDefs"), Input("version", "data"), Input("score", "value"))(explorer.columns)
+    app.callback(Output("grid", "getRowsResponse"), Input("grid", "getRowsRequest"), State("version", "data"),
+                 State("status", "value"), State("brushes", "data"), State("score", "value"),
+                 State("experiment", "value"))(explorer.rows)
+    # The rows changed on the server (a new table version, other statuses, brushes or score): the grid fetches
+    # the blocks it shows again; rows keep their selection by id.
+    app.clientside_callback(
+        """function(version, statuses, brushes, score) {
+            dash_ag_grid.getApiAsync("grid").then(api => api.refreshInfiniteCache()).catch(() => null);
+            return Date.now();
+        }""",
+        Output("grid-refresh", "data"), Input("version", "data"), Input("status", "value"),
+        Input("brushes", "data"), Input("score", "value"))
     app.callback(Output("parcoords", "figure"), Output("axes", "data"), Input("version", "data"),
                  Input("status", "value"), Input("grid", "filterModel"), Input("score", "value"),
                  State("brushes", "data"))(explorer.parcoords)

@@ -18,6 +18,24 @@ from dashboards.analysis import ablation, by_config, encode, level_labels, natur
 
 _BLUE, _GREY, _RED = "#1f77b4", "#9aa5b1", "#d62728"
 Figure = dict[str, Any]
+# Beyond these sizes a figure draws an honest reduction and its title says so: the browser's cost grows with the
+# points drawn (a line per trial in parallel coordinates), not with the trials the statistics use.
+PARCOORDS_LINES = 2000  # lines drawn; more trials: a seeded uniform sample (axes and brushes still span all)
+SCATTER_POINTS = 5000  # dots of a scatter; more: a seeded uniform sample (a Pareto front is always whole)
+CURVE_GROUPS = 300  # configuration means drawn; more: the mean per bin (numeric) or per level (categorical)
+CURVE_BINS = 40
+
+
+def sample_index(size: int, limit: int, seed: int = 0, keep: np.ndarray | None = None) -> np.ndarray | None:
+    """Sorted row positions of a seeded uniform sample of ``limit`` of ``size`` rows (always including the
+    positions in ``keep``), or None when every row fits."""
+    if size <= limit:
+        return None
+    kept = np.unique(keep) if keep is not None else np.array([], dtype=int)
+    others = np.setdiff1d(np.arange(size), kept, assume_unique=True)
+    chosen = np.random.default_rng(seed).choice(others, size=max(0, min(others.size, limit - kept.size)),
+                                                replace=False)
+    return np.sort(np.concatenate([kept, chosen]).astype(int))
 
 
 def empty(message: str) -> Figure:
@@ -68,10 +86,15 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     if trials.empty:
         return empty("no trials match the filters"), []
     dimensions = dimensions_of(trials, params, categorical, score, log_axes)
+    drawn = sample_index(len(trials), PARCOORDS_LINES)
     plotted = []
     for dimension in dimensions:
         values, labels = dimension["values"], dimension["labels"]
-        entry: dict[str, Any] = {"label": short_name(dimension["column"]), "values": values}
+        entry: dict[str, Any] = {"label": short_name(dimension["column"]),
+                                 "values": values if drawn is None else values[drawn]}
+        finite = values[np.isfinite(values)]
+        if labels is None and not dimension["log"] and finite.size:
+            entry["range"] = [float(finite.min()), float(finite.max())]  # the axis spans every trial, drawn or not
         if labels is not None:
             entry.update(tickvals=list(range(len(labels))), ticktext=[_clip(label) for label in labels],
                          range=[-0.5, len(labels) - 0.5] if len(labels) == 1 else [0, len(labels) - 1])
@@ -90,12 +113,22 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
                 if dimension["log"] else brush["ranges"]
         plotted.append(entry)
     score_values = dimensions[-1]["values"] if dimensions and dimensions[-1]["column"] == score else None
-    line: dict[str, Any] = {"color": score_values, "colorscale": "Viridis", "showscale": True,
-                            "colorbar": {"title": {"text": short_name(score)}}} if score_values is not None else {}
+    line: dict[str, Any] = {}
+    if score_values is not None:
+        line = {"color": score_values if drawn is None else score_values[drawn], "colorscale": "Viridis",
+                "showscale": True, "colorbar": {"title": {"text": short_name(score)}}}
+        finite = score_values[np.isfinite(score_values)]
+        if finite.size:
+            low, high = float(finite.min()), float(finite.max())
+            # Equal scores would make a zero-width colour scale: centre it on the value instead.
+            line.update(cmin=low if high > low else low - 0.5, cmax=high if high > low else high + 0.5)
     axes = [{"column": d["column"], "labels": d["labels"], "log": d["log"]} for d in dimensions]
-    return _figure([{"type": "parcoords", "dimensions": plotted, "line": line}],
-                   f"Parameters and {score} ({len(trials)} trials; drag on an axis to filter)",
-                   len(trials), height=380), axes
+    shown = (f"{len(trials)} trials" if drawn is None else
+             f"a uniform sample of {drawn.size:,} of {len(trials):,} trials drawn; brushes filter all")
+    figure = _figure([{"type": "parcoords", "dimensions": plotted, "line": line}],
+                     f"Parameters and {score} ({shown}; drag on an axis to filter)", len(trials), height=380)
+    figure["layout"]["meta"]["drawn"] = len(trials) if drawn is None else int(drawn.size)
+    return figure, axes
 
 
 def _scatter_type(points: int) -> str:
@@ -110,37 +143,81 @@ def _clip(text: str, width: int = 18) -> str:
 def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
                     params: list[str], log_x: bool | None = None) -> Figure:
     """Score against one parameter: every trial as a dot, each configuration's mean over repeats with its
-    95% interval (error bars; a band when the parameter is numeric) -- the lambda curve."""
+    95% interval (error bars; a band when the parameter is numeric) -- the lambda curve. Beyond
+    ``SCATTER_POINTS`` trials the dots are a seeded sample, and beyond ``CURVE_GROUPS`` configurations the means
+    are per bin of the parameter (per level when categorical) over every trial in it; the title says so."""
     if trials.empty or not param or param not in trials:
         return empty("choose a parameter (no trials match the filters)" if trials.empty else "choose a parameter")
-    configs = by_config(trials, score, params)
     is_number = param not in categorical
-    if is_number:
-        configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce")).sort_values("x")
-        points_x = pd.to_numeric(trials[param], errors="coerce")
+    points_x = pd.to_numeric(trials[param], errors="coerce") if is_number else trials[param].astype(str)
+    numeric_x = points_x.to_numpy(dtype=float) if is_number else None
+    finite_x = numeric_x[np.isfinite(numeric_x)] if is_number else None
+    positive = bool(is_number and finite_x.size and (finite_x > 0).all())
+    log_x = positive and (log_x if log_x is not None else _spans_decades(finite_x))
+    configs = by_config(trials, score, params)
+    grouping = "configuration"
+    if len(configs) > CURVE_GROUPS:
+        grouping = "bin" if is_number else "level"
+        configs = _grouped_means(points_x, pd.to_numeric(trials[score], errors="coerce"), is_number, bool(log_x))
     else:
-        configs = configs.assign(x=configs[param].astype(str)).sort_values("x")
-        points_x = trials[param].astype(str)
+        configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce") if is_number
+                                 else configs[param].astype(str))
+    configs = configs.sort_values("x")
     bars = configs["high"] - configs["mean"]
+    drawn = sample_index(len(trials), SCATTER_POINTS)
+    picked = trials if drawn is None else trials.iloc[drawn]
     traces = [
-        {"type": _scatter_type(len(trials)), "x": points_x.to_numpy(),
-         "y": pd.to_numeric(trials[score], errors="coerce").to_numpy(), "mode": "markers", "name": "trial",
+        {"type": _scatter_type(len(picked)), "x": (points_x if drawn is None else points_x.iloc[drawn]).to_numpy(),
+         "y": pd.to_numeric(picked[score], errors="coerce").to_numpy(), "mode": "markers", "name": "trial",
          "marker": {"color": _GREY, "size": 6, "opacity": 0.6},
-         "customdata": trials["trial_id"].to_numpy(),
+         "customdata": picked["trial_id"].to_numpy(),
          "hovertemplate": f"trial %{{customdata}}<br>{short_name(param)}=%{{x}}<br>{score}=%{{y:.4f}}<extra></extra>"},
         {"type": "scatter", "x": configs["x"].to_numpy(), "y": configs["mean"].to_numpy(),
-         "mode": "lines+markers" if is_number else "markers", "name": "mean (95% CI)",
+         "mode": "lines+markers" if is_number else "markers", "name": f"mean per {grouping} (95% CI)",
          "marker": {"color": _BLUE, "size": 9}, "line": {"color": _BLUE},
          "error_y": {"type": "data", "array": bars.fillna(0).to_numpy(), "visible": True},
          "customdata": np.stack([configs["n"], configs["low"], configs["high"]], axis=-1),
          "hovertemplate": f"{short_name(param)}=%{{x}}<br>mean=%{{y:.4f}} (n=%{{customdata[0]}})<br>"
                           "95% CI [%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"}]
-    numeric_x = pd.to_numeric(configs["x"], errors="coerce") if is_number else None
-    positive = bool(is_number and numeric_x.notna().any() and (numeric_x > 0).all())
-    log_x = positive and (log_x if log_x is not None else _spans_decades(numeric_x.to_numpy(dtype=float)))
-    return _figure(traces, f"{score} vs {short_name(param)} (mean and 95% interval over repeats)", len(trials),
-                   height=360, xaxis={"title": short_name(param), "type": "log" if log_x else "-"},
-                   yaxis={"title": score}, showlegend=True)
+    notes = []
+    if grouping != "configuration":
+        notes.append(f"means per {grouping} of {short_name(param)} over all {len(trials):,} trials")
+    if drawn is not None:
+        notes.append(f"dots: a uniform sample of {drawn.size:,}")
+    how = "mean and 95% interval over repeats" if not notes else "; ".join(notes)
+    figure = _figure(traces, f"{score} vs {short_name(param)} ({how})", len(trials), height=360,
+                     xaxis={"title": {"text": short_name(param)}, "type": "log" if log_x else "-"},
+                     yaxis={"title": {"text": score}}, showlegend=True)
+    figure["layout"]["meta"]["drawn"] = len(picked)
+    return figure
+
+
+def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) -> pd.DataFrame:
+    """Mean, 95% t-interval and n of ``values`` per bin of numeric ``x`` (``CURVE_BINS`` equal-width bins, in
+    log10 when ``log``; column ``x`` is each bin's median) or per level of categorical ``x``.
+
+    Columns: x, mean, low, high, n (one row per non-empty bin or level)."""
+    from scipy import stats
+
+    frame = pd.DataFrame({"x": x.to_numpy(), "value": values.replace([np.inf, -np.inf], np.nan).to_numpy()})
+    if is_number:
+        frame = frame[np.isfinite(frame["x"].to_numpy(dtype=float))]
+        position = frame["x"].to_numpy(dtype=float)
+        position = np.log10(position) if log else position
+        edges = np.linspace(position.min(), position.max(), CURVE_BINS + 1) if position.size else np.array([0, 1])
+        frame = frame.assign(group=np.clip(np.searchsorted(edges, position, side="right") - 1, 0, CURVE_BINS - 1))
+    else:
+        frame = frame.assign(group=frame["x"])
+    grouped = frame.groupby("group", sort=True)
+    summary = grouped["value"].agg(["mean", "std", "count"])
+    counts = summary["count"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.where(counts >= 2, stats.t.ppf(0.975, np.maximum(counts - 1, 1)), np.nan) \
+            * summary["std"].to_numpy(dtype=float) / np.sqrt(counts)
+    means = summary["mean"].to_numpy(dtype=float)
+    centres = grouped["x"].median().to_numpy() if is_number else summary.index.to_numpy()
+    return pd.DataFrame({"x": centres, "mean": means, "low": means - half, "high": means + half,
+                         "n": counts.astype(int)})
 
 
 def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
@@ -177,8 +254,8 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
     return _figure(traces, f"{score} by {', '.join(short_name(f) for f in factors)}"
                    + (f" (baseline: {baseline})" if baseline else ""), len(trials),
                    height=max(260, 40 + 28 * len(table)), barmode="group",
-                   xaxis={"domain": [0, 0.48], "title": score},
-                   xaxis2={"domain": [0.54, 1], "title": f"difference to baseline ({test_name}, 95% CI)"},
+                   xaxis={"domain": [0, 0.48], "title": {"text": score}},
+                   xaxis2={"domain": [0.54, 1], "title": {"text": f"difference to baseline ({test_name}, 95% CI)"}},
                    # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
                    yaxis={"type": "category", "automargin": True}, showlegend=False)
 
@@ -187,19 +264,31 @@ def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, param
     """Configurations (means over repeats) in two metrics, the non-dominated ones joined as the front."""
     if trials.empty or x not in trials or y not in trials:
         return empty("choose two metrics" if not trials.empty else "no trials match the filters")
-    xs, ys = by_config(trials, x, params), by_config(trials, y, params)
-    points = pd.DataFrame({"config": xs["config_key"], "x": xs["mean"], "y": ys["mean"], "n": xs["n"]})
+    # One grouping for both metrics: the configurations' means over their repeats.
+    values = trials[["config_key"]].assign(
+        x=pd.to_numeric(trials[x], errors="coerce").replace([np.inf, -np.inf], np.nan),
+        y=pd.to_numeric(trials[y], errors="coerce").replace([np.inf, -np.inf], np.nan))
+    grouped = values.groupby("config_key", sort=False)
+    means, counts = grouped[["x", "y"]].mean(), grouped["x"].count()
+    points = pd.DataFrame({"config": means.index.to_numpy(), "x": means["x"].to_numpy(), "y": means["y"].to_numpy(),
+                           "n": counts.to_numpy()})
     on_front = pareto_mask(points["x"].to_numpy(), points["y"].to_numpy(), x_mode, y_mode)
     front = points[on_front].sort_values("x")
-    traces = [{"type": _scatter_type(len(points)), "x": points["x"].to_numpy(), "y": points["y"].to_numpy(),
+    drawn = sample_index(len(points), SCATTER_POINTS, keep=np.flatnonzero(on_front))
+    shown, shown_front = (points, on_front) if drawn is None else (points.iloc[drawn], on_front[drawn])
+    traces = [{"type": _scatter_type(len(shown)), "x": shown["x"].to_numpy(), "y": shown["y"].to_numpy(),
                "mode": "markers", "name": "configuration",
-               "marker": {"color": np.where(on_front, _RED, _GREY), "size": 8},
-               "customdata": points[["config", "n"]].to_numpy(),
+               "marker": {"color": np.where(shown_front, _RED, _GREY), "size": 8},
+               "customdata": shown[["config", "n"]].to_numpy(),
                "hovertemplate": "%{customdata[0]}<br>mean of %{customdata[1]} trials<extra></extra>"},
               {"type": "scatter", "x": front["x"].to_numpy(), "y": front["y"].to_numpy(), "mode": "lines",
                "name": "Pareto front", "line": {"color": _RED, "shape": "hv"}}]
-    return _figure(traces, f"Pareto front: {x} ({x_mode}) vs {y} ({y_mode}); {int(on_front.sum())} on the front",
-                   len(trials), height=360, xaxis={"title": x}, yaxis={"title": y})
+    sample = "" if drawn is None else (f"; a uniform sample of {drawn.size:,} of {len(points):,} configurations "
+                                       "drawn, the front whole")
+    figure = _figure(traces, f"Pareto front: {x} ({x_mode}) vs {y} ({y_mode}); {int(on_front.sum())} on the front"
+                     + sample, len(trials), height=360, xaxis={"title": {"text": x}}, yaxis={"title": {"text": y}})
+    figure["layout"]["meta"]["drawn"] = len(shown)
+    return figure
 
 
 def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
@@ -210,8 +299,8 @@ def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str]) -
                "mode": "lines+markers", "name": labels.get(trial_id, trial_id)}
               for trial_id, group in epochs.groupby("trial_id", sort=False)]
     return _figure(traces, f"{metric} per epoch", epochs["trial_id"].nunique(), height=340,
-                   xaxis={"title": "epoch", "dtick": 1 if epochs["epoch"].max() <= 20 else None},
-                   yaxis={"title": metric})
+                   xaxis={"title": {"text": "epoch"}, "dtick": 1 if epochs["epoch"].max() <= 20 else None},
+                   yaxis={"title": {"text": metric}})
 
 
 def importance_bars(values: dict[str, float], score: str, evaluator: str, trials: int, used: int) -> Figure:
@@ -223,7 +312,7 @@ def importance_bars(values: dict[str, float], score: str, evaluator: str, trials
                "orientation": "h", "marker": {"color": _BLUE}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}]
     basis = f"{trials} finished trials" if used >= trials else f"a sample of {used} of {trials} finished trials"
     return _figure(traces, f"Parameter importance for {score} ({evaluator}, {basis})", trials,
-                   height=max(220, 60 + 30 * len(values)), xaxis={"title": "importance", "range": [0, 1]},
+                   height=max(220, 60 + 30 * len(values)), xaxis={"title": {"text": "importance"}, "range": [0, 1]},
                    yaxis={"automargin": True})
 
 

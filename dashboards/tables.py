@@ -299,7 +299,9 @@ def _config_keys(trials: pd.DataFrame, params: list[str]) -> pd.Series:
     """One key per sampled configuration: the trials that differ only in seed or fold share it."""
     if not params or trials.empty:
         return pd.Series(["all"] * len(trials), index=trials.index, dtype=object)
-    parts = [trials[c].map(lambda v: "nan" if isinstance(v, float) and math.isnan(v) else repr(v)) for c in params]
+    # Vectorised text per column (numbers in their shortest round-trip form, as repr writes them): a map over
+    # 100,000 rows per parameter took half a second.
+    parts = [trials[c].astype(str).fillna("nan") for c in params]
     key = parts[0]
     for part in parts[1:]:
         key = key + " | " + part

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import dash
+import numpy as np
 import pandas as pd
 from dash import dcc, html
 
@@ -46,12 +47,19 @@ def image_type(file_name: str) -> str | None:
     return IMAGE_TYPES.get(suffix)
 
 
-def ranked(trials: pd.DataFrame, score: str | None, experiment: Any) -> pd.DataFrame:
-    """Trials best first on ``score`` (its direction from the experiment), missing scores last."""
+def rank_order(trials: pd.DataFrame, score: str | None, experiment: Any) -> np.ndarray:
+    """Row positions of ``trials`` best first on ``score`` (its direction from the experiment; stable, missing
+    scores last). Sorting positions of one column, not the frame: 100,000 rows take milliseconds."""
     if not score or score not in trials:
-        return trials
-    return trials.assign(_score=pd.to_numeric(trials[score], errors="coerce")).sort_values(
-        "_score", ascending=experiment.mode_of(score) == "min", na_position="last")
+        return np.arange(len(trials))
+    values = pd.to_numeric(trials[score], errors="coerce").to_numpy(dtype=float)
+    keys = np.where(np.isnan(values), np.inf, values if experiment.mode_of(score) == "min" else -values)
+    return np.argsort(keys, kind="stable")
+
+
+def ranked_ids(trials: pd.DataFrame, score: str | None, experiment: Any, limit: int) -> list[str]:
+    """The ids of the ``limit`` best trials on ``score``."""
+    return trials["trial_id"].iloc[rank_order(trials, score, experiment)[:limit]].tolist()
 
 
 def short_value(value: Any) -> str:

@@ -8,7 +8,7 @@ from dash import html
 
 from dashboards.analysis import config_differences, metric_breakdown
 from dashboards.views import Context, View, common
-from dashboards.views.common import dropdown, image_type, missing, ranked, rounded, trial_labels
+from dashboards.views.common import dropdown, image_type, missing, ranked_ids, rounded, trial_labels
 
 MAX_OPTIONS = 500  # trials offered in the pickers (best first; selected ones always included)
 
@@ -29,12 +29,14 @@ def choices(context: Context, score: str | None, selected: list[dict[str, Any]] 
     """Trials offered for the comparison; selecting rows in the grid picks A (first) and B (second, else the best
     other trial)."""
     experiment, trials = context.experiment, context.trials
-    order = list(ranked(trials, score, experiment)["trial_id"])
+    # Only the best MAX_OPTIONS are offered: listing (and labelling) 100,000 trials would cost seconds.
+    order = ranked_ids(trials, score, experiment, MAX_OPTIONS)
     chosen = [row["trial_id"] for row in selected or [] if row.get("trial_id")]
-    known = set(experiment.trials["trial_id"])
+    asked = [t for t in (current_a, current_b) if t]
+    known = set(experiment.trials.loc[experiment.trials["trial_id"].isin(asked), "trial_id"]) if asked else set()
     # Picks from another experiment (the picker just changed) are not kept.
     current_a, current_b = (t if t in known else None for t in (current_a, current_b))
-    offered = list(dict.fromkeys(chosen + order[:MAX_OPTIONS] + [t for t in (current_a, current_b) if t]))
+    offered = list(dict.fromkeys(chosen + order + [t for t in (current_a, current_b) if t]))
     labels = trial_labels(experiment, offered)
     options = [{"label": labels.get(t, t), "value": t} for t in offered]
     if common.triggered() == "grid" and chosen:
@@ -55,7 +57,8 @@ def comparison(explorer: Any, version: dict[str, Any] | None, a: str | None, b: 
     trials = experiment.trials.set_index("trial_id", drop=False)
     if a not in trials.index or b not in trials.index:
         return [], [], []
-    configs = explorer.catalog.configs(experiment.name, [a, b])
+    configs = explorer.memo("configs", (experiment.name, experiment.version, a, b),
+                            lambda: explorer.catalog.configs(experiment.name, [a, b]))
     extra = ["seed", "fold", "status", "epochs", "error"]
 
     def flat(trial_id: str) -> dict[str, Any]:

@@ -1,4 +1,13 @@
-"""The trial grid (AG Grid: sort, filter, select rows) and the export of the filtered trials."""
+"""The trial grid and the export of the filtered trials.
+
+The grid uses AG Grid's infinite row model: the browser asks for the block of rows it is about to show
+(``getRowsRequest``: start, end, the grid's sort and filter models) and the server answers that block alone
+(``getRowsResponse``), so 100,000 trials cost one block of JSON, not the table. Sorting and the grid's column
+filters run on the server (``dashboards.analysis.grid_filter_mask``, the same filter the other views apply); with
+no column sorted, rows come best first on the chosen score. A change of the experiment's version, the status
+boxes, the brushes or the score asks the grid to fetch its visible blocks again (a client-side callback in
+``dashboards.app``), and ``getRowId`` keeps the selection across that refresh.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import io
 from typing import Any
 
 import dash_ag_grid as dag
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,6 +26,7 @@ from dashboards.views import common
 from dashboards.views.common import dropdown, records
 
 STATUSES = ["TERMINATED", "RUNNING", "ERROR", "PENDING"]
+PAGE_ROWS = 50  # rows per grid page and per block the browser requests
 
 
 def controls() -> html.Div:
@@ -29,23 +40,61 @@ def controls() -> html.Div:
             html.Button("Clear axis filters", id="clear-brushes"),
             dcc.Download(id="download"), dcc.Download(id="download-html"),
         ], className="row"),
-        dag.AgGrid(id="grid", rowData=[], columnDefs=[], getRowId="params.data.trial_id",
+        dag.AgGrid(id="grid", rowModelType="infinite", columnDefs=[], getRowId="params.data.trial_id",
                    defaultColDef={"floatingFilter": True, "minWidth": 90},
-                   dashGridOptions={"rowSelection": {"mode": "multiRow"}, "suppressFieldDotNotation": True,
-                                    "pagination": True, "paginationPageSize": 50, "tooltipShowDelay": 300,
-                                    "animateRows": False},
+                   dashGridOptions={"rowSelection": {"mode": "multiRow", "headerCheckbox": False},
+                                    "suppressFieldDotNotation": True, "pagination": True,
+                                    "paginationPageSize": PAGE_ROWS, "cacheBlockSize": PAGE_ROWS,
+                                    "maxBlocksInCache": 20,
+                                    "tooltipShowDelay": 300, "animateRows": False},
                    style={"height": "430px"}),
+        dcc.Store(id="grid-refresh"),
     ], className="section")
 
 
-def table(explorer: Any, version: dict[str, Any] | None, statuses: list[str] | None, brushes: dict[str, Any] | None,
-          score: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Grid rows (status and brushes applied here; the grid's own filters apply in the browser) and columns."""
-    experiment, trials = explorer.filtered(version, statuses, brushes, None)
+def columns(explorer: Any, version: dict[str, Any] | None, score: str | None) -> list[dict[str, Any]]:
+    """The grid's column definitions: identity, parameters, the chosen score and objectives, headline metrics."""
+    experiment = explorer.experiment(version)
     if experiment is None:
-        return [], []
+        return []
+    present = [c for c in grid_columns(experiment, score) if c in experiment.trials]
+    return [column_definition(c, experiment, pinned=c == "trial_id") for c in present]
+
+
+def rows(explorer: Any, request: dict[str, Any] | None, version: dict[str, Any] | None,
+         statuses: list[str] | None, brushes: dict[str, Any] | None, score: str | None,
+         chosen: str | None = None) -> dict[str, Any]:
+    """One block of grid rows for ``request`` (``startRow``, ``endRow``, ``sortModel``, ``filterModel``):
+    status, brushes and the grid's filters applied, sorted as asked (else best first on ``score``), and the
+    row count after filtering, so the grid knows where the table ends. ``chosen`` (the experiment picker) stands
+    in for ``version`` before the first refresh has set it: the grid asks for its first block at once, and an
+    empty first answer would leave it empty."""
+    request = request or {}
+    if not version and chosen:
+        version = {"experiment": chosen}
+    experiment, trials = explorer.filtered(version, statuses, brushes, request.get("filterModel"))
+    if experiment is None:
+        return {"rowData": [], "rowCount": 0}
+    order = sort_order(trials, request.get("sortModel") or [], score, experiment)
+    start = max(0, int(request.get("startRow") or 0))
+    end = max(start, int(request.get("endRow") or start + PAGE_ROWS))
     present = [c for c in grid_columns(experiment, score) if c in trials]
-    return records(trials, present), [column_definition(c, experiment, pinned=c == "trial_id") for c in present]
+    return {"rowData": records(trials.iloc[order[start:end]], present), "rowCount": len(trials)}
+
+
+def sort_order(trials: pd.DataFrame, sort_model: list[dict[str, Any]], score: str | None,
+               experiment: Any) -> np.ndarray:
+    """Row positions in the grid's sort order (several columns, each asc or desc, missing values last); with
+    no column sorted, best first on ``score``. Only the sorted columns are reordered, never the whole frame."""
+    keys = [(entry.get("colId"), entry.get("sort") == "asc") for entry in sort_model
+            if entry.get("colId") in trials and entry.get("sort") in ("asc", "desc")]
+    if not keys:
+        return common.rank_order(trials, score, experiment)
+    columns = [column for column, _ in keys]
+    frame = trials[columns].reset_index(drop=True)
+    ordered = frame.sort_values(columns, ascending=[ascending for _, ascending in keys], na_position="last",
+                                kind="stable")
+    return ordered.index.to_numpy()
 
 
 def export(explorer: Any, csv_clicks: int | None, parquet_clicks: int | None, version: dict[str, Any] | None,
@@ -87,4 +136,4 @@ def column_definition(column: str, experiment: Any, pinned: bool) -> dict[str, A
     return definition
 
 
-METHODS = {"table": table, "export": export}
+METHODS = {"columns": columns, "rows": rows, "export": export}

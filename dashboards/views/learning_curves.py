@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.views import Context, View
-from dashboards.views.common import GRAPH, dropdown, ranked, trial_labels
+from dashboards.views.common import GRAPH, dropdown, ranked_ids, trial_labels
 
 MAX_CURVES = 12  # learning curves drawn at once (the first selected trials, else the best few)
 
@@ -22,8 +22,10 @@ def render(context: Context, selected: list[dict[str, Any]] | None, metric: str,
     experiment = context.experiment
     chosen = [row["trial_id"] for row in selected or [] if row.get("trial_id")][:MAX_CURVES]
     if not chosen:
-        chosen = list(ranked(context.trials, score, experiment)["trial_id"][:5])
-    epochs = context.explorer.catalog.epochs(experiment.name, chosen, [metric])
+        chosen = ranked_ids(context.trials, score, experiment, 5)
+    key = (context.version.get("key"), experiment.version, tuple(chosen), metric)
+    epochs = context.explorer.memo("epochs", key, lambda: context.explorer.catalog.epochs(experiment.name, chosen,
+                                                                                          [metric]))
     return figures.learning_curves(epochs, metric, trial_labels(experiment, chosen))
 
 

@@ -19,7 +19,11 @@ def summary(explorer: Any, version: dict[str, Any] | None, score: str | None) ->
     experiment = explorer.experiment(version)
     if experiment is None:
         return [html.Span("no experiment selected")]
-    numbers = summary_numbers(experiment.trials, score or "", experiment.mode_of(score or ""), time.time())
+    running = bool((experiment.trials["status"] == "RUNNING").any()) if "status" in experiment.trials else False
+    # Once per table version and score; the elapsed time of a sweep still running moves with the clock.
+    numbers = explorer.memo("summary", (experiment.name, experiment.version, score, running and time.time()),
+                            lambda: summary_numbers(experiment.trials, score or "", experiment.mode_of(score or ""),
+                                                    time.time()))
     counts = ", ".join(f"{status.lower()} {count}" for status, count in sorted(numbers["counts"].items()))
     best = "—" if math.isnan(numbers["best"]) else f"{numbers['best']:.4f} (trial {numbers['best_trial']})"
     objectives = ", ".join(f"{o.metric} ({o.mode})" for o in experiment.objectives) or "unknown"

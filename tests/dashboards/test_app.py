@@ -70,15 +70,39 @@ def test_refresh_of_an_unknown_experiment_says_so(page: dict[str, Any]) -> None:
     assert version is None and "not an experiment name" in message
 
 
-def test_table_rows_follow_status_and_brushes(page: dict[str, Any], trials: pd.DataFrame) -> None:
+def _all_rows(explorer: Any, version: dict[str, Any], statuses: list[str] | None, brushes: dict[str, Any],
+              score: str, **request: Any) -> dict[str, Any]:
+    return explorer.rows({"startRow": 0, "endRow": 10_000, **request}, version, statuses, brushes, score)
+
+
+def test_grid_rows_follow_status_and_brushes(page: dict[str, Any], trials: pd.DataFrame) -> None:
     explorer, version = page["explorer"], page["version"]
-    rows, columns = explorer.table(version, None, {}, page["score"])
-    assert len(rows) == len(trials)
+    answer = _all_rows(explorer, version, None, {}, page["score"])
+    rows, columns = answer["rowData"], explorer.columns(version, page["score"])
+    assert len(rows) == len(trials) == answer["rowCount"]
     assert [c["field"] for c in columns][:2] == ["trial_id", "status"]
     assert all(r["error"] is None or isinstance(r["error"], str) for r in rows)  # NaN became None for JSON
-    rows, _ = explorer.table(version, ["TERMINATED"], {"config/lambda": {"ranges": [[0.01, 0.1]]}}, page["score"])
+    answer = _all_rows(explorer, version, ["TERMINATED"], {"config/lambda": {"ranges": [[0.01, 0.1]]}}, page["score"])
     expected = trials[(trials["status"] == "TERMINATED") & trials["config/lambda"].between(0.01, 0.1)]
-    assert sorted(r["trial_id"] for r in rows) == sorted(expected["trial_id"])
+    assert sorted(r["trial_id"] for r in answer["rowData"]) == sorted(expected["trial_id"])
+    assert answer["rowCount"] == len(expected)
+
+
+def test_grid_serves_one_block_sorted_by_the_score_unless_a_column_is_sorted(page: dict[str, Any],
+                                                                             trials: pd.DataFrame) -> None:
+    explorer, version, score = page["explorer"], page["version"], page["score"]
+    block = explorer.rows({"startRow": 10, "endRow": 20}, version, None, {}, score)
+    best_first = trials.sort_values(score, ascending=False, na_position="last", kind="stable")["trial_id"]
+    assert [r["trial_id"] for r in block["rowData"]] == list(best_first.iloc[10:20])
+    assert block["rowCount"] == len(trials)
+    by_lambda = explorer.rows({"startRow": 0, "endRow": 5, "sortModel": [{"colId": "config/lambda", "sort": "asc"}]},
+                              version, None, {}, score)
+    assert [r["trial_id"] for r in by_lambda["rowData"]] == list(
+        trials.sort_values("config/lambda", kind="stable")["trial_id"].iloc[:5])
+    model = {"config/disc_arch": {"filterType": "text", "type": "equals", "filter": "resnet"}}
+    filtered = _all_rows(explorer, version, None, {}, score, filterModel=model)
+    assert filtered["rowCount"] == int((trials["config/disc_arch"] == "resnet").sum())
+    assert {r["config/disc_arch"] for r in filtered["rowData"]} == {"resnet"}
 
 
 def test_curve_shows_each_configuration_mean_over_its_seeds(page: dict[str, Any], trials: pd.DataFrame) -> None:

@@ -17,7 +17,16 @@ def test_reduced_benchmark_writes_figures_with_targets(tmp_path: Path, capsys: p
     for key in ("first_page_s", "filter_s", "baseline_read_trials_s", "first_page_vs_baseline", "filter_vs_baseline"):
         assert figures[key] > 0, key
     assert figures["epoch_rows"] == 1500 and figures["target_first_page_s"] == 2.0
-    assert "first full page" in capsys.readouterr().out
+    assert 0 < figures["filter_json_bytes"] <= figures["page_json_bytes"] * 2
+    assert figures["server_peak_rss_mb"] > 50  # the server imports pandas, plotly and dash at least
+    out_text = capsys.readouterr().out
+    assert "first full page" in out_text and "server peak memory" in out_text
+
+
+def test_optuna_dashboard_first_page_is_measured_when_installed() -> None:
+    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is optional (pip install optuna-dashboard)")
+    figures = bench.optuna_dashboard_first_page(trials=30, epochs=4)
+    assert figures is not None and figures["page_json_bytes"] > 0 and figures["first_page_s"] > 0
 
 
 def test_bad_sizes_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

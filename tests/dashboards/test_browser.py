@@ -258,6 +258,9 @@ def _select(driver: WebDriver, trial_id: str) -> None:
     """Tick a row's selection checkbox with a real click (no-op when already selected)."""
     if trial_id in _selected(driver):
         return
+    if not driver.find_elements(By.CSS_SELECTOR, f'.ag-row[row-id="{trial_id}"]'):
+        # Rows come best first; sorting by id (as a click on its header would) brings the early trials to page 1.
+        _grid(driver, "api.applyColumnState({state: [{colId: 'trial_id', sort: 'asc'}]}) || true")
     checkbox = _until(driver, lambda d: d.find_elements(
         By.CSS_SELECTOR, f'.ag-row[row-id="{trial_id}"] [col-id="ag-Grid-SelectionColumn"] input[type="checkbox"]'),
         bool, f"the selection checkbox of {trial_id}")[0]
