@@ -502,3 +502,66 @@ def rank_stability(scores: pd.DataFrame, mode: str = "max", resamples: int = 100
     rows = [{"level": level, "rank": rank, "share": float((drawn[:, i] == rank).mean()), "observed": int(observed[i])}
             for i, level in enumerate(levels) for rank in range(1, len(levels) + 1)]
     return pd.DataFrame(rows, columns=columns)
+
+
+CASE_KEYS = ("trial_id", "epoch", "split", "checkpoint", "domain", "subject")
+
+
+def case_metrics(cases: pd.DataFrame) -> list[str]:
+    """The per-case score columns of a cases table (``dice``, ``dice/gm``, ``hd95``, ...), overall ones first."""
+    columns = [c for c in cases.columns if c not in CASE_KEYS and not c.startswith("_")
+               and pd.api.types.is_numeric_dtype(cases[c])]
+    return sorted(columns, key=lambda c: (c.split("/")[0], c.count("/"), c))
+
+
+def case_breakdown(cases: pd.DataFrame, trial_a: str, trial_b: str, metric: str, split: str = "test",
+                   checkpoint: str = "best") -> pd.DataFrame:
+    """The comparison of two trials per domain and per structure: for ``metric`` and each of its per-class
+    columns (``metric/<class>``), over every domain together (``all``) and each domain alone, the subjects both
+    scored (n), the mean under A and under B, the mean difference B - A and the Wilcoxon signed-rank p-value.
+
+    Columns: metric, domain, n, mean_a, mean_b, diff, p.
+    """
+    from platform.statistics import wilcoxon_signed_rank
+
+    variants = [c for c in case_metrics(cases) if c == metric or c.startswith(f"{metric}/")]
+    rows = []
+    for column in variants:
+        table, _ = per_case_comparison(cases, trial_b, trial_a, column, split, checkpoint)  # diff = B - A
+        for domain in ["all", *sorted(table["domain"].unique())]:
+            part = table if domain == "all" else table[table["domain"] == domain]
+            b, a = part["a"].to_numpy(dtype=float), part["b"].to_numpy(dtype=float)
+            keep = np.isfinite(a) & np.isfinite(b)
+            rows.append({"metric": column, "domain": domain, "n": int(keep.sum()),
+                         "mean_a": float(a[keep].mean()) if keep.any() else math.nan,
+                         "mean_b": float(b[keep].mean()) if keep.any() else math.nan,
+                         "diff": float((b[keep] - a[keep]).mean()) if keep.any() else math.nan,
+                         "p": wilcoxon_signed_rank(b[keep], a[keep]) if keep.any() else math.nan})
+    return pd.DataFrame(rows, columns=["metric", "domain", "n", "mean_a", "mean_b", "diff", "p"])
+
+
+def level_case_scores(trials: pd.DataFrame, cases: pd.DataFrame, factors: list[str], metric: str,
+                      split: str = "test", checkpoint: str = "best") -> pd.DataFrame:
+    """Per level of ``factors``, its score on each (seed, case) unit: the mean of ``metric`` over that level's
+    trials of that seed on that case (the last evaluated epoch for val), for :func:`rank_stability`.
+
+    Columns: level, unit (``seed <s> | <domain>/<subject>``), value.
+    """
+    columns = ["level", "unit", "value"]
+    if cases.empty or metric not in cases or trials.empty:
+        return pd.DataFrame(columns=columns)
+    rows = cases[cases["split"] == split]
+    if split == "test" and "checkpoint" in rows:
+        rows = rows[rows["checkpoint"] == checkpoint]
+    elif "epoch" in rows and not rows.empty:
+        rows = rows[rows["epoch"] == rows.groupby("trial_id")["epoch"].transform("max")]
+    levels = pd.DataFrame({"trial_id": trials["trial_id"].to_numpy(), "level": level_labels(trials, factors).to_numpy(),
+                           "seed": trials["seed"].to_numpy() if "seed" in trials else 0})
+    joined = rows[["trial_id", "domain", "subject", metric]].merge(levels, on="trial_id")
+    joined = joined[np.isfinite(pd.to_numeric(joined[metric], errors="coerce").to_numpy(dtype=float))]
+    if joined.empty:
+        return pd.DataFrame(columns=columns)
+    joined["unit"] = ("seed " + joined["seed"].astype(str) + " | " + joined["domain"].astype(str) + "/"
+                      + joined["subject"].astype(str))
+    means = joined.groupby(["level", "unit"], sort=False)[metric].mean().reset_index()
+    return means.rename(columns={metric: "value"})[columns]

@@ -29,22 +29,26 @@ from dashboards.views import (
     Context,
     View,
     ablation,
+    cases,
     comparison,
     curve,
+    experiments,
     grid,
     importance,
     learning_curves,
     parcoords,
     pareto,
+    ranks,
     registered,
     summary,
 )
 from dashboards.views.common import image_type
 
-FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "importance")
+FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "importance", "ranks", "case-scatter", "experiments")
 MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can be an ablation factor
 MEMO_SIZE = 16  # entries per named cache (filtered trials, summaries, learning-curve epochs)
-VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, importance, comparison)
+VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, ranks, importance, comparison,
+                cases, experiments)
 METHODS: dict[str, Callable[..., Any]] = {name: function for module in VIEW_MODULES
                                           for name, function in getattr(module, "METHODS", {}).items()}
 
@@ -223,6 +227,16 @@ figure { margin: 0; }
 table.compare { border-collapse: collapse; font-size: 13px; }
 table.compare td, table.compare th { border-bottom: 1px solid #e4e7eb; padding: 2px 8px; text-align: left; }
 tr.differs { background: #fff3c4; font-weight: 600; }
+table.compare td:not(:first-child), table.compare th:not(:first-child) { text-align: right;
+                                                                        font-variant-numeric: tabular-nums; }
+figure.picture { max-width: 520px; }
+.panel-names { display: grid; font-size: 12px; color: #334e68; text-align: center; }
+figure.picture .artifact { width: 100%; }
+.legend-entry { display: inline-flex; align-items: center; gap: 4px; margin-right: 12px; font-size: 12px; }
+.swatch { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
+.case-list ol { margin: 4px 0 8px 0; padding-left: 20px; }
+button.case-pick { background: none; border: none; color: #1f77b4; cursor: pointer; padding: 1px 0;
+                   font-variant-numeric: tabular-nums; }
 """
 
 
@@ -246,7 +260,8 @@ def layout(explorer: Explorer, refresh_s: float, live: bool) -> html.Div:
         summary.controls(), grid.controls(), parcoords.controls(),
         html.Div([curve.controls(), ablation.controls()], **pair),
         html.Div([pareto.controls(), learning_curves.controls()], **pair),
-        importance.controls(), comparison.controls(),
+        html.Div([ranks.controls(), importance.controls()], **pair),
+        comparison.controls(), cases.controls(), experiments.controls(),
     ])
 
 
@@ -315,6 +330,16 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
     app.callback(Output("compare-config", "children"), Output("compare-metrics", "children"),
                  Output("compare-images", "children"), Input("version", "data"), Input("compare-a", "value"),
                  Input("compare-b", "value"))(lambda *args: comparison.page_parts(explorer, *args))
+    cases.wire(app, explorer)
+    app.callback(Output("experiments-pick", "options"), Output("experiments-pick", "value"),
+                 Output("experiments-factor", "options"), Output("experiments-factor", "value"),
+                 Output("experiments", "figure"), Input("version", "data"), Input("experiments-pick", "value"),
+                 Input("experiments-factor", "value"), Input("score", "value"))(explorer.compare_experiments)
+    app.callback(Output("ablation-download", "data"), Input("ablation-csv", "n_clicks"),
+                 Input("ablation-md", "n_clicks"), Input("ablation-latex", "n_clicks"), State("version", "data"),
+                 State("status", "value"), State("brushes", "data"), State("grid", "filterModel"),
+                 State("score", "value"), State("factors", "value"), State("baseline", "value"),
+                 prevent_initial_call=True)(explorer.download_ablation)
     app.callback(Output("download-html", "data"), Input("export-html", "n_clicks"), State("version", "data"),
                  *[State(graph, "figure") for graph in FIGURES], prevent_initial_call=True)(explorer.export_figures)
     app.callback(Output("download", "data"), Input("export-csv", "n_clicks"), Input("export-parquet", "n_clicks"),

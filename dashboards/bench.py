@@ -35,6 +35,7 @@ from platform.storage import experiment_uri
 
 DOMAINS = ("infant", "adult")
 CLASSES = ("wm", "gm", "csf")
+SUBJECTS = 3  # test subjects per domain
 
 
 def _write(store: ResultsStore, table: str, columns: dict[str, Any]) -> None:
@@ -112,17 +113,48 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
                             "disc_arch": {"kind": "choice", "log": False, "values": ["dcgan", "resnet"]},
                             "n_steps": {"kind": "int", "log": False}}),
         "explore": json.dumps({"baseline": None})}])
-    rows: dict[str, list[Any]] = {"trial_id": [], "path": [], "kind": [], "domain": []}
+    # Per-case test scores (best and last networks) of every finished trial: SUBJECTS test subjects per domain,
+    # each with its own difficulty, so paired per-case comparisons and rank stability have real structure.
+    finished = np.flatnonzero(status == "TERMINATED")
+    difficulty = rng.normal(0, 0.05, (len(DOMAINS), SUBJECTS))
+    case_columns: dict[str, list[Any]] = {key: [] for key in ("trial_id", "epoch", "split", "checkpoint", "domain",
+                                                                 "subject", "dice",
+                                                                 *(f"dice/{k}" for k in CLASSES))}
+    for checkpoint in ("best", "last"):
+        base = dice.max(axis=1) if checkpoint == "best" else dice[:, -1]
+        for domain_index, domain in enumerate(DOMAINS):
+            for subject in range(SUBJECTS):
+                score = np.clip(base[finished] - difficulty[domain_index, subject]
+                                + rng.normal(0, 0.01, finished.size), 0, 1)
+                case_columns["trial_id"] += ids[finished].tolist()
+                case_columns["epoch"] += [epochs] * finished.size
+                case_columns["split"] += ["test"] * finished.size
+                case_columns["checkpoint"] += [checkpoint] * finished.size
+                case_columns["domain"] += [domain] * finished.size
+                case_columns["subject"] += [f"{domain}-{subject:03d}"] * finished.size
+                case_columns["dice"] += score.tolist()
+                for class_index, klass in enumerate(CLASSES):
+                    case_columns[f"dice/{klass}"] += np.clip(score + 0.03 * (class_index - 1), 0, 1).tolist()
+    if case_columns["trial_id"]:
+        _write(store, "cases", {k: np.asarray(v, dtype=np.int64 if k == "epoch" else None)
+                                for k, v in case_columns.items()})
+    legend = json.dumps([{"name": "wm", "color": "#e6503c"}, {"name": "gm", "color": "#46b45a"},
+                         {"name": "csf", "color": "#3c78e6"}])
+    rows: dict[str, list[Any]] = {"trial_id": [], "path": [], "kind": [], "domain": [], "subject": [], "split": [],
+                                  "legend": []}
     for index in range(min(images, trials)):
         directory = Path(location) / "artifacts" / ids[index]
         directory.mkdir(parents=True, exist_ok=True)
+        # A validation picture per domain, and a test picture of every test case (the per-case drill-down).
         for domain in DOMAINS:
-            picture = (rng.random((24, 96, 3)) * 255).astype(np.uint8)
-            path = directory / f"{domain}_{domain}-000.png"
-            Image.fromarray(picture).save(path)
-            for key, value in (("trial_id", ids[index]), ("path", str(path)), ("kind", "input|normalized|segmentation"),
-                               ("domain", domain)):
-                rows[key].append(value)
+            for split, subject in [("val", f"{domain}-val"), *[("test", f"{domain}-{s:03d}") for s in range(SUBJECTS)]]:
+                picture = (rng.random((24, 96, 3)) * 255).astype(np.uint8)
+                path = directory / (f"{domain}_{subject}.png" if split == "val" else f"test-{domain}_{subject}.png")
+                Image.fromarray(picture).save(path)
+                for key, value in (("trial_id", ids[index]), ("path", str(path)),
+                                   ("kind", "input|normalized|prediction|truth"), ("domain", domain),
+                                   ("subject", subject), ("split", split), ("legend", legend)):
+                    rows[key].append(value)
     if rows["trial_id"]:
         _write(store, "artifacts", rows)
     return location
@@ -154,6 +186,10 @@ def _views(explorer: Any, version: dict[str, Any], score: str, param: str, facto
     _, _, a, b = explorer.comparison_choices(version, None, brushes, grid_model, score, [], None, None)
     config_rows, metric_rows, images = explorer.comparison(version, a, b)
     outputs += [rows_table(config_rows, ["key", "a", "b"], "c"), rows_table(metric_rows, ["metric"], "m"), images]
+    case_metric = explorer.case_metric_options(version, None)[1]
+    outputs += [explorer.ranks(version, None, brushes, grid_model, factors, case_metric, "test", "best", 0),
+                *explorer.case_evidence(version, a, b, case_metric, "test", "best"),
+                explorer.compare_experiments(version, [], None, score)[-1]]
     # What Dash sends: the JSON of every output (plotly's encoder handles figures, numpy and components).
     return [len(plotly.io.json.to_json_plotly(o)) for o in outputs]
 

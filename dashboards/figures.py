@@ -48,9 +48,26 @@ def empty(message: str) -> Figure:
 
 def _figure(traces: list[dict[str, Any]], title: str, trials: int, **layout: Any) -> Figure:
     # meta.trials: how many trials the figure shows (the browser test reads it from the rendered figure).
-    return {"data": traces, "layout": {"title": {"text": title, "font": {"size": 14}}, "uirevision": "keep",
-                                       "meta": {"trials": trials}, "margin": {"t": 40, "b": 40, "l": 60, "r": 20},
-                                       "plot_bgcolor": "white", **layout}}
+    # The title sits just above the plot area, left-aligned, below the row of the mode bar (top right of the
+    # figure), so the toolbar never covers it; long titles wrap at the figure's width in the browser's font.
+    return {"data": traces, "layout": {"title": {"text": _wrap(title), "font": {"size": 13}, "x": 0,
+                                                 "xanchor": "left", "xref": "paper", "y": 1, "yref": "paper",
+                                                 "yanchor": "bottom", "pad": {"b": 8}},
+                                       "uirevision": "keep", "meta": {"trials": trials},
+                                       "margin": {"t": 78, "b": 40, "l": 60, "r": 20}, "plot_bgcolor": "white",
+                                       **layout}}
+
+
+def _wrap(title: str, width: int = 70) -> str:
+    """Break a long title into lines of about ``width`` characters (plotly titles do not wrap by themselves)."""
+    words, lines, line = title.split(" "), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "<br>".join([*lines, line])
 
 
 def _spans_decades(values: np.ndarray) -> bool:
@@ -125,8 +142,12 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     axes = [{"column": d["column"], "labels": d["labels"], "log": d["log"]} for d in dimensions]
     shown = (f"{len(trials)} trials" if drawn is None else
              f"a uniform sample of {drawn.size:,} of {len(trials):,} trials drawn; brushes filter all")
-    figure = _figure([{"type": "parcoords", "dimensions": plotted, "line": line}],
-                     f"Parameters and {score} ({shown}; drag on an axis to filter)", len(trials), height=380)
+    figure = _figure([{"type": "parcoords", "dimensions": plotted, "line": line, "labelside": "top",
+                       "labelfont": {"size": 12}, "tickfont": {"size": 10}}],
+                     f"Parameters and {score} ({shown}; drag on an axis to filter)", len(trials), height=420)
+    # Room above the axes for the title and the axis names, clear of each axis's top tick.
+    figure["layout"]["margin"] = {"t": 110, "b": 30, "l": 70, "r": 40}
+    figure["layout"]["title"]["pad"] = {"b": 42}  # above the axis names
     figure["layout"]["meta"]["drawn"] = len(trials) if drawn is None else int(drawn.size)
     return figure, axes
 
@@ -257,7 +278,8 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
                    xaxis={"domain": [0, 0.48], "title": {"text": score}},
                    xaxis2={"domain": [0.54, 1], "title": {"text": f"difference to baseline ({test_name}, 95% CI)"}},
                    # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
-                   yaxis={"type": "category", "automargin": True}, showlegend=False)
+                   yaxis={"type": "category", "automargin": True,
+                          "title": {"text": ", ".join(short_name(f) for f in factors)}}, showlegend=False)
 
 
 def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, params: list[str]) -> Figure:
@@ -313,8 +335,97 @@ def importance_bars(values: dict[str, float], score: str, evaluator: str, trials
     basis = f"{trials} finished trials" if used >= trials else f"a sample of {used} of {trials} finished trials"
     return _figure(traces, f"Parameter importance for {score} ({evaluator}, {basis})", trials,
                    height=max(220, 60 + 30 * len(values)), xaxis={"title": {"text": "importance"}, "range": [0, 1]},
-                   yaxis={"automargin": True})
+                   yaxis={"automargin": True, "title": {"text": "parameter"}})
 
 
 def level_options(trials: pd.DataFrame, factors: list[str]) -> list[str]:
     return sorted(level_labels(trials, factors).unique(), key=natural_key) if factors and not trials.empty else []
+
+
+_DOMAIN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def case_scatter(table: pd.DataFrame, p_value: float, metric: str, label_a: str, label_b: str) -> Figure:
+    """Each subject's ``metric`` under trial A (x) against under trial B (y), one colour per domain, with the
+    diagonal (points above it: B scores higher) and the Wilcoxon signed-rank p-value over the subjects.
+
+    ``table``: columns domain, subject, a, b (from ``analysis.per_case_comparison``)."""
+    if table.empty:
+        return empty("the two trials share no scored case of this split (trials stopped early have no test scores)")
+    values = pd.concat([table["a"], table["b"]]).to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = 0.05 * (high - low or 1.0)
+    traces: list[dict[str, Any]] = [{"type": "scatter", "x": [low - pad, high + pad], "y": [low - pad, high + pad],
+                                     "mode": "lines", "name": "A = B", "hoverinfo": "skip",
+                                     "line": {"color": _GREY, "dash": "dash"}}]
+    for index, (domain, part) in enumerate(table.groupby("domain", sort=True)):
+        traces.append({"type": "scatter", "x": part["a"].to_numpy(), "y": part["b"].to_numpy(), "mode": "markers",
+                       "name": str(domain), "marker": {"size": 10, "color": _DOMAIN_COLOURS[index % 8]},
+                       "customdata": np.stack([part["domain"].astype(str), part["subject"].astype(str)], axis=-1),
+                       "hovertemplate": "%{customdata[1]} (%{customdata[0]})<br>A %{x:.4f}<br>B %{y:.4f}"
+                                        "<extra>click: images</extra>"})
+    p_text = "n/a" if not math.isfinite(p_value) else f"{p_value:.3g}"
+    figure = _figure(traces, f"{metric} per case: B against A ({len(table)} cases; Wilcoxon signed-rank p = "
+                     f"{p_text}; above the diagonal B is higher)", len(table), height=380,
+                     xaxis={"title": {"text": f"A: {label_a.split(' (')[0]}"}, "range": [low - pad, high + pad]},
+                     yaxis={"title": {"text": f"B: {label_b.split(' (')[0]}"}, "range": [low - pad, high + pad],
+                            "scaleanchor": "x"}, showlegend=True)
+    figure["layout"]["meta"]["wilcoxon_p"] = None if not math.isfinite(p_value) else p_value
+    return figure
+
+
+def rank_blobs(ranks: pd.DataFrame, metric: str, draws: int, units: int, note: str = "") -> Figure:
+    """challengeR's blob plot: for each level (x) the share of bootstrap draws in which it takes each rank (y,
+    1 best; marker area and colour = share), and its rank on all the data (a black ring)."""
+    if ranks.empty:
+        return empty("rank stability needs test scores per case for two or more levels")
+    levels = list(dict.fromkeys(ranks.sort_values(["observed", "level"])["level"]))
+    shown = ranks[ranks["share"] > 0]
+    traces = [{"type": "scatter", "x": shown["level"].tolist(), "y": shown["rank"].to_numpy(), "mode": "markers",
+               "name": "share of draws",
+               "marker": {"size": (8 + 40 * np.sqrt(shown["share"].to_numpy(dtype=float))).tolist(),
+                          "color": shown["share"].to_numpy(), "colorscale": "Blues", "reversescale": True,
+                          "cmin": 0, "cmax": 1,
+                          "showscale": True, "colorbar": {"title": {"text": "share"}}, "line": {"width": 0}},
+               "customdata": shown["share"].to_numpy(),
+               "hovertemplate": "%{x}: rank %{y} in %{customdata:.0%} of draws<extra></extra>"}]
+    observed = ranks.drop_duplicates("level")
+    traces.append({"type": "scatter", "x": observed["level"].tolist(), "y": observed["observed"].to_numpy(),
+                   "mode": "markers", "name": "rank on all data",
+                   "marker": {"symbol": "circle-open", "size": 14, "color": "black", "line": {"width": 2}},
+                   "hovertemplate": "%{x}: rank %{y} on all the data<extra></extra>"})
+    title = (f"Rank stability of {metric}: {draws} bootstrap draws of {units} (seed, case) units"
+             + (f"; {note}" if note else ""))
+    figure = _figure(traces, title, int(observed.shape[0]), height=360,
+                     xaxis={"title": {"text": "level"}, "type": "category", "categoryorder": "array",
+                            "categoryarray": levels},
+                     yaxis={"title": {"text": "rank (1 = best)"}, "autorange": "reversed", "dtick": 1},
+                     showlegend=True, legend={"orientation": "h", "y": -0.25})
+    return figure
+
+
+def experiments_bars(tables: dict[str, pd.DataFrame], factor: str, score: str, missing: list[str]) -> Figure:
+    """One factor's levels side by side across experiments: per experiment a bar per level (mean, 95% interval,
+    n). ``tables``: experiment -> ``analysis.ablation`` table; ``missing``: experiments without ``score``."""
+    if not tables:
+        return empty("pick two or more experiments that share a factor")
+    traces = []
+    for index, (name, table) in enumerate(tables.items()):
+        traces.append({
+            "type": "bar", "name": name, "x": table["level"].tolist(), "y": table["mean"].to_numpy(),
+            "marker": {"color": _DOMAIN_COLOURS[index % 8]},
+            "error_y": {"type": "data", "array": (table["high"] - table["mean"]).fillna(0).to_numpy(), "visible": True},
+            "text": [f"{m:.3f} (n={n})" if math.isfinite(m) else f"n={n}" for m, n in zip(table["mean"], table["n"],
+                                                                                           strict=True)],
+            "textposition": "outside", "customdata": table[["n", "low", "high"]].to_numpy(),
+            "hovertemplate": f"{name}<br>%{{x}}: %{{y:.4f}} (n=%{{customdata[0]}})<br>95% CI [%{{customdata[1]:.4f}}, "
+                             "%{customdata[2]:.4f}]<extra></extra>"})
+    levels = list(dict.fromkeys(level for table in tables.values() for level in table["level"]))
+    title = f"{score} by {short_name(factor)} across {len(tables)} experiments (mean and 95% interval over repeats)"
+    if missing:
+        title += f"; without {score}: {', '.join(missing)}"
+    return _figure(traces, title, int(sum(int(t["n"].sum()) for t in tables.values())), height=380, barmode="group",
+                   xaxis={"title": {"text": short_name(factor)}, "type": "category", "categoryorder": "array",
+                          "categoryarray": levels},
+                   yaxis={"title": {"text": score}}, showlegend=True)

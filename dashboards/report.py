@@ -41,8 +41,9 @@ def score_column(experiment: Experiment, metric: str | None, split: str) -> str:
 
 
 def report_table(experiment: Experiment, factors: list[str], baseline: str | None, score: str,
-                 adjust: str = "holm") -> pd.DataFrame:
-    """The ablation table of finished trials, levels in the spec's order, baseline from the spec unless given."""
+                 adjust: str = "holm", trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ablation table of finished trials (of ``trials``, e.g. the explorer's filtered ones, else every trial),
+    levels in the spec's order, baseline from the spec unless given."""
     from dashboards.views.ablation import default_baseline, spec_order
 
     columns = [f if f.startswith("config/") else f"config/{f}" for f in factors]
@@ -50,7 +51,8 @@ def report_table(experiment: Experiment, factors: list[str], baseline: str | Non
     if unknown:
         raise ExplorerError(f"unknown factor(s) {[c.removeprefix('config/') for c in unknown]}: choose from "
                             f"{[p.removeprefix('config/') for p in experiment.params]}")
-    trials = experiment.trials[experiment.trials["status"] == "TERMINATED"]
+    trials = experiment.trials if trials is None else trials
+    trials = trials[trials["status"] == "TERMINATED"]
     levels = list(level_labels(trials, columns).unique()) if not trials.empty else []
     if baseline is None:
         baseline = default_baseline(experiment, trials, columns, levels)

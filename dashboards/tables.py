@@ -32,7 +32,7 @@ from platform.storage import experiment_uri, filesystem, is_uri, resolve_storage
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 # Trials columns the first page never needs (large text read on demand for the comparison view).
 _HEAVY_COLUMNS = {"config_json", "_seq"}
-_CACHE_SIZE = 4
+_CACHE_SIZE = 8  # experiment versions kept: the experiment comparison reads several at once
 
 
 class ExplorerError(Exception):
@@ -179,6 +179,25 @@ class Catalog:
         table = self.store(name).read("epochs", columns=["epoch", *metrics], trial_ids=trial_ids)
         frame = table.to_pandas() if table.num_rows else pd.DataFrame(columns=["trial_id", "epoch", *metrics])
         return frame.drop(columns=["_seq"], errors="ignore").sort_values(["trial_id", "epoch"])
+
+    def case_columns(self, name: str) -> list[str]:
+        """The columns of the experiment's cases table (its schema only: no rows are read)."""
+        return list(self.store(name).schema("cases").names)
+
+    def cases(self, name: str, trial_ids: list[str] | None = None, split: str | None = None,
+              metrics: list[str] | None = None) -> pd.DataFrame:
+        """Per-case rows (one per trial, epoch, split, checkpoint, domain and subject) of ``trial_ids`` (every
+        trial when None), of ``split`` only when given, with only ``metrics`` (plus the keys) when given; empty
+        (with the key columns) when none were written."""
+        store = self.store(name)
+        columns = None
+        if metrics is not None:
+            present = set(self.case_columns(name))
+            columns = [c for c in ("epoch", "split", "checkpoint", "domain", "subject", *metrics) if c in present]
+        table = store.read("cases", columns=columns, where=("split", split) if split else None, trial_ids=trial_ids)
+        if not table.num_rows:
+            return pd.DataFrame(columns=["trial_id", "epoch", "split", "checkpoint", "domain", "subject"])
+        return table.to_pandas().drop(columns=["_seq"], errors="ignore")
 
     def configs(self, name: str, trial_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Each trial's full resolved trainer config (``config_json``), for the comparison view."""

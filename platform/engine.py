@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 # report(metrics, checkpoint_dir or None); the directory only lives during the call.
 Report = Callable[[dict[str, Any], Path | None], None]
-# save_artifacts(trainer) -> artifact rows (path, kind, domain), called once after the last evaluation.
-ArtifactSink = Callable[[Trainer], list[dict[str, str]]]
+# artifacts(trainer, split) -> artifact rows (path, kind, domain, subject, split, legend): called after the last
+# val evaluation ("val": a picture per domain) and after the test evaluation of the selected networks ("test": one
+# per case).
+ArtifactSink = Callable[[Trainer, str], list[dict[str, str]]]
 
 
 def save_checkpoint(trainer: Trainer, directory: Path) -> Path:
@@ -150,13 +152,17 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
         if evaluate and _improved(metrics.get(metric), trainer.best, mode):
             trainer.best = {"epoch": epoch + 1, "value": float(metrics[metric]), "nets": trainer.network_state()}
         last = epoch + 1 == epochs
-        if last and artifacts is not None and evaluate:
-            metrics[ARTIFACTS_KEY] = json.dumps(artifacts(trainer))  # pictures of the last val evaluation
+        pictures = artifacts(trainer, "val") if last and artifacts is not None and evaluate else []
         if last and evaluate and trainer.test_cases:
             test_metrics, test_cases = evaluate_test(trainer)
             metrics.update(test_metrics)
             rows = json.loads(metrics.get(CASES_KEY, "[]")) + test_cases
             metrics[CASES_KEY] = json.dumps(rows)
+            if artifacts is not None:
+                # evaluate_test scores the selected (best on val) networks last: every test case's picture.
+                pictures += artifacts(trainer, "test")
+        if pictures:
+            metrics[ARTIFACTS_KEY] = json.dumps(pictures)
         evaluated = time.perf_counter()
         metrics.update({
             **sizes,

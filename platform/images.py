@@ -12,6 +12,12 @@ _PALETTE = np.array([[0, 0, 0], [230, 80, 60], [70, 180, 90], [60, 120, 230], [2
                     dtype=np.float32)
 
 
+def legend(class_names: list[str]) -> list[dict[str, str]]:
+    """The overlay colour of each foreground class (index 1 onwards), as ``{"name", "color"}`` (hex)."""
+    return [{"name": name, "color": "#{:02x}{:02x}{:02x}".format(*(int(c) for c in _PALETTE[index % len(_PALETTE)]))}
+            for index, name in enumerate(class_names) if index > 0]
+
+
 def _gray(slice_2d: np.ndarray) -> np.ndarray:
     low, high = np.percentile(slice_2d, [1, 99])
     scaled = np.clip((slice_2d - low) / max(high - low, 1e-6), 0, 1)

@@ -36,6 +36,15 @@ from platform.spec import SweepSpec
 from platform.trial import resolve, run_trial
 
 
+def planned_epochs(config_json: str | None) -> int | None:
+    """The ``epochs`` a trial's validated trainer config asked for, or None when it cannot be read."""
+    try:
+        value = json.loads(config_json or "").get("epochs")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 class RepeatSearcher(Repeater):
     """``Repeater`` that also averages multi-objective results (a list of metrics) over repeats."""
 
@@ -222,6 +231,11 @@ class ResultsCallback(tune.Callback):
         row = {**self._trial_base(trial), "status": status, "error": error, "started_at": started,
                "ended_at": ended, "wall_s": wall, **summary}
         row["overhead_s"] = wall - summary.get("time_in_epochs_s", 0.0)
+        planned = planned_epochs(self._configs.get(trial.trial_id))
+        # A finished trial that ran fewer epochs than its config asked was stopped by the scheduler (ASHA): the
+        # explorer marks it apart from the trials that completed their budget.
+        row["planned_epochs"] = planned
+        row["stopped_early"] = status == "TERMINATED" and planned is not None and summary.get("epochs", 0) < planned
         self.store.append("trials", [row])
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -74,12 +74,12 @@ def memory_limit(gb: float | None) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
 
 
-def artifact_sink(experiment_uri: str, trial_id: str) -> Callable[[Trainer], list[dict[str, str]]]:
-    """A function that saves a trainer's images and copies them to ``<experiment>/artifacts/<trial>/``."""
+def artifact_sink(experiment_uri: str, trial_id: str) -> Callable[[Trainer, str], list[dict[str, str]]]:
+    """A function that saves a trainer's images of a split and copies them to ``<experiment>/artifacts/<trial>/``."""
 
-    def sink(trainer: Trainer) -> list[dict[str, str]]:
+    def sink(trainer: Trainer, split: str) -> list[dict[str, str]]:
         with tempfile.TemporaryDirectory(prefix="artifacts-") as local:
-            rows = trainer.save_artifacts(Path(local))
+            rows = trainer.save_artifacts(Path(local), split)
             destination = f"{experiment_uri.rstrip('/')}/artifacts/{trial_id}"
             for row in rows:
                 row["path"] = copy_to_storage(Path(row["path"]), destination)

@@ -10,13 +10,37 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.views import Context, View
+from dashboards.views import Context, View, common
 from dashboards.views.common import GRAPH, dropdown
 
 
 def controls() -> html.Div:
     return html.Div([html.Div([dropdown("factors", "factors", multi=True), dropdown("baseline", "baseline")],
-                              className="row"), dcc.Graph(id="ablation", **GRAPH)], className="section half")
+                              className="row"), dcc.Graph(id="ablation", **GRAPH),
+                     html.Div([html.Span("download the table: ", className="label"),
+                               html.Button("CSV", id="ablation-csv"), html.Button("Markdown", id="ablation-md"),
+                               html.Button("LaTeX", id="ablation-latex"), dcc.Download(id="ablation-download")],
+                              className="row")], className="section half")
+
+
+def download(explorer: Any, csv_clicks: int | None, md_clicks: int | None, latex_clicks: int | None,
+             version: dict[str, Any] | None, statuses: list[str] | None, brushes: dict[str, Any] | None,
+             grid_model: dict[str, Any] | None, score: str | None, factors: list[str] | None,
+             baseline: str | None) -> dict[str, Any] | None:
+    """The ablation table the page shows (filtered trials, finished ones; the chosen baseline) as the report
+    writes it: CSV, Markdown or LaTeX."""
+    from dashboards.report import render as render_table
+    from dashboards.report import report_table
+
+    experiment, trials = explorer.filtered(version, statuses, brushes, grid_model)
+    factors = [f for f in factors or [] if experiment is not None and f in experiment.params]
+    if experiment is None or not factors or not score:
+        return None
+    levels = set(figures.level_labels(trials, factors)) if not trials.empty else set()
+    table = report_table(experiment, factors, baseline if baseline in levels else None, score, trials=trials)
+    form, suffix = {"ablation-md": ("md", "md"), "ablation-latex": ("latex", "tex")}.get(
+        str(common.triggered()), ("csv", "csv"))
+    return dcc.send_string(render_table(table, form, experiment.name), f"{experiment.name}-ablation.{suffix}")
 
 
 def render(context: Context, score: str | None, factors: list[str] | None, baseline: str | None) -> Any:
@@ -68,6 +92,7 @@ def same_value(stored: Any, value: Any) -> bool:
     return bool(stored == value)
 
 
+METHODS = {"download_ablation": download}
 VIEWS = [View("ablation", [("ablation", "figure"), ("baseline", "options"), ("baseline", "value")],
               [("score", "value"), ("factors", "value"), ("baseline", "value")], render,
               lambda: (figures.empty("no experiment selected"), [], None),

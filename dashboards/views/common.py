@@ -82,5 +82,7 @@ def trial_labels(experiment: Any, trial_ids: list[str]) -> dict[str, str]:
     return labels
 
 
-def dropdown(component_id: str, label: str, **kwargs: Any) -> html.Div:
-    return html.Div([html.Div(label, className="label"), dcc.Dropdown(id=component_id, **kwargs)], className="control")
+def dropdown(component_id: str, label: str, control_style: dict[str, Any] | None = None, **kwargs: Any) -> html.Div:
+    """A labelled dropdown; ``control_style`` styles the labelled block (e.g. a narrower width)."""
+    return html.Div([html.Div(label, className="label"), dcc.Dropdown(id=component_id, **kwargs)], className="control",
+                    style=control_style or {})

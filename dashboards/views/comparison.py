@@ -81,15 +81,64 @@ def page_parts(explorer: Any, version: dict[str, Any] | None, a: str | None, b: 
 
 
 def images_of(experiment: Any, trial_id: str, tag: str) -> html.Div:
-    rows = experiment.artifacts[experiment.artifacts["trial_id"] == trial_id] if len(experiment.artifacts) \
-        else experiment.artifacts
-    pictures = [html.Figure([html.Img(src=f"/artifacts/{experiment.name}/{trial_id}/{row['file']}",
-                                      className="artifact", alt=f"{row.get('kind', '')} {row.get('domain', '')}"),
-                             html.Figcaption(f"{row.get('domain', '')}: {row.get('kind', '')}")])
-                for _, row in rows.iterrows() if image_type(row["file"])]
+    """A trial's pictures of the validation split (one per domain), each panel named, with the class colours."""
+    rows = artifact_rows(experiment, trial_id)
+    if "split" in rows:
+        rows = rows[rows["split"].isna() | (rows["split"] == "val")]
+    pictures = [picture(experiment, trial_id, row) for _, row in rows.iterrows() if image_type(row["file"])]
     heading = html.H4(f"{tag}: trial {trial_id}")
-    return html.Div([heading, *pictures] if pictures else [heading, html.P("this trial saved no images")],
-                    className="images")
+    if pictures:
+        return html.Div([heading, *pictures], className="images")
+    status = _status_of(experiment, trial_id)
+    why = ("it stopped before its last epoch (pictures are saved after the last one)" if status == "TERMINATED"
+           and _stopped_early(experiment, trial_id) else f"its status is {status}" if status != "TERMINATED"
+           else "its trainer saved none")
+    return html.Div([heading, html.P(f"this trial has no images: {why}")], className="images")
+
+
+def artifact_rows(experiment: Any, trial_id: str) -> Any:
+    rows = experiment.artifacts
+    return rows[rows["trial_id"] == trial_id] if len(rows) else rows
+
+
+def picture(experiment: Any, trial_id: str, row: Any) -> html.Figure:
+    """One saved picture: its panels named over it (from the row's ``kind``), a colour legend of the classes."""
+    panels = [name for name in str(row.get("kind") or "").split("|") if name]
+    legend = _legend(row.get("legend"))
+    where = " ".join(str(row.get(k)) for k in ("domain", "subject") if not missing(row.get(k)))
+    return html.Figure([
+        html.Div(where, className="label"),
+        html.Div([html.Span(name, className="panel-name") for name in panels], className="panel-names",
+                 style={"gridTemplateColumns": f"repeat({max(1, len(panels))}, 1fr)"}),
+        html.Img(src=f"/artifacts/{experiment.name}/{trial_id}/{row['file']}", className="artifact",
+                 alt=f"{' | '.join(panels)} {where}"),
+        html.Figcaption([html.Span([html.Span(className="swatch", style={"background": entry["color"]}),
+                                    entry["name"]], className="legend-entry") for entry in legend]),
+    ], className="picture")
+
+
+def _legend(text: Any) -> list[dict[str, str]]:
+    import json
+
+    try:
+        entries = json.loads(text) if isinstance(text, str) else []
+    except json.JSONDecodeError:
+        return []
+    return [e for e in entries if isinstance(e, dict) and "name" in e and "color" in e]
+
+
+def _status_of(experiment: Any, trial_id: str) -> str:
+    rows = experiment.trials.loc[experiment.trials["trial_id"] == trial_id, "status"]
+    return str(rows.iloc[0]) if len(rows) else "unknown"
+
+
+def _stopped_early(experiment: Any, trial_id: str) -> bool:
+    """Whether a finished trial was stopped by the scheduler before its planned epochs (``stopped_early``)."""
+    trials = experiment.trials
+    if "stopped_early" not in trials:
+        return False
+    flags = trials.loc[trials["trial_id"] == trial_id, "stopped_early"]
+    return bool(len(flags)) and str(flags.iloc[0]) == "True"
 
 
 def rows_table(rows: list[dict[str, Any]], columns: list[str], table_id: str) -> html.Table:

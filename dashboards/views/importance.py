@@ -21,11 +21,15 @@ def controls() -> html.Div:
     return html.Div([dropdown("importance-evaluator", "importance evaluator", clearable=False,
                               value="mean_decrease_impurity",
                               options=["mean_decrease_impurity", "fanova", "ped_anova"]),
-                     dcc.Graph(id="importance", **GRAPH)], className="section")
+                     dcc.Graph(id="importance", **GRAPH)], className="section half")
 
 
 def render(context: Context, score: str, evaluator: str) -> Any:
     experiment, trials = context.experiment, context.trials
+    if len(experiment.params) < 2:
+        searched = ", ".join(p.removeprefix("config/") for p in experiment.params) or "nothing"
+        return figures.empty(f"importance ranks two or more searched parameters; this sweep searched {searched} "
+                             "(see the curve for its effect)")
     cache: OrderedDict = context.explorer.cache("importance")
     key = (context.version["key"], json.dumps(list(context.filters), sort_keys=True, default=str), score, evaluator)
     values = cache.get(key)

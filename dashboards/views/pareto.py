@@ -12,11 +12,13 @@ from dashboards.views.common import GRAPH, dropdown
 
 
 def controls() -> html.Div:
-    return html.Div([html.Div([dropdown("pareto-x", "x", clearable=False),
+    narrow = {"control_style": {"minWidth": "150px", "width": "180px"}}  # both pickers and modes fit one row
+    return html.Div([html.Div([dropdown("pareto-x", "x", clearable=False, **narrow),
                                dcc.RadioItems(id="pareto-x-mode", options=["max", "min"], value="max", inline=True),
-                               dropdown("pareto-y", "y", clearable=False),
+                               dropdown("pareto-y", "y", clearable=False, **narrow),
                                dcc.RadioItems(id="pareto-y-mode", options=["max", "min"], value="min", inline=True)],
-                              className="row"), dcc.Graph(id="pareto", **GRAPH)], className="section half")
+                              className="row", style={"flexWrap": "nowrap"}),
+                     dcc.Graph(id="pareto", **GRAPH)], className="section half")
 
 
 def render(context: Context, x: str, x_mode: str, y: str, y_mode: str) -> Any:

@@ -25,10 +25,10 @@ def summary(explorer: Any, version: dict[str, Any] | None, score: str | None) ->
                             lambda: summary_numbers(experiment.trials, score or "", experiment.mode_of(score or ""),
                                                     time.time()))
     counts = ", ".join(f"{status.lower()} {count}" for status, count in sorted(numbers["counts"].items()))
-    best = "—" if math.isnan(numbers["best"]) else f"{numbers['best']:.4f} (trial {numbers['best_trial']})"
+    best = "—" if math.isnan(numbers["best"]) else f"{score} {numbers['best']:.4f} (trial {numbers['best_trial']})"
     objectives = ", ".join(f"{o.metric} ({o.mode})" for o in experiment.objectives) or "unknown"
     items = [("trainer", experiment.trainer), ("trials", f"{numbers['total']}: {counts}"),
-             ("objectives", objectives), (f"best {score}", best), ("elapsed", duration(numbers["elapsed_s"])),
+             ("objectives", objectives), ("top trial", best), ("elapsed", duration(numbers["elapsed_s"])),
              ("read", time.strftime("%H:%M:%S", time.localtime(experiment.loaded_at)))]
     return [html.Div([html.Div(label, className="label"), html.Div(value, id=f"summary-{i}")], className="card")
             for i, (label, value) in enumerate(items)]

@@ -53,6 +53,9 @@ class Config(TrainerConfig):
         "dcgan", description="none: Pre-processor baseline (no discriminator either when generator is none)")
     resnet_depth: Literal[10, 18] = Field(10, description="depth of the ResNet discriminator option")
     adversarial_loss: Literal["paper", "nonsaturating"] = Field("paper", description="form of G's adversarial term")
+    seg_loss: Literal["dice", "dice_ce"] = Field(
+        "dice", description="S's loss: the paper's weighted Dice (eq. 1), or it plus voxel cross-entropy "
+        "(nnU-Net's Dice + CE), which keeps a small class from never being predicted in short budgets")
     g_channels: int = Field(32, ge=1, description="generator features at the first level (3D U-Net: 32)")
     g_depth: int = Field(4, ge=1, description="generator resolution levels")
     s_channels: int = Field(32, ge=1, description="segmenter features at the first level")
@@ -118,7 +121,7 @@ class AdvNormTrainer(Trainer):
                "jsd_k_input": ("none", "divergence"), "jsd_k_norm": ("min", "divergence"),
                "bias_corr_input": ("none", "correlation"), "bias_corr_norm": ("min", "correlation"),
                **{f"lr_{n}": ("none", "schedule") for n in ("g", "s", "d")}}
-    ARTIFACT_KIND = "input|normalized|segmentation"
+    ARTIFACT_KIND = "input|normalized|prediction|truth"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)
@@ -209,28 +212,35 @@ class AdvNormTrainer(Trainer):
         _, x, y, _ = self._batch()
         normalized = self._normalize(x)
         if warmup:
-            # Warm-up: G learns to reproduce its (clamped) input; S learns on G's detached output.
-            # G's sigmoid output cannot take z-scores: its identity target is the input rescaled to [0, 1].
+            # The short paper's warm-up: G alone learns to reproduce its input; S is not trained. G's sigmoid
+            # output cannot take z-scores: its identity target is the input rescaled to [0, 1].
             loss_g = nn.functional.mse_loss(normalized, _unit_range(self.standardize_input(x)))
-            loss_seg = weighted_dice_loss(self.nets["S"](normalized.detach()), y, self.class_weights)
-            loss = loss_g + loss_seg
+            self.step(loss_g, "G")
             add("loss_mse", loss_g)
-        else:
-            loss_seg = weighted_dice_loss(self.nets["S"](normalized), y, self.class_weights)
-            loss = loss_seg
-            if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
-                with self.frozen("D"):  # and no DDP sync: D is not updated in this step
-                    logits = self.net("D")(normalized)
-                if config.adversarial_loss == "paper":
-                    adversarial = generated_class_loss(logits)
-                    loss = loss_seg - config.lambda_ * adversarial
-                else:
-                    adversarial = real_class_loss(logits)
-                    loss = loss_seg + config.lambda_ * adversarial
-                add("loss_adv", adversarial)
+            add("loss", loss_g)
+            return
+        loss_seg = self._segmentation_loss(self.nets["S"](normalized), y)
+        loss = loss_seg
+        if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
+            with self.frozen("D"):  # and no DDP sync: D is not updated in this step
+                logits = self.net("D")(normalized)
+            if config.adversarial_loss == "paper":
+                adversarial = generated_class_loss(logits)
+                loss = loss_seg - config.lambda_ * adversarial
+            else:
+                adversarial = real_class_loss(logits)
+                loss = loss_seg + config.lambda_ * adversarial
+            add("loss_adv", adversarial)
         self.step(loss, *(name for name in ("G", "S") if name in self.optimizers))
         add("loss_seg", loss_seg)
         add("loss", loss)
+
+    def _segmentation_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Eq. 1's weighted Dice, plus the voxels' cross-entropy under ``seg_loss: dice_ce``."""
+        loss = weighted_dice_loss(logits, target, self.class_weights)
+        if self.config.seg_loss == "dice_ce":
+            loss = loss + nn.functional.cross_entropy(logits, target.long())
+        return loss
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         config, iterations = self.config, self.iterations

@@ -114,7 +114,7 @@ class Trainer(ABC):
 
     Config: ClassVar[type[TrainerConfig]] = TrainerConfig
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {}  # this method's own metric stems: (direction, kind)
-    ARTIFACT_KIND: ClassVar[str] = "input|input|segmentation"  # the four panels of ``save_artifacts``
+    ARTIFACT_KIND: ClassVar[str] = "input|input|prediction|truth"  # the four panels of ``save_artifacts``
     CHUNK = 16  # slices per forward in slice-wise inference
     USES_DATA: ClassVar[bool] = True  # False: no cases are loaded (synthetic trainers of the tests and benchmarks)
 
@@ -269,17 +269,25 @@ class Trainer(ABC):
         """The second panel of an evaluated case's picture (what the method made of the input)."""
         return item["case"].image[0]
 
-    def save_artifacts(self, out_dir: Path) -> list[dict[str, str]]:
-        """Per domain, the middle slice of its first evaluated case: input | ``artifact_panel`` | prediction |
-        ground truth; rows of ``path``, ``kind``, ``domain``."""
-        from platform.images import save_grid
+    def save_artifacts(self, out_dir: Path, split: str = "val") -> list[dict[str, str]]:
+        """Pictures of the last evaluation (the middle slice: input | ``artifact_panel`` | prediction | ground
+        truth): for ``val``, of each domain's first case; for ``test``, of every case, so a per-case comparison can
+        show any subject. Rows of ``path``, ``kind`` (the panels' names), ``domain``, ``subject``, ``split`` and
+        ``legend`` (JSON: each class's overlay colour)."""
+        import json as _json
 
+        from platform.images import legend, save_grid
+
+        colours = _json.dumps(legend(self.class_names))
+        items = self.first_per_domain(self.last_eval) if split == "val" else self.last_eval
         rows = []
-        for item in self.first_per_domain(self.last_eval):
+        for item in items:
             case = item["case"]
-            path = out_dir / f"{case.domain}_{case.subject}.png"
+            prefix = "" if split == "val" else f"{split}-"
+            path = out_dir / f"{prefix}{case.domain}_{case.subject}.png"
             save_grid(path, case.image[0], self.artifact_panel(item), item["pred"], case.label, self.num_classes)
-            rows.append({"path": str(path), "kind": self.ARTIFACT_KIND, "domain": case.domain})
+            rows.append({"path": str(path), "kind": self.ARTIFACT_KIND, "domain": case.domain,
+                         "subject": case.subject, "split": split, "legend": colours})
         return rows
 
     # --- a stage reused across trials (e.g. glua's style transfer) ------------------------------------------------

@@ -104,7 +104,7 @@ class DualNormTrainer(Trainer):
         "loss_bn": ("min", "loss"), "loss_spade": ("min", "loss"), "pretraining": ("none", "flag"),
         "dice_first_forward": ("max", "overlap"), "dice_second_forward": ("max", "overlap"),
         "scored_forward": ("none", "flag"), "params_ratio": ("none", "ratio")}
-    ARTIFACT_KIND = "input|first-forward|segmentation"
+    ARTIFACT_KIND = "input|first forward|prediction|truth"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)

@@ -219,7 +219,7 @@ class GLUATrainer(Trainer):
         "stage": ("none", "flag"), "stage1_cached": ("none", "flag"), "mask_mean": ("none", "mask"),
         "mask_var": ("none", "mask"), "d1_acc": ("none", "accuracy"), "d2_acc": ("none", "accuracy"),
         "style_jsd": ("min", "divergence"), "style_jsd_identity": ("none", "divergence")}
-    ARTIFACT_KIND = "input|translated|segmentation"
+    ARTIFACT_KIND = "input|translated|prediction|truth"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
         super().__init__(config, data, **kwargs)

@@ -292,3 +292,45 @@ def test_rank_stability_by_hand_and_bootstrap() -> None:
     assert 0.05 < mixed[("x", 1)] < 0.95  # overlapping levels share the ranks
     lowest_first = rank_stability(scores, mode="min", resamples=50).drop_duplicates("level").set_index("level")
     assert lowest_first["observed"].to_dict() == {"bad": 1, "good": 3, "mid": 2}
+
+
+def _two_trial_cases() -> pd.DataFrame:
+    """Trials A and B on four subjects of two domains, with a per-class column."""
+    rows = []
+    scores = {"A": [0.70, 0.60, 0.80, 0.50], "B": [0.75, 0.58, 0.90, 0.65]}
+    for trial, values in scores.items():
+        for index, value in enumerate(values):
+            rows.append({"trial_id": trial, "epoch": 3, "split": "test", "checkpoint": "best",
+                         "domain": "mr" if index < 2 else "ct", "subject": f"s{index}", "dice": value,
+                         "dice/gm": value - 0.1, "hd95": 10 * (1 - value)})
+    return pd.DataFrame(rows)
+
+
+def test_case_breakdown_per_domain_and_structure_matches_scipy() -> None:
+    from scipy import stats
+
+    from dashboards.analysis import case_breakdown, case_metrics
+
+    cases = _two_trial_cases()
+    assert case_metrics(cases) == ["dice", "dice/gm", "hd95"]
+    table = case_breakdown(cases, "A", "B", "dice").set_index(["metric", "domain"])
+    a, b = np.array([0.70, 0.60, 0.80, 0.50]), np.array([0.75, 0.58, 0.90, 0.65])
+    overall = table.loc[("dice", "all")]
+    assert overall["n"] == 4 and overall["diff"] == pytest.approx((b - a).mean())
+    assert overall["p"] == pytest.approx(stats.wilcoxon(b, a).pvalue)
+    ct = table.loc[("dice", "ct")]
+    assert ct["mean_a"] == pytest.approx(0.65) and ct["mean_b"] == pytest.approx(0.775) and ct["n"] == 2
+    assert table.loc[("dice/gm", "all"), "diff"] == pytest.approx((b - a).mean())  # the structure's own rows
+    assert set(table.index.get_level_values("domain")) == {"all", "mr", "ct"}
+
+
+def test_level_case_scores_average_a_levels_trials_per_seed_and_case() -> None:
+    from dashboards.analysis import level_case_scores
+
+    trials = pd.DataFrame({"trial_id": ["A", "B", "C"], "config/x": ["on", "on", "off"], "seed": [0, 0, 0]})
+    cases = pd.concat([_two_trial_cases(), _two_trial_cases().query("trial_id == 'A'").assign(trial_id="C")])
+    scores = level_case_scores(trials, cases, ["config/x"], "dice").set_index(["level", "unit"])["value"]
+    # "on" holds A and B (same seed): their mean per case; "off" is C alone.
+    assert scores[("on", "seed 0 | mr/s0")] == pytest.approx((0.70 + 0.75) / 2)
+    assert scores[("off", "seed 0 | ct/s3")] == pytest.approx(0.50)
+    assert len(scores) == 8

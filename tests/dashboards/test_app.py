@@ -174,7 +174,7 @@ def test_selecting_rows_picks_the_comparison_and_shows_differences(page: dict[st
     assert "lambda" in differing and "epochs" not in differing
     assert ("dice", "adult", "wm") in {(r["metric"], r["domain"], r["class"]) for r in metric_rows}
     assert "/artifacts/synthetic/t000000/" in str(images[0])  # trial 0 saved images, trial 3 did not
-    assert "saved no images" in str(images[1])
+    assert "this trial has no images: its trainer saved none" in str(images[1])
 
 
 def test_export_writes_the_filtered_table(page: dict[str, Any], trials: pd.DataFrame,
@@ -250,3 +250,70 @@ def test_ablation_levels_are_categories_even_when_numeric(page: dict[str, Any]) 
     figure, levels, _ = page["explorer"].ablation(page["version"], None, {}, None, page["score"],
                                                   ["config/n_steps"], None)
     assert levels == sorted(levels, key=int) and figure["layout"]["yaxis"]["type"] == "category"
+
+
+# --- per-case evidence, rank stability, experiments side by side, the ablation download --------------------------
+
+
+def test_per_case_evidence_of_two_trials(page: dict[str, Any], storage: Path) -> None:
+    from scipy import stats
+
+    explorer, version = page["explorer"], page["version"]
+    options, metric = explorer.case_metric_options(version, None)
+    assert metric == "dice" and {"dice", "dice/gm"} <= {o["value"] for o in options}
+    scatter, extremes, breakdown = explorer.case_evidence(version, "t000000", "t000001", "dice", "test", "best")
+    cases = read_table(str(storage / "synthetic"), "cases").to_pandas()
+    best = cases[(cases["split"] == "test") & (cases["checkpoint"] == "best")]
+    a = best[best["trial_id"] == "t000000"].set_index(["domain", "subject"])["dice"]
+    b = best[best["trial_id"] == "t000001"].set_index(["domain", "subject"])["dice"].reindex(a.index)
+    assert scatter["layout"]["meta"]["trials"] == len(a)
+    assert scatter["layout"]["meta"]["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert "B helps most" in str(extremes) and "B hurts most" in str(extremes)
+    assert "case-breakdown-table" in str(breakdown)
+
+
+def test_a_picked_case_shows_its_pictures_under_both_trials_or_says_why_not(page: dict[str, Any]) -> None:
+    explorer, version = page["explorer"], page["version"]
+    with_images = str(explorer.case_images(version, "adult/adult-001", "t000000", "t000001"))
+    assert with_images.count("/artifacts/synthetic/t00000") == 2 and "test-adult_adult-001.png" in with_images
+    assert "input" in with_images and "truth" in with_images and "gm" in with_images  # panels named, legend
+    without = str(explorer.case_images(version, "adult/adult-001", "t000000", "t000010"))
+    assert without.count("/artifacts/") == 1 and "no picture of this case" in without
+
+
+def test_rank_stability_blobs_follow_the_factor(page: dict[str, Any]) -> None:
+    explorer, version = page["explorer"], page["version"]
+    figure = explorer.ranks(version, ["TERMINATED"], {}, None, ["config/disc_arch"], "dice", "test", "best", 0)
+    assert figure["data"] and "bootstrap draws" in figure["layout"]["title"]["text"].replace("<br>", " ")
+    assert set(figure["data"][1]["x"]) == {"dcgan", "resnet"}
+    assert figure["layout"]["yaxis"]["autorange"] == "reversed"  # rank 1 on top
+
+
+def test_experiments_side_by_side_on_a_shared_factor(page: dict[str, Any], storage: Path) -> None:
+    build_experiment(storage, "rerun", trials=30, epochs=3, seeds=3, images=0, seed=1)
+    explorer, version = Explorer(str(storage)), page["version"]
+    options, picked, factors, factor, figure = explorer.compare_experiments(version, ["rerun"], None,
+                                                                             "best/val/dice")
+    assert picked == ["synthetic", "rerun"] and {o["value"] for o in options} >= {"synthetic", "rerun"}
+    assert factor in {f["value"] for f in factors} and factor == "config/disc_arch"
+    assert [trace["name"] for trace in figure["data"]] == ["synthetic", "rerun"]
+    rerun = read_table(str(storage / "rerun"), "trials").to_pandas()
+    finished = rerun[rerun["status"] == "TERMINATED"]
+    expected = finished.groupby("config/disc_arch")["best/val/dice"].mean()
+    second = dict(zip(figure["data"][1]["x"], figure["data"][1]["y"], strict=True))
+    assert second == pytest.approx(expected.to_dict())
+    single = explorer.compare_experiments(version, [], None, "best/val/dice")[-1]
+    assert "pick a second experiment" in str(single["layout"]["annotations"])
+
+
+@pytest.mark.parametrize("button, suffix, marker", [("ablation-csv", "csv", "level,mean,low,high,n"),
+                                                    ("ablation-md", "md", "| level | mean [95% CI] |"),
+                                                    ("ablation-latex", "tex", r"\begin{tabular}")])
+def test_the_ablation_table_downloads_as_the_report_writes_it(page: dict[str, Any], monkeypatch, button: str,
+                                                              suffix: str, marker: str) -> None:
+    from dashboards.views import ablation as ablation_view
+
+    monkeypatch.setattr(ablation_view.common, "triggered", lambda: button)
+    sent = page["explorer"].download_ablation(1, 1, 1, page["version"], None, {}, None, page["score"],
+                                              page["factors"], "dcgan")
+    assert sent["filename"] == f"synthetic-ablation.{suffix}" and marker in sent["content"]

@@ -217,6 +217,14 @@ def _meta_trials(driver: WebDriver, view: str) -> int | None:
         f"#{view} .js-plotly-plot")
 
 
+def _title(driver: WebDriver, view: str) -> str:
+    """The title of a view's rendered figure, as one line (the figures wrap long titles with <br>)."""
+    return driver.execute_script(
+        "const plot = document.querySelector(arguments[0]);"
+        "return plot && plot.layout && plot.layout.title ? plot.layout.title.text : '';",
+        f"#{view} .js-plotly-plot").replace("<br>", " ")
+
+
 def _wait_trials(driver: WebDriver, view: str, expected: int) -> None:
     _until(driver, lambda d: _meta_trials(d, view), lambda n: n == expected, f"#{view} to show {expected} trials")
 
@@ -238,8 +246,9 @@ def _selected(driver: WebDriver) -> list[str]:
 
 def _text(driver: WebDriver, selector: str) -> str:
     """The rendered text of the first match ('' if none), read in one script: no stale element references."""
-    return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.innerText : '';",
-                                 selector)
+    # SVG text (plotly's titles) has no innerText: its textContent then.
+    return driver.execute_script("const e = document.querySelector(arguments[0]);"
+                                 "return e ? (e.innerText ?? e.textContent ?? '') : '';", selector)
 
 
 def _open(driver: WebDriver, url: str) -> None:
@@ -324,6 +333,66 @@ def test_live_refresh_keeps_the_selection(driver: WebDriver, server: str, synthe
     _wait_trials(driver, "curve", before + 1)
 
 
+def test_the_grid_comes_best_first_one_block_at_a_time(driver: WebDriver, server: str, synthetic: str) -> None:
+    _open(driver, server)  # a fresh page: no column sorted
+    trials = _trials(synthetic)
+    best = trials.sort_values("best/val/dice", ascending=False, kind="stable")["trial_id"].iloc[0]
+    _until(driver, lambda d: _grid(d, "api.getDisplayedRowAtIndex(0) && api.getDisplayedRowAtIndex(0).id"),
+           lambda first: first == best, f"the best trial {best} first")
+    assert _row_count(driver) == len(trials)
+    rendered = driver.find_elements(By.CSS_SELECTOR, "#grid .ag-center-cols-container .ag-row")
+    assert 0 < len(rendered) <= 50  # one page of the infinite row model, not the table
+
+
+def test_axes_are_titled_and_the_ablation_names_its_test(driver: WebDriver, server: str) -> None:
+    _on_page(driver, server)
+    for view in ("curve", "pareto", "ablation", "curves"):
+        _until(driver, lambda d, v=view: _text(d, f"#{v} .g-xtitle"), bool, f"#{view}'s x-axis title drawn")
+    _until(driver, lambda d: _text(d, "#ablation .g-x2title"), lambda text: "paired t" in text,
+           "the difference axis to say the seeds paired")
+    _until(driver, lambda d: _text(d, "#ablation .g-ytitle"), lambda text: "disc_arch" in text,
+           "the levels' axis titled with the factor")
+
+
+def test_per_case_evidence_and_its_drill_down_to_both_trials_images(driver: WebDriver, server: str) -> None:
+    _on_page(driver, server)
+    for trial_id in ("t000000", "t000001"):  # the first selected row is A, the second B; both saved pictures
+        _select(driver, trial_id)
+    _until(driver, lambda d: _text(d, "#compare-images h4"), lambda text: text == "A: trial t000000", "A = t000000")
+    _wait_trials(driver, "case-scatter", 6)  # 3 test subjects in each of 2 domains
+    assert "Wilcoxon signed-rank p" in _title(driver, "case-scatter")
+    _until(driver, lambda d: _text(d, "#case-breakdown-table"), lambda text: "dice/gm" in text,
+           "the breakdown per structure")
+    button = _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#case-extremes button.case-pick"), bool,
+                    "a case listed as helped or hurt")[0]
+    case = button.text.split(":")[0]
+    button.click()
+    domain, subject = case.split("/")
+    images = _until(driver, lambda d: d.execute_script(
+        "return [...document.querySelectorAll('#case-images img')]"
+        ".map(img => [new URL(img.src).pathname, img.complete ? img.naturalWidth : 0]);"),
+        lambda found: len(found) == 2 and all(width > 0 for _, width in found), f"{case}'s pictures loaded")
+    assert sorted(path for path, _ in images) == [f"/artifacts/{SYNTHETIC}/{t}/test-{domain}_{subject}.png"
+                                                  for t in ("t000000", "t000001")]
+    assert "truth" in _text(driver, "#case-images .panel-names") and "gm" in _text(driver, "#case-images")
+
+
+def test_rank_stability_blob_plot(driver: WebDriver, server: str) -> None:
+    _on_page(driver, server)
+    _wait_trials(driver, "ranks", 2)  # the two levels of disc_arch
+    assert "bootstrap draws" in _title(driver, "ranks")
+
+
+def test_the_ablation_table_downloads(driver: WebDriver, server: str, tmp_path: Path) -> None:
+    _on_page(driver, server)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    driver.find_element(By.ID, "ablation-md").click()
+    target = tmp_path / f"{SYNTHETIC}-ablation.md"
+    _until(driver, lambda d: target.exists() and target.read_text(), bool, f"{target.name} downloaded")
+    text = target.read_text()
+    assert "| level | mean [95% CI] |" in text and "dcgan" in text and "resnet" in text and "paired t" in text
+
+
 def test_status_filter_applies_to_the_views(driver: WebDriver, server: str, synthetic: str) -> None:
     _on_page(driver, server)
     errors = int((_trials(synthetic)["status"] == "ERROR").sum())
@@ -361,6 +430,23 @@ def test_switching_experiment(driver: WebDriver, server: str, smoke_experiment: 
     smoke_ids = set(_trials(smoke_experiment)["trial_id"])  # the comparison follows the new experiment
     _until(driver, lambda d: _text(d, "#compare-images h4"),
            lambda text: text.startswith("A: trial ") and text.split()[-1] in smoke_ids, "a smoke trial compared")
+
+
+def test_experiments_side_by_side(driver: WebDriver, server: str, smoke_experiment: str) -> None:
+    _open(driver, server)
+    driver.find_element(By.ID, "experiments-pick").click()
+    search = _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
+                    bool, "the experiments picker's search box")[0]
+    search.send_keys(SMOKE)
+    _until(driver, lambda d: [o.text for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content [role=option]")],
+           lambda options: SMOKE in options, f"{SMOKE} offered")
+    search.send_keys(Keys.ENTER)
+    names = _until(driver, lambda d: d.execute_script(
+        "const p = document.querySelector('#experiments .js-plotly-plot');"
+        "return p && p.data ? p.data.map(t => t.name) : null;"), lambda found: found == [SYNTHETIC, SMOKE],
+        "both experiments' bars")
+    assert names == [SYNTHETIC, SMOKE]
+    assert "lambda" in _title(driver, "experiments")
 
 
 def test_screenshot(driver: WebDriver, server: str, tmp_path: Path) -> None:

@@ -26,12 +26,13 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
               ("pareto-x-mode", "value"): "max", ("pareto-y-mode", "value"): "min",
               ("curve-metric", "value"): controls[11], ("importance-evaluator", "value"): "mean_decrease_impurity",
               ("grid", "selectedRows"): [], ("baseline", "value"): None, ("compare-a", "value"): None,
-              ("compare-b", "value"): None}
+              ("compare-b", "value"): None, ("case-metric", "value"): "dice", ("case-split", "value"): "test",
+              ("case-checkpoint", "value"): "best", ("ranks-sample", "n_clicks"): 0}
     return {"explorer": explorer, "version": version, "values": values}
 
 
 def test_the_registry_finds_every_view_module() -> None:
-    assert {"curve", "ablation", "pareto", "importance", "learning_curves", "comparison_choices"} <= set(VIEWS)
+    assert {"curve", "ablation", "pareto", "importance", "learning_curves", "comparison_choices", "ranks"} <= set(VIEWS)
 
 
 @pytest.mark.parametrize("name", sorted(VIEWS))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -92,16 +94,22 @@ def test_engine_reports_every_epoch_and_saves_images(tiny_data, tiny_advnorm, tm
     def report(metrics: dict, directory: Path | None) -> None:
         reports.append((metrics, directory is not None and (directory / "state.pt").exists()))
 
-    def sink(t) -> list[dict]:
-        return t.save_artifacts(tmp_path / "art")
+    def sink(t, split: str) -> list[dict]:
+        return t.save_artifacts(tmp_path / "art", split)
 
     run_epochs(trainer, report, checkpoint_every=2, artifacts=sink)
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
     assert [has_checkpoint for _, has_checkpoint in reports] == [False, True, True]
     assert "artifacts" in reports[-1][0] and "artifacts" not in reports[0][0]
-    pictures = sorted((tmp_path / "art").glob("*.png"))
-    assert {p.name.split("_")[0] for p in pictures} == {"infant", "adult"}
-    with Image.open(pictures[0]) as image:
+    rows = json.loads(reports[-1][0]["artifacts"])
+    val = [r for r in rows if r["split"] == "val"]
+    assert sorted(r["domain"] for r in val) == ["adult", "infant"]  # one picture per domain of the val split
+    # Every test case of the selected networks has its picture, named by its subject (the per-case drill-down).
+    test_subjects = sorted(case.subject for case in trainer.test_cases)
+    assert sorted(r["subject"] for r in rows if r["split"] == "test") == test_subjects
+    assert all(r["kind"] == "input|normalized|prediction|truth" for r in rows)
+    assert [entry["name"] for entry in json.loads(rows[0]["legend"])] == trainer.class_names[1:]
+    with Image.open(val[0]["path"]) as image:
         assert image.width > 3 * image.height  # four panels side by side
 
 
@@ -168,3 +176,29 @@ def test_discriminator_confusion_matrix_and_the_test_time_bias_sweep(tiny_data, 
     for domain in trainer.eval_domains:  # a stronger field correlates the degraded input more with y
         assert test[f"test/bias_corr_input/a0.9/{domain}"] > test[f"test/bias_corr_input/a0.3/{domain}"] > 0
     assert 0 <= test["test/dice_bias/a0.9"] <= 1
+
+
+def test_the_warm_up_trains_the_generator_alone(tiny_data, tiny_advnorm) -> None:
+    """The short paper's protocol: G learns to reproduce its input before Algorithm 1; S is not trained."""
+    trainer = make(tiny_data, tiny_advnorm, warmup_epochs=1)
+    before = {name: [p.detach().clone() for p in trainer.net(name).parameters()] for name in ("G", "S")}
+    metrics = trainer.train_epoch(0)
+    moved = {name: any(not torch.equal(a, b) for a, b in zip(before[name], trainer.net(name).parameters(),
+                                                              strict=True)) for name in ("G", "S")}
+    assert moved == {"G": True, "S": False}
+    assert "train/loss_mse" in metrics and "train/loss_seg" not in metrics
+
+
+def test_dice_ce_adds_the_voxels_cross_entropy_to_eq_1(tiny_data, tiny_advnorm) -> None:
+    from platform.losses import weighted_dice_loss
+
+    trainer = make(tiny_data, tiny_advnorm, seg_loss="dice_ce")
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, trainer.num_classes, 4, 4, 4, generator=generator)
+    target = torch.randint(0, trainer.num_classes, (2, 4, 4, 4), generator=generator)
+    by_hand = weighted_dice_loss(logits, target, trainer.class_weights) + torch.nn.functional.cross_entropy(
+        logits, target)
+    assert torch.allclose(trainer._segmentation_loss(logits, target), by_hand)
+    plain = make(tiny_data, tiny_advnorm)
+    assert torch.allclose(plain._segmentation_loss(logits, target),
+                          weighted_dice_loss(logits, target, plain.class_weights))

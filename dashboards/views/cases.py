@@ -1,0 +1,169 @@
+"""Per-case evidence for the two trials of the comparison (A and B): each subject's score under A against under
+B with the Wilcoxon signed-rank test, the subjects B helps and hurts most, the comparison per domain and per
+structure, and, for a clicked subject, its pictures under both trials.
+
+Reads the ``cases`` table (one row per trial, split, checkpoint, domain and subject) for the two trials only, and
+the test pictures a trial saves of every case when it finishes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dash
+from dash import ALL, Input, Output, State, dcc, html
+
+from dashboards import figures
+from dashboards.analysis import case_breakdown, case_metrics, per_case_comparison
+from dashboards.views import common
+from dashboards.views.common import GRAPH, dropdown, missing, rounded, trial_labels
+from platform.results import metric_stem
+
+EXTREMES = 5  # subjects listed as helped most and hurt most
+
+
+def controls() -> html.Div:
+    return html.Div([
+        html.H3("Per-case evidence: trial B against trial A (the comparison's picks)", style={"margin": "4px 0"}),
+        html.Div([dropdown("case-metric", "case metric (per class: metric/class)", clearable=False),
+                  dropdown("case-split", "split", options=["test", "val"], value="test", clearable=False),
+                  dropdown("case-checkpoint", "checkpoint (test split)", clearable=False,
+                           options=[{"label": "best on val", "value": "best"}, {"label": "last", "value": "last"}],
+                           value="best")], className="row"),
+        html.Div([html.Div(dcc.Graph(id="case-scatter", **GRAPH), className="half"),
+                  html.Div(id="case-extremes", className="half")], className="row"),
+        html.Div(id="case-breakdown"),
+        html.Div(id="case-images", className="row"),
+        dcc.Store(id="case-subject"),
+    ], className="section")
+
+
+def metric_options(explorer: Any, version: dict[str, Any] | None, current: str | None
+                   ) -> tuple[list[dict[str, str]], str | None]:
+    """The per-case metrics of the experiment's cases table (its schema only), the current one kept."""
+    experiment = explorer.experiment(version)
+    if experiment is None:
+        return [], None
+    import pandas as pd
+
+    columns = explorer.catalog.case_columns(experiment.name)
+    metrics = case_metrics(pd.DataFrame({c: pd.Series(dtype=float) for c in columns}))
+    value = current if current in metrics else ("dice" if "dice" in metrics else (metrics[0] if metrics else None))
+    return [{"label": m, "value": m} for m in metrics], value
+
+
+def _cases(explorer: Any, experiment: Any, a: str, b: str, split: str) -> Any:
+    return explorer.memo("cases", (experiment.name, experiment.version, a, b, split),
+                         lambda: explorer.catalog.cases(experiment.name, [a, b], split))
+
+
+def evidence(explorer: Any, version: dict[str, Any] | None, a: str | None, b: str | None, metric: str | None,
+             split: str | None, checkpoint: str | None) -> tuple[Any, Any, Any]:
+    """The scatter (B against A per case), the helped / hurt lists (buttons that pick a subject) and the
+    breakdown per domain and structure."""
+    experiment = explorer.experiment(version)
+    if experiment is None or not a or not b or not metric:
+        return figures.empty("choose two trials in the comparison"), None, None
+    split, checkpoint = split or "test", checkpoint or "best"
+    return explorer.memo("evidence", (experiment.name, experiment.version, a, b, metric, split, checkpoint),
+                         lambda: _evidence(explorer, experiment, a, b, metric, split, checkpoint))
+
+
+def _evidence(explorer: Any, experiment: Any, a: str, b: str, metric: str, split: str, checkpoint: str
+              ) -> tuple[Any, Any, Any]:
+    cases = _cases(explorer, experiment, a, b, split)
+    if metric not in cases:
+        return figures.empty(f"no per-case {metric} for these trials"), None, None
+    table, p_value = per_case_comparison(cases, a, b, metric, split, checkpoint)
+    labels = trial_labels(experiment, [a, b])
+    scatter = figures.case_scatter(table, p_value, metric, labels.get(a, a), labels.get(b, b))
+    direction = experiment.metrics_meta.get(metric_stem(metric), {}).get("direction", "max")
+    sign = -1.0 if direction == "min" else 1.0
+    gain = table.assign(gain=sign * (table["b"] - table["a"]))  # > 0: B is better on that case
+    helped = gain[gain["gain"] > 0].nlargest(EXTREMES, "gain")
+    hurt = gain[gain["gain"] < 0].nsmallest(EXTREMES, "gain")
+    extremes = html.Div([
+        _case_list("B helps most", helped, metric), _case_list("B hurts most", hurt, metric),
+        html.P(f"{metric}: {'lower' if direction == 'min' else 'higher'} is better; click a case (here or in the "
+               "scatter) to see its pictures under A and B.", className="label"),
+    ])
+    breakdown = case_breakdown(cases, a, b, metric, split, checkpoint)
+    rows = [rounded({**row, "p": row["p"] if not missing(row["p"]) else math.nan})
+            for row in breakdown.to_dict("records")]
+    table_view = html.Div([html.H4("Per domain and per structure (B - A; Wilcoxon signed-rank p over the cases)"),
+                           _table(rows, ["metric", "domain", "n", "mean_a", "mean_b", "diff", "p"],
+                                  "case-breakdown-table")])
+    return scatter, extremes, table_view
+
+
+def _case_list(title: str, rows: Any, metric: str) -> html.Div:
+    if rows.empty:
+        return html.Div([html.H4(title), html.P("none")])
+    items = [html.Li(html.Button(f"{row.domain}/{row.subject}: A {row.a:.3f}, B {row.b:.3f}",
+                                 id={"type": "case-pick", "index": f"{row.domain}/{row.subject}"},
+                                 className="case-pick", n_clicks=0))
+             for row in rows.itertuples()]
+    return html.Div([html.H4(title), html.Ol(items)], className="case-list")
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], table_id: str) -> html.Table:
+    from dashboards.views.comparison import rows_table
+
+    return rows_table(rows, columns, table_id)
+
+
+def pick_subject(explorer: Any, click: dict[str, Any] | None, picks: list[int | None] | None) -> Any:
+    """The case (``domain/subject``) a click on the scatter or on a listed case picked."""
+    fired = common.triggered()
+    if fired == "case-scatter" and click and click.get("points"):
+        data = click["points"][0].get("customdata")
+        if isinstance(data, list) and len(data) == 2:
+            return f"{data[0]}/{data[1]}"
+    if isinstance(fired, dict) and fired.get("type") == "case-pick" and any(picks or []):
+        return fired.get("index")
+    return dash.no_update
+
+
+def case_images(explorer: Any, version: dict[str, Any] | None, picked: str | None, a: str | None,
+                b: str | None) -> Any:
+    """The picked case's test pictures under trial A and trial B, or why one is missing."""
+    from dashboards.views.comparison import artifact_rows, picture
+
+    experiment = explorer.experiment(version)
+    if experiment is None or not picked or "/" not in picked or not a or not b:
+        return html.P("click a case to see its pictures under A and B")
+    domain, subject = picked.split("/", 1)
+    panels = []
+    for tag, trial_id in (("A", a), ("B", b)):
+        rows = artifact_rows(experiment, trial_id)
+        if "subject" in rows and "split" in rows:
+            rows = rows[(rows["subject"] == subject) & (rows["domain"] == domain) & (rows["split"] == "test")]
+        else:
+            rows = rows.iloc[:0]
+        heading = html.H4(f"{tag}: trial {trial_id}, {domain}/{subject}")
+        if len(rows):
+            panels.append(html.Div([heading, picture(experiment, trial_id, rows.iloc[0])], className="images"))
+        else:
+            panels.append(html.Div([heading, html.P(
+                "no picture of this case: a trial saves one per test case when it finishes its last epoch "
+                "(trials stopped early, still running or from older tables have none)")], className="images"))
+    return panels
+
+
+def wire(app: dash.Dash, explorer: Any) -> None:
+    """The section's callbacks (it follows the comparison's picks, not the shared filters)."""
+    app.callback(Output("case-metric", "options"), Output("case-metric", "value"), Input("version", "data"),
+                 State("case-metric", "value"))(lambda *args: metric_options(explorer, *args))
+    app.callback(Output("case-scatter", "figure"), Output("case-extremes", "children"),
+                 Output("case-breakdown", "children"), Input("version", "data"), Input("compare-a", "value"),
+                 Input("compare-b", "value"), Input("case-metric", "value"), Input("case-split", "value"),
+                 Input("case-checkpoint", "value"))(lambda *args: evidence(explorer, *args))
+    app.callback(Output("case-subject", "data"), Input("case-scatter", "clickData"),
+                 Input({"type": "case-pick", "index": ALL}, "n_clicks"), prevent_initial_call=True)(
+        lambda *args: pick_subject(explorer, *args))
+    app.callback(Output("case-images", "children"), Input("version", "data"), Input("case-subject", "data"),
+                 Input("compare-a", "value"), Input("compare-b", "value"))(lambda *args: case_images(explorer, *args))
+
+
+METHODS = {"case_metric_options": metric_options, "case_evidence": evidence, "case_images": case_images}

@@ -1,0 +1,70 @@
+"""Rank stability of the ablation's levels (challengeR's blob plot): how often each level of the chosen factor(s)
+takes each rank when the (seed, case) units are bootstrapped, from the per-case test scores of the filtered
+trials. Beyond ``RANK_TRIALS`` finished trials it waits for the user to narrow the filters or to ask for a seeded
+sample of them (the title then says so)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from dash import dcc, html
+
+from dashboards import figures
+from dashboards.analysis import level_case_scores, rank_stability
+from dashboards.views import Context, View
+from dashboards.views.common import GRAPH
+from platform.results import metric_stem
+
+RANK_TRIALS = 2000  # trials whose cases are read for the blob plot; more: a seeded sample
+DRAWS = 1000  # bootstrap draws
+
+
+def controls() -> html.Div:
+    return html.Div([dcc.Graph(id="ranks", **GRAPH),
+                     html.Button(f"Rank a sample of {RANK_TRIALS:,} trials", id="ranks-sample", n_clicks=0)],
+                    className="section half")
+
+
+def render(context: Context, factors: list[str] | None, metric: str | None, split: str | None,
+           checkpoint: str | None, sample_clicks: int | None) -> Any:
+    experiment, trials = context.experiment, context.trials
+    factors = [f for f in factors or [] if f in experiment.params]
+    if not factors or not metric:
+        return figures.empty("choose a factor (ablation) and a case metric (per-case evidence)")
+    split, checkpoint = split or "test", checkpoint or "best"
+    finished = trials[trials["status"] == "TERMINATED"] if "status" in trials else trials
+    note = ""
+    if len(finished) > RANK_TRIALS:
+        if not sample_clicks:
+            # Reading every matching trial's cases and bootstrapping them would cost seconds per filter change.
+            return figures.empty(f"{len(finished):,} finished trials match: rank stability reads the per-case "
+                                 f"scores of at most {RANK_TRIALS:,}; narrow the filters or rank a sample")
+        positions = np.sort(np.random.default_rng(0).choice(len(finished), RANK_TRIALS, replace=False))
+        note = f"a seeded sample of {RANK_TRIALS:,} of {len(finished):,} finished trials"
+        finished = finished.iloc[positions]
+    key = (context.version.get("key"), experiment.version, json.dumps(list(context.filters), sort_keys=True,
+                                                                      default=str), tuple(factors), metric, split,
+           checkpoint, bool(note))
+
+    def compute() -> tuple[Any, int]:
+        cases = context.explorer.catalog.cases(experiment.name, finished["trial_id"].tolist(), split, [metric])
+        scores = level_case_scores(finished, cases, factors, metric, split, checkpoint)
+        direction = experiment.metrics_meta.get(metric_stem(metric), {}).get("direction", "max")
+        ranks = rank_stability(scores, mode="min" if direction == "min" else "max", resamples=DRAWS)
+        return ranks, int(scores["unit"].nunique()) if len(scores) else 0
+
+    ranks, units = context.explorer.memo("ranks", key, compute)
+    if ranks.empty or ranks["level"].nunique() < 2:
+        return figures.empty("rank stability needs per-case test scores of two or more levels (trials stopped "
+                             "early have none)")
+    return figures.rank_blobs(ranks, f"{split} {metric} ({checkpoint if split == 'test' else 'last'} networks)",
+                              DRAWS, units, note)
+
+
+VIEWS = [View("ranks", [("ranks", "figure")],
+              [("factors", "value"), ("case-metric", "value"), ("case-split", "value"), ("case-checkpoint", "value"),
+               ("ranks-sample", "n_clicks")],
+              render, lambda: figures.empty("no experiment selected"),
+              ready=lambda factors, metric, split, checkpoint, clicks: bool(factors and metric))]

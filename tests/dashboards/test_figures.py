@@ -1,0 +1,97 @@
+"""The explorer's figures at scale: what they draw beyond their point limits is an honest, stated reduction
+(a seeded sample, or means per bin computed over every trial), and their axes carry titles plotly.js reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from dashboards import figures
+
+
+def _title(figure: dict) -> str:
+    """A figure's title as one line (long titles are wrapped with <br>)."""
+    return figure["layout"]["title"]["text"].replace("<br>", " ")
+
+
+def _trials(count: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    lam = 10 ** rng.uniform(-2, 1, count)
+    return pd.DataFrame({"trial_id": [f"t{i}" for i in range(count)], "config/lambda": lam,
+                         "config/arch": rng.choice(["a", "b"], count), "seed": np.arange(count) % 3,
+                         "score": 0.8 - 0.05 * np.log10(lam) ** 2 + rng.normal(0, 0.01, count),
+                         "cost": rng.uniform(0, 1, count), "config_key": [f"c{i // 3}" for i in range(count)]})
+
+
+def test_parallel_coordinates_draw_a_seeded_sample_beyond_the_limit_and_say_so(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "PARCOORDS_LINES", 50)
+    trials = _trials(400)
+    figure, axes = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
+    drawn = figure["data"][0]["dimensions"][0]["values"]
+    assert len(drawn) == 50 and figure["layout"]["meta"] == {"trials": 400, "drawn": 50}
+    assert "a uniform sample of 50 of 400 trials drawn; brushes filter all" in _title(figure)
+    again, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
+    assert np.array_equal(drawn, again["data"][0]["dimensions"][0]["values"])  # seeded: the same lines
+    score_axis = figure["data"][0]["dimensions"][1]
+    assert score_axis["range"] == [trials["score"].min(), trials["score"].max()]  # spans every trial, not the sample
+    small, _ = figures.parallel_coordinates(trials.head(40), ["config/lambda"], set(), "score")
+    assert small["layout"]["meta"]["drawn"] == 40 and "sample" not in _title(small)
+
+
+def test_equal_scores_get_a_centred_colour_scale() -> None:
+    trials = _trials(10).assign(score=0.5)
+    line = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")[0]["data"][0]["line"]
+    assert line["cmin"] < 0.5 < line["cmax"]
+
+
+def test_curve_beyond_the_group_limit_shows_means_per_bin_over_every_trial(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "CURVE_GROUPS", 20)
+    monkeypatch.setattr(figures, "SCATTER_POINTS", 100)
+    trials = _trials(900)
+    figure = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], log_x=True)
+    dots, means = figure["data"]
+    assert len(dots["x"]) == 100 and figure["layout"]["meta"] == {"trials": 900, "drawn": 100}
+    assert means["name"] == "mean per bin (95% CI)" and sum(means["customdata"][:, 0]) == 900
+    # The first bin by hand: equal-width bins of log10(lambda), its trials' mean and t-interval.
+    position = np.log10(trials["config/lambda"].to_numpy())
+    edges = np.linspace(position.min(), position.max(), figures.CURVE_BINS + 1)
+    first = trials["score"].to_numpy()[position < edges[1]]
+    assert means["y"][0] == pytest.approx(first.mean())
+    half = stats.t.ppf(0.975, first.size - 1) * first.std(ddof=1) / np.sqrt(first.size)
+    assert means["error_y"]["array"][0] == pytest.approx(half)
+    title = _title(figure)
+    assert "means per bin of lambda over all 900 trials" in title and "dots: a uniform sample of 100" in title
+    assert figure["layout"]["xaxis"]["title"] == {"text": "lambda"} and figure["layout"]["xaxis"]["type"] == "log"
+
+
+def test_curve_of_a_categorical_parameter_groups_by_level(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "CURVE_GROUPS", 20)
+    trials = _trials(300)
+    means = figures.objective_curve(trials, "config/arch", {"config/arch"}, "score", ["config/arch"])["data"][1]
+    assert list(means["x"]) == ["a", "b"]
+    assert means["y"][0] == pytest.approx(trials.loc[trials["config/arch"] == "a", "score"].mean())
+
+
+def test_pareto_draws_the_whole_front_and_a_sample_of_the_rest(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "SCATTER_POINTS", 30)
+    trials = _trials(600)
+    figure = figures.pareto(trials, "score", "cost", "max", "min", ["config/lambda"])
+    points, front = figure["data"]
+    on_front = np.array(points["marker"]["color"]) == figures._RED
+    assert len(points["x"]) == 30 and on_front.sum() == len(front["x"])  # every front point is drawn
+    assert "a uniform sample of 30 of 200 configurations drawn, the front whole" in _title(figure)
+
+
+@pytest.mark.parametrize("build", [
+    lambda t: figures.objective_curve(t, "config/lambda", set(), "score", ["config/lambda"]),
+    lambda t: figures.pareto(t, "score", "cost", "max", "min", ["config/lambda"]),
+    lambda t: figures.ablation_bars(t, ["config/arch"], "score", "a"),
+])
+def test_axis_titles_are_objects_plotly_js_draws(build) -> None:
+    layout = build(_trials(60))["layout"]
+    for axis in ("xaxis", "yaxis", "xaxis2"):
+        if axis in layout and "title" in layout[axis]:
+            assert isinstance(layout[axis]["title"], dict) and layout[axis]["title"]["text"]
+    assert "title" in layout["xaxis"]
