@@ -122,13 +122,38 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
 
         head = "".join(f"<th>{h}</th>" for h in HEADERS)
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-        figure = attrs.get("figure")
-        plot = pio.to_html(figure, full_html=False, include_plotlyjs="inline") if figure is not None else ""
+        shown = [f for f in (attrs.get("figures") or [attrs.get("figure")]) if f is not None]
+        plot = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False)
+                       for i, f in enumerate(shown))
         return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>ablation</title><style>td,th{padding:2px "
                 "8px;text-align:right}td:first-child{text-align:left}</style></head><body>"
                 f"<h2>{caption}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{plot}"
                 "</body></html>")
     raise ValueError(f"unknown format {form!r}")
+
+
+def report_figures(catalog: Catalog, experiment: Experiment, columns: list[str], score: str, baseline: str | None,
+                   order: list[str]) -> list[Any]:
+    """The page's figures of one ablation: the bars with their differences, the score against each factor,
+    the parameters in parallel coordinates and, when per-case test scores exist, the rank-stability blobs."""
+    from dashboards import figures
+    from dashboards.analysis import level_case_scores, rank_stability
+
+    finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
+    shown = [figures.ablation_bars(finished, columns, score, baseline, mode=experiment.mode_of(score), order=order)]
+    shown += [figures.objective_curve(finished, column, experiment.categorical, score, experiment.params,
+                                      experiment.is_log_axis(column)) for column in columns]
+    shown.append(figures.parallel_coordinates(finished, experiment.params, experiment.categorical, score)[0])
+    metric = score.split("/")[-1] if score.startswith("test/") else None
+    if metric:
+        cases = catalog.cases(experiment.name, None, "test", [metric])
+        if metric in cases:
+            scores = level_case_scores(finished, cases, columns, metric)
+            ranks = rank_stability(scores, mode=experiment.mode_of(score), resamples=1000)
+            if not ranks.empty and ranks["level"].nunique() > 1:
+                shown.append(figures.rank_blobs(ranks, f"test {metric} (best networks)", 1000,
+                                                int(scores["unit"].nunique())))
+    return shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,16 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write here instead of printing")
     args = parser.parse_args(argv)
     try:
-        experiment = Catalog(args.storage).load(args.experiment)
+        catalog = Catalog(args.storage)
+        experiment = catalog.load(args.experiment)
         score = score_column(experiment, args.metric, args.split)
         table = report_table(experiment, args.factor, args.baseline, score, args.adjust)
         if args.format == "html":
-            from dashboards import figures
 
-            finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
             attrs = table.attrs
-            attrs["figure"] = figures.ablation_bars(finished, attrs["columns"], score, attrs["baseline"],
-                                                    mode=experiment.mode_of(score), order=attrs["order"])
+            attrs["figures"] = report_figures(catalog, experiment, attrs["columns"], score, attrs["baseline"],
+                                              attrs["order"])
         text = render(table, args.format, args.experiment)
     except ExplorerError as err:
         print(f"error: {err}", file=sys.stderr)

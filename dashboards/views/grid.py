@@ -59,7 +59,8 @@ def columns(explorer: Any, version: dict[str, Any] | None, score: str | None) ->
         return []
     trials = experiment.trials
     # A column no trial fills (fold without cross-validation, error when none failed) is left out.
-    present = [c for c in grid_columns(experiment, score) if c in trials and (c == "trial_id" or trials[c].notna().any())]
+    present = [c for c in grid_columns(experiment, score)
+               if c in trials and (c == "trial_id" or trials[c].notna().any())]
     return [column_definition(c, experiment, pinned=c == "trial_id") for c in present]
 
 

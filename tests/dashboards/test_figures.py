@@ -28,7 +28,7 @@ def _trials(count: int, seed: int = 0) -> pd.DataFrame:
 def test_parallel_coordinates_draw_a_seeded_sample_beyond_the_limit_and_say_so(monkeypatch) -> None:
     monkeypatch.setattr(figures, "PARCOORDS_LINES", 50)
     trials = _trials(400)
-    figure, axes = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
+    figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
     drawn = figure["data"][0]["dimensions"][0]["values"]
     assert len(drawn) == 50 and figure["layout"]["meta"] == {"trials": 400, "drawn": 50}
     assert "a uniform sample of 50 of 400 trials drawn; brushes filter all" in _title(figure)

@@ -36,6 +36,9 @@ def write_sweep(storage: Path, name: str = "placement") -> dict[str, dict[int, f
                          "best/val/dice": value + 0.01, "test/best/dice": value})
     store = ResultsStore(experiment_uri(str(storage), name))
     store.append("trials", rows)
+    store.append("cases", [{"trial_id": row["trial_id"], "epoch": 5, "split": "test", "checkpoint": "best",
+                            "domain": "mr", "subject": f"s{subject}", "dice": row["test/best/dice"] + 0.01 * subject}
+                           for row in rows for subject in range(3)])
     store.append("sweep", [{"experiment": name, "trainer": "dualnorm",
                             "objectives": json.dumps([{"metric": "val/dice", "mode": "max"}]),
                             "metrics": json.dumps({"dice": {"direction": "max", "kind": "overlap"}}),
@@ -104,6 +107,8 @@ def test_other_formats(tmp_path: Path, form: str) -> None:
         assert text.splitlines()[0].startswith("level,mean,low,high,n,diff")
     else:
         assert "<table>" in text and "<script" in text and "Plotly" in text
+        # Every view of the ablation: bars, the score against the factor, parallel coordinates, rank blobs.
+        assert text.count("Plotly.newPlot") == 4 and "Rank stability" in text
 
 
 @pytest.mark.parametrize(("extra", "message"), [
