@@ -1,7 +1,9 @@
 """``python -m platform.sweep SPEC.yaml [--dry-run] [--smoke] [--resume] [--storage URI] [--address ADDR]
 [key=value ...]``: validate a sweep, print its plan, run it on Ray Tune, print the ranked trials.
 
-User mistakes (spec, manifest, storage, resume) print one paragraph and exit with code 2 before Ray starts.
+User mistakes (spec, manifest, storage, resume) print one paragraph and exit with code 2 before Ray starts. A Ray
+that dies under a running sweep prints one paragraph with the ``--resume`` command and exits with code 3
+(``platform.supervisor``).
 """
 
 from __future__ import annotations
@@ -248,7 +250,12 @@ def quiet_libraries(verbose: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, supervised: bool = False) -> int:
+    """The command. ``supervised`` (the command line): after the checks, the sweep runs in a child process
+    that ``platform.supervisor`` watches, so a Ray that dies under it ends in one paragraph and exit code 3."""
+    from platform.supervisor import CHILD_ENV
+
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     quiet_libraries(args.verbose)
     overrides = list(args.overrides)
@@ -264,13 +271,18 @@ def main(argv: list[str] | None = None) -> int:
 
     storage = resolve_storage(spec.storage)
     experiment = experiment_uri(spec.storage, spec.name)
-    problem = preflight(spec, args, storage, experiment)
+    child = bool(os.environ.get(CHILD_ENV))
+    problem = None if child else preflight(spec, args, storage, experiment)  # the parent checked already
     if problem:
         return _fail(problem)
     try:
         if args.dry_run:
             print(plan_text(spec, experiment, _resources_for_plan(args.address)))
             return 0
+        if supervised and not child:
+            from platform.supervisor import supervise
+
+            return supervise(argv, local=not (args.address or os.environ.get("RAY_ADDRESS")))
         return _run(spec, args, storage, experiment)
     except RayStartError as err:
         return _fail(str(err))
@@ -313,4 +325,4 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(supervised=True))

@@ -3,6 +3,7 @@ and the driver-side callbacks that write the results tables and show progress.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -211,23 +212,26 @@ class ResultsCallback(tune.Callback):
         self.store.append("cases", listed_rows(trial.trial_id, result, CASES_KEY, epoch=row["epoch"],
                                                checkpoint="epoch"))
 
-    def _summary(self, trial: Any) -> dict[str, Any]:
-        """Best/last metrics and time in epochs, from the epochs this driver saw (the table after --resume)."""
+    def _summary(self, trial: Any) -> tuple[dict[str, Any], float]:
+        """Best/last metrics and time in epochs, from the epochs this driver saw (the table after --resume),
+        and the trial's time before this driver (Tune's ``time_total_s`` at the last epoch a previous driver
+        recorded: 0 for a trial that ran here only)."""
         seen = self._epochs.pop(trial.trial_id, {})
         if seen and set(seen) == set(range(1, max(seen) + 1)):
-            rows = list(seen.values())  # every epoch passed through this driver
-        else:
-            # A resumed trial's earlier epochs were reported to a previous driver: they are only in the table.
-            rows = self.store.read("epochs", where=("trial_id", trial.trial_id)).to_pylist()
-        return summary_row(rows, [(o.metric, o.mode) for o in self.spec.objectives])
+            return summary_row(list(seen.values()), [(o.metric, o.mode) for o in self.spec.objectives]), 0.0
+        # A resumed trial's earlier epochs were reported to a previous driver: they are only in the table.
+        rows = self.store.read("epochs", where=("trial_id", trial.trial_id)).to_pylist()
+        earlier = [r.get("time_total_s") or 0.0 for r in rows if r.get("epoch") not in seen]
+        return summary_row(rows, [(o.metric, o.mode) for o in self.spec.objectives]), float(max(earlier, default=0.0))
 
     def _finish(self, trial: Any, status: str, error: str | None) -> None:
         ended = time.time()
         started = self._started.get(trial.trial_id, ended)
         if trial.trial_id not in self._configs:
             self._configs[trial.trial_id] = self._config_of(trial)
-        summary = self._summary(trial)
-        wall = ended - started
+        summary, before = self._summary(trial)
+        # wall_s accumulates over --resume: this driver's time on the trial plus its time before the resume.
+        wall = ended - started + before
         row = {**self._trial_base(trial), "status": status, "error": error, "started_at": started,
                "ended_at": ended, "wall_s": wall, **summary}
         row["overhead_s"] = wall - summary.get("time_in_epochs_s", 0.0)
@@ -342,7 +346,28 @@ def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, con
     )
 
 
+def _tolerate_pruned_checkpoints() -> None:
+    """After a restore, Tune's checkpoint list can still name a checkpoint it pruned (``num_to_keep``) before the
+    interruption: the experiment state on disk is older than the last pruning. Pruning it again raises
+    FileNotFoundError inside Tune's checkpoint handling, which then logs a traceback and skips the rest of that
+    trial's checkpoint bookkeeping. Deleting a checkpoint that is already gone is done; every other error still
+    raises. (Ray 2.60's checkpoint manager deletes through the module-level ``_delete_fs_path``.)"""
+    from ray.train._internal import checkpoint_manager
+
+    delete = checkpoint_manager._delete_fs_path
+    if getattr(delete, "tolerates_missing", False):
+        return
+
+    def delete_if_present(fs: Any, fs_path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):  # pruned before the interruption
+            delete(fs=fs, fs_path=fs_path)
+
+    delete_if_present.tolerates_missing = True  # type: ignore[attr-defined]
+    checkpoint_manager._delete_fs_path = delete_if_present
+
+
 def restore_tuner(spec: SweepSpec, experiment: str) -> tune.Tuner:
     """Continue an interrupted experiment: finished trials stay finished, unfinished ones resume."""
+    _tolerate_pruned_checkpoints()
     return tune.Tuner.restore(experiment, trainable=make_trainable(spec, experiment), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)

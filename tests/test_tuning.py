@@ -102,3 +102,25 @@ def test_results_callback_summarises_from_seen_epochs_and_from_the_table_after_r
     rows = {r["trial_id"]: r for r in read_table(experiment, "trials").to_pylist()}
     assert (rows["b"]["epochs"], rows["b"]["best/val/dice"]) == (1, 0.3)
     assert read_table(experiment, "epochs").column("epoch").type == "int64"
+
+
+def test_pruning_a_checkpoint_already_gone_after_a_restore_is_not_an_error(tmp_path) -> None:
+    import pyarrow.fs as pafs
+    from ray.train._internal import checkpoint_manager
+
+    from platform.tuning import _tolerate_pruned_checkpoints
+
+    original = checkpoint_manager._delete_fs_path
+    try:
+        _tolerate_pruned_checkpoints()
+        _tolerate_pruned_checkpoints()  # once only: not wrapped twice
+        delete = checkpoint_manager._delete_fs_path
+        assert delete.tolerates_missing and delete is checkpoint_manager._delete_fs_path
+        delete(fs=pafs.LocalFileSystem(), fs_path=str(tmp_path / "checkpoint_000001"))  # gone: nothing to do
+        present = tmp_path / "checkpoint_000002"
+        present.mkdir()
+        (present / "state.pt").write_text("x")
+        delete(fs=pafs.LocalFileSystem(), fs_path=str(present))
+        assert not present.exists()
+    finally:
+        checkpoint_manager._delete_fs_path = original

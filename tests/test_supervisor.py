@@ -1,0 +1,116 @@
+"""``platform.supervisor``: a Ray that dies under a running sweep ends in one paragraph and exit code 3, and
+``--resume`` then finishes cleanly (no traceback, finished trials not run again, wall time accumulated)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from platform.localray import MARKER, _session_processes, reap_abandoned
+from platform.results import ResultsStore, read_table
+from platform.supervisor import EXIT_RAY_DIED, _ErrorFilter, resume_command
+from tests.conftest import REPO_ROOT, TINY_ADVNORM
+
+SHUTDOWN_NOISE = [
+    "\x1b[36m(run_trial pid=23241)\x1b[0m Exception ignored in: <function WeakSet.__init__.<locals>._remove>\n",
+    "\x1b[36m(run_trial pid=23241)\x1b[0m Traceback (most recent call last):\n",
+    "\x1b[36m(run_trial pid=23241)\x1b[0m   File \"ray/_private/worker.py\", line 1063, in sigterm_handler\n",
+    "\x1b[36m(run_trial pid=23241)\x1b[0m SystemExit: 1\n",
+]
+
+
+def test_shutdown_noise_is_dropped_and_real_worker_errors_pass() -> None:
+    out = io.StringIO()
+    errors = _ErrorFilter(out)
+    for line in ["before\n", *SHUTDOWN_NOISE, "after\n"]:
+        errors.feed(line)
+    real = [line.replace("sigterm_handler", "train_epoch") for line in SHUTDOWN_NOISE]
+    for line in real:
+        errors.feed(line)
+    errors.close()
+    assert out.getvalue() == "before\nafter\n" + "".join(real)
+    assert not errors.ray_died
+    errors.feed("[2026 E 1 2] rpc_client.h:204: Failed to connect to GCS within 60 seconds.\n")
+    assert errors.ray_died
+
+
+@pytest.mark.parametrize(("argv", "command"), [
+    (["search_spaces/lambda.yaml"], "python -m platform.sweep search_spaces/lambda.yaml --resume"),
+    (["s.yaml", "--storage", "/tmp/my runs", "--resume"], "python -m platform.sweep s.yaml --storage '/tmp/my runs' "
+                                                         "--resume"),
+])
+def test_the_resume_command_repeats_the_arguments(argv: list[str], command: str) -> None:
+    assert resume_command(argv) == command
+
+
+@pytest.mark.slow
+def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp_path: Path,
+                                                                             cache_dir: Path) -> None:
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    spec = {"name": "stopped", "trainer": "advnorm", "storage": str(tmp_path / "runs"),
+            "data": {"domains": ["infant", "adult"], "subjects_per_domain": 3, "size": 24, "patch_size": 16,
+                     "batch_size": 2, "patches_per_epoch": 4},
+            "fixed": dict(TINY_ADVNORM, epochs=4), "search": {"lambda": {"grid": [0.1, 1.0, 5.0]}},
+            "searcher": {"sampler": "grid"}, "budget": {"concurrent": 2}, "scheduler": {"type": "none"},
+            "resources": {"cpus_per_worker": 1}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "SEGSWEEP_CACHE": str(cache_dir), "RAY_DISABLE_USAGE_STATS": "1"}
+    experiment = tmp_path / "runs" / "stopped"
+    sweep = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path)], cwd=REPO_ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # one trial finished, another still running: then stop the Ray
+            time.sleep(1)
+            try:
+                statuses = [t["status"] for t in read_table(str(experiment), "trials").to_pylist()]
+            except Exception:  # not written yet, or a part mid-rename
+                continue
+            if "TERMINATED" in statuses and "RUNNING" in statuses:
+                break
+        assert sweep.poll() is None, "the sweep ended before its Ray could be stopped"
+        finished_before = {t["trial_id"] for t in read_table(str(experiment), "trials").to_pylist()
+                           if t["status"] == "TERMINATED"}
+        (marker,) = [m for m in (ray_tmp / "ray").glob(f"session_*/{MARKER}") if not m.parent.is_symlink()]
+        driver = json.loads(marker.read_text())["driver_pid"]
+        for pid in _session_processes(marker.parent):  # what `ray stop` does to this Ray alone: not the driver
+            if pid != driver:
+                os.kill(pid, signal.SIGTERM)
+        _, err = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode == EXIT_RAY_DIED, err[-3000:]
+    assert "the Ray under this sweep stopped while the sweep ran" in err and "Nothing reported is lost" in err
+    assert f"python -m platform.sweep {path} --resume" in err
+    assert "Traceback" not in err and "ActorDiedError" not in err and "Failed to connect to GCS" not in err
+
+    resumed = subprocess.run([sys.executable, "-m", "platform.sweep", str(path), "--resume"], cwd=REPO_ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
+    try:
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-4000:]
+        assert "Traceback" not in resumed.stdout + resumed.stderr, resumed.stderr[-4000:]
+        trials = read_table(str(experiment), "trials").to_pylist()
+        assert len(trials) == 3 and {t["status"] for t in trials} == {"TERMINATED"}
+        assert " 3/3 done" in resumed.stdout  # the progress counts the trials finished before the interruption
+        raw = ResultsStore(str(experiment)).read("epochs", latest=False).to_pylist()
+        for trial_id in finished_before:  # a finished trial ran none of its epochs again
+            epochs = sorted(row["epoch"] for row in raw if row["trial_id"] == trial_id)
+            assert epochs == [1, 2, 3, 4], (trial_id, epochs)
+        for trial in trials:
+            assert trial["overhead_s"] >= 0 and trial["wall_s"] >= trial["time_in_epochs_s"], trial
+    finally:
+        reap_abandoned(ray_tmp / "ray", grace_s=5)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
