@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8050)
     parser.add_argument("--refresh", type=float, default=10.0, help="live refresh interval in seconds (10)")
     parser.add_argument("--no-live", action="store_true", help="start with live refresh off")
+    parser.add_argument("--log-requests", action="store_true", help="log every HTTP request (off: only errors)")
+    parser.add_argument("--threads", type=int, default=8, help="server threads answering requests at once (8)")
     args = parser.parse_args(argv)
     try:
         explorer = Explorer(args.storage, args.experiment)
@@ -366,9 +368,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: serving on {args.host}; the explorer has no login, keep it behind your cluster's access "
               "control (e.g. kubectl port-forward)", file=sys.stderr)
     app = create_app(explorer, args.refresh, not args.no_live)
-    print(f"explorer for {explorer.catalog.storage} on http://{args.host}:{args.port}/", file=sys.stderr)
-    app.run(host=args.host, port=args.port, debug=False)
+    serve(app.server, args.host, args.port, args.threads, args.log_requests,
+          f"explorer for {explorer.catalog.storage} on http://{args.host}:{args.port}/")
     return 0
+
+
+def serve(server: Any, host: str, port: int, threads: int, log_requests: bool, banner: str) -> None:
+    """Serve the page with waitress, a production WSGI server (Flask's own server is for development and says
+    so on every start): the URL printed once, each request logged only with ``log_requests``."""
+    import logging
+
+    from waitress.server import create_server
+
+    application = _logged(server) if log_requests else server
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # no "Serving on ..." line beside ours
+    instance = create_server(application, host=host, port=port, threads=threads)
+    print(banner, file=sys.stderr, flush=True)
+    try:
+        instance.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        instance.close()
+
+
+def _logged(application: Any) -> Any:
+    """A WSGI wrapper printing one line per request (method, path, status), like a development server."""
+    def logged(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: Any, *rest: Any) -> Any:
+            print(f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} {status.split()[0]}",
+                  file=sys.stderr, flush=True)
+            return start_response(status, headers, *rest)
+        return application(environ, start)
+    return logged
 
 
 if __name__ == "__main__":

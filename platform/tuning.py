@@ -276,7 +276,9 @@ def error_text(trial: Any) -> str:
 
 
 class ProgressCallback(tune.Callback):
-    """A one-line progress display: trials by status, the reporting trial's epoch, the best so far."""
+    """A one-line progress display: trials by status and an estimate of the time left, the reporting trial with
+    its parameters and ``epoch k/N``, the best so far; a finished trial says whether it completed its epochs or
+    the scheduler stopped it early."""
 
     def __init__(self, spec: SweepSpec, total: int, stream: Any = None) -> None:
         self.spec = spec
@@ -287,15 +289,32 @@ class ProgressCallback(tune.Callback):
         self.started = time.monotonic()
         self.finished: set[str] = set()
         self.errored: set[str] = set()
+        self.epochs = spec.base_config().epochs
+
+    def _done(self, trials: list) -> set[str]:
+        # Trial statuses lag behind the callbacks; after --resume, trials finished before are known by status only.
+        return self.finished | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
 
     def _line(self, trials: list, text: str) -> None:
-        # Trial statuses lag behind the callbacks, so finished and errored trials are counted here.
-        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self.finished)
+        done = self._done(trials)
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in done)
         objective = self.spec.objectives[0]
         best = f"best {objective.metric} {self.best:.4f} ({self.best_trial})" if self.best is not None else ""
         elapsed = time.monotonic() - self.started
-        print(f"[{elapsed:6.0f}s] trials {len(self.finished)}/{self.total} done, {running} running, "
-              f"{len(self.errored)} errored | {text} | {best}", file=self.stream or sys.stdout, flush=True)
+        # Time per finished trial so far, times the trials left (at most: a scheduler stops some early).
+        eta = (f", ETA {_duration(elapsed / len(done) * (self.total - len(done)))}"
+               if done and len(done) < self.total else "")
+        print(f"[{elapsed:6.0f}s] trials {len(done)}/{self.total} done, {running} running, "
+              f"{len(self.errored)} errored{eta} | {text} | {best}", file=self.stream or sys.stdout, flush=True)
+
+    def _label(self, trial: Any) -> str:
+        params = (trial.config or {}).get("params") or {}
+        shown = ", ".join(f"{key}={_short(value)}" for key, value in params.items())
+        return f"{trial.trial_id} ({shown})" if shown else trial.trial_id
+
+    def _planned(self, trial: Any) -> int:
+        value = ((trial.config or {}).get("params") or {}).get("epochs", self.epochs)
+        return int(value) if _number(value) else self.epochs
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         objective = self.spec.objectives[0]
@@ -304,16 +323,30 @@ class ProgressCallback(tune.Callback):
         if _number(value) and math.isfinite(value) and improves:
             self.best, self.best_trial = float(value), trial.trial_id
         shown = f"{value:.4f}" if _number(value) else "-"
-        self._line(trials, f"{trial.trial_id} epoch {result.get('epoch', '?')} {objective.metric} {shown}")
+        self._line(trials, f"{self._label(trial)} epoch {result.get('epoch', '?')}/{self._planned(trial)} "
+                           f"{objective.metric} {shown}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.finished.add(trial.trial_id)
-        self._line(trials, f"{trial.trial_id} finished")
+        ran = (trial.last_result or {}).get("epoch")
+        planned = self._planned(trial)
+        how = (f"stopped early by {self.spec.scheduler.type.upper()} at epoch {ran}/{planned}"
+               if _number(ran) and ran < planned else f"completed {planned} epochs")
+        self._line(trials, f"{self._label(trial)} {how}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.finished.add(trial.trial_id)
         self.errored.add(trial.trial_id)
-        self._line(trials, f"{trial.trial_id} ERRORED")
+        self._line(trials, f"{self._label(trial)} ERRORED")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"~{seconds:.0f} s" if seconds < 90 else f"~{minutes:.0f} min" if minutes < 90 else f"~{minutes / 60:.1f} h"
 
 
 def make_trainable(spec: SweepSpec, experiment: str) -> Any:

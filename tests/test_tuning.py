@@ -124,3 +124,33 @@ def test_pruning_a_checkpoint_already_gone_after_a_restore_is_not_an_error(tmp_p
         assert not present.exists()
     finally:
         checkpoint_manager._delete_fs_path = original
+
+
+def test_progress_lines_show_parameters_epochs_eta_and_early_stops() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from platform.spec import load_spec
+    from platform.tuning import ProgressCallback
+    from tests.conftest import REPO_ROOT
+
+    spec = load_spec(REPO_ROOT / "search_spaces" / "lambda.yaml")  # 6 epochs, ASHA, 8 trials
+    out = io.StringIO()
+    progress = ProgressCallback(spec, 8, stream=out)
+
+    def trial(trial_id: str, status: str, epoch: int) -> SimpleNamespace:
+        return SimpleNamespace(trial_id=trial_id, status=status, config={"lambda": 0.1, "params": {"lambda": 0.1}},
+                               last_result={"epoch": epoch})
+
+    a, b = trial("aaaa", "RUNNING", 2), trial("bbbb", "RUNNING", 6)
+    progress.on_trial_result(0, [a, b], a, {"epoch": 2, "val/dice": 0.5})
+    assert "aaaa (lambda=0.1) epoch 2/6 val/dice 0.5000" in out.getvalue() and "ETA" not in out.getvalue()
+    progress.on_trial_complete(0, [a, b], a)
+    progress.on_trial_complete(0, [a, b], b)
+    first, second = out.getvalue().splitlines()[1:]
+    assert "stopped early by ASHA at epoch 2/6" in first and "completed 6 epochs" in second
+    assert "trials 2/8 done" in second and ", ETA ~" in second
+    # After --resume, trials that finished before are counted by their status.
+    earlier = trial("cccc", "TERMINATED", 6)
+    progress.on_trial_result(0, [a, b, earlier], a, {"epoch": 3, "val/dice": 0.6})
+    assert "trials 3/8 done" in out.getvalue().splitlines()[-1]

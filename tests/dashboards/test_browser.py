@@ -104,6 +104,8 @@ def server(storage: Path, synthetic: str, smoke_sweep: tuple[subprocess.Popen, P
         try:
             _wait_for_http(url, process, log_path)
             _assert_loopback_only(port, log_path)
+            log = log_path.read_text()  # a production server: its URL once, no development-server warning
+            assert log.count(f"http://127.0.0.1:{port}/") == 1 and "development server" not in log, log
             yield url
         finally:
             _stop(process)
