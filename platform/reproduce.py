@@ -228,6 +228,8 @@ def markdown(results: dict[str, dict[str, Any]], header: str) -> str:
             for claim in result["claims"]:
                 low, high = claim["ci95"]
                 mark = ("yes" if claim["holds"] else "**no**") + (" (significant)" if claim["significant"] else "")
+                if claim["holds"] and claim["difference"] < 0:  # an "at least" claim: lower, not significantly
+                    mark = "yes, only as not significantly lower (the mean is lower)"
                 out.append(f"| {claim['claim']} | {mark} | {_number(claim['difference'])} | [{_number(low)}, "
                            f"{_number(high)}] | {claim['n']} | {claim['test']} |")
         out.append("")
