@@ -31,9 +31,8 @@ def encode(values: pd.Series, categorical: bool) -> tuple[np.ndarray, list[str] 
     """Numbers for an axis: a numeric column as float, a categorical one as codes of its sorted labels."""
     if not categorical:
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float), None
-    labels = sorted(values.astype(str).unique())
-    codes = {label: index for index, label in enumerate(labels)}
-    return values.astype(str).map(codes).to_numpy(dtype=float), labels
+    codes, labels = pd.factorize(values.astype(str), sort=True)  # one pass, not a map per row
+    return codes.astype(float), [str(label) for label in labels]
 
 
 def brush_mask(trials: pd.DataFrame, brushes: dict[str, Any] | None) -> np.ndarray:

@@ -13,7 +13,7 @@ from dashboards.analysis import importance
 from dashboards.views import Context, View
 from dashboards.views.common import GRAPH, dropdown
 
-IMPORTANCE_TRIALS = 300  # a seeded sample beyond this: forest evaluators grow with the trial count
+IMPORTANCE_TRIALS = 200  # a seeded sample beyond this: forest evaluators grow with the trial count
 _CACHE_SIZE = 32
 
 

@@ -219,9 +219,14 @@ def test_paths_outside_the_root_or_unlisted_are_not_served(client: Any, url: str
 
 def test_cli_binds_loopback_by_default(storage: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bound: dict[str, Any] = {}
-    monkeypatch.setattr(dash.Dash, "run", lambda self, **kwargs: bound.update(kwargs))
+
+    def serve(server: Any, host: str, port: int, threads: int, log_requests: bool, banner: str) -> None:
+        bound.update(host=host, port=port, log_requests=log_requests, banner=banner)
+
+    monkeypatch.setattr(app_module, "serve", serve)
     assert app_module.main(["--storage", str(storage)]) == 0
-    assert bound["host"] == "127.0.0.1" and bound["port"] == 8050 and bound["debug"] is False
+    assert bound["host"] == "127.0.0.1" and bound["port"] == 8050 and bound["log_requests"] is False
+    assert bound["banner"].endswith("on http://127.0.0.1:8050/")
 
 
 def test_cli_unknown_experiment_exits_2_with_the_list(storage: Path, capsys: pytest.CaptureFixture[str]) -> None:
