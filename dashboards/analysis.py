@@ -6,6 +6,7 @@ ablation differences to a baseline, Pareto fronts, Optuna parameter importance a
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import warnings
@@ -564,3 +565,42 @@ def level_case_scores(trials: pd.DataFrame, cases: pd.DataFrame, factors: list[s
                       + joined["subject"].astype(str))
     means = joined.groupby(["level", "unit"], sort=False)[metric].mean().reset_index()
     return means.rename(columns={metric: "value"})[columns]
+
+
+# --- the spec's view of an ablation (level order, baseline) --------------------------------------------------
+
+def spec_order(experiment: Any, factors: list[str]) -> list[str]:
+    """The level labels of one factor in the spec's order (its choice or grid values, from the sweep table)."""
+    if len(factors) != 1:
+        return []
+    values = (experiment.axes_meta.get(factors[0].removeprefix("config/")) or {}).get("values") or []
+    stored = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values]
+    return list(level_labels(pd.DataFrame({factors[0]: stored}), factors)) if stored else []
+
+
+def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], levels: list[str]) -> str | None:
+    """The level of the spec's ``explore.baseline`` for these factors, else the first level."""
+    baseline = experiment.explore.get("baseline") or {}
+    wanted = {factor: baseline[factor.removeprefix("config/")] for factor in factors
+              if factor.removeprefix("config/") in baseline}
+    if factors and len(wanted) == len(factors) and not trials.empty:
+        matches = pd.Series(True, index=trials.index)
+        for factor, value in wanted.items():
+            matches &= trials[factor].map(lambda stored, value=value: same_value(stored, value))
+        if matches.any():
+            label = level_labels(trials[matches].head(1), factors).iloc[0]
+            if label in levels:
+                return label
+    return levels[0] if levels else None
+
+
+def same_value(stored: Any, value: Any) -> bool:
+    """Whether a trials-table cell (lists and mappings stored as JSON text) holds ``value``."""
+    if isinstance(stored, str) and not isinstance(value, str):
+        try:
+            stored = json.loads(stored)
+        except json.JSONDecodeError:
+            return False
+    if isinstance(stored, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return math.isclose(float(stored), float(value), rel_tol=1e-9)
+    return bool(stored == value)

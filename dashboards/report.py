@@ -44,7 +44,7 @@ def report_table(experiment: Experiment, factors: list[str], baseline: str | Non
                  adjust: str = "holm", trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """The ablation table of finished trials (of ``trials``, e.g. the explorer's filtered ones, else every trial),
     levels in the spec's order, baseline from the spec unless given."""
-    from dashboards.views.ablation import default_baseline, spec_order
+    from dashboards.analysis import default_baseline, spec_order
 
     columns = [f if f.startswith("config/") else f"config/{f}" for f in factors]
     unknown = [c for c in columns if c not in experiment.trials]

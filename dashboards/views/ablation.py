@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
-import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
+from dashboards.analysis import default_baseline, spec_order
 from dashboards.views import Context, View, common
 from dashboards.views.common import GRAPH, dropdown
 
@@ -53,43 +51,6 @@ def render(context: Context, score: str | None, factors: list[str] | None, basel
         baseline = default_baseline(experiment, trials, factors, levels)
     figure = figures.ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order)
     return figure, levels, baseline
-
-
-def spec_order(experiment: Any, factors: list[str]) -> list[str]:
-    """The level labels of one factor in the spec's order (its choice or grid values, from the sweep table)."""
-    if len(factors) != 1:
-        return []
-    values = (experiment.axes_meta.get(factors[0].removeprefix("config/")) or {}).get("values") or []
-    stored = [json.dumps(v) if isinstance(v, (list, dict)) else v for v in values]
-    return list(figures.level_labels(pd.DataFrame({factors[0]: stored}), factors)) if stored else []
-
-
-def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], levels: list[str]) -> str | None:
-    """The level of the spec's ``explore.baseline`` for these factors, else the first level."""
-    baseline = experiment.explore.get("baseline") or {}
-    wanted = {factor: baseline[factor.removeprefix("config/")] for factor in factors
-              if factor.removeprefix("config/") in baseline}
-    if factors and len(wanted) == len(factors) and not trials.empty:
-        matches = pd.Series(True, index=trials.index)
-        for factor, value in wanted.items():
-            matches &= trials[factor].map(lambda stored, value=value: same_value(stored, value))
-        if matches.any():
-            label = figures.level_labels(trials[matches].head(1), factors).iloc[0]
-            if label in levels:
-                return label
-    return levels[0] if levels else None
-
-
-def same_value(stored: Any, value: Any) -> bool:
-    """Whether a trials-table cell (lists and mappings stored as JSON text) holds ``value``."""
-    if isinstance(stored, str) and not isinstance(value, str):
-        try:
-            stored = json.loads(stored)
-        except json.JSONDecodeError:
-            return False
-    if isinstance(stored, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return math.isclose(float(stored), float(value), rel_tol=1e-9)
-    return bool(stored == value)
 
 
 METHODS = {"download_ablation": download}

@@ -51,7 +51,7 @@ def compare(explorer: Any, version: dict[str, Any] | None, picked: list[str] | N
         message = ("pick a second experiment" if len(loaded) < 2 else "these experiments share no searched factor"
                    if not factor else "choose a score")
         return options, picked, factor_options, factor, figures.empty(message)
-    from dashboards.views.ablation import spec_order
+    from dashboards.analysis import spec_order
 
     tables, missing = {}, []
     for name, experiment in loaded.items():
