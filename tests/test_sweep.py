@@ -82,7 +82,6 @@ def test_conditional_search_with_repeats_fills_tables(tmp_path: Path, cache_dir:
     assert len(epochs) == 4 * TINY_ADVNORM["epochs"]
     assert all("val/dice" in row and "val/jsd_norm" in row and "val/hd95" in row for row in epochs)
     artifacts = read_table(str(experiment), "artifacts").to_pylist()
-    assert len(artifacts) == 4 * 2  # one image per domain per trial
     assert all(Path(a["path"]).is_file() for a in artifacts)
     # The cases table: one row per trial x epoch x validation volume, with per-class scores, and at the end of
     # each trial one per test volume for each of the two checkpoints (best on val, last).
@@ -91,6 +90,9 @@ def test_conditional_search_with_repeats_fills_tables(tmp_path: Path, cache_dir:
     test = [c for c in cases if c["split"] == "test"]
     val_volumes = len({(c["domain"], c["subject"]) for c in val})
     test_volumes = len({(c["domain"], c["subject"]) for c in test})
+    # Pictures: one per domain of the last validation, and one per test volume of the selected networks.
+    assert len([a for a in artifacts if a["split"] == "val"]) == 4 * 2
+    assert len([a for a in artifacts if a["split"] == "test"]) == 4 * test_volumes
     assert val_volumes >= 2 and len(val) == 4 * TINY_ADVNORM["epochs"] * val_volumes
     assert test_volumes >= 2 and len(test) == 4 * 2 * test_volumes and len(val) + len(test) == len(cases)
     assert all(c["checkpoint"] == "epoch" and "dice/wm" in c and "hd95" in c for c in val)
