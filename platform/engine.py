@@ -98,7 +98,8 @@ def evaluate_test(trainer: Trainer) -> tuple[dict[str, Any], list[dict[str, Any]
     """Score the test split with the last networks and with those of the epoch best on val (``trainer.best``):
     ``test/last/...`` and ``test/best/...`` metrics, ``test/selected_epoch``, and the per-case rows of both
     (``split`` test, ``checkpoint`` last or best, ``epoch`` the networks' epoch). The last networks stay loaded."""
-    last, last_rows = trainer.evaluate("test"), list(trainer.last_cases)
+    with trainer.autocast():
+        last, last_rows = trainer.evaluate("test"), list(trainer.last_cases)
     best, selected = trainer.best, trainer.epoch
     if best is None or best["epoch"] == trainer.epoch:
         chosen, chosen_rows = last, last_rows
@@ -109,7 +110,8 @@ def evaluate_test(trainer: Trainer) -> tuple[dict[str, Any], list[dict[str, Any]
         trainer.load_network_state(best["nets"])
         trainer.epoch = best["epoch"]
         try:
-            chosen, chosen_rows, selected = trainer.evaluate("test"), list(trainer.last_cases), best["epoch"]
+            with trainer.autocast():
+                chosen, chosen_rows, selected = trainer.evaluate("test"), list(trainer.last_cases), best["epoch"]
         finally:
             trainer.load_network_state(current)
             trainer.epoch = epoch
@@ -139,12 +141,14 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
              for name in trainer.nets}
     for epoch in range(trainer.epoch, epochs):
         started = time.perf_counter()
-        metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
+        with trainer.autocast():  # the runtime's precision (a no-op in fp32)
+            metrics: dict[str, Any] = dict(trainer.train_epoch(epoch))
         trainer.epoch = epoch + 1  # the engine owns the counter; a checkpoint of this epoch resumes after it
         check_losses(metrics, epoch)  # the one finite-loss check: a NaN anywhere in the epoch reaches its mean
         trained = time.perf_counter()
         if evaluate:
-            metrics.update(trainer.evaluate("val"))
+            with trainer.autocast():
+                metrics.update(trainer.evaluate("val"))
             if trainer.last_cases:
                 # Each evaluated volume's own scores, for the results' cases table.
                 metrics[CASES_KEY] = json.dumps([{"split": "val", **row} for row in trainer.last_cases])

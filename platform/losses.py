@@ -1,4 +1,9 @@
-"""Losses as pure functions (shapes in the docstrings)."""
+"""Losses as pure functions (shapes in the docstrings).
+
+Each takes logits and computes in float32 whatever dtype they come in (bf16 or fp16 under autocast): softmax,
+log-probabilities and sums over a whole batch lose too much in half precision, and the adversarial terms stay
+in their numerically safe logit form (``log_softmax``, ``binary_cross_entropy_with_logits``).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ def weighted_dice_loss(
     Returns:
         scalar loss in [0, 1].
     """
-    probs = logits.softmax(dim=1)
+    probs = logits.float().softmax(dim=1)
     onehot = F.one_hot(target.long(), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
     weights = torch.as_tensor(class_weights, dtype=probs.dtype, device=probs.device)
     if weights.numel() != probs.shape[1]:
@@ -42,7 +47,7 @@ def discriminator_loss(logits: torch.Tensor, domain: torch.Tensor) -> torch.Tens
         logits: (B, K+1) discriminator scores; class K (0-based) is "generated".
         domain: (B,) integer class in [0, K].
     """
-    return F.cross_entropy(logits, domain.long())
+    return F.cross_entropy(logits.float(), domain.long())
 
 
 def generated_class_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -53,7 +58,7 @@ def generated_class_loss(logits: torch.Tensor) -> torch.Tensor:
     Returns:
         scalar mean over the batch.
     """
-    return -logits.log_softmax(dim=1)[:, -1].mean()
+    return -logits.float().log_softmax(dim=1)[:, -1].mean()
 
 
 def real_class_loss(logits: torch.Tensor) -> torch.Tensor:
@@ -62,13 +67,19 @@ def real_class_loss(logits: torch.Tensor) -> torch.Tensor:
     Args:
         logits: (B, K+1).
     """
-    log_probs = logits.log_softmax(dim=1)
+    log_probs = logits.float().log_softmax(dim=1)
     return -torch.logsumexp(log_probs[:, :-1], dim=1).mean()
 
 
 def bce_to(logits: torch.Tensor, label: float) -> torch.Tensor:
     """Binary cross-entropy of ``logits`` (any shape) against the constant ``label`` (1: real/source, 0: fake)."""
+    logits = logits.float()
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+def l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of two tensors of one shape, in float32."""
+    return F.l1_loss(prediction.float(), target.float())
 
 
 def style_transfer_losses(encoder: Any, decoder: Any, discriminator: Any, x_s: torch.Tensor, x_t: torch.Tensor,
@@ -85,11 +96,11 @@ def style_transfer_losses(encoder: Any, decoder: Any, discriminator: Any, x_s: t
         ``rec_im``, ``cyc``, ``rec_c``, ``adv`` (scalars) and the translations ``x_st``, ``x_ts``.
     """
     c_s, c_t = encoder(x_s, d_s), encoder(x_t, d_t)
-    rec_im = F.l1_loss(decoder(c_s, d_s), x_s) + F.l1_loss(decoder(c_t, d_t), x_t)
+    rec_im = l1(decoder(c_s, d_s), x_s) + l1(decoder(c_t, d_t), x_t)
     x_st, x_ts = decoder(c_s, d_t), decoder(c_t, d_s)
     c_st, c_ts = encoder(x_st, d_t), encoder(x_ts, d_s)
-    rec_c = F.l1_loss(c_st, c_s) + F.l1_loss(c_ts, c_t)
-    cyc = F.l1_loss(decoder(c_st, d_s), x_s) + F.l1_loss(decoder(c_ts, d_t), x_t)
+    rec_c = l1(c_st, c_s) + l1(c_ts, c_t)
+    cyc = l1(decoder(c_st, d_s), x_s) + l1(decoder(c_ts, d_t), x_t)
     discriminator.requires_grad_(False)
     adv = bce_to(discriminator(x_st, d_t), 1.0) + bce_to(discriminator(x_ts, d_s), 1.0)
     discriminator.requires_grad_(True)
@@ -103,3 +114,15 @@ def conditional_discriminator_loss(discriminator: Any, real: list[tuple[torch.Te
     terms = [bce_to(discriminator(x, d), 1.0) for x, d in real]
     terms += [bce_to(discriminator(x.detach(), d), 0.0) for x, d in fake]
     return sum(terms) / 2
+
+
+class Float32Loss(torch.nn.Module):
+    """A loss module (e.g. MONAI's ``DiceCELoss``) called on float32 logits, so it computes in float32 under
+    autocast; ``(logits (B, C, *spatial), target) -> scalar``."""
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits.float(), target)

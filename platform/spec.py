@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from platform.data.config import DataConfig
+from platform.runtime import RuntimeConfig
 from platform.spec_checks import SpecChecks, when_cycle
 from platform.specfile import Source, SpecError, closest, excerpt, format_validation, read_yaml
 
@@ -204,6 +205,8 @@ class SweepSpec(_Strict):
     budget: Budget = Field(default_factory=Budget)
     repeats: Repeats = Field(default_factory=Repeats)
     resources: Resources = Field(default_factory=Resources)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig,
+                                   description="precision, memory format, compile, prefetch, checkpoint interval")
     storage: str = Field("./runs", description="local directory or pyarrow filesystem URI (s3://, gs://)")
     explore: Explore = Field(default_factory=Explore, description="how the explorer first shows the sweep")
     paper: PaperTable | None = Field(None, description="the paper table this sweep reproduces (platform.reproduce)")

@@ -84,6 +84,7 @@ def plan_text(spec: SweepSpec, experiment: str, available: dict[str, float] | No
     lines.append(f"resources    {path}; per worker {res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU; "
                  f"concurrent {concurrent}"
                  + (f"; time budget {spec.budget.time_budget_s}s" if spec.budget.time_budget_s else ""))
+    lines.append(f"runtime      {spec.runtime.describe()}")
     return "\n".join(lines)
 
 

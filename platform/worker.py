@@ -15,6 +15,7 @@ import torch
 
 from platform.engine import Report, restore_checkpoint, run_epochs
 from platform.results import CONFIG_KEY
+from platform.runtime import configure_process
 from platform.spec import SweepSpec
 from platform.storage import copy_to_storage
 from platform.trainers import TRAINERS, Trainer, TrainerConfig
@@ -103,17 +104,23 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
     Rank 0 evaluates and saves the images; every rank reports, as Ray Train requires."""
     quiet_ray_logs()
     limit_threads(spec.resources.cpus_per_worker)
+    runtime = spec.runtime
+    configure_process(runtime, device)
     with memory_limit(spec.resources.memory_gb):
         trainer = TRAINERS.get(spec.trainer)(trainer_config, spec.data, seed=seed, fold=fold, device=device,
-                                             rank=rank, world_size=world_size)
-        if checkpoint is not None:
-            restore_checkpoint(trainer, checkpoint)
-        if wrap is not None and world_size > 1:
-            trainer.wrap_networks(wrap(trainer))
-        sink = artifact_sink(experiment_uri, trial_id) if rank == 0 else None
-        first = spec.objectives[0]
-        run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0,
-                   select=(first.metric, first.mode))
+                                             rank=rank, world_size=world_size, runtime=runtime)
+        trainer.use_prefetch(runtime.prefetch_depth(device, spec.resources.cpus_per_worker))
+        try:
+            if checkpoint is not None:
+                restore_checkpoint(trainer, checkpoint)
+            if wrap is not None and world_size > 1:
+                trainer.wrap_networks(wrap(trainer))
+            sink = artifact_sink(experiment_uri, trial_id) if rank == 0 else None
+            first = spec.objectives[0]
+            run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0,
+                       select=(first.metric, first.mode), checkpoint_every=runtime.checkpoint_every)
+        finally:
+            trainer.close_samplers()  # a reused actor runs the next trial in this process
 
 
 def _with_config(report: Report, trainer_config: TrainerConfig) -> Report:

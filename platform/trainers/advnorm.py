@@ -173,8 +173,7 @@ class AdvNormTrainer(Trainer):
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(clean, degraded, y, z): patches as drawn, and the same with the random bias field of section 3.5
         (the clean ones when ``bias_augment`` is 0)."""
-        x, y, z = self.samplers["patches"].sample()
-        x, y, z = x.to(self.device), y.to(self.device), z.to(self.device)
+        x, y, z = self.to_device(*self.samplers["patches"].sample())
         degraded = x
         if self.config.bias_augment > 0:
             generator = self.samplers["augment"].generator
@@ -214,7 +213,7 @@ class AdvNormTrainer(Trainer):
         if warmup:
             # The short paper's warm-up: G alone learns to reproduce its input; S is not trained. G's sigmoid
             # output cannot take z-scores: its identity target is the input rescaled to [0, 1].
-            loss_g = nn.functional.mse_loss(normalized, _unit_range(self.standardize_input(x)))
+            loss_g = nn.functional.mse_loss(normalized.float(), _unit_range(self.standardize_input(x)).float())
             self.step(loss_g, "G")
             add("loss_mse", loss_g)
             add("loss", loss_g)
@@ -288,7 +287,7 @@ class AdvNormTrainer(Trainer):
             summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).unsqueeze(0).to(self.device),
                         self.spacing(case))
             brain = case.label > 0
-            norm_np = normalized[0, 0].cpu().numpy()
+            norm_np = normalized[0, 0].float().cpu().numpy()
             inputs[case.domain].append(case.image[0][brain])
             outputs[case.domain].append(norm_np[brain])
             corr_in.append(intensity_position_correlation(case.image[0], brain))
@@ -316,7 +315,8 @@ class AdvNormTrainer(Trainer):
 
         def predict(window: torch.Tensor) -> torch.Tensor:
             normalized = self._normalize(window, ddp=False)
-            return torch.cat([normalized, self.net("S")(normalized).softmax(dim=1)], dim=1)
+            # float32 out: the overlapping windows are averaged, which half precision would round
+            return torch.cat([normalized.float(), self.net("S")(normalized).float().softmax(dim=1)], dim=1)
 
         out = sliding_window_inference(image, self.data_config.patch_size, 4, predict, overlap=self.config.sw_overlap)
         return out[:, :channels], out[:, channels:].argmax(dim=1)
@@ -337,7 +337,7 @@ class AdvNormTrainer(Trainer):
                 summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).to(self.device))
                 brain = case.label > 0
                 for kind, volume in (("input", degraded), ("norm", normalized)):
-                    value = intensity_position_correlation(volume[0, 0].cpu().numpy(), brain)
+                    value = intensity_position_correlation(volume[0, 0].float().cpu().numpy(), brain)
                     corr.setdefault((kind, case.domain), []).append(value)
             metrics[f"{split}/dice_bias/{tag}"] = summary.metrics(split, self.eval_domains)[f"{split}/dice"]
             for (kind, domain), values in corr.items():

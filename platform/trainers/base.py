@@ -32,6 +32,7 @@ from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.registry import Registry
 from platform.results import CHECKPOINTS, metric_stem
+from platform.runtime import CompiledNet, RuntimeConfig, autocast, full_precision, grad_scaler, to_channels_last
 from platform.seeds import seed_everything
 
 
@@ -90,8 +91,10 @@ def cached_cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tu
 
 
 def unwrap(net: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or the module itself)."""
-    return getattr(net, "module", net)
+    """The module inside a DDP or ``CompiledNet`` wrapper, however deep (or the module itself)."""
+    while isinstance(getattr(net, "module", None), nn.Module):
+        net = net.module
+    return net
 
 
 class GeneratorState:
@@ -119,9 +122,12 @@ class Trainer(ABC):
     USES_DATA: ClassVar[bool] = True  # False: no cases are loaded (synthetic trainers of the tests and benchmarks)
 
     def __init__(self, config: TrainerConfig, data: DataConfig, *, seed: int = 0, fold: int | None = None,
-                 device: torch.device | None = None, rank: int = 0, world_size: int = 1) -> None:
+                 device: torch.device | None = None, rank: int = 0, world_size: int = 1,
+                 runtime: RuntimeConfig | None = None) -> None:
         self.config = config
         self.data_config = data
+        self.runtime = runtime or RuntimeConfig()
+        self.scalers: dict[str, torch.amp.GradScaler] = {}  # fp16: one per update (the optimizers it steps)
         self.seed = seed
         self.fold = fold
         self.device = device or torch.device("cpu")
@@ -133,6 +139,8 @@ class Trainer(ABC):
         self.schedulers: dict[str, Any] = {}
         self.samplers: dict[str, Any] = {}  # anything with state_dict / load_state_dict (data, augmentation RNG)
         self._pending_samplers: dict[str, Any] = {}  # restored states of samplers not built yet (``add_sampler``)
+        self._pending_scalers: dict[str, Any] = {}  # restored GradScaler states, applied at their first update
+        self._prefetch_depth = 0
         self.last_eval: list[dict[str, Any]] = []  # per evaluated case: "case", "pred" and the artifact panels
         self.last_cases: list[dict[str, Any]] = []  # per-case scores of the last evaluation (the cases table)
         # The networks of the epoch best on the first objective on val (the engine keeps it; checkpointed).
@@ -183,9 +191,44 @@ class Trainer(ABC):
         return list(firsts.values())
 
     def finish_networks(self) -> None:
-        """Move every network to the trial's device (call once ``nets`` is filled)."""
-        for net in self.nets.values():
+        """Move every network to the trial's device, in the runtime's memory format, compiled if asked (call
+        once ``nets`` and ``optimizers`` are filled: the optimizers keep the same parameter objects)."""
+        for name, net in self.nets.items():
             net.to(self.device)
+            if self.runtime.channels_last:
+                to_channels_last(net)
+            if self.runtime.compile:
+                self.nets[name] = CompiledNet(name, net)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Forwards and losses in the runtime's precision (the engine runs ``train_epoch`` and ``evaluate`` in
+        it; losses compute in float32 from the logits, see platform.losses)."""
+        return autocast(self.runtime, self.device)
+
+    def to_device(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Tensors on the trial's device; the copy is asynchronous from pinned (prefetched) memory."""
+        return tuple(t.to(self.device, non_blocking=True) for t in tensors)
+
+    def use_prefetch(self, depth: int) -> None:
+        """Draw ``depth`` batches ahead of the step for every sampler (those built later too): see
+        platform.data.prefetch. 0 leaves them drawing in the step."""
+        self._prefetch_depth = depth
+        for name in list(self.samplers):
+            self.samplers[name] = self._prefetched(self.samplers[name])
+
+    def _prefetched(self, sampler: Any) -> Any:
+        from platform.data.prefetch import Prefetcher
+
+        if self._prefetch_depth < 1 or not hasattr(sampler, "sample") or isinstance(sampler, Prefetcher):
+            return sampler
+        return Prefetcher(sampler, self._prefetch_depth, pin_memory=self.device.type == "cuda")
+
+    def close_samplers(self) -> None:
+        """Stop the prefetch threads (their samplers keep the position of the last batch taken)."""
+        for sampler in self.samplers.values():
+            close = getattr(sampler, "close", None)
+            if close is not None:
+                close()
 
     def train_mode(self, *names: str) -> None:
         """``train()`` the named networks (all when none is named)."""
@@ -218,12 +261,30 @@ class Trainer(ABC):
 
     def step(self, loss: torch.Tensor, *names: str) -> None:
         """One update of the named optimizers on ``loss``: gradients set to None (so a parameter outside this
-        loss keeps no stale gradient, and Adam skips it), backward, step."""
+        loss keeps no stale gradient, and Adam skips it), backward (outside autocast), step.
+
+        In fp16 the loss is scaled by a GradScaler of this update (keyed by the optimizers it steps): an
+        adversary's loss and its opponent's differ by orders of magnitude, so each keeps its own scale; a step
+        whose gradients overflowed is skipped by the scaler, as in any fp16 loop."""
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
-        loss.backward()
+        scaler = self._scaler("+".join(names)) if self.runtime.precision == "fp16" else None
+        with full_precision(self.device):
+            (loss if scaler is None else scaler.scale(loss)).backward()
         for name in names:
-            self.optimizers[name].step()
+            if scaler is None:
+                self.optimizers[name].step()
+            else:
+                scaler.step(self.optimizers[name])
+        if scaler is not None:
+            scaler.update()
+
+    def _scaler(self, key: str) -> torch.amp.GradScaler:
+        if key not in self.scalers:
+            self.scalers[key] = grad_scaler(self.device)
+            if key in self._pending_scalers:
+                self.scalers[key].load_state_dict(self._pending_scalers.pop(key))
+        return self.scalers[key]
 
     @staticmethod
     def in_chunks(forward: Callable[[torch.Tensor], Any], slices: torch.Tensor, size: int = CHUNK) -> list[Any]:
@@ -328,14 +389,17 @@ class Trainer(ABC):
         restored for it before it existed is applied now, so a resumed trial draws the same batches."""
         if name in self._pending_samplers:
             sampler.load_state_dict(self._pending_samplers.pop(name))
-        self.samplers[name] = sampler
-        return sampler
+        self.samplers[name] = self._prefetched(sampler)
+        return self.samplers[name]
 
     def defer_samplers(self, *names: str) -> None:
         """Drop built samplers, keeping their states for ``add_sampler`` (they are rebuilt on next use)."""
         for name in names:
             if name in self.samplers:
-                self._pending_samplers[name] = self.samplers.pop(name).state_dict()
+                sampler = self.samplers.pop(name)
+                self._pending_samplers[name] = sampler.state_dict()
+                if hasattr(sampler, "close"):
+                    sampler.close()
 
     # --- state ----------------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
@@ -352,6 +416,8 @@ class Trainer(ABC):
                 "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
                 "samplers": {**self._pending_samplers,
                              **{name: sampler.state_dict() for name, sampler in self.samplers.items()}},
+                "scalers": {**self._pending_scalers,
+                            **{key: scaler.state_dict() for key, scaler in self.scalers.items()}},
                 "rng": self.rng_state(), "extra": self.extra_state(), "best": self.best}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -364,6 +430,11 @@ class Trainer(ABC):
                 self.samplers[name].load_state_dict(sampler_state)
             else:
                 self._pending_samplers[name] = sampler_state
+        for key, scaler_state in state.get("scalers", {}).items():
+            if key in self.scalers:
+                self.scalers[key].load_state_dict(scaler_state)
+            else:
+                self._pending_scalers[key] = scaler_state
         self.load_rng_state(state["rng"])
         self.load_extra_state(state["extra"])
         self.best = state.get("best")

@@ -40,6 +40,7 @@ from pydantic import Field, field_validator
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.data.slices import SliceSampler, volume_slices
+from platform.losses import Float32Loss
 from platform.metrics import SegmentationSummary, summary_names
 from platform.nets.resunet2d import BLOCKS, ResUNet2D
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
@@ -47,12 +48,12 @@ from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 MULTIPLE = 16  # four poolings
 
 
-def dualnorm_loss(lambda_: float, num_classes: int) -> DiceCELoss:
+def dualnorm_loss(lambda_: float, num_classes: int) -> Float32Loss:
     """Equation 9, ``lambda * L_Dice + (1 - lambda) * L_CE``: L_Dice as equation 7 (squared denominators, mean
     over the classes), L_CE as equation 8, ``-1/(D |L|) sum y log y_hat``: MONAI's CE is the pixel mean, so its
     weight carries the extra 1/|L|. Input logits (B, L, H, W), target (B, 1, H, W)."""
-    return DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
-                      lambda_dice=lambda_, lambda_ce=(1 - lambda_) / num_classes)
+    return Float32Loss(DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
+                                  lambda_dice=lambda_, lambda_ce=(1 - lambda_) / num_classes))
 
 
 class Config(TrainerConfig):
@@ -164,7 +165,7 @@ class DualNormTrainer(Trainer):
         pretraining = epoch < self.config.pretrain_epochs or not self.config.dnrb_blocks
         sums = {"loss_bn": 0.0, "loss_spade": 0.0}
         for _ in range(self.iterations):
-            x, y, z = (t.to(self.device) for t in self.samplers["slices"].sample())
+            x, y, z = self.to_device(*self.samplers["slices"].sample())
             x = self.standardize_input(x)
             logits_bn = self.first_forward(x, z)
             loss_bn = self.loss_fn(logits_bn, y.unsqueeze(1))

@@ -63,7 +63,7 @@ from pydantic import Field, model_validator
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.data.slices import ImageSliceSampler, SliceSampler, pad_xy, volume_slices
-from platform.losses import bce_to, conditional_discriminator_loss, style_transfer_losses
+from platform.losses import Float32Loss, bce_to, conditional_discriminator_loss, style_transfer_losses
 from platform.metrics import SegmentationSummary, histogram_jsd, summary_names
 from platform.nets.deeplab2d import (
     FeatureExtractor,
@@ -269,8 +269,8 @@ class GLUATrainer(Trainer):
             if name in self.nets:
                 self.optimizers[name] = torch.optim.Adam(self.nets[name].parameters(), lr=config.lr_d,
                                                          betas=(0.9, 0.99))
-        self.loss_fn = DiceCELoss(include_background=True, to_onehot_y=True, softmax=True,
-                                  lambda_dice=config.dice_weight, lambda_ce=1 - config.dice_weight)
+        self.loss_fn = Float32Loss(DiceCELoss(include_background=True, to_onehot_y=True, softmax=True,
+                                              lambda_dice=config.dice_weight, lambda_ce=1 - config.dice_weight))
         self.stage2_iteration = 0
         self.stage1_done = not config.runs_stage1
         self.stage1_cached = False
@@ -307,8 +307,7 @@ class GLUATrainer(Trainer):
         self.train_mode("g_enc", "g_dec", "d_img")
         sums = dict.fromkeys(("loss_rec_im", "loss_cyc", "loss_rec_c", "loss_adv_img", "loss_d_img"), 0.0)
         for _ in range(self.iterations):
-            x_s = self.samplers["style_source"].sample().to(self.device)
-            x_t = self.samplers["style_target"].sample().to(self.device)
+            x_s, x_t = self.to_device(self.samplers["style_source"].sample(), self.samplers["style_target"].sample())
             d_s = torch.full((x_s.shape[0],), SOURCE, device=self.device)
             d_t = torch.full((x_t.shape[0],), TARGET, device=self.device)
             terms = style_transfer_losses(enc, dec, disc, x_s, x_t, d_s, d_t)
@@ -332,7 +331,7 @@ class GLUATrainer(Trainer):
         slices = volume_slices(case, 0, MULTIPLE).to(self.device)
         out = torch.cat([self.translate(slices[i:i + 16], SOURCE, TARGET) for i in range(0, len(slices), 16)])
         sx, sy = case.label.shape[:2]
-        image = out[:, :, :sx, :sy].permute(1, 2, 3, 0).cpu().numpy().astype(np.float32)  # (C, X, Y, Z)
+        image = out[:, :, :sx, :sy].permute(1, 2, 3, 0).float().cpu().numpy()  # (C, X, Y, Z)
         return dataclasses.replace(case, image=image)
 
     def _build_stage2_samplers(self) -> None:
@@ -386,21 +385,21 @@ class GLUATrainer(Trainer):
                 group["lr"] = lr
             self.stage2_iteration += 1
             x_s, y_s, _ = samplers["labelled"].sample()
-            x_s, y_s = x_s.to(self.device), y_s.to(self.device)
+            x_s, y_s = self.to_device(x_s, y_s)
             logits_s, f_s, _ = self.segment(x_s, target=config.mode == "supervised_target")
             loss_seg = self.loss_fn(logits_s, y_s.unsqueeze(1))
             loss = loss_seg
             adaptive = "unlabelled" in samplers
             if adaptive:
-                x_t = samplers["unlabelled"].sample().to(self.device)
+                x_t = self.to_device(samplers["unlabelled"].sample())[0]
                 logits_t, f_t, mask = self.segment(x_t, target=True)
                 with self.frozen("d1", "d2"):
                     if config.d1:
                         assert mask is not None
                         logits_d1 = self.nets["d1"](f_t)
                         if config.mask_on == "adversarial":  # per-pixel weights of the alignment itself
-                            per_pixel = F.binary_cross_entropy_with_logits(logits_d1, torch.ones_like(logits_d1),
-                                                                           reduction="none")
+                            per_pixel = F.binary_cross_entropy_with_logits(  # in float32 under autocast
+                                logits_d1.float(), torch.ones_like(logits_d1, dtype=torch.float32), reduction="none")
                             adv1 = (mask * per_pixel).sum() / mask.sum().clamp_min(1e-6)
                         else:
                             adv1 = bce_to(logits_d1, 1.0)
