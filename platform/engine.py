@@ -124,10 +124,15 @@ def evaluate_test(trainer: Trainer) -> tuple[dict[str, Any], list[dict[str, Any]
     return metrics, cases
 
 
-def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
-               artifacts: ArtifactSink | None = None, evaluate: bool = True,
+def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int | None = 1,
+               checkpoint_interval_s: float = 0.0, artifacts: ArtifactSink | None = None, evaluate: bool = True,
                select: tuple[str, str] = ("val/dice", "max")) -> None:
     """Run epochs ``trainer.epoch .. config.epochs-1`` and report once per epoch.
+
+    A report carries a checkpoint every ``checkpoint_every`` epochs, or (``checkpoint_every`` None) at the end
+    of the first epoch ``checkpoint_interval_s`` after the previous one; always at the last epoch. A checkpoint
+    costs a save and, in Ray, an upload and its registration by the driver: on short epochs that is most of the
+    platform's cost per trial, and a crash repeats only the epochs since the last one.
 
     ``select`` (metric, mode) is the first objective: the networks of the epoch best on it are kept, and after
     the last epoch the test split is scored with them and with the last ones (:func:`evaluate_test`).
@@ -139,6 +144,7 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
     # The networks' sizes do not change during training: counted once, reported with every epoch.
     sizes = {f"model/params/{name}": float(sum(p.numel() for p in trainer.net(name).parameters()))
              for name in trainer.nets}
+    last_checkpoint = time.monotonic()
     for epoch in range(trainer.epoch, epochs):
         started = time.perf_counter()
         with trainer.autocast():  # the runtime's precision (a no-op in fp32)
@@ -175,7 +181,10 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int = 1,
             "time/eval_s": evaluated - trained,
             EPOCH_TIME: evaluated - started,
         })
-        if last or (epoch + 1) % checkpoint_every == 0:
+        due = ((epoch + 1) % checkpoint_every == 0 if checkpoint_every
+               else time.monotonic() - last_checkpoint >= checkpoint_interval_s)
+        if last or due:
+            last_checkpoint = time.monotonic()
             with tempfile.TemporaryDirectory(prefix="ckpt-") as directory:
                 save_checkpoint(trainer, Path(directory))
                 report(metrics, Path(directory))

@@ -36,16 +36,21 @@ class RuntimeConfig(BaseModel):
     prefetch: int | None = Field(
         None, ge=0, le=64, description="batches each sampler draws ahead in a background thread; 0 draws in the "
         "step; default: 2 on a GPU or with 2+ CPUs per worker, else 0")
-    checkpoint_every: int = Field(
-        1, ge=1, le=1000, description="epochs between checkpoints (the last epoch always writes one); a resumed "
-        "or restarted trial repeats at most this many epochs")
+    checkpoint_every: int | None = Field(
+        None, ge=1, le=1000, description="epochs between checkpoints (a resumed or restarted trial repeats at most "
+        "this many); default: an epoch ends with one once checkpoint_interval_s have passed since the last")
+    checkpoint_interval_s: float = Field(
+        30.0, ge=0, description="with checkpoint_every unset: the least time between checkpoints (0: every epoch); "
+        "the last epoch always writes one")
 
     def describe(self) -> str:
         """One line for ``--dry-run``."""
         prefetch = "auto" if self.prefetch is None else str(self.prefetch)
+        every = (f"every {self.checkpoint_every} epoch{'s' if self.checkpoint_every > 1 else ''}"
+                 if self.checkpoint_every else f"after the first epoch {self.checkpoint_interval_s:g} s past the last")
         return (f"precision {self.precision}, channels_last {str(self.channels_last).lower()}, cudnn_benchmark "
-                f"{str(self.cudnn_benchmark).lower()}, compile {str(self.compile).lower()}, prefetch {prefetch}, "
-                f"checkpoint every {self.checkpoint_every} epoch{'s' if self.checkpoint_every > 1 else ''}")
+                f"{str(self.cudnn_benchmark).lower()}, compile {str(self.compile).lower()}, prefetch {prefetch}; "
+                f"checkpoint {every}, and at the last epoch")
 
     def prefetch_depth(self, device: torch.device, cpus_per_worker: float) -> int:
         """Batches drawn ahead: ``prefetch`` if given; otherwise 2 where a producer thread has something to overlap

@@ -118,7 +118,8 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
             sink = artifact_sink(experiment_uri, trial_id) if rank == 0 else None
             first = spec.objectives[0]
             run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0,
-                       select=(first.metric, first.mode), checkpoint_every=runtime.checkpoint_every)
+                       select=(first.metric, first.mode), checkpoint_every=runtime.checkpoint_every,
+                       checkpoint_interval_s=runtime.checkpoint_interval_s)
         finally:
             trainer.close_samplers()  # a reused actor runs the next trial in this process
 

@@ -101,7 +101,8 @@ def test_train_worker_failures_restart_from_a_checkpoint(tmp_path: Path, cache_d
     # Two 2-worker trials at once on 2 CPUs: 2 x (2 x 0.45 + 0.01 for the Train driver).
     experiment, result = run_sweep(tmp_path, cache_dir, fixed=fixed, search={"fault": {"grid": list(RESTARTS)}},
                                    searcher={"sampler": "grid"}, budget={"concurrent": 2},
-                                   resources={"workers_per_trial": 2, "cpus_per_worker": 0.45})
+                                   resources={"workers_per_trial": 2, "cpus_per_worker": 0.45},
+                                   runtime={"checkpoint_every": 1})
     assert sorted(p.name for p in fired.iterdir()) == sorted(RESTARTS), "a fault never fired"
     trials = {t["config/fault"]: t for t in read_table(experiment, "trials").to_pylist()}
     for fault, start in RESTARTS.items():

@@ -80,14 +80,15 @@ TRAINERS.register(NAME)(FixedWorkTrainer)
 
 
 def sweep_spec(name: str, storage: Path, *, trials: int, epochs: int, work_s: float, workers: int = 1,
-               cpus: float = 1.0, gpus: float = 0.0, concurrent: int | None = None) -> SweepSpec:
+               cpus: float = 1.0, gpus: float = 0.0, concurrent: int | None = None,
+               runtime: dict[str, Any] | None = None) -> SweepSpec:
     """A sweep of ``trials`` fixed-work trials (random ``tag``, no early stopping), checked as a spec file is."""
     spec = SweepSpec.model_validate({
         "name": name, "trainer": NAME, "fixed": {"epochs": epochs, "work_s": work_s},
         "search": {"tag": {"uniform": [0.0, 1.0]}}, "searcher": {"sampler": "random", "seed": 0},
         "scheduler": {"type": "none"}, "budget": {"trials": trials, "concurrent": concurrent},
         "resources": {"workers_per_trial": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus},
-        "storage": str(storage),
+        "storage": str(storage), "runtime": runtime or {},
     })
     check_against_trainer(spec, f"<benchmark sweep {name}>", {})
     return spec
