@@ -131,7 +131,8 @@ def test_compile_falls_back_to_eager_and_logs_why(monkeypatch: pytest.MonkeyPatc
     assert list(wrapped.state_dict()) == [f"module.{k}" for k in net.state_dict()]  # one copy of the weights
 
 
-def test_a_compiled_trainer_checkpoints_the_eager_weights(tiny_data: DataConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_compiled_trainer_checkpoints_the_eager_weights(tiny_data: DataConfig,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch, "compile", lambda module, **kwargs: module)  # the wrapping, without compiling
     trainer = build("advnorm", tiny_data, RuntimeConfig(compile=True))
     assert all(isinstance(net, CompiledNet) for net in trainer.nets.values())
