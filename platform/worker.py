@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from platform.acceleration import configure_process
 from platform.engine import Report, restore_checkpoint, run_epochs
 from platform.results import CONFIG_KEY
-from platform.runtime import configure_process
 from platform.spec import SweepSpec
 from platform.storage import copy_to_storage
 from platform.trainers import TRAINERS, Trainer, TrainerConfig

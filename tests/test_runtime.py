@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import torch
 
+from platform.acceleration import CompiledNet
 from platform.data.config import DataConfig
 from platform.engine import load_checkpoint, run_epochs
-from platform.runtime import CompiledNet, RuntimeConfig
+from platform.runtime import RuntimeConfig
 from platform.spec import SweepSpec
 from platform.trainers import TRAINERS, Trainer
 from tests.conftest import REPO_ROOT
@@ -121,7 +122,7 @@ def test_compile_falls_back_to_eager_and_logs_why(monkeypatch: pytest.MonkeyPatc
     net = torch.nn.Linear(3, 2)
     wrapped = CompiledNet("S", net)
     x = torch.randn(4, 3)
-    with caplog.at_level(logging.WARNING, logger="platform.runtime"):
+    with caplog.at_level(logging.WARNING, logger="platform.acceleration"):
         out = wrapped(x)
         wrapped(x)
     assert torch.equal(out, net(x))

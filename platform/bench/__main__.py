@@ -37,6 +37,9 @@ def summary_text(document: dict[str, Any]) -> str:
         if "error" in entry:
             rows.append([name, "-", "-", "CRASHED", entry.get("seconds")])
             continue
+        if "skipped" in entry:
+            rows.append([name, "-", "-", "skipped", entry.get("seconds")])
+            continue
         for target in entry["targets"]:
             rows.append([name, f"{target['figure']} {target['op']} {target['value']:g}", target["measured"],
                          bool(target["met"]), entry["seconds"]])
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(dict.fromkeys(args.names)) or list(BENCHMARKS)
 
     from platform.bench.harness import quiet_environment
-    from platform.bench.report import machine, result_text, versions, write_json
+    from platform.bench.report import BenchSkipped, machine, result_text, versions, write_json
 
     quiet_environment()
     out = Path(args.out)
@@ -67,10 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     crashed = False
     for name in names:
-        print(f"-- running {name}{' (quick)' if args.quick else ''} ...", flush=True)
         started = time.monotonic()
+        module = importlib.import_module(f"platform.bench.{name}")
+        reason = getattr(module, "unavailable", lambda: None)()
+        if reason:
+            print(reason, flush=True)
+            document["benchmarks"][name] = {"skipped": reason, "seconds": time.monotonic() - started}
+            write_json(out, document)
+            continue
+        print(f"-- running {name}{' (quick)' if args.quick else ''} ...", flush=True)
         try:
-            result = importlib.import_module(f"platform.bench.{name}").run(quick=args.quick)
+            result = module.run(quick=args.quick)
+        except BenchSkipped as skipped:
+            print(skipped, flush=True)
+            document["benchmarks"][name] = {"skipped": str(skipped), "seconds": time.monotonic() - started}
+            write_json(out, document)
+            continue
         except Exception as exc:
             crashed = True
             traceback.print_exc()
@@ -82,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             print(result_text(result), flush=True)
         # Written after every benchmark: a crash or an interrupt keeps what was measured.
         write_json(out, document)
+    if all("skipped" in entry for entry in document["benchmarks"].values()):
+        return 0  # nothing ran: the reasons, one line each, are the whole output
     print()
     print(summary_text(document))
     print(f"\nresults: {out}")

@@ -15,6 +15,11 @@ from typing import Any, Literal
 PACKAGES = ("torch", "ray", "optuna", "monai", "numpy", "pyarrow")
 
 
+class BenchSkipped(Exception):
+    """A benchmark that cannot run on this machine (e.g. ``gpu`` without CUDA): its one-line reason is printed and
+    recorded, and the command still exits 0."""
+
+
 @dataclass
 class Target:
     """A goal on one figure: ``figures[figure] op value``."""

@@ -9,7 +9,6 @@ the step runs on a GPU, so the step's ``to(device, non_blocking=True)`` overlaps
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
@@ -104,5 +103,7 @@ class Prefetcher:
         self._state = self.sampler.state_dict()
 
     def __del__(self) -> None:  # a dropped trainer does not leave its producers running
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105 - at interpreter exit, module globals such as contextlib may already be gone
             self.close()
+        except Exception:
+            pass

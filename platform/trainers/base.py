@@ -27,12 +27,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from platform.acceleration import CompiledNet, autocast, full_precision, grad_scaler, to_channels_last
 from platform.cache import atomic_file, cache_root
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.registry import Registry
 from platform.results import CHECKPOINTS, metric_stem
-from platform.runtime import CompiledNet, RuntimeConfig, autocast, full_precision, grad_scaler, to_channels_last
+from platform.runtime import RuntimeConfig
 from platform.seeds import seed_everything
 
 

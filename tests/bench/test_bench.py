@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from platform.bench import BENCHMARKS
 from platform.bench.__main__ import main
@@ -109,6 +110,10 @@ def test_quick_run_of_every_benchmark_writes_the_results_file(tmp_path: Path) ->
     assert list(document["benchmarks"]) == list(BENCHMARKS)
     for name, entry in document["benchmarks"].items():
         assert "error" not in entry, f"{name}: {entry.get('error')}"
+        if "skipped" in entry:  # the GPU benchmark, on a machine without CUDA: one line, no figures
+            assert name == "gpu" and not torch.cuda.is_available() and "no CUDA device" in entry["skipped"]
+            assert entry["skipped"] in process.stdout
+            continue
         assert entry["targets"], name
         for target in entry["targets"]:
             assert isinstance(target["value"], (int, float)) and target["op"] in ("<=", ">=")
@@ -117,3 +122,58 @@ def test_quick_run_of_every_benchmark_writes_the_results_file(tmp_path: Path) ->
         assert entry["table"]["rows"], name
         assert any(isinstance(v, (int, float)) for v in entry["figures"].values()), name
     assert "== overhead" in process.stdout and "benchmark" in process.stdout
+
+
+def test_gpu_benchmark_without_cuda_is_one_line_and_exit_0(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["gpu", "--out", str(tmp_path / "gpu.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines() == ["gpu: skipped, no CUDA device here (torch.cuda.is_available() is False); "
+                                        "run it on a GPU node"]
+    assert json.loads((tmp_path / "gpu.json").read_text())["benchmarks"]["gpu"]["skipped"]
+
+
+@pytest.mark.parametrize(("intervals", "share"), [
+    ([], 0.0),
+    ([(0.0, 10.0)], 1.0),
+    ([(1.0, 3.0), (2.0, 4.0), (6.0, 7.0)], 0.4),  # overlapping kernels count once
+    ([(-5.0, 1.0), (9.0, 20.0)], 0.2),  # clipped to the window
+])
+def test_gpu_busy_share_is_the_union_of_kernel_intervals(intervals: list[tuple[float, float]], share: float) -> None:
+    from platform.bench.gpu import busy_share
+
+    assert busy_share(intervals, 0.0, 10.0) == pytest.approx(share)
+
+
+def test_gpu_peaks_by_device_and_precision() -> None:
+    from platform.bench.gpu import peak_tflops
+
+    assert peak_tflops("NVIDIA H200", "bf16") == 989.0
+    assert peak_tflops("NVIDIA A100-SXM4-80GB", "fp16") == 312.0
+    assert peak_tflops("Some Future GPU", "bf16") is None
+
+
+@pytest.mark.parametrize("case", ["advnorm", "dualnorm", "glua stage 1"])
+def test_gpu_paper_size_cases_are_valid_configs(case: str, cache_dir: Path) -> None:
+    """The paper sizes the GPU benchmark builds (each Config's network defaults) pass the trainers' checks; built
+    on the CPU here, without training."""
+    from platform.bench.gpu import build_case
+    from platform.runtime import RuntimeConfig
+
+    built = build_case(case, "paper", RuntimeConfig(), torch.device("cpu"), quick=True)
+    config = built.trainer.config
+    defaults = type(config)()
+    widths = [name for name in type(config).model_fields if name.endswith("_channels")]
+    assert widths and all(getattr(config, name) == getattr(defaults, name) for name in widths)
+    assert built.trainer.data_config.patch_size == 32
+
+
+def test_gpu_measurement_runs_device_agnostic_on_the_cpu(cache_dir: Path) -> None:
+    """The GPU benchmark's measurement (autocast epochs, FLOP counting, the profiler) on the CPU: figures are
+    finite where they can be; peak and idle need a GPU."""
+    from platform.bench.gpu import measure
+
+    row = measure("glua stage 1", "spec", ("bf16", True, False), torch.device("cpu"), repeats=1, quick=True)
+    assert row["step_ms"] > 0 and row["gflop_per_step"] > 0 and row["tflops"] > 0
+    assert math.isnan(row["of_peak"]) and math.isnan(row["idle"]) and row["compile_failed"] == ""
