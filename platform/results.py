@@ -4,8 +4,10 @@ Tables: ``trials`` (one row per trial), ``epochs`` (per trial and epoch), ``arti
 (per trial, evaluated epoch or checkpoint, and case: each volume's own scores) and ``sweep`` (one row: the
 objectives and the metadata of the metrics and the search axes, so readers never guess from names).
 
-One writer (a Tune callback on the driver) appends small part files as results arrive, so a crash loses
-nothing already reported and readers (``pyarrow.dataset``) see a consistent table at any moment. Rows carry
+One writer (a Tune callback on the driver) appends small part files as results arrive (gathered for up to a
+couple of seconds, and always written before Tune saves its experiment state, see
+``platform.tuning.ResultsCallback``), so a crash loses nothing Tune would not run again, and readers
+(``pyarrow.dataset``) see a consistent table at any moment. Rows carry
 a ``_seq`` (write order); a key written twice (a trial's status changing, or an epoch re-run after
 ``--resume``) resolves to the last write, both when reading and when ``compact`` rewrites a table into one
 file at the end of a sweep. ``storage`` is a local path or any pyarrow filesystem URI (``s3://``, ``gs://``).
@@ -52,6 +54,8 @@ class ResultsStore:
         self.declared = declared or {}
         self._seq = time.time_ns()
         self._appended: dict[str, int] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}  # deferred rows per table (``append(defer=True)``)
+        self._pending_since: float | None = None
         self.problems: dict[str, dict[str, str]] = {}  # table -> part path -> why it was skipped
 
     def table_dir(self, table: str) -> str:
@@ -59,14 +63,37 @@ class ResultsStore:
             raise ValueError(f"unknown table {table!r}; tables are {TABLES}")
         return f"{self.root.rstrip('/')}/tables/{table}"
 
-    def append(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
-        """Write rows as one new part file (atomically: temporary name, then rename)."""
+    def append(self, table: str, rows: Iterable[dict[str, Any]], defer: bool = False) -> None:
+        """Write rows as one new part file (atomically: temporary name, then rename); with ``defer``, keep them
+        until ``flush`` (their write order, ``_seq``, is fixed now), so many small appends make one file."""
         rows = list(rows)
         if not rows:
             return
         for row in rows:
             self._seq = max(self._seq + 1, time.time_ns())
             row["_seq"] = self._seq
+        if defer:
+            self.table_dir(table)  # an unknown table fails here, not at the flush
+            self._pending.setdefault(table, []).extend(rows)
+            if self._pending_since is None:
+                self._pending_since = time.monotonic()
+            return
+        self._write_part(table, rows)
+
+    def pending_rows(self) -> int:
+        return sum(len(rows) for rows in self._pending.values())
+
+    def pending_age(self) -> float:
+        """Seconds since the oldest deferred row (0 when none waits)."""
+        return 0.0 if self._pending_since is None else time.monotonic() - self._pending_since
+
+    def flush(self) -> None:
+        """Write every deferred row: one part file per table."""
+        pending, self._pending, self._pending_since = self._pending, {}, None
+        for table, rows in pending.items():
+            self._write_part(table, rows)
+
+    def _write_part(self, table: str, rows: list[dict[str, Any]]) -> None:
         directory = self.table_dir(table)
         self.fs.create_dir(directory, recursive=True)
         name = f"part-{self._seq}-{uuid.uuid4().hex[:8]}.parquet"
@@ -153,6 +180,8 @@ class ResultsStore:
         """The table (last write per key when ``latest``), optionally only rows with ``column == value``
         and/or of ``trial_ids``; only ``columns`` (plus keys) when given; empty if nothing was written yet."""
         trial_ids = None if trial_ids is None else sorted(set(trial_ids))
+        if self._pending:
+            self.flush()  # this writer reads what it appended
         return _retrying(lambda: self._read(table, columns, latest, where, trial_ids))
 
     def _read(self, table: str, columns: list[str] | None, latest: bool, where: tuple[str, Any] | None,
@@ -212,6 +241,8 @@ class ResultsStore:
     def compact(self, table: str, keep_trials: set[str] | None = None) -> None:
         """Rewrite a table as one file of its latest rows (only ``keep_trials``' rows when given);
         parts are removed only after the new file exists, and a part that cannot be read is left alone."""
+        if self._pending:
+            self.flush()
         parts = self._parts(table)
         if not parts or (len(parts) == 1 and keep_trials is None):
             return

@@ -161,8 +161,17 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+FLUSH_S = 2.0  # the longest a reported row waits before it is written (the explorer's lag)
+FLUSH_ROWS = 512
+
+
 class ResultsCallback(tune.Callback):
-    """The one writer of the results tables (runs on the Tune driver); the rows come from ``platform.results``."""
+    """The one writer of the results tables (runs on the Tune driver); the rows come from ``platform.results``.
+
+    Rows are gathered and written together (one part per table) at most ``FLUSH_S`` after the first of them, and
+    always when Tune saves its experiment state (``get_state``) and at the end: a part per row cost the driver
+    more than Tune's own bookkeeping per trial. A crash loses at most the rows of the last ``FLUSH_S``, all
+    newer than the state Tune resumes from: the trials they belong to run those epochs again."""
 
     def __init__(self, spec: SweepSpec, experiment: str) -> None:
         self.spec = spec
@@ -198,19 +207,17 @@ class ResultsCallback(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started.setdefault(trial.trial_id, time.time())
         self.store.append("trials", [{**self._trial_base(trial), "status": "RUNNING",
-                                      "started_at": self._started[trial.trial_id]}])
+                                      "started_at": self._started[trial.trial_id]}], defer=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if isinstance(result.get(CONFIG_KEY), str):
             self._configs[trial.trial_id] = result[CONFIG_KEY]
         row = epoch_row(trial.trial_id, result)
-        # Written at once, not buffered: Tune may record this epoch's checkpoint before a crash, and a resumed
-        # trial then starts after it, so a row held in memory would be lost for good.
-        self.store.append("epochs", [row])
+        self.store.append("epochs", [row], defer=True)
         self._epochs.setdefault(trial.trial_id, {})[row["epoch"]] = row
-        self.store.append("artifacts", listed_rows(trial.trial_id, result, ARTIFACTS_KEY))
+        self.store.append("artifacts", listed_rows(trial.trial_id, result, ARTIFACTS_KEY), defer=True)
         self.store.append("cases", listed_rows(trial.trial_id, result, CASES_KEY, epoch=row["epoch"],
-                                               checkpoint="epoch"))
+                                               checkpoint="epoch"), defer=True)
 
     def _summary(self, trial: Any) -> tuple[dict[str, Any], float]:
         """Best/last metrics and time in epochs, from the epochs this driver saw (the table after --resume),
@@ -240,7 +247,17 @@ class ResultsCallback(tune.Callback):
         # explorer marks it apart from the trials that completed their budget.
         row["planned_epochs"] = planned
         row["stopped_early"] = status == "TERMINATED" and planned is not None and summary.get("epochs", 0) < planned
-        self.store.append("trials", [row])
+        self.store.append("trials", [row], defer=True)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.store.pending_age() >= FLUSH_S or self.store.pending_rows() >= FLUSH_ROWS:
+            self.store.flush()
+
+    def get_state(self) -> dict | None:
+        # Tune calls this while it saves the experiment state (after taking the trials' statuses and checkpoints):
+        # the rows of everything that state records are written before it can be read by --resume.
+        self.store.flush()
+        return None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "TERMINATED", None)
@@ -289,15 +306,26 @@ class ProgressCallback(tune.Callback):
         self.started = time.monotonic()
         self.finished: set[str] = set()
         self.errored: set[str] = set()
+        self.running: set[str] = set()
+        self.scanned = 0  # Tune's trial list only grows: the entries before this one were looked at
         self.epochs = spec.base_config().epochs
 
     def _done(self, trials: list) -> set[str]:
-        # Trial statuses lag behind the callbacks; after --resume, trials finished before are known by status only.
-        return self.finished | {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        # After --resume, the trials finished before are known by their status only: each trial is looked at
+        # once, when it first appears, then the callbacks keep count (a scan of every trial per line would cost
+        # O(trials) per result).
+        for trial in trials[self.scanned:]:
+            if trial.status in ("TERMINATED", "ERROR"):
+                self.finished.add(trial.trial_id)
+        self.scanned = max(self.scanned, len(trials))
+        return self.finished
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
 
     def _line(self, trials: list, text: str) -> None:
         done = self._done(trials)
-        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in done)
+        running = len(self.running - done)
         objective = self.spec.objectives[0]
         best = f"best {objective.metric} {self.best:.4f} ({self.best_trial})" if self.best is not None else ""
         elapsed = time.monotonic() - self.started
@@ -328,6 +356,7 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.finished.add(trial.trial_id)
+        self.running.discard(trial.trial_id)
         ran = (trial.last_result or {}).get("epoch")
         planned = self._planned(trial)
         how = (f"stopped early by {self.spec.scheduler.type.upper()} at epoch {ran}/{planned}"
@@ -336,6 +365,7 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.finished.add(trial.trial_id)
+        self.running.discard(trial.trial_id)
         self.errored.add(trial.trial_id)
         self._line(trials, f"{self._label(trial)} ERRORED")
 
@@ -355,8 +385,9 @@ def make_trainable(spec: SweepSpec, experiment: str) -> Any:
 
 
 def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, concurrent: int,
-                stream: Any = None) -> tune.Tuner:
-    callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream)]
+                stream: Any = None, extra_callbacks: list[tune.Callback] | None = None) -> tune.Tuner:
+    callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream),
+                 *(extra_callbacks or [])]
     return tune.Tuner(
         make_trainable(spec, experiment),
         tune_config=tune.TuneConfig(

@@ -87,11 +87,13 @@ def test_results_callback_summarises_from_seen_epochs_and_from_the_table_after_r
     first.on_trial_start(0, [], trial)
     for epoch, dice in ((1, 0.2), (2, 0.5)):  # Tune hands metrics over as floats, "epoch" included
         first.on_trial_result(0, [], trial, {"epoch": float(epoch), "val/dice": dice, "time/epoch_s": 1.0})
+    first.get_state()  # Tune saves its experiment state here: the rows so far are written first
     # A new driver after --resume sees only the later epochs; the summary must still cover all of them.
     second = ResultsCallback(spec, experiment)
     for epoch, dice in ((3, 0.4), (4, 0.45)):
         second.on_trial_result(0, [], trial, {"epoch": float(epoch), "val/dice": dice, "time/epoch_s": 1.0})
     second.on_trial_complete(0, [], trial)
+    second.get_state()
     row = read_table(experiment, "trials").to_pylist()[0]
     assert (row["status"], row["epochs"], row["best/val/dice"], row["last/val/dice"]) == ("TERMINATED", 4, 0.5, 0.45)
     assert row["time_in_epochs_s"] == 4.0
@@ -99,9 +101,37 @@ def test_results_callback_summarises_from_seen_epochs_and_from_the_table_after_r
     second.on_trial_start(0, [], other)
     second.on_trial_result(0, [], other, {"epoch": 1.0, "val/dice": 0.3, "time/epoch_s": 2.0})
     second.on_trial_complete(0, [], other)
+    second.on_experiment_end([trial, other])
     rows = {r["trial_id"]: r for r in read_table(experiment, "trials").to_pylist()}
     assert (rows["b"]["epochs"], rows["b"]["best/val/dice"]) == (1, 0.3)
     assert read_table(experiment, "epochs").column("epoch").type == "int64"
+
+
+def test_results_rows_are_written_together_within_flush_s_and_at_every_tune_state_save(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from platform import tuning
+    from platform.results import read_table
+
+    spec = spec_of(search={"lambda": {"loguniform": [0.01, 10.0]}})
+    experiment = str(tmp_path / "exp")
+    callback = tuning.ResultsCallback(spec, experiment)
+    callback.setup()
+    parts = tmp_path / "exp" / "tables"
+    trials = [_fake_trial(name) for name in "abc"]
+    for trial in trials:
+        callback.on_trial_start(0, trials, trial)
+        callback.on_trial_result(0, trials, trial, {"epoch": 1.0, "val/dice": 0.5, "time/epoch_s": 1.0})
+    callback.on_step_end(0, trials)  # younger than FLUSH_S: still gathered
+    assert not (parts / "epochs").exists()
+    monkeypatch.setattr(tuning, "FLUSH_S", 0.0)
+    callback.on_step_end(0, trials)
+    assert len(list((parts / "epochs").glob("part-*.parquet"))) == 1  # three trials' rows, one file
+    assert sorted(read_table(experiment, "epochs").column("trial_id").to_pylist()) == ["a", "b", "c"]
+    callback.on_trial_complete(0, trials, trials[0])
+    assert read_table(experiment, "trials").num_rows == 3  # this writer's own reads see its gathered rows
+    monkeypatch.setattr(tuning, "FLUSH_S", 3600.0)
+    callback.on_trial_complete(0, trials, trials[1])
+    assert callback.get_state() is None and callback.store.pending_rows() == 0  # a Tune state save writes them
 
 
 def test_pruning_a_checkpoint_already_gone_after_a_restore_is_not_an_error(tmp_path) -> None:

@@ -9,9 +9,11 @@ reused actors):
 * ``platform``: ``build_tuner`` with the fixed-work trainer (one epoch of 0 s): the results tables written by
   the driver, the progress callback, the summaries, a checkpoint at the last epoch.
 
-Per trial: driver memory = (the driver's resident set after ``fit`` - before) / N, and driver bookkeeping =
-the driver's CPU time during ``fit`` (every thread of the process: Tune's loop, the callbacks, Ray's client) / N.
-Targets: memory at most bare + 20 KB per trial, bookkeeping at most 1.2x bare.
+A callback in each driver samples, at every trial's end, the driver's resident set and its CPU time (every
+thread of the process: Tune's loop, the callbacks, Ray's client). Per trial = the slope of a least-squares line
+through the samples of the last three quarters of the trials (the first quarter holds one-time costs: imports,
+first allocations), so the figures are what each further trial adds. Totals (after ``fit`` - before, / N) are
+in the table too. Targets: memory at most bare + 20 KB per trial, bookkeeping at most 1.2x bare.
 """
 
 from __future__ import annotations
@@ -36,6 +38,30 @@ def _rss_bytes() -> int:
     raise OSError("no VmRSS in /proc/self/status")
 
 
+def _probe() -> Any:
+    """A Tune callback recording (RSS bytes, CPU seconds) of the driver at each trial's end."""
+    from ray import tune
+
+    class DriverProbe(tune.Callback):
+        def __init__(self) -> None:
+            self.samples: list[tuple[int, float]] = []
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.samples.append((_rss_bytes(), time.process_time()))
+
+    return DriverProbe()
+
+
+def slope(values: list[float]) -> float:
+    """Least-squares slope of ``values`` against their index, over the last three quarters (per step)."""
+    import numpy as np
+
+    tail = values[len(values) // 4:]
+    if len(tail) < 2:
+        return float("nan")
+    return float(np.polyfit(np.arange(len(tail), dtype=float), np.asarray(tail, dtype=float), 1)[0])
+
+
 def _child(kind: str, trials: int, out: Any) -> None:
     """Runs in a fresh process: one sweep, its driver figures sent back through ``out``."""
     from ray import tune
@@ -43,6 +69,7 @@ def _child(kind: str, trials: int, out: Any) -> None:
     from platform.bench.harness import local_ray, quiet_environment, run_sweep, temporary_storage
 
     quiet_environment()
+    probe = _probe()
     with temporary_storage(f"drivers-{kind}") as root, local_ray(num_cpus=2):
         if kind == "bare":
             from platform.bench.overhead import CONCURRENT, bare_trainable
@@ -51,7 +78,7 @@ def _child(kind: str, trials: int, out: Any) -> None:
                 tune.with_resources(bare_trainable, {"CPU": 1}),
                 param_space={"epochs": 1, "work_s": 0.0, "tag": tune.uniform(0.0, 1.0)},
                 tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=CONCURRENT, reuse_actors=True),
-                run_config=tune.RunConfig(name="bare", storage_path=str(root), verbose=0,
+                run_config=tune.RunConfig(name="bare", storage_path=str(root), verbose=0, callbacks=[probe],
                                           failure_config=tune.FailureConfig(max_failures=0)))
             fit = tuner.fit
         else:
@@ -60,13 +87,15 @@ def _child(kind: str, trials: int, out: Any) -> None:
             spec = sweep_spec("platform", Path(root), trials=trials, epochs=1, work_s=0.0, cpus=1.0, concurrent=2)
 
             def fit() -> Any:
-                return run_sweep(spec)
+                return run_sweep(spec, callbacks=[probe])
 
         before_rss, before_cpu, started = _rss_bytes(), time.process_time(), time.monotonic()
         fit()
         out.send({"rss_bytes": _rss_bytes() - before_rss, "cpu_s": time.process_time() - before_cpu,
                   "wall_s": time.monotonic() - started,
-                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "rss_slope_bytes": slope([float(rss) for rss, _ in probe.samples]),
+                  "cpu_slope_s": slope([cpu for _, cpu in probe.samples]), "samples": len(probe.samples)})
     out.close()
 
 
@@ -92,18 +121,18 @@ def run(quick: bool = False) -> BenchResult:
     bare, platform = measure("bare", trials), measure("platform", trials)
     rows, per_trial = [], {}
     for label, figures in (("bare tune", bare), ("platform", platform)):
-        kb = figures["rss_bytes"] / trials / 1024
-        ms = figures["cpu_s"] / trials * 1000
+        kb, ms = figures["rss_slope_bytes"] / 1024, figures["cpu_slope_s"] * 1000
         per_trial[label] = (kb, ms)
-        rows.append([label, trials, figures["wall_s"], figures["cpu_s"], ms, figures["rss_bytes"] / 2**20, kb,
+        rows.append([label, trials, figures["wall_s"], figures["cpu_s"] / trials * 1000, ms,
+                     figures["rss_bytes"] / 2**20, figures["rss_bytes"] / trials / 1024, kb,
                      figures["peak_rss_bytes"] / 2**20])
     memory_excess = per_trial["platform"][0] - per_trial["bare tune"][0]
     ratio = per_trial["platform"][1] / per_trial["bare tune"][1]
     return BenchResult(
         name="drivers",
         description="driver memory and bookkeeping CPU per trial over many trivial trials, against bare Tune",
-        headers=["driver", "trials", "fit s", "driver CPU s", "CPU ms/trial", "RSS growth MB", "KB/trial",
-                 "peak RSS MB"],
+        headers=["driver", "trials", "fit s", "CPU ms/trial (total)", "CPU ms/trial (slope)", "RSS growth MB",
+                 "KB/trial (total)", "KB/trial (slope)", "peak RSS MB"],
         rows=rows,
         figures={"memory_excess_kb_per_trial": memory_excess, "bookkeeping_ratio": ratio,
                  "bare_kb_per_trial": per_trial["bare tune"][0], "platform_kb_per_trial": per_trial["platform"][0],

@@ -65,7 +65,7 @@ def load_shipped_spec(relative: str, overrides: list[str]) -> Any:
     return load_spec(REPO_ROOT / relative, overrides)
 
 
-def run_sweep(spec: Any) -> tuple[str, float]:
+def run_sweep(spec: Any, callbacks: list[Any] | None = None) -> tuple[str, float]:
     """Run ``spec`` on the running Ray as ``python -m platform.sweep`` does (``build_tuner``, the results
     callback, the progress callback silenced); returns (experiment location, seconds in ``fit``).
 
@@ -80,7 +80,7 @@ def run_sweep(spec: Any) -> tuple[str, float]:
     experiment = experiment_uri(spec.storage, spec.name)
     epochs = TRAINERS.get(spec.trainer).Config.model_validate(spec.fixed).epochs
     concurrent = spec.budget.concurrent or default_concurrency(spec)
-    tuner = build_tuner(spec, storage, experiment, epochs, concurrent, stream=io.StringIO())
+    tuner = build_tuner(spec, storage, experiment, epochs, concurrent, stream=io.StringIO(), extra_callbacks=callbacks)
     started = time.monotonic()
     tuner.fit()
     elapsed = time.monotonic() - started

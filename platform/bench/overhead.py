@@ -33,7 +33,7 @@ from ray import tune
 from platform.bench.harness import local_ray, mean, run_sweep, temporary_storage, trial_rows
 from platform.bench.report import BenchResult, Target
 
-TARGET_RATIO = 1.2
+TARGET_RATIO = 1.1
 CONCURRENT = 2
 
 
