@@ -29,7 +29,7 @@ class RuntimeConfig(BaseModel):
     compile: bool = Field(False, description="torch.compile each network; falls back to eager, logged, if it fails")
     prefetch: int | None = Field(
         None, ge=0, le=64, description="batches each sampler draws ahead in a background thread; 0 draws in the "
-        "step; default: 2 on a GPU or with 2+ CPUs per worker, else 0")
+        "step; default: 2 on a GPU, 0 on the CPU")
     checkpoint_every: int | None = Field(
         None, ge=1, le=1000, description="epochs between checkpoints (a resumed or restarted trial repeats at most "
         "this many); default: an epoch ends with one once checkpoint_interval_s have passed since the last")
@@ -46,9 +46,10 @@ class RuntimeConfig(BaseModel):
                 f"{str(self.cudnn_benchmark).lower()}, compile {str(self.compile).lower()}, prefetch {prefetch}; "
                 f"checkpoint {every}, and at the last epoch")
 
-    def prefetch_depth(self, device: torch.device, cpus_per_worker: float) -> int:
-        """Batches drawn ahead: ``prefetch`` if given; otherwise 2 where a producer thread has something to overlap
-        with (a GPU step, or a second core), 0 on a one-core CPU worker, where it would only compete."""
+    def prefetch_depth(self, device: torch.device) -> int:
+        """Batches drawn ahead: ``prefetch`` if given; otherwise 2 on a GPU, where the step leaves the cores idle
+        while kernels run, and 0 on the CPU, where the producer thread competes with the step for the cores and
+        the interpreter lock (measured by ``python -m platform.bench data``: epochs up to 16% slower)."""
         if self.prefetch is not None:
             return self.prefetch
-        return 2 if device.type == "cuda" or cpus_per_worker >= 2 else 0
+        return 2 if device.type == "cuda" else 0

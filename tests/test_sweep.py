@@ -195,12 +195,20 @@ def test_logical_gpus_schedule_fractional_trials_concurrently(tmp_path: Path, ca
     assert max(t["started_at"] for t in trials) < min(t["ended_at"] for t in trials)
 
 
+# One shipped spec per trainer also runs its smoke sweep in bf16 with channels-last weights (autocast on the CPU).
+BF16_SPECS = {"cross_domain.yaml", "dualnorm_lambda.yaml", "loss_weights.yaml"}
+
+
 @pytest.mark.parametrize("spec_name", sorted(p.name for p in (REPO_ROOT / "search_spaces").glob("*.yaml")))
 def test_every_shipped_search_space_runs_in_smoke_mode(tmp_path: Path, cache_dir: Path, spec_name: str) -> None:
     from platform.spec import load_spec
 
-    spec = load_spec(REPO_ROOT / "search_spaces" / spec_name, smoke=True)
-    result = run_cli([f"search_spaces/{spec_name}", "--smoke", "--storage", str(tmp_path / "runs")], cache_dir)
+    runtime = ["runtime.precision=bf16", "runtime.channels_last=true"] if spec_name in BF16_SPECS else []
+    spec = load_spec(REPO_ROOT / "search_spaces" / spec_name, runtime, smoke=True)
+    result = run_cli([f"search_spaces/{spec_name}", "--smoke", "--storage", str(tmp_path / "runs"), *runtime],
+                     cache_dir)
+    if runtime:
+        assert "runtime      precision bf16, channels_last true" in result.stdout
     experiment = str(tmp_path / "runs" / spec.name)
     trials = read_table(experiment, "trials").to_pylist()
     assert len(trials) == spec.trial_count() and {t["status"] for t in trials} == {"TERMINATED"}, result.stdout
