@@ -181,6 +181,7 @@ class ResultsCallback(tune.Callback):
         self._configs: dict[str, str] = {}  # trial id -> its validated trainer config, as the trial reported it
         # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
+        self._objective_metrics = {o.metric for o in spec.objectives}
 
     def setup(self, **info: Any) -> None:
         self.store.append("sweep", [sweep_row(self.spec)])
@@ -218,6 +219,14 @@ class ResultsCallback(tune.Callback):
         self.store.append("artifacts", listed_rows(trial.trial_id, result, ARTIFACTS_KEY), defer=True)
         self.store.append("cases", listed_rows(trial.trial_id, result, CASES_KEY, epoch=row["epoch"],
                                                checkpoint="epoch"), defer=True)
+        # Tune keeps each trial's last result, and statistics of each of its numbers, for the whole sweep (and
+        # writes them into every experiment state save). Everything now in the tables, the per-case scores,
+        # pictures and config and every metric but the objectives (which the searcher reads again when the
+        # trial ends), would only weigh on the driver. Tune lets callbacks edit the result in place; the
+        # scheduler and the searcher have already seen it whole.
+        for key in [k for k in result if k in (CASES_KEY, ARTIFACTS_KEY, CONFIG_KEY)
+                    or ("/" in k and k not in self._objective_metrics)]:
+            del result[key]
 
     def _summary(self, trial: Any) -> tuple[dict[str, Any], float]:
         """Best/last metrics and time in epochs, from the epochs this driver saw (the table after --resume),
@@ -386,6 +395,9 @@ def make_trainable(spec: SweepSpec, experiment: str) -> Any:
 
 def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, concurrent: int,
                 stream: Any = None, extra_callbacks: list[tune.Callback] | None = None) -> tune.Tuner:
+    # Tune's own per-trial JSON, CSV and TensorBoard logs repeat what the results tables hold, at a cost per
+    # result on the driver; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 in the environment brings them back.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream),
                  *(extra_callbacks or [])]
     return tune.Tuner(

@@ -226,6 +226,14 @@ def time_platform_epoch(case: StepCase) -> float:
     return (time.perf_counter() - started) / case.iterations
 
 
+def time_bf16_epoch(case: StepCase) -> float:
+    """Seconds per iteration of one ``train_epoch`` under bf16 autocast (``runtime.precision: bf16``)."""
+    started = time.perf_counter()
+    with torch.autocast(device_type=case.trainer.device.type, dtype=torch.bfloat16):
+        case.trainer.train_epoch(case.epoch)
+    return (time.perf_counter() - started) / case.iterations
+
+
 def time_hand_epoch(case: StepCase) -> float:
     started = time.perf_counter()
     case.hand(case.iterations)
@@ -238,24 +246,30 @@ def figure_key(name: str) -> str:
 
 def run(quick: bool = False) -> BenchResult:
     repeats = 3 if quick else 9
-    rows, figures = [], {}
+    rows, figures, bf16 = [], {}, {}
     with torch_threads(1):
         for case in build_cases(quick):
             times = interleaved({"platform": lambda c=case: time_platform_epoch(c),
-                                 "hand": lambda c=case: time_hand_epoch(c)}, repeats=repeats, warmup=1)
+                                 "hand": lambda c=case: time_hand_epoch(c),
+                                 "bf16": lambda c=case: time_bf16_epoch(c)}, repeats=repeats, warmup=1)
             platform_s, hand_s = median(times["platform"]), median(times["hand"])
             ratio = platform_s / hand_s
             figures[f"{figure_key(case.name)}_ratio"] = ratio
+            bf16[figure_key(case.name)] = median(times["bf16"]) / platform_s
             rows.append([case.name, ", ".join(case.networks), case.iterations, case.batch_size,
-                         platform_s * 1e3, hand_s * 1e3, ratio])
+                         platform_s * 1e3, hand_s * 1e3, ratio, bf16[figure_key(case.name)]])
     figures["max_ratio"] = max(figures.values())
+    figures.update({f"{name}_bf16_over_fp32_cpu": value for name, value in bf16.items()})
     return BenchResult(
         name="step",
         description="one training iteration inside the platform against a hand-written loop (same nets, batch)",
-        headers=["trainer", "networks", "iterations", "batch", "platform ms/it", "hand ms/it", "ratio"],
+        headers=["trainer", "networks", "iterations", "batch", "platform ms/it", "hand ms/it", "ratio",
+                 "bf16 / fp32 (CPU)"],
         rows=rows, figures=figures, targets=[Target("max_ratio", "<=", TARGET_RATIO)],
         settings={"repeats": repeats, "warmup": 1, "torch_threads": 1,
                   "specs": ["search_spaces/lambda.yaml", "search_spaces/dnrb_placement.yaml",
                             "search_spaces/glua_ablation.yaml"]},
-        notes=["platform time includes drawing a fresh batch per update from the data pipeline; hand reuses one"],
+        notes=["platform time includes drawing a fresh batch per update from the data pipeline; hand reuses one",
+               "bf16 / fp32: the platform's epoch under bf16 autocast against fp32, for information (a CPU without "
+               "bf16 units is slower in bf16; no target)"],
     )
