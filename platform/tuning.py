@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import sys
@@ -397,7 +398,9 @@ def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, con
                 stream: Any = None, extra_callbacks: list[tune.Callback] | None = None) -> tune.Tuner:
     # Tune's own per-trial JSON, CSV and TensorBoard logs repeat what the results tables hold, at a cost per
     # result on the driver; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 in the environment brings them back.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    if os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1") == "1":
+        # Tune's result grid reads those logs after fit and would warn, per trial, that they are missing.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream),
                  *(extra_callbacks or [])]
     return tune.Tuner(
