@@ -55,7 +55,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted({*self._entries, *self._lazy})
-
-    def load_all(self) -> dict[str, T]:
-        """Every entry, its module imported (for code that looks at all of them, e.g. the contract tests)."""
-        return {name: self.get(name) for name in self.names()}
