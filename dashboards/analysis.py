@@ -144,8 +144,25 @@ def filter_trials(trials: pd.DataFrame, statuses: list[str] | None = None, brush
     """The trials every view shows: status in ``statuses``, inside the brushes, kept by the grid's filters."""
     mask = brush_mask(trials, brushes) & grid_filter_mask(trials, grid_model)
     if statuses is not None and "status" in trials:
-        mask &= trials["status"].isin(statuses).to_numpy()
+        mask &= filter_status(trials).isin(statuses).to_numpy()
     return trials[mask]
+
+
+# The status box of finished trials a scheduler stopped before their planned epochs: the page leaves it unticked,
+# so a curve or a bar does not mix the scores of 2-epoch and 6-epoch trials unless asked to.
+STOPPED_EARLY = "STOPPED_EARLY"
+
+
+def stopped_early(trials: pd.DataFrame) -> pd.Series:
+    """Per trial, whether it finished because the scheduler stopped it before its planned epochs."""
+    if "stopped_early" not in trials or "status" not in trials:
+        return pd.Series(False, index=trials.index)
+    return (trials["stopped_early"].astype(str) == "True") & (trials["status"] == "TERMINATED")
+
+
+def filter_status(trials: pd.DataFrame) -> pd.Series:
+    """The status the status boxes filter on: Tune's, with ``STOPPED_EARLY`` for trials stopped early."""
+    return trials["status"].where(~stopped_early(trials), STOPPED_EARLY)
 
 
 # --- statistics ----------------------------------------------------------------------------------------------
@@ -414,20 +431,32 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def metric_breakdown(a: pd.Series, b: pd.Series, prefix: str = "last/val/") -> list[dict[str, Any]]:
-    """Per-metric, per-domain, per-class last validation values of two trials (``metric/domain/class`` names).
+# What each score of a trial is: the prefix of its trials-table column, and the label the comparison shows.
+SCORE_SOURCES = (("last/val/", "val, last epoch"), ("best/val/", "val, best epoch"),
+                 ("test/best/", "test, networks of the best val epoch"), ("test/last/", "test, last networks"))
 
-    Rows ``{metric, domain, class, a, b, diff}``; ``all``/``mean`` mark the aggregated levels.
+
+def metric_breakdown(a: pd.Series, b: pd.Series, sources: tuple[tuple[str, str], ...] = SCORE_SOURCES
+                     ) -> list[dict[str, Any]]:
+    """Per-metric, per-domain, per-class scores of two trials, each labelled with what it is (``score``: the
+    last or the best validation epoch, or the test split with which networks), so a last-epoch value is never
+    read as the trial's best.
+
+    Rows ``{score, metric, domain, class, a, b, diff}`` (diff = b - a), in the order of ``sources`` (prefix,
+    label); ``all``/``mean`` mark the aggregated levels.
     """
     rows = []
-    for column in sorted(set(a.index) | set(b.index)):
-        if not column.startswith(prefix):
-            continue
-        parts = column[len(prefix):].split("/")
-        metric, domain, klass = parts[0], parts[1] if len(parts) > 1 else "all", parts[2] if len(parts) > 2 else "mean"
-        left, right = _number(a.get(column)), _number(b.get(column))
-        rows.append({"metric": metric, "domain": domain, "class": klass, "a": left, "b": right,
-                     "diff": right - left if math.isfinite(left) and math.isfinite(right) else math.nan})
+    columns = sorted(set(a.index) | set(b.index))
+    for prefix, label in sources:
+        for column in columns:
+            if not column.startswith(prefix) or column == "test/selected_epoch":
+                continue
+            parts = column[len(prefix):].split("/")
+            metric = parts[0]
+            domain, klass = parts[1] if len(parts) > 1 else "all", parts[2] if len(parts) > 2 else "mean"
+            left, right = _number(a.get(column)), _number(b.get(column))
+            rows.append({"score": label, "metric": metric, "domain": domain, "class": klass, "a": left, "b": right,
+                         "diff": right - left if math.isfinite(left) and math.isfinite(right) else math.nan})
     return rows
 
 

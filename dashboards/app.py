@@ -319,7 +319,7 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
         Input("brushes", "data"), Input("score", "value"))
     app.callback(Output("parcoords", "figure"), Output("axes", "data"), Input("version", "data"),
                  Input("status", "value"), Input("grid", "filterModel"), Input("score", "value"),
-                 State("brushes", "data"))(explorer.parcoords)
+                 Input("grid", "selectedRows"), State("brushes", "data"))(explorer.parcoords)
     app.callback(Output("brushes", "data"), Input("parcoords", "restyleData"), Input("clear-brushes", "n_clicks"),
                  State("axes", "data"), State("brushes", "data"), prevent_initial_call=True)(explorer.brushes)
     _wire_views(app, explorer)

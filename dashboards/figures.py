@@ -14,9 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dashboards.analysis import ablation, by_config, encode, level_labels, natural_key, pareto_mask, short_name
+from dashboards.analysis import (
+    ablation,
+    by_config,
+    encode,
+    level_labels,
+    natural_key,
+    pareto_mask,
+    short_name,
+    stopped_early,
+)
 
-_BLUE, _GREY, _RED = "#1f77b4", "#9aa5b1", "#d62728"
+_BLUE, _GREY, _RED, _ORANGE = "#1f77b4", "#9aa5b1", "#d62728", "#ff7f0e"
 Figure = dict[str, Any]
 # Beyond these sizes a figure draws an honest reduction and its title says so: the browser's cost grows with the
 # points drawn (a line per trial in parallel coordinates), not with the trials the statistics use.
@@ -94,16 +103,18 @@ def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str]
 
 
 def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
-                         brushes: dict[str, Any] | None = None, log_axes: dict[str, bool] | None = None
-                         ) -> tuple[Figure, list[dict[str, Any]]]:
-    """Parcoords over parameters and the score (line colour = score); brushes redrawn from ``brushes``.
+                         brushes: dict[str, Any] | None = None, log_axes: dict[str, bool] | None = None,
+                         selected: list[str] | None = None) -> tuple[Figure, list[dict[str, Any]]]:
+    """Parcoords over parameters and the score (line colour = score; with trials selected in the grid, those in
+    red over the others in grey); brushes redrawn from ``brushes``.
 
     Returns the figure and the axis list (column, labels, log) that decodes a ``restyleData`` event.
     """
     if trials.empty:
         return empty("no trials match the filters"), []
     dimensions = dimensions_of(trials, params, categorical, score, log_axes)
-    drawn = sample_index(len(trials), PARCOORDS_LINES)
+    chosen = trials["trial_id"].isin(selected or []).to_numpy()
+    drawn = sample_index(len(trials), PARCOORDS_LINES, keep=np.flatnonzero(chosen) if chosen.any() else None)
     plotted = []
     for dimension in dimensions:
         values, labels = dimension["values"], dimension["labels"]
@@ -139,9 +150,17 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
             low, high = float(finite.min()), float(finite.max())
             # Equal scores would make a zero-width colour scale: centre it on the value instead.
             line.update(cmin=low if high > low else low - 0.5, cmax=high if high > low else high + 0.5)
+    if chosen.any():
+        # Plotly draws parcoords lines in data order under one colour scale: selected lines a full-scale red,
+        # the rest a pale grey (lines are not drawn on top by colour, so the red stands out by contrast).
+        flags = chosen.astype(float) if drawn is None else chosen[drawn].astype(float)
+        line = {"color": flags, "colorscale": [[0, "rgba(154,165,177,0.35)"], [1, _RED]], "cmin": 0, "cmax": 1,
+                "showscale": False}
     axes = [{"column": d["column"], "labels": d["labels"], "log": d["log"]} for d in dimensions]
     shown = (f"{len(trials)} trials" if drawn is None else
              f"a uniform sample of {drawn.size:,} of {len(trials):,} trials drawn; brushes filter all")
+    if chosen.any():
+        shown += f"; the {int(chosen.sum())} selected in red"
     figure = _figure([{"type": "parcoords", "dimensions": plotted, "line": line, "labelside": "top",
                        "labelfont": {"size": 12}, "tickfont": {"size": 10}}],
                      f"Parameters and {score} ({shown}; drag on an axis to filter)", len(trials), height=420)
@@ -149,6 +168,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     figure["layout"]["margin"] = {"t": 110, "b": 30, "l": 70, "r": 40}
     figure["layout"]["title"]["pad"] = {"b": 42}  # above the axis names
     figure["layout"]["meta"]["drawn"] = len(trials) if drawn is None else int(drawn.size)
+    figure["layout"]["meta"]["selected"] = int(chosen.sum())
     return figure, axes
 
 
@@ -162,7 +182,7 @@ def _clip(text: str, width: int = 18) -> str:
 
 
 def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
-                    params: list[str], log_x: bool | None = None) -> Figure:
+                    params: list[str], log_x: bool | None = None, selected: list[str] | None = None) -> Figure:
     """Score against one parameter: every trial as a dot, each configuration's mean over repeats with its
     95% interval (error bars; a band when the parameter is numeric) -- the lambda curve. Beyond
     ``SCATTER_POINTS`` trials the dots are a seeded sample, and beyond ``CURVE_GROUPS`` configurations the means
@@ -187,12 +207,19 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
     bars = configs["high"] - configs["mean"]
     drawn = sample_index(len(trials), SCATTER_POINTS)
     picked = trials if drawn is None else trials.iloc[drawn]
+    picked_x = points_x if drawn is None else points_x.iloc[drawn]
+    early = stopped_early(picked).to_numpy()
+    dots = [("trial", ~early, {"color": _GREY, "size": 6, "opacity": 0.6})]
+    if early.any():  # the status boxes let them in: drawn apart, they ran fewer epochs than the others
+        dots.append((f"stopped early by the scheduler ({int(early.sum())})", early,
+                     {"color": _ORANGE, "size": 8, "symbol": "circle-open", "line": {"width": 2}}))
     traces = [
-        {"type": _scatter_type(len(picked)), "x": (points_x if drawn is None else points_x.iloc[drawn]).to_numpy(),
-         "y": pd.to_numeric(picked[score], errors="coerce").to_numpy(), "mode": "markers", "name": "trial",
-         "marker": {"color": _GREY, "size": 6, "opacity": 0.6},
-         "customdata": picked["trial_id"].to_numpy(),
-         "hovertemplate": f"trial %{{customdata}}<br>{short_name(param)}=%{{x}}<br>{score}=%{{y:.4f}}<extra></extra>"},
+        {"type": _scatter_type(len(picked)), "x": picked_x[keep].to_numpy(),
+         "y": pd.to_numeric(picked[score], errors="coerce")[keep].to_numpy(), "mode": "markers", "name": name,
+         "marker": marker, "customdata": picked["trial_id"][keep].to_numpy(),
+         "hovertemplate": f"trial %{{customdata}}<br>{short_name(param)}=%{{x}}<br>{score}=%{{y:.4f}}<extra></extra>"}
+        for name, keep, marker in dots]
+    traces += [
         {"type": "scatter", "x": configs["x"].to_numpy(), "y": configs["mean"].to_numpy(),
          "mode": "lines+markers" if is_number else "markers", "name": f"mean per {grouping} (95% CI)",
          "marker": {"color": _BLUE, "size": 9}, "line": {"color": _BLUE},
@@ -200,17 +227,34 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
          "customdata": np.stack([configs["n"], configs["low"], configs["high"]], axis=-1),
          "hovertemplate": f"{short_name(param)}=%{{x}}<br>mean=%{{y:.4f}} (n=%{{customdata[0]}})<br>"
                           "95% CI [%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"}]
+    traces += _selected_points(trials, selected, points_x, pd.to_numeric(trials[score], errors="coerce"))
     notes = []
     if grouping != "configuration":
         notes.append(f"means per {grouping} of {short_name(param)} over all {len(trials):,} trials")
     if drawn is not None:
         notes.append(f"dots: a uniform sample of {drawn.size:,}")
-    how = "mean and 95% interval over repeats" if not notes else "; ".join(notes)
+    if early.any():
+        notes.append(f"includes {int(early.sum())} trials stopped early")
+    how = "; ".join(["mean and 95% interval over repeats" if grouping == "configuration" else "", *notes]).strip("; ")
     figure = _figure(traces, f"{score} vs {short_name(param)} ({how})", len(trials), height=360,
                      xaxis={"title": {"text": short_name(param)}, "type": "log" if log_x else "-"},
                      yaxis={"title": {"text": score}}, showlegend=True)
     figure["layout"]["meta"]["drawn"] = len(picked)
     return figure
+
+
+def _selected_points(trials: pd.DataFrame, selected: list[str] | None, x: pd.Series, y: pd.Series
+                     ) -> list[dict[str, Any]]:
+    """A ring around each trial selected in the grid (drawn even if the dots are a sample), or nothing."""
+    if not selected:
+        return []
+    chosen = trials["trial_id"].isin(selected).to_numpy()
+    if not chosen.any():
+        return []
+    return [{"type": "scatter", "x": x[chosen].to_numpy(), "y": y[chosen].to_numpy(), "mode": "markers",
+             "name": f"selected ({int(chosen.sum())})", "customdata": trials["trial_id"][chosen].to_numpy(),
+             "marker": {"color": "rgba(0,0,0,0)", "size": 14, "line": {"color": _RED, "width": 2.5}},
+             "hovertemplate": "selected trial %{customdata}<br>%{x}, %{y:.4f}<extra></extra>"}]
 
 
 def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) -> pd.DataFrame:
@@ -272,8 +316,10 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
             "hovertemplate": "%{y}<br>difference %{x:+.4f} (%{customdata[0]})<br>Holm-adjusted p %{customdata[1]:.3g}"
                              "<br>P(improvement) %{customdata[2]:.2f}<br>Hedges' g %{customdata[3]:.2f}<br>"
                              "repeats for 80% power: %{customdata[4]}<extra></extra>"})
+    early = int(stopped_early(trials).sum())
     return _figure(traces, f"{score} by {', '.join(short_name(f) for f in factors)}"
-                   + (f" (baseline: {baseline})" if baseline else ""), len(trials),
+                   + (f" (baseline: {baseline})" if baseline else "")
+                   + (f"; includes {early} trials stopped early" if early else ""), len(trials),
                    height=max(260, 40 + 28 * len(table)), barmode="group",
                    xaxis={"domain": [0, 0.48], "title": {"text": score}},
                    xaxis2={"domain": [0.54, 1], "title": {"text": f"difference to baseline ({test_name}, 95% CI)"}},
@@ -282,8 +328,10 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
                           "title": {"text": ", ".join(short_name(f) for f in factors)}}, showlegend=False)
 
 
-def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, params: list[str]) -> Figure:
-    """Configurations (means over repeats) in two metrics, the non-dominated ones joined as the front."""
+def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, params: list[str],
+           selected: list[str] | None = None) -> Figure:
+    """Configurations (means over repeats) in two metrics, the non-dominated ones joined as the front; those of
+    the trials selected in the grid ringed."""
     if trials.empty or x not in trials or y not in trials:
         return empty("choose two metrics" if not trials.empty else "no trials match the filters")
     # One grouping for both metrics: the configurations' means over their repeats.
@@ -305,6 +353,16 @@ def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, param
                "hovertemplate": "%{customdata[0]}<br>mean of %{customdata[1]} trials<extra></extra>"},
               {"type": "scatter", "x": front["x"].to_numpy(), "y": front["y"].to_numpy(), "mode": "lines",
                "name": "Pareto front", "line": {"color": _RED, "shape": "hv"}}]
+    if selected:
+        keys = set(trials.loc[trials["trial_id"].isin(selected), "config_key"])
+        ringed = points[points["config"].isin(keys)]
+        if len(ringed):
+            traces.append({"type": "scatter", "x": ringed["x"].to_numpy(), "y": ringed["y"].to_numpy(),
+                           "mode": "markers", "name": f"selected ({len(ringed)})",
+                           "customdata": ringed[["config", "n"]].to_numpy(),
+                           "marker": {"color": "rgba(0,0,0,0)", "size": 16, "line": {"color": _BLUE, "width": 2.5}},
+                           "hovertemplate": "selected: %{customdata[0]}<br>mean of %{customdata[1]} trials"
+                                            "<extra></extra>"})
     sample = "" if drawn is None else (f"; a uniform sample of {drawn.size:,} of {len(points):,} configurations "
                                        "drawn, the front whole")
     figure = _figure(traces, f"Pareto front: {x} ({x_mode}) vs {y} ({y_mode}); {int(on_front.sum())} on the front"

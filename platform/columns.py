@@ -33,7 +33,7 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
                "time_in_epochs_s": _FLOAT, "overhead_s": _FLOAT, "planned_epochs": _INT, "stopped_early": _BOOL},
     "epochs": {"trial_id": _STRING, "epoch": _INT, "time_total_s": _FLOAT},
     "artifacts": {"trial_id": _STRING, "path": _STRING, "kind": _STRING, "domain": _STRING, "subject": _STRING,
-                  "split": _STRING, "legend": _STRING},
+                  "split": _STRING, "legend": _STRING, "epoch": _INT, "checkpoint": _STRING},
     "cases": {"trial_id": _STRING, "epoch": _INT, "split": _STRING, "checkpoint": _STRING, "domain": _STRING,
               "subject": _STRING},
     "sweep": {"experiment": _STRING, "trainer": _STRING, "objectives": _STRING, "metrics": _STRING,

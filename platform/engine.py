@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 # report(metrics, checkpoint_dir or None); the directory only lives during the call.
 Report = Callable[[dict[str, Any], Path | None], None]
-# artifacts(trainer, split) -> artifact rows (path, kind, domain, subject, split, legend): called after the last
-# val evaluation ("val": a picture per domain) and after the test evaluation of the selected networks ("test": one
-# per case).
+# artifacts(trainer, split) -> artifact rows (path, kind, domain, subject, split, legend): called after each val
+# evaluation that is the best so far and after the last one ("val": a picture per domain), and after the test
+# evaluation of the selected networks ("test": one per case).
 ArtifactSink = Callable[[Trainer, str], list[dict[str, str]]]
 
 
@@ -159,10 +159,17 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int | None
                 # Each evaluated volume's own scores, for the results' cases table.
                 metrics[CASES_KEY] = json.dumps([{"split": "val", **row} for row in trainer.last_cases])
         trainer.end_epoch(epoch, metrics)
-        if evaluate and _improved(metrics.get(metric), trainer.best, mode):
+        improved = evaluate and _improved(metrics.get(metric), trainer.best, mode)
+        if improved:
             trainer.best = {"epoch": epoch + 1, "value": float(metrics[metric]), "nets": trainer.network_state()}
         last = epoch + 1 == epochs
-        pictures = artifacts(trainer, "val") if last and artifacts is not None and evaluate else []
+        pictures = []
+        if (last or improved) and artifacts is not None and evaluate:
+            # At each new best epoch too, not only the last: a trial the scheduler stops early (it is not told
+            # in advance) keeps the pictures of its best epoch. The same files are overwritten, so a trial holds
+            # one picture per domain: of its last epoch if it ran to the end, else of its best one.
+            pictures = [{**row, "epoch": epoch + 1, "checkpoint": "last" if last else "best"}
+                        for row in artifacts(trainer, "val")]
         if last and evaluate and trainer.test_cases:
             test_metrics, test_cases = evaluate_test(trainer)
             metrics.update(test_metrics)
@@ -170,7 +177,8 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int | None
             metrics[CASES_KEY] = json.dumps(rows)
             if artifacts is not None:
                 # evaluate_test scores the selected (best on val) networks last: every test case's picture.
-                pictures += artifacts(trainer, "test")
+                selected = int(test_metrics["test/selected_epoch"])
+                pictures += [{**row, "epoch": selected, "checkpoint": "best"} for row in artifacts(trainer, "test")]
         if pictures:
             metrics[ARTIFACTS_KEY] = json.dumps(pictures)
         evaluated = time.perf_counter()

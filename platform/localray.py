@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "segsweep-driver.json"
+# With this set to 0 before Ray is imported, Ray takes the loopback address as the node's address and its
+# servers (GCS, raylet, object manager, workers) listen on 127.0.0.1 alone, not on every interface: a local
+# sweep needs no other machine to reach it. Ray reads the variable once, when ``ray._private.ray_constants`` is
+# first imported, so it is set in the environment of the process that starts the local Ray (the supervisor's
+# child) and never for a sweep that joins a cluster.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def _process_start(pid: int) -> str | None:

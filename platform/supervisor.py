@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from platform.localray import LOOPBACK_ENV
+
 EXIT_RAY_DIED = 3
 CHILD_ENV = "SEGSWEEP_SUPERVISED"  # set in the child: it runs the sweep itself
 # What the child's error output says when the Ray under it is gone (a joined cluster is watched only this way).
@@ -153,7 +155,7 @@ def supervise(argv: list[str], local: bool) -> int:
     """Run ``python -m platform.sweep argv`` as a child and watch its Ray; the child's exit code, or
     ``EXIT_RAY_DIED`` with one paragraph when the Ray under it died. ``local``: the child starts its own Ray
     (so its GCS process can be watched); otherwise only its error output tells."""
-    env = {**os.environ, CHILD_ENV: "1"}
+    env = {**os.environ, CHILD_ENV: "1", **(LOOPBACK_ENV if local else {})}
     child = subprocess.Popen([sys.executable, "-m", "platform.sweep", *argv], env=env, stderr=subprocess.PIPE,
                              text=True, bufsize=1, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     errors = _ErrorFilter(sys.stderr)

@@ -327,6 +327,8 @@ class ProgressCallback(tune.Callback):
         for trial in trials[self.scanned:]:
             if trial.status in ("TERMINATED", "ERROR"):
                 self.finished.add(trial.trial_id)
+            if trial.status == "ERROR":
+                self.errored.add(trial.trial_id)
         self.scanned = max(self.scanned, len(trials))
         return self.finished
 
@@ -378,6 +380,12 @@ class ProgressCallback(tune.Callback):
         self.running.discard(trial.trial_id)
         self.errored.add(trial.trial_id)
         self._line(trials, f"{self._label(trial)} ERRORED")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # The closing count, also after a --resume that found nothing left to run (then no trial reports, and
+        # without this line the progress would end at the count before the interruption, or print nothing).
+        self.running.clear()
+        self._line(trials, "sweep ended")
 
 
 def _short(value: Any) -> str:

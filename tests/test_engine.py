@@ -99,3 +99,24 @@ def test_no_test_split_means_no_test_scores() -> None:
     reports: list[dict[str, Any]] = []
     run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
     assert not any(key.startswith("test/") for key in reports[-1])
+
+
+def test_pictures_are_saved_at_each_best_epoch_and_the_last() -> None:
+    """A trial the scheduler stops early keeps the pictures of its best epoch; one that runs to the end ends with
+    those of its last epoch (val) and of the selected networks (test)."""
+    from platform.results import ARTIFACTS_KEY
+
+    trainer = ScriptedTrainer(ScriptConfig(), DataConfig())  # val scores 0.2, 0.9, 0.4, 0.7, 0.3
+    saved: list[tuple[int, str]] = []
+
+    def sink(t: Trainer, split: str) -> list[dict[str, str]]:
+        saved.append((t.epoch, split))
+        return [{"path": f"{split}.png", "split": split}]
+
+    reports: list[dict[str, Any]] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics), artifacts=sink)
+    assert saved == [(1, "val"), (2, "val"), (5, "val"), (5, "test")]
+    rows = {report["epoch"]: json.loads(report[ARTIFACTS_KEY]) for report in reports if ARTIFACTS_KEY in report}
+    assert rows[2] == [{"path": "val.png", "split": "val", "epoch": 2, "checkpoint": "best"}]
+    assert rows[5] == [{"path": "val.png", "split": "val", "epoch": 5, "checkpoint": "last"},
+                       {"path": "test.png", "split": "test", "epoch": 2, "checkpoint": "best"}]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -54,6 +55,36 @@ def test_the_resume_command_repeats_the_arguments(argv: list[str], command: str)
     assert resume_command(argv) == command
 
 
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def _listening_addresses(pids: list[int]) -> set[str]:
+    """The local addresses the processes listen on over TCP: their sockets' inodes (``/proc/PID/fd``) looked up
+    in ``/proc/net/tcp`` and ``tcp6`` (state 0A is LISTEN; addresses are little-endian hex words), IPv4-mapped
+    IPv6 addresses written as IPv4."""
+    import ipaddress
+
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:
+                continue
+            raw = bytes.fromhex(fields[1].split(":")[0])
+            packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            address = ipaddress.ip_address(packed)
+            found.add(str(getattr(address, "ipv4_mapped", None) or address))  # ::ffff:127.0.0.1 is 127.0.0.1
+    return found
+
+
 @pytest.mark.slow
 def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp_path: Path,
                                                                              cache_dir: Path) -> None:
@@ -85,7 +116,9 @@ def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp
                            if t["status"] == "TERMINATED"}
         (marker,) = [m for m in (ray_tmp / "ray").glob(f"session_*/{MARKER}") if not m.parent.is_symlink()]
         driver = json.loads(marker.read_text())["driver_pid"]
-        for pid in _session_processes(marker.parent):  # what `ray stop` does to this Ray alone: not the driver
+        session = _session_processes(marker.parent)
+        assert _listening_addresses(session) <= LOOPBACK, _listening_addresses(session)  # nothing off the machine
+        for pid in session:  # what `ray stop` does to this Ray alone: not the driver
             if pid != driver:
                 os.kill(pid, signal.SIGTERM)
         _, err = sweep.communicate(timeout=120)
@@ -104,7 +137,7 @@ def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp
         assert "Traceback" not in resumed.stdout + resumed.stderr, resumed.stderr[-4000:]
         trials = read_table(str(experiment), "trials").to_pylist()
         assert len(trials) == 3 and {t["status"] for t in trials} == {"TERMINATED"}
-        assert " 3/3 done" in resumed.stdout  # the progress counts the trials finished before the interruption
+        assert " 3/3 done" in resumed.stdout, resumed.stdout  # the progress counts the trials finished before
         raw = ResultsStore(str(experiment)).read("epochs", latest=False).to_pylist()
         for trial_id in finished_before:  # a finished trial ran none of its epochs again
             epochs = sorted(row["epoch"] for row in raw if row["trial_id"] == trial_id)

@@ -184,3 +184,7 @@ def test_progress_lines_show_parameters_epochs_eta_and_early_stops() -> None:
     earlier = trial("cccc", "TERMINATED", 6)
     progress.on_trial_result(0, [a, b, earlier], a, {"epoch": 3, "val/dice": 0.6})
     assert "trials 3/8 done" in out.getvalue().splitlines()[-1]
+    # A --resume that finds every trial finished runs none: the closing line still counts them all.
+    resumed = ProgressCallback(spec, 3, stream=out)
+    resumed.on_experiment_end([earlier, trial("dddd", "TERMINATED", 6), trial("eeee", "ERROR", 1)])
+    assert "trials 3/3 done, 0 running, 1 errored | sweep ended" in out.getvalue().splitlines()[-1]

@@ -34,6 +34,11 @@ def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in zip(*lists, strict=True)]
 
 
+def selected_ids(selected: list[dict[str, Any]] | None) -> list[str]:
+    """The trial ids of the grid's selected rows (``selectedRows``: the rows' data)."""
+    return [row["trial_id"] for row in selected or [] if isinstance(row, dict) and row.get("trial_id")]
+
+
 def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

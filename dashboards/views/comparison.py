@@ -77,7 +77,8 @@ def page_parts(explorer: Any, version: dict[str, Any] | None, a: str | None, b: 
     if not config_rows:
         return html.P("choose two trials"), None, None
     return (rows_table(config_rows, ["key", "a", "b"], "compare-config-table"),
-            rows_table(metric_rows, ["metric", "domain", "class", "a", "b", "diff"], "compare-metrics-table"), images)
+            rows_table(metric_rows, ["score", "metric", "domain", "class", "a", "b", "diff"],
+                       "compare-metrics-table"), images)
 
 
 def images_of(experiment: Any, trial_id: str, tag: str) -> html.Div:
@@ -89,11 +90,22 @@ def images_of(experiment: Any, trial_id: str, tag: str) -> html.Div:
     heading = html.H4(f"{tag}: trial {trial_id}")
     if pictures:
         return html.Div([heading, *pictures], className="images")
+    return html.Div([heading, html.P(f"this trial has no images: {no_images_reason(experiment, trial_id)}")],
+                    className="images")
+
+
+def no_images_reason(experiment: Any, trial_id: str) -> str:
+    """Why a trial has no pictures. They are saved at each new best validation epoch and at the last one."""
     status = _status_of(experiment, trial_id)
-    why = ("it stopped before its last epoch (pictures are saved after the last one)" if status == "TERMINATED"
-           and _stopped_early(experiment, trial_id) else f"its status is {status}" if status != "TERMINATED"
-           else "its trainer saved none")
-    return html.Div([heading, html.P(f"this trial has no images: {why}")], className="images")
+    if status == "ERROR":
+        return "it errored before its first validation epoch ended"
+    if status != "TERMINATED":
+        return (f"its status is {status}: pictures are saved at each new best validation epoch and at the last "
+                "one, and it has finished none yet")
+    if _stopped_early(experiment, trial_id):
+        return ("the scheduler stopped it early and it saved none (results written before pictures were saved at "
+                "the best epoch have them only for trials that ran to the end)")
+    return "its trainer saved none"
 
 
 def artifact_rows(experiment: Any, trial_id: str) -> Any:
@@ -107,7 +119,7 @@ def picture(experiment: Any, trial_id: str, row: Any) -> html.Figure:
     legend = _legend(row.get("legend"))
     where = " ".join(str(row.get(k)) for k in ("domain", "subject") if not missing(row.get(k)))
     return html.Figure([
-        html.Div(where, className="label"),
+        html.Div([where, html.Span(f" · {when_saved(row)}", className="when")], className="label"),
         html.Div([html.Span(name, className="panel-name") for name in panels], className="panel-names",
                  style={"gridTemplateColumns": f"repeat({max(1, len(panels))}, 1fr)"}),
         html.Img(src=f"/artifacts/{experiment.name}/{trial_id}/{row['file']}", className="artifact",
@@ -115,6 +127,17 @@ def picture(experiment: Any, trial_id: str, row: Any) -> html.Figure:
         html.Figcaption([html.Span([html.Span(className="swatch", style={"background": entry["color"]}),
                                     entry["name"]], className="legend-entry") for entry in legend]),
     ], className="picture")
+
+
+def when_saved(row: Any) -> str:
+    """Which networks drew a picture: the last epoch's, or those of the best validation epoch (with its number)."""
+    split = row.get("split") if not missing(row.get("split")) else "val"
+    epoch = row.get("epoch")
+    if missing(epoch):
+        return f"{split}, last epoch"  # tables written before the epoch was recorded saved only then
+    if row.get("checkpoint") == "best":
+        return f"{split}, best val epoch ({int(epoch)})"
+    return f"{split}, last epoch ({int(epoch)})"
 
 
 def _legend(text: Any) -> list[dict[str, str]]:

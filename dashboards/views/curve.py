@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.views import Context, View
-from dashboards.views.common import GRAPH, dropdown
+from dashboards.views.common import GRAPH, dropdown, selected_ids
 
 
 def controls() -> html.Div:
@@ -16,11 +16,12 @@ def controls() -> html.Div:
                     className="section half")
 
 
-def render(context: Context, score: str | None, param: str | None) -> Any:
+def render(context: Context, score: str | None, param: str | None, selected: list[dict[str, Any]] | None) -> Any:
     experiment = context.experiment
     return figures.objective_curve(context.trials, param, experiment.categorical, score, experiment.params,
-                                   experiment.is_log_axis(param) if param else None)
+                                   experiment.is_log_axis(param) if param else None, selected_ids(selected))
 
 
-VIEWS = [View("curve", [("curve", "figure")], [("score", "value"), ("param", "value")], render,
-              lambda: figures.empty("no experiment selected"), ready=lambda score, param: bool(score))]
+VIEWS = [View("curve", [("curve", "figure")], [("score", "value"), ("param", "value"), ("grid", "selectedRows")],
+              render, lambda: figures.empty("no experiment selected"),
+              ready=lambda score, param, selected: bool(score))]

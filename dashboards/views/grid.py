@@ -21,11 +21,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dash import dcc, html
 
-from dashboards.analysis import short_name
+from dashboards.analysis import STOPPED_EARLY, short_name
 from dashboards.views import common
 from dashboards.views.common import dropdown, records
 
-STATUSES = ["TERMINATED", "RUNNING", "ERROR", "PENDING"]
+STATUSES = ["TERMINATED", STOPPED_EARLY, "RUNNING", "ERROR", "PENDING"]
+STATUS_LABELS = {"TERMINATED": "completed", STOPPED_EARLY: "stopped early (by the scheduler)", "RUNNING": "running",
+                 "ERROR": "errored", "PENDING": "pending"}
+SHOWN_STATUSES = [s for s in STATUSES if s != STOPPED_EARLY]  # the default: trials stopped early left out
 PAGE_ROWS = 50  # rows per grid page and per block the browser requests
 
 
@@ -33,7 +36,9 @@ def controls() -> html.Div:
     return html.Div([
         html.Div([
             html.Div([html.Div("status", className="label"),
-                      dcc.Checklist(id="status", options=STATUSES, value=STATUSES, inline=True)]),
+                      dcc.Checklist(id="status", options=[{"label": f" {STATUS_LABELS[s]}", "value": s}
+                                                           for s in STATUSES],
+                                    value=SHOWN_STATUSES, inline=True, inputStyle={"marginLeft": "8px"})]),
             dropdown("score", "score (rank by)", clearable=False),
             html.Button("Export CSV", id="export-csv"), html.Button("Export Parquet", id="export-parquet"),
             html.Button("Export figures (HTML)", id="export-html"),

@@ -17,14 +17,15 @@ def controls() -> html.Div:
 
 
 def parcoords(explorer: Any, version: dict[str, Any] | None, statuses: list[str] | None,
-              grid_model: dict[str, Any] | None, score: str | None,
+              grid_model: dict[str, Any] | None, score: str | None, selected: list[dict[str, Any]] | None,
               brushes: dict[str, Any] | None) -> tuple[Any, list[dict[str, Any]]]:
     # Not filtered by its own brushes: it draws them, and the other views apply them.
     experiment, trials = explorer.filtered(version, statuses, None, grid_model)
     if experiment is None or not score:
         return figures.empty("no experiment selected"), []
     log_axes = {p: log for p in experiment.params if (log := experiment.is_log_axis(p)) is not None}
-    return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes, log_axes)
+    return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes, log_axes,
+                                        common.selected_ids(selected))
 
 
 def brushes(explorer: Any, restyle: list[Any] | None, clear_clicks: int | None, axes: list[dict[str, Any]] | None,

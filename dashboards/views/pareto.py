@@ -8,7 +8,7 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.views import Context, View
-from dashboards.views.common import GRAPH, dropdown
+from dashboards.views.common import GRAPH, dropdown, selected_ids
 
 
 def controls() -> html.Div:
@@ -21,8 +21,9 @@ def controls() -> html.Div:
                      dcc.Graph(id="pareto", **GRAPH)], className="section half")
 
 
-def render(context: Context, x: str, x_mode: str, y: str, y_mode: str) -> Any:
-    return figures.pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params)
+def render(context: Context, x: str, x_mode: str, y: str, y_mode: str,
+           selected: list[dict[str, Any]] | None) -> Any:
+    return figures.pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params, selected_ids(selected))
 
 
 def defaults(experiment: Any, scores: list[str]) -> tuple[str | None, str | None]:
@@ -38,6 +39,7 @@ def defaults(experiment: Any, scores: list[str]) -> tuple[str | None, str | None
 
 
 VIEWS = [View("pareto", [("pareto", "figure")],
-              [("pareto-x", "value"), ("pareto-x-mode", "value"), ("pareto-y", "value"), ("pareto-y-mode", "value")],
+              [("pareto-x", "value"), ("pareto-x-mode", "value"), ("pareto-y", "value"), ("pareto-y-mode", "value"),
+               ("grid", "selectedRows")],
               render, lambda: figures.empty("no experiment selected"),
-              ready=lambda x, x_mode, y, y_mode: bool(x and y))]
+              ready=lambda x, x_mode, y, y_mode, selected: bool(x and y))]

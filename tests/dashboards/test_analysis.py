@@ -178,6 +178,18 @@ def test_metric_breakdown_splits_domain_and_class() -> None:
     assert rows[("dice", "infant", "wm")]["diff"] == pytest.approx(-0.1)
 
 
+def test_metric_breakdown_labels_last_best_and_test_scores() -> None:
+    """A last-epoch value is labelled as such beside the best epoch's and the test scores, never only "dice"."""
+    a = pd.Series({"last/val/dice": 0.0016, "best/val/dice": 0.0649, "test/best/dice": 0.05, "test/last/dice": 0.01,
+                   "test/selected_epoch": 3.0})
+    b = pd.Series({"last/val/dice": 0.2, "best/val/dice": 0.3})
+    rows = metric_breakdown(a, b)
+    assert [(r["score"], r["a"]) for r in rows] == [
+        ("val, last epoch", 0.0016), ("val, best epoch", 0.0649), ("test, networks of the best val epoch", 0.05),
+        ("test, last networks", 0.01)]
+    assert math.isnan(rows[2]["b"]) and math.isnan(rows[2]["diff"])
+
+
 def test_natural_order_of_levels() -> None:
     levels = ["[10]", "[2]", "[]", "lambda=10", "lambda=0.5", "[1]"]
     assert sorted(levels, key=natural_key) == ["[1]", "[2]", "[10]", "[]", "lambda=0.5", "lambda=10"]

@@ -106,7 +106,7 @@ def test_grid_serves_one_block_sorted_by_the_score_unless_a_column_is_sorted(pag
 
 
 def test_curve_shows_each_configuration_mean_over_its_seeds(page: dict[str, Any], trials: pd.DataFrame) -> None:
-    figure = page["explorer"].curve(page["version"], None, {}, None, "best/val/dice", "config/lambda")
+    figure = page["explorer"].curve(page["version"], None, {}, None, "best/val/dice", "config/lambda", None)
     points, means = figure["data"]
     assert len(points["x"]) == len(trials) and figure["layout"]["meta"]["trials"] == len(trials)
     expected = trials.groupby("config/lambda")["best/val/dice"].mean().sort_index()
@@ -118,10 +118,10 @@ def test_grid_filter_reaches_every_view(page: dict[str, Any], trials: pd.DataFra
     explorer, version, score = page["explorer"], page["version"], page["score"]
     model = {"config/disc_arch": {"filterType": "text", "type": "equals", "filter": "resnet"}}
     count = int((trials["config/disc_arch"] == "resnet").sum())
-    figures = [explorer.curve(version, None, {}, model, score, page["param"]),
+    figures = [explorer.curve(version, None, {}, model, score, page["param"], None),
                explorer.ablation(version, None, {}, model, score, page["factors"], None)[0],
-               explorer.pareto(version, None, {}, model, page["x"], "max", page["y"], "min"),
-               explorer.parcoords(version, None, model, score, {})[0]]
+               explorer.pareto(version, None, {}, model, page["x"], "max", page["y"], "min", None),
+               explorer.parcoords(version, None, model, score, None, {})[0]]
     assert [f["layout"]["meta"]["trials"] for f in figures] == [count] * 4
 
 
@@ -137,7 +137,7 @@ def test_ablation_baseline_defaults_and_differences(page: dict[str, Any], trials
 
 def test_pareto_front_is_non_dominated(page: dict[str, Any]) -> None:
     figure = page["explorer"].pareto(page["version"], None, {}, None, "last/val/dice", "max", "last/val/jsd_norm",
-                                     "min")
+                                     "min", None)
     points, front = figure["data"]
     on_front = list(zip(front["x"], front["y"], strict=True))
     for x, y in zip(points["x"], points["y"], strict=True):
@@ -237,8 +237,8 @@ def test_cli_unknown_experiment_exits_2_with_the_list(storage: Path, capsys: pyt
 
 def test_figures_export_as_one_html_page(page: dict[str, Any]) -> None:
     explorer, version = page["explorer"], page["version"]
-    shown = [explorer.curve(version, None, {}, None, page["score"], page["param"]),
-             explorer.parcoords(version, None, None, page["score"], {})[0], None]
+    shown = [explorer.curve(version, None, {}, None, page["score"], page["param"], None),
+             explorer.parcoords(version, None, None, page["score"], None, {})[0], None]
     sent = explorer.export_figures(1, version, *shown)
     assert sent["filename"] == "synthetic-figures.html"
     assert sent["content"].count("Plotly.newPlot") == 2 and "dice vs lambda" in sent["content"]

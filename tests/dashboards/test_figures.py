@@ -30,7 +30,7 @@ def test_parallel_coordinates_draw_a_seeded_sample_beyond_the_limit_and_say_so(m
     trials = _trials(400)
     figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
     drawn = figure["data"][0]["dimensions"][0]["values"]
-    assert len(drawn) == 50 and figure["layout"]["meta"] == {"trials": 400, "drawn": 50}
+    assert len(drawn) == 50 and figure["layout"]["meta"] == {"trials": 400, "drawn": 50, "selected": 0}
     assert "a uniform sample of 50 of 400 trials drawn; brushes filter all" in _title(figure)
     again, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
     assert np.array_equal(drawn, again["data"][0]["dimensions"][0]["values"])  # seeded: the same lines
@@ -95,3 +95,36 @@ def test_axis_titles_are_objects_plotly_js_draws(build) -> None:
         if axis in layout and "title" in layout[axis]:
             assert isinstance(layout[axis]["title"], dict) and layout[axis]["title"]["text"]
     assert "title" in layout["xaxis"]
+
+
+def test_selected_trials_are_highlighted_in_parcoords_curve_and_pareto(monkeypatch) -> None:
+    monkeypatch.setattr(figures, "PARCOORDS_LINES", 50)
+    trials = _trials(400)
+    chosen = ["t7", "t301"]
+    figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score", selected=chosen)
+    line, drawn = figure["data"][0]["line"], figure["data"][0]["dimensions"][0]["values"]
+    assert figure["layout"]["meta"]["selected"] == 2 and "the 2 selected in red" in _title(figure)
+    assert line["color"].sum() == 2 and len(drawn) == 50  # both kept in the sample, flagged 1 among 0s
+    lambdas = np.log10(trials.set_index("trial_id").loc[chosen, "config/lambda"])  # a log axis: spans 3 decades
+    assert np.allclose(sorted(drawn[line["color"] == 1]), sorted(lambdas))
+    curve = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], selected=chosen)
+    (ring,) = [t for t in curve["data"] if t["name"].startswith("selected")]
+    assert list(ring["customdata"]) == chosen and ring["name"] == "selected (2)"
+    front = figures.pareto(trials, "score", "cost", "max", "min", ["config/lambda"], selected=chosen)
+    (ring,) = [t for t in front["data"] if t["name"].startswith("selected")]
+    assert sorted(ring["customdata"][:, 0]) == sorted(trials.set_index("trial_id").loc[chosen, "config_key"])
+    plain = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
+    assert not any(t["name"].startswith("selected") for t in plain["data"])
+
+
+def test_trials_stopped_early_are_drawn_apart_and_named_in_the_titles() -> None:
+    trials = _trials(30).assign(status="TERMINATED", stopped_early=[i % 5 == 0 for i in range(30)])
+    curve = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
+    names = [t["name"] for t in curve["data"]]
+    assert names[:2] == ["trial", "stopped early by the scheduler (6)"] and len(curve["data"][0]["x"]) == 24
+    assert "includes 6 trials stopped early" in _title(curve)
+    bars = figures.ablation_bars(trials, ["config/arch"], "score", None)
+    assert "includes 6 trials stopped early" in _title(bars)
+    completed = figures.objective_curve(trials[~trials["stopped_early"]], "config/lambda", set(), "score",
+                                        ["config/lambda"])
+    assert "stopped early" not in _title(completed) and len(completed["data"]) == 2
