@@ -32,8 +32,10 @@ from dashboards.views import (
     cases,
     comparison,
     curve,
+    errors,
     experiments,
     grid,
+    history,
     importance,
     learning_curves,
     parcoords,
@@ -44,11 +46,12 @@ from dashboards.views import (
 )
 from dashboards.views.common import image_type
 
-FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "importance", "ranks", "case-scatter", "experiments")
+FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "history", "timeline", "importance", "ranks",
+           "case-scatter", "experiments")
 MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can be an ablation factor
 MEMO_SIZE = 16  # entries per named cache (filtered trials, summaries, learning-curve epochs)
-VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, ranks, importance, comparison,
-                cases, experiments)
+VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, history, ranks, importance,
+                comparison, cases, experiments, errors)
 METHODS: dict[str, Callable[..., Any]] = {name: function for module in VIEW_MODULES
                                           for name, function in getattr(module, "METHODS", {}).items()}
 
@@ -234,6 +237,9 @@ figure.picture { max-width: 520px; }
 figure.picture .artifact { width: 100%; }
 .legend-entry { display: inline-flex; align-items: center; gap: 4px; margin-right: 12px; font-size: 12px; }
 .swatch { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
+details.error-entry { margin: 4px 0; }
+details.error-entry summary { cursor: pointer; }
+pre.traceback { font-size: 11px; background: #f0f4f8; padding: 8px; overflow-x: auto; max-height: 360px; }
 .case-list ol { margin: 4px 0 8px 0; padding-left: 20px; }
 button.case-pick { background: none; border: none; color: #1f77b4; cursor: pointer; padding: 1px 0;
                    font-variant-numeric: tabular-nums; }
@@ -260,8 +266,9 @@ def layout(explorer: Explorer, refresh_s: float, live: bool) -> html.Div:
         summary.controls(), grid.controls(), parcoords.controls(),
         html.Div([curve.controls(), ablation.controls()], **pair),
         html.Div([pareto.controls(), learning_curves.controls()], **pair),
+        history.controls(),
         html.Div([ranks.controls(), importance.controls()], **pair),
-        comparison.controls(), cases.controls(), experiments.controls(),
+        comparison.controls(), cases.controls(), experiments.controls(), errors.controls(),
     ])
 
 

@@ -177,12 +177,15 @@ def _views(explorer: Any, version: dict[str, Any], score: str, param: str, facto
     block = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": grid_model or {}}  # the grid's first page
     outputs: list[Any] = [explorer.summary(version, score), explorer.columns(version, score),
                           explorer.rows(block, version, None, brushes, score),
-                          explorer.parcoords(version, None, grid_model, score, brushes)[0],
-                          explorer.curve(version, None, brushes, grid_model, score, param),
+                          explorer.parcoords(version, None, grid_model, score, None, brushes)[0],
+                          explorer.curve(version, None, brushes, grid_model, score, param, None),
                           explorer.ablation(version, None, brushes, grid_model, score, factors, None)[0],
-                          explorer.pareto(version, None, brushes, grid_model, x, "max", y, "min"),
+                          explorer.pareto(version, None, brushes, grid_model, x, "max", y, "min", None),
                           explorer.importance(version, None, brushes, grid_model, score, "mean_decrease_impurity"),
-                          explorer.learning_curves(version, None, brushes, grid_model, [], metric, score)]
+                          explorer.learning_curves(version, None, brushes, grid_model, [], metric, score),
+                          explorer.history(version, None, brushes, grid_model, score, "trial"),
+                          explorer.timeline(version, None, brushes, grid_model),
+                          explorer.errors(version, None, brushes, grid_model)]
     _, _, a, b = explorer.comparison_choices(version, None, brushes, grid_model, score, [], None, None)
     config_rows, metric_rows, images = explorer.comparison(version, a, b)
     outputs += [rows_table(config_rows, ["key", "a", "b"], "c"), rows_table(metric_rows, ["metric"], "m"), images]

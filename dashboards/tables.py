@@ -31,7 +31,7 @@ from platform.storage import experiment_uri, filesystem, is_uri, resolve_storage
 # Letters, digits, dot, dash, underscore; no leading dot: no "..", no separators, no hidden directories.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 # Trials columns the first page never needs (large text read on demand for the comparison view).
-_HEAVY_COLUMNS = {"config_json", "_seq"}
+_HEAVY_COLUMNS = {"config_json", "traceback", "_seq"}
 _CACHE_SIZE = 8  # experiment versions kept: the experiment comparison reads several at once
 
 
@@ -209,6 +209,14 @@ class Catalog:
             except json.JSONDecodeError:
                 result[row["trial_id"]] = {"config_json": row.get("config_json")}
         return result
+
+    def tracebacks(self, name: str, trial_ids: list[str]) -> dict[str, str]:
+        """Each failed trial's traceback (read on demand: tracebacks are long), for the errors view."""
+        store = self.store(name)
+        if "traceback" not in store.schema("trials").names:
+            return {}  # tables written before tracebacks were kept
+        table = store.read("trials", columns=["traceback"], trial_ids=trial_ids)
+        return {row["trial_id"]: row["traceback"] for row in table.to_pylist() if row.get("traceback")}
 
     def artifact_bytes(self, name: str, trial_id: str, file_name: str) -> bytes:
         """The bytes of an image a trial saved, if the artifacts table lists it; ExplorerError otherwise.

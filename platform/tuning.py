@@ -241,7 +241,7 @@ class ResultsCallback(tune.Callback):
         earlier = [r.get("time_total_s") or 0.0 for r in rows if r.get("epoch") not in seen]
         return summary_row(rows, [(o.metric, o.mode) for o in self.spec.objectives]), float(max(earlier, default=0.0))
 
-    def _finish(self, trial: Any, status: str, error: str | None) -> None:
+    def _finish(self, trial: Any, status: str, error: str | None, traceback: str | None = None) -> None:
         ended = time.time()
         started = self._started.get(trial.trial_id, ended)
         if trial.trial_id not in self._configs:
@@ -249,7 +249,8 @@ class ResultsCallback(tune.Callback):
         summary, before = self._summary(trial)
         # wall_s accumulates over --resume: this driver's time on the trial plus its time before the resume.
         wall = ended - started + before
-        row = {**self._trial_base(trial), "status": status, "error": error, "started_at": started,
+        row = {**self._trial_base(trial), "status": status, "error": error, "traceback": traceback,
+               "started_at": started,
                "ended_at": ended, "wall_s": wall, **summary}
         row["overhead_s"] = wall - summary.get("time_in_epochs_s", 0.0)
         planned = planned_epochs(self._configs.get(trial.trial_id))
@@ -273,7 +274,7 @@ class ResultsCallback(tune.Callback):
         self._finish(trial, "TERMINATED", None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "ERROR", error_text(trial))
+        self._finish(trial, "ERROR", error_text(trial), error_traceback(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # A driver killed between starting a trial and saving Tune's state leaves rows of a trial that Tune
@@ -300,6 +301,18 @@ def error_text(trial: Any) -> str:
     text = Path(trial.error_file).read_text() if trial.error_file and os.path.exists(trial.error_file) else ""
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1][:2000] if lines else "the trial failed without an error message"
+
+
+TRACEBACK_CHARS = 20_000  # the end of a failed trial's traceback kept in the trials table (its last frames)
+
+
+def error_traceback(trial: Any) -> str | None:
+    """The traceback of a failed trial as Tune wrote it (the worker's frames included), or None."""
+    path = trial.error_file
+    if not path or not os.path.exists(path):
+        return None
+    text = Path(path).read_text(errors="replace").strip()
+    return text[-TRACEBACK_CHARS:] or None
 
 
 class ProgressCallback(tune.Callback):
