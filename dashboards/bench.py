@@ -182,7 +182,8 @@ def _views(explorer: Any, version: dict[str, Any], score: str, param: str, facto
                           explorer.ablation(version, None, brushes, grid_model, score, factors, None)[0],
                           explorer.pareto(version, None, brushes, grid_model, x, "max", y, "min", None),
                           explorer.importance(version, None, brushes, grid_model, score, "mean_decrease_impurity"),
-                          explorer.learning_curves(version, None, brushes, grid_model, [], metric, score),
+                          explorer.learning_curves(version, None, brushes, grid_model, [], metric, score, "mean", 0.5,
+                                                   []),
                           explorer.history(version, None, brushes, grid_model, score, "trial"),
                           explorer.timeline(version, None, brushes, grid_model),
                           explorer.errors(version, None, brushes, grid_model)]

@@ -371,16 +371,78 @@ def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, param
     return figure
 
 
-def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str]) -> Figure:
-    """``metric`` per epoch, one line per trial (``labels``: trial id -> legend text)."""
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average with weight ``weight`` in [0, 1), debiased so the
+    first points are not pulled towards zero; NaNs are skipped (carried as NaN). ``values``: shape (epochs,)."""
+    if weight <= 0:
+        return values
+    out, last, count = np.full(values.shape, np.nan), 0.0, 0
+    for index, value in enumerate(values):
+        if not np.isfinite(value):
+            continue
+        last, count = weight * last + (1 - weight) * value, count + 1
+        out[index] = last / (1 - weight ** count)
+    return out
+
+
+def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str], smoothing: float = 0.0,
+                    log_y: bool = False, groups: dict[str, str] | None = None) -> Figure:
+    """``metric`` per epoch: one line per trial (``labels``: trial id -> legend text), or with ``groups`` (trial id
+    -> configuration label) the mean over each configuration's repeats with its 95% interval as a band. Each
+    trial's curve is smoothed first (``smoothing``, TensorBoard's weight); ``log_y`` puts the metric on a log axis."""
     if epochs.empty or metric not in epochs:
         return empty("select trials in the table to see their learning curves")
-    traces = [{"type": "scatter", "x": group["epoch"].to_numpy(), "y": group[metric].to_numpy(),
-               "mode": "lines+markers", "name": labels.get(trial_id, trial_id)}
-              for trial_id, group in epochs.groupby("trial_id", sort=False)]
-    return _figure(traces, f"{metric} per epoch", epochs["trial_id"].nunique(), height=340,
-                   xaxis={"title": {"text": "epoch"}, "dtick": 1 if epochs["epoch"].max() <= 20 else None},
-                   yaxis={"title": {"text": metric}})
+    frame = epochs[["trial_id", "epoch", metric]].copy()
+    frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
+    if smoothing > 0:
+        frame[metric] = frame.groupby("trial_id", sort=False)[metric].transform(
+            lambda column: smooth(column.to_numpy(dtype=float), smoothing))
+    how = [f"smoothed {smoothing:g}"] if smoothing > 0 else []
+    dtick = 1 if epochs["epoch"].max() <= 20 else None
+    if not groups:
+        traces = [{"type": "scatter", "x": group["epoch"].to_numpy(), "y": group[metric].to_numpy(),
+                   "mode": "lines+markers", "name": labels.get(trial_id, trial_id)}
+                  for trial_id, group in frame.groupby("trial_id", sort=False)]
+        title = f"{metric} per epoch" + (f" ({', '.join(how)})" if how else "")
+        return _figure(traces, title, frame["trial_id"].nunique(), height=340,
+                       xaxis={"title": {"text": "epoch"}, "dtick": dtick},
+                       yaxis={"title": {"text": metric}, "type": "log" if log_y else "-"})
+    from scipy import stats
+
+    frame["group"] = frame["trial_id"].map(groups)
+    frame = frame.dropna(subset=["group"])
+    summary = frame.groupby(["group", "epoch"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
+    counts = summary["count"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = np.where(counts >= 2, stats.t.ppf(0.975, np.maximum(counts - 1, 1)), np.nan) \
+            * summary["std"].to_numpy(dtype=float) / np.sqrt(counts)
+    summary["low"], summary["high"] = summary["mean"] - half, summary["mean"] + half
+    traces = []
+    for index, (name, part) in enumerate(summary.groupby("group", sort=False)):
+        part = part.sort_values("epoch")
+        colour = _DOMAIN_COLOURS[index % len(_DOMAIN_COLOURS)]
+        x, low, high = part["epoch"].to_numpy(), part["low"].to_numpy(), part["high"].to_numpy()
+        band = np.isfinite(low) & np.isfinite(high)
+        if band.any():  # the 95% interval as a closed polygon: along the upper edge, back along the lower
+            traces.append({"type": "scatter", "x": np.concatenate([x[band], x[band][::-1]]),
+                           "y": np.concatenate([high[band], low[band][::-1]]), "fill": "toself", "mode": "lines",
+                           "line": {"width": 0}, "fillcolor": _rgba(colour, 0.18), "hoverinfo": "skip",
+                           "showlegend": False, "legendgroup": str(name), "name": f"{name} 95% interval"})
+        traces.append({"type": "scatter", "x": x, "y": part["mean"].to_numpy(), "mode": "lines+markers",
+                       "name": f"{name} (n={int(part['count'].max())})", "legendgroup": str(name),
+                       "line": {"color": colour}, "marker": {"color": colour},
+                       "customdata": np.stack([part["count"], low, high], axis=-1),
+                       "hovertemplate": "epoch %{x}: mean %{y:.4f} (n=%{customdata[0]})<br>95% CI "
+                                        "[%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"})
+    how.insert(0, "mean and 95% interval over each configuration's repeats")
+    return _figure(traces, f"{metric} per epoch ({'; '.join(how)})", frame["trial_id"].nunique(), height=340,
+                   xaxis={"title": {"text": "epoch"}, "dtick": dtick},
+                   yaxis={"title": {"text": metric}, "type": "log" if log_y else "-"})
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
 
 
 def importance_bars(values: dict[str, float], score: str, evaluator: str, trials: int, used: int) -> Figure:

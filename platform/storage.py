@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
@@ -28,9 +29,19 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), resolve_storage(location)
 
 
+def join(location: str, *parts: str) -> str:
+    """``location`` (path or URI) with ``parts`` appended to its path. A URI's query holds the filesystem's
+    options (``s3://bucket/runs?endpoint_override=HOST:PORT&scheme=http``), so the parts go before it, as Ray
+    Tune joins them; text appended after the query would become part of the last option's value."""
+    if not is_uri(location):
+        return os.path.join(location, *parts)
+    split = urlsplit(location)
+    path = "/".join([split.path.rstrip("/"), *(part.strip("/") for part in parts)])
+    return urlunsplit(split._replace(path=path))
+
+
 def experiment_uri(storage: str, name: str) -> str:
-    base = resolve_storage(storage)
-    return f"{base.rstrip('/')}/{name}" if is_uri(base) else os.path.join(base, name)
+    return join(resolve_storage(storage), name)
 
 
 def copy_to_storage(local_file: Path, destination_dir: str) -> str:
@@ -39,7 +50,7 @@ def copy_to_storage(local_file: Path, destination_dir: str) -> str:
     fs.create_dir(directory, recursive=True)
     target = f"{directory.rstrip('/')}/{local_file.name}"
     pafs.copy_files(str(local_file), target, destination_filesystem=fs)
-    return f"{destination_dir.rstrip('/')}/{local_file.name}"
+    return join(destination_dir, local_file.name)
 
 
 def check_writable(location: str) -> None:

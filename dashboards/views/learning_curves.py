@@ -1,4 +1,5 @@
-"""Learning curves of the selected trials (the best five when none is selected)."""
+"""Learning curves of the selected trials (the best five when none is selected): one line per trial, or the mean
+over each configuration's repeats (seeds, folds) with a 95% band; smoothing and a log axis as in TensorBoard."""
 
 from __future__ import annotations
 
@@ -8,27 +9,49 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.views import Context, View
-from dashboards.views.common import GRAPH, dropdown, ranked_ids, trial_labels
+from dashboards.views.common import GRAPH, dropdown, ranked_ids, selected_ids, trial_labels
 
-MAX_CURVES = 12  # learning curves drawn at once (the first selected trials, else the best few)
+MAX_CURVES = 12  # learning curves (or configurations, averaged) drawn at once: the first selected, else the best
+MAX_REPEATS = 200  # trials read for the averaged curves (the repeats of the chosen configurations)
 
 
 def controls() -> html.Div:
-    return html.Div([dropdown("curve-metric", "learning-curve metric", clearable=False),
-                     dcc.Graph(id="curves", **GRAPH)], className="section half")
+    return html.Div([
+        html.Div([dropdown("curve-metric", "learning-curve metric", clearable=False),
+                  dcc.RadioItems(id="curves-mode", options=[{"label": " per trial", "value": "trial"},
+                                                            {"label": " mean over repeats", "value": "mean"}],
+                                 value="trial", inline=True, inputStyle={"marginLeft": "8px"}),
+                  dcc.Checklist(id="curves-log", options=[{"label": " log scale", "value": "log"}], value=[],
+                                inputStyle={"marginLeft": "8px"})], className="row"),
+        html.Div([html.Span("smoothing", className="label"),
+                  html.Div(dcc.Slider(id="curves-smooth", min=0, max=0.95, step=0.05, value=0,
+                                      marks={0: "0", 0.5: "0.5", 0.9: "0.9"}), style={"flex": "1"})],
+                 className="row"),
+        dcc.Graph(id="curves", **GRAPH)], className="section half")
 
 
-def render(context: Context, selected: list[dict[str, Any]] | None, metric: str, score: str | None) -> Any:
-    experiment = context.experiment
-    chosen = [row["trial_id"] for row in selected or [] if row.get("trial_id")][:MAX_CURVES]
-    if not chosen:
-        chosen = ranked_ids(context.trials, score, experiment, 5)
+def render(context: Context, selected: list[dict[str, Any]] | None, metric: str, score: str | None, mode: str,
+           smoothing: float | None, log: list[str] | None) -> Any:
+    experiment, trials = context.experiment, context.trials
+    chosen = selected_ids(selected)[:MAX_CURVES] or ranked_ids(trials, score, experiment, 5)
+    groups = None
+    if mode == "mean" and "config_key" in trials:
+        keys = list(dict.fromkeys(trials.loc[trials["trial_id"].isin(chosen), "config_key"]))[:MAX_CURVES]
+        repeats = trials[trials["config_key"].isin(keys)].head(MAX_REPEATS)
+        labels = trial_labels(experiment, repeats["trial_id"].tolist())
+        # A configuration is named by its first repeat's label without the trial id and seed.
+        names = {key: labels[group["trial_id"].iloc[0]].split(" (", 1)[-1].rsplit(", seed", 1)[0].rstrip(")")
+                 for key, group in repeats.groupby("config_key", sort=False)}
+        groups = {t: names[k] for t, k in zip(repeats["trial_id"], repeats["config_key"], strict=True)}
+        chosen = list(groups)
     key = (context.version.get("key"), experiment.version, tuple(chosen), metric)
     epochs = context.explorer.memo("epochs", key, lambda: context.explorer.catalog.epochs(experiment.name, chosen,
                                                                                           [metric]))
-    return figures.learning_curves(epochs, metric, trial_labels(experiment, chosen))
+    return figures.learning_curves(epochs, metric, trial_labels(experiment, chosen), float(smoothing or 0),
+                                   "log" in (log or []), groups)
 
 
 VIEWS = [View("learning_curves", [("curves", "figure")],
-              [("grid", "selectedRows"), ("curve-metric", "value"), ("score", "value")], render,
-              lambda: figures.empty("no experiment selected"), ready=lambda selected, metric, score: bool(metric))]
+              [("grid", "selectedRows"), ("curve-metric", "value"), ("score", "value"), ("curves-mode", "value"),
+               ("curves-smooth", "value"), ("curves-log", "value")], render,
+              lambda: figures.empty("no experiment selected"), ready=lambda selected, metric, *rest: bool(metric))]

@@ -146,11 +146,37 @@ def test_pareto_front_is_non_dominated(page: dict[str, Any]) -> None:
 
 def test_learning_curves_of_selected_trials_else_the_best(page: dict[str, Any], trials: pd.DataFrame) -> None:
     explorer, version = page["explorer"], page["version"]
-    figure = explorer.learning_curves(version, None, {}, None, [{"trial_id": "t000004"}], "val/dice", page["score"])
+    figure = explorer.learning_curves(version, None, {}, None, [{"trial_id": "t000004"}], "val/dice", page["score"],
+                                      "trial", 0, [])
     assert len(figure["data"]) == 1 and list(figure["data"][0]["x"]) == [1, 2, 3, 4, 5]
-    figure = explorer.learning_curves(version, None, {}, None, [], "val/dice", page["score"])
+    figure = explorer.learning_curves(version, None, {}, None, [], "val/dice", page["score"], "trial", 0, [])
     best = trials.sort_values("best/val/dice", ascending=False)["trial_id"][:5]
     assert sorted(t["name"].split(" ")[0] for t in figure["data"]) == sorted(best)
+
+
+def test_learning_curves_averaged_over_repeats_smoothed_and_on_a_log_axis(page: dict[str, Any],
+                                                                           trials: pd.DataFrame) -> None:
+    from scipy import stats
+
+    explorer, version = page["explorer"], page["version"]
+    trials = explorer.experiment(version).trials  # with the configuration keys the explorer derives
+    key = trials.loc[trials["trial_id"] == "t000004", "config_key"].iloc[0]
+    repeats = trials.loc[trials["config_key"] == key, "trial_id"].tolist()
+    figure = explorer.learning_curves(version, None, {}, None, [{"trial_id": "t000004"}], "val/dice", page["score"],
+                                      "mean", 0, ["log"])
+    band, mean = figure["data"]
+    assert band["fill"] == "toself" and mean["name"].endswith(f"(n={len(repeats)})")
+    assert figure["layout"]["yaxis"]["type"] == "log"
+    epochs = explorer.catalog.epochs("synthetic", repeats, ["val/dice"])
+    last = epochs[epochs["epoch"] == 5]["val/dice"].to_numpy()
+    half = stats.t.ppf(0.975, len(last) - 1) * last.std(ddof=1) / len(last) ** 0.5
+    assert mean["y"][-1] == pytest.approx(last.mean()) and mean["customdata"][-1][2] == pytest.approx(last.mean()
+                                                                                                         + half)
+    smoothed = explorer.learning_curves(version, None, {}, None, [{"trial_id": "t000004"}], "val/dice",
+                                        page["score"], "trial", 0.5, [])["data"][0]["y"]
+    raw = epochs[epochs["trial_id"] == "t000004"].sort_values("epoch")["val/dice"].to_numpy()
+    assert smoothed[0] == pytest.approx(raw[0])  # debiased: the first point is the first value
+    assert smoothed[1] == pytest.approx((0.25 * raw[0] + 0.5 * raw[1]) / 0.75)
 
 
 def test_importance_of_the_synthetic_sweep_ranks_lambda_first(page: dict[str, Any]) -> None:

@@ -27,7 +27,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
               ("curve-metric", "value"): controls[11], ("importance-evaluator", "value"): "mean_decrease_impurity",
               ("grid", "selectedRows"): [], ("baseline", "value"): None, ("compare-a", "value"): None,
               ("compare-b", "value"): None, ("case-metric", "value"): "dice", ("case-split", "value"): "test",
-              ("case-checkpoint", "value"): "best", ("ranks-sample", "n_clicks"): 0, ("history-x", "value"): "trial"}
+              ("case-checkpoint", "value"): "best", ("ranks-sample", "n_clicks"): 0, ("history-x", "value"): "trial",
+              ("curves-mode", "value"): "mean", ("curves-smooth", "value"): 0.5, ("curves-log", "value"): ["log"]}
     return {"explorer": explorer, "version": version, "values": values}
 
 
