@@ -311,19 +311,20 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
         Input("version", "data"), State("score", "value"), State("param", "value"), State("factors", "value"),
         State("pareto-x", "value"), State("pareto-y", "value"), State("curve-metric", "value"))(explorer.controls)
     app.callback(Output("summary", "children"), Input("version", "data"), Input("score", "value"))(explorer.summary)
-    app.callback(Output("grid", "columnDefs"), Input("version", "data"), Input("score", "value"))(explorer.columns)
+    app.callback(Output("grid", "columnDefs"), Output("grid-columns", "options"), Output("grid-columns", "value"),
+                 Input("version", "data"), Input("score", "value"), Input("grid-columns", "value"))(explorer.columns)
     app.callback(Output("grid", "getRowsResponse"), Input("grid", "getRowsRequest"), State("version", "data"),
                  State("status", "value"), State("brushes", "data"), State("score", "value"),
-                 State("experiment", "value"))(explorer.rows)
+                 State("experiment", "value"), State("grid-columns", "value"))(explorer.rows)
     # The rows changed on the server (a new table version, other statuses, brushes or score): the grid fetches
     # the blocks it shows again; rows keep their selection by id.
     app.clientside_callback(
-        """function(version, statuses, brushes, score) {
+        """function(version, statuses, brushes, score, columns) {
             dash_ag_grid.getApiAsync("grid").then(api => api.refreshInfiniteCache()).catch(() => null);
             return Date.now();
         }""",
         Output("grid-refresh", "data"), Input("version", "data"), Input("status", "value"),
-        Input("brushes", "data"), Input("score", "value"))
+        Input("brushes", "data"), Input("score", "value"), Input("grid-columns", "value"))
     app.callback(Output("parcoords", "figure"), Output("axes", "data"), Input("version", "data"),
                  Input("status", "value"), Input("grid", "filterModel"), Input("score", "value"),
                  Input("grid", "selectedRows"), State("brushes", "data"))(explorer.parcoords)

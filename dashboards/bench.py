@@ -175,7 +175,7 @@ def _first_page(explorer: Any, name: str) -> dict[str, Any]:
 def _views(explorer: Any, version: dict[str, Any], score: str, param: str, factors: list[str], x: str, y: str,
            metric: str, brushes: dict[str, Any], grid_model: dict[str, Any] | None, rows_table: Any) -> list[Any]:
     block = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": grid_model or {}}  # the grid's first page
-    outputs: list[Any] = [explorer.summary(version, score), explorer.columns(version, score),
+    outputs: list[Any] = [explorer.summary(version, score), explorer.columns(version, score)[0],
                           explorer.rows(block, version, None, brushes, score),
                           explorer.parcoords(version, None, grid_model, score, None, brushes)[0],
                           explorer.curve(version, None, brushes, grid_model, score, param, None),

@@ -45,6 +45,8 @@ def controls() -> html.Div:
             html.Button("Clear axis filters", id="clear-brushes"),
             dcc.Download(id="download"), dcc.Download(id="download-html"),
         ], className="row"),
+        dropdown("grid-columns", "columns shown (type to add any column of the trials table)", multi=True,
+                 control_style={"margin": "6px 0"}),
         dag.AgGrid(id="grid", rowModelType="infinite", columnDefs=[], getRowId="params.data.trial_id",
                    defaultColDef={"floatingFilter": True, "minWidth": 90},
                    dashGridOptions={"rowSelection": {"mode": "multiRow", "headerCheckbox": False},
@@ -57,26 +59,45 @@ def controls() -> html.Div:
     ], className="section")
 
 
-def columns(explorer: Any, version: dict[str, Any] | None, score: str | None) -> list[dict[str, Any]]:
-    """The grid's column definitions: identity, parameters, the chosen score and objectives, headline metrics."""
+def columns(explorer: Any, version: dict[str, Any] | None, score: str | None, chosen: list[str] | None = None
+            ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
+    """The grid's column definitions, the column chooser's options (every column of the trials table) and its
+    value: the columns ``chosen`` that exist, else the default (identity, parameters, the chosen score and
+    objectives, headline metrics, timing) without the columns no trial fills (fold without cross-validation)."""
     experiment = explorer.experiment(version)
     if experiment is None:
-        return []
+        return [], [], chosen or []
+    fired = common.triggered()
+    if fired == "version" and chosen and not set(chosen) <= set(experiment.trials.columns):
+        chosen = None  # another experiment (its own parameters): its default columns
+    elif fired == "score" and chosen and score and score not in chosen:
+        chosen = [*chosen, score]  # the score the grid ranks by is always shown
+    shown = shown_columns(experiment, score, chosen)
+    offered = list(dict.fromkeys([*shown, *(c for c in experiment.trials.columns if c not in _INTERNAL)]))
+    options = [{"label": short_name(c) if c.startswith("config/") else c, "value": c} for c in offered]
+    return [column_definition(c, experiment, pinned=c == "trial_id") for c in shown], options, shown
+
+
+_INTERNAL = {"config_key", "_seq"}  # derived by the explorer or the store: never a column of the grid
+
+
+def shown_columns(experiment: Any, score: str | None, chosen: list[str] | None) -> list[str]:
+    """The grid's columns: ``chosen`` (those that exist, the trial id always first), else the default set."""
     trials = experiment.trials
+    if chosen:
+        return list(dict.fromkeys(["trial_id", *(c for c in chosen if c in trials and c not in _INTERNAL)]))
     # A column no trial fills (fold without cross-validation, error when none failed) is left out.
-    present = [c for c in grid_columns(experiment, score)
-               if c in trials and (c == "trial_id" or trials[c].notna().any())]
-    return [column_definition(c, experiment, pinned=c == "trial_id") for c in present]
+    return [c for c in grid_columns(experiment, score) if c in trials and (c == "trial_id" or trials[c].notna().any())]
 
 
 def rows(explorer: Any, request: dict[str, Any] | None, version: dict[str, Any] | None,
          statuses: list[str] | None, brushes: dict[str, Any] | None, score: str | None,
-         chosen: str | None = None) -> dict[str, Any]:
+         chosen: str | None = None, shown: list[str] | None = None) -> dict[str, Any]:
     """One block of grid rows for ``request`` (``startRow``, ``endRow``, ``sortModel``, ``filterModel``):
     status, brushes and the grid's filters applied, sorted as asked (else best first on ``score``), and the
     row count after filtering, so the grid knows where the table ends. ``chosen`` (the experiment picker) stands
     in for ``version`` before the first refresh has set it: the grid asks for its first block at once, and an
-    empty first answer would leave it empty."""
+    empty first answer would leave it empty. ``shown``: the column chooser's columns (None: the default)."""
     request = request or {}
     if not version and chosen:
         version = {"experiment": chosen}
@@ -86,7 +107,8 @@ def rows(explorer: Any, request: dict[str, Any] | None, version: dict[str, Any] 
     order = sort_order(trials, request.get("sortModel") or [], score, experiment)
     start = max(0, int(request.get("startRow") or 0))
     end = max(start, int(request.get("endRow") or start + PAGE_ROWS))
-    present = [c for c in grid_columns(experiment, score) if c in trials]
+    present = [c for c in (shown_columns(experiment, score, shown) if shown else grid_columns(experiment, score))
+               if c in trials]
     return {"rowData": records(trials.iloc[order[start:end]], present), "rowCount": len(trials)}
 
 

@@ -78,7 +78,7 @@ def _all_rows(explorer: Any, version: dict[str, Any], statuses: list[str] | None
 def test_grid_rows_follow_status_and_brushes(page: dict[str, Any], trials: pd.DataFrame) -> None:
     explorer, version = page["explorer"], page["version"]
     answer = _all_rows(explorer, version, None, {}, page["score"])
-    rows, columns = answer["rowData"], explorer.columns(version, page["score"])
+    rows, columns = answer["rowData"], explorer.columns(version, page["score"])[0]
     assert len(rows) == len(trials) == answer["rowCount"]
     assert [c["field"] for c in columns][:2] == ["trial_id", "status"]
     assert all(r["error"] is None or isinstance(r["error"], str) for r in rows)  # NaN became None for JSON
@@ -86,6 +86,19 @@ def test_grid_rows_follow_status_and_brushes(page: dict[str, Any], trials: pd.Da
     expected = trials[(trials["status"] == "TERMINATED") & trials["config/lambda"].between(0.01, 0.1)]
     assert sorted(r["trial_id"] for r in answer["rowData"]) == sorted(expected["trial_id"])
     assert answer["rowCount"] == len(expected)
+
+
+def test_the_column_chooser_offers_every_column_and_the_rows_follow_it(page: dict[str, Any]) -> None:
+    explorer, version, score = page["explorer"], page["version"], page["score"]
+    default, options, value = explorer.columns(version, score)
+    offered = [o["value"] for o in options]
+    assert value == [c["field"] for c in default] and set(value) <= set(offered)
+    assert "wall_s" in offered and "config_key" not in offered
+    chosen = ["config/lambda", "wall_s", "no such column"]
+    definitions, _, value = explorer.columns(version, score, chosen)
+    assert value == ["trial_id", "config/lambda", "wall_s"] == [c["field"] for c in definitions]
+    block = explorer.rows({"startRow": 0, "endRow": 3}, version, None, {}, score, None, value)
+    assert [sorted(r) for r in block["rowData"]] == [sorted(value)] * 3
 
 
 def test_grid_serves_one_block_sorted_by_the_score_unless_a_column_is_sorted(page: dict[str, Any],
