@@ -43,15 +43,17 @@ from dashboards.views import (
     ranks,
     registered,
     summary,
+    urlstate,
+    viewer,
 )
 from dashboards.views.common import image_type
 
 FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "history", "timeline", "importance", "ranks",
-           "case-scatter", "experiments")
+           "viewer", "case-scatter", "experiments")
 MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can be an ablation factor
 MEMO_SIZE = 16  # entries per named cache (filtered trials, summaries, learning-curve epochs)
 VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, history, ranks, importance,
-                comparison, cases, experiments, errors)
+                comparison, viewer, cases, experiments, errors)
 METHODS: dict[str, Callable[..., Any]] = {name: function for module in VIEW_MODULES
                                           for name, function in getattr(module, "METHODS", {}).items()}
 
@@ -261,6 +263,7 @@ def layout(explorer: Explorer, refresh_s: float, live: bool) -> html.Div:
             html.Span("s"),
             html.Span(id="message", style={"color": "#ffb3b3"}),
         ]),
+        urlstate.controls(),
         dcc.Interval(id="tick", interval=int(refresh_s * 1000), disabled=not live),
         dcc.Store(id="version"), dcc.Store(id="brushes", data={}), dcc.Store(id="axes", data=[]),
         summary.controls(), grid.controls(), parcoords.controls(),
@@ -268,7 +271,7 @@ def layout(explorer: Explorer, refresh_s: float, live: bool) -> html.Div:
         html.Div([pareto.controls(), learning_curves.controls()], **pair),
         history.controls(),
         html.Div([ranks.controls(), importance.controls()], **pair),
-        comparison.controls(), cases.controls(), experiments.controls(), errors.controls(),
+        comparison.controls(), viewer.controls(), cases.controls(), experiments.controls(), errors.controls(),
     ])
 
 
@@ -339,6 +342,8 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
                  Output("compare-images", "children"), Input("version", "data"), Input("compare-a", "value"),
                  Input("compare-b", "value"))(lambda *args: comparison.page_parts(explorer, *args))
     cases.wire(app, explorer)
+    urlstate.wire(app, explorer)
+    viewer.wire(app, explorer)
     app.callback(Output("experiments-pick", "options"), Output("experiments-pick", "value"),
                  Output("experiments-factor", "options"), Output("experiments-factor", "value"),
                  Output("experiments", "figure"), Input("version", "data"), Input("experiments-pick", "value"),

@@ -151,13 +151,29 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
                 picture = (rng.random((24, 96, 3)) * 255).astype(np.uint8)
                 path = directory / (f"{domain}_{subject}.png" if split == "val" else f"test-{domain}_{subject}.png")
                 Image.fromarray(picture).save(path)
-                for key, value in (("trial_id", ids[index]), ("path", str(path)),
-                                   ("kind", "input|normalized|prediction|truth"), ("domain", domain),
-                                   ("subject", subject), ("split", split), ("legend", legend)):
-                    rows[key].append(value)
+                saved = [(path, "input|normalized|prediction|truth")]
+                if split == "val":  # the case's volumes for the slice viewer, as the trainers save them
+                    saved.append((_synthetic_volume(path.with_suffix(".npz"), rng), "volume"))
+                for file, kind in saved:
+                    for key, value in (("trial_id", ids[index]), ("path", str(file)), ("kind", kind),
+                                       ("domain", domain), ("subject", subject), ("split", split),
+                                       ("legend", legend)):
+                        rows[key].append(value)
     if rows["trial_id"]:
         _write(store, "artifacts", rows)
     return location
+
+
+def _synthetic_volume(path: Path, rng: np.random.Generator, size: int = 16) -> Path:
+    """A 16^3 case: an image, a truth of three nested shells and a prediction that misses a random part of it."""
+    grid = np.indices((size,) * 3).astype(float) - (size - 1) / 2
+    radius = np.sqrt((grid ** 2).sum(axis=0))
+    label = np.digitize(radius, [3, 5, 7]).astype(np.uint8) % 4
+    image = (label * 60 + rng.normal(0, 10, label.shape)).clip(0, 255).astype(np.uint8)
+    pred = np.where(rng.random(label.shape) < 0.15, (label + 1) % 4, label).astype(np.uint8)
+    with open(path, "wb") as stream:
+        np.savez_compressed(stream, image=image, pred=pred, label=label)
+    return path
 
 
 def _first_page(explorer: Any, name: str) -> dict[str, Any]:
@@ -189,7 +205,8 @@ def _views(explorer: Any, version: dict[str, Any], score: str, param: str, facto
                           explorer.errors(version, None, brushes, grid_model)]
     _, _, a, b = explorer.comparison_choices(version, None, brushes, grid_model, score, [], None, None)
     config_rows, metric_rows, images = explorer.comparison(version, a, b)
-    outputs += [rows_table(config_rows, ["key", "a", "b"], "c"), rows_table(metric_rows, ["metric"], "m"), images]
+    outputs += [rows_table(config_rows, ["key", "a", "b"], "c"), rows_table(metric_rows, ["metric"], "m"), images,
+                explorer.viewer(version, a, b, None, 0.5, 0.6)[-1]]
     case_metric = explorer.case_metric_options(version, None)[1]
     outputs += [explorer.ranks(version, None, brushes, grid_model, factors, case_metric, "test", "best", 0),
                 *explorer.case_evidence(version, a, b, case_metric, "test", "best"),

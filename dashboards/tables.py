@@ -218,6 +218,21 @@ class Catalog:
         table = store.read("trials", columns=["traceback"], trial_ids=trial_ids)
         return {row["trial_id"]: row["traceback"] for row in table.to_pylist() if row.get("traceback")}
 
+    def volume(self, name: str, trial_id: str, file_name: str) -> dict[str, np.ndarray]:
+        """A case's volumes a trial saved for the slice viewer (a listed ``.npz``): ``image``, ``pred`` and
+        ``label``, each (X, Y, Z) uint8; ExplorerError if it is not listed or does not read."""
+        import io
+
+        data = self.artifact_bytes(name, trial_id, file_name)
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+                volumes = {key: np.asarray(arrays[key], dtype=np.uint8) for key in ("image", "pred", "label")}
+        except (OSError, KeyError, ValueError) as exc:
+            raise ExplorerError(f"volume {file_name!r} of trial {trial_id!r} does not read ({exc})") from None
+        if len({v.shape for v in volumes.values()}) != 1 or volumes["image"].ndim != 3:
+            raise ExplorerError(f"volume {file_name!r} of trial {trial_id!r} has arrays of different shapes")
+        return volumes
+
     def artifact_bytes(self, name: str, trial_id: str, file_name: str) -> bytes:
         """The bytes of an image a trial saved, if the artifacts table lists it; ExplorerError otherwise.
 

@@ -45,12 +45,15 @@ def experiment_uri(storage: str, name: str) -> str:
 
 
 def copy_to_storage(local_file: Path, destination_dir: str) -> str:
-    """Copy one local file into ``destination_dir`` (path or URI); returns the stored location."""
+    """Copy one local file into ``destination_dir`` (path or URI); returns the stored location. For a URI that is
+    the object's name without the query: the query holds how to reach the store (``endpoint_override``), which
+    a reader takes from its own storage location, and the name's last segment stays the file name."""
     fs, directory = filesystem(destination_dir)
     fs.create_dir(directory, recursive=True)
     target = f"{directory.rstrip('/')}/{local_file.name}"
     pafs.copy_files(str(local_file), target, destination_filesystem=fs)
-    return join(destination_dir, local_file.name)
+    stored = join(destination_dir, local_file.name)
+    return urlunsplit(urlsplit(stored)._replace(query="")) if is_uri(stored) else stored
 
 
 def check_writable(location: str) -> None:

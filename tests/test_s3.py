@@ -4,6 +4,8 @@ stopped here): the endpoint travels in the URI's query, as pyarrow reads it, and
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -37,6 +39,9 @@ def s3_storage() -> Iterator[str]:
     credentials in this process's environment (the sweeps started here inherit them)."""
     import pyarrow.fs as pafs
 
+    werkzeug = logging.getLogger("werkzeug")  # one line per request otherwise, in every failure report
+    level = werkzeug.level
+    werkzeug.setLevel(logging.WARNING)
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -52,6 +57,7 @@ def s3_storage() -> Iterator[str]:
             yield f"s3://{BUCKET}/runs?endpoint_override={host}:{port}&scheme=http"
     finally:
         server.stop()
+        werkzeug.setLevel(level)
 
 
 def test_a_uri_with_a_query_joins_before_the_query() -> None:
@@ -92,9 +98,11 @@ def test_sweep_on_s3_then_sigkill_resume_and_read_back(tmp_path: Path, cache_dir
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "SEGSWEEP_CACHE": str(cache_dir), "RAY_DISABLE_USAGE_STATS": "1"}
     command = [sys.executable, "-m", "platform.sweep", str(path), "--storage", s3_storage]
     experiment = experiment_uri(s3_storage, "on-s3")
+    log = tmp_path / "first-run.log"
     try:
-        sweep = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        with log.open("w") as sink:
+            sweep = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         try:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and sweep.poll() is None:  # some epochs written, trials left
@@ -104,9 +112,10 @@ def test_sweep_on_s3_then_sigkill_resume_and_read_back(tmp_path: Path, cache_dir
                         break
                 except Exception:  # not written yet, or a part mid-rename
                     continue
-            assert sweep.poll() is None, "the sweep ended before it could be interrupted"
+            assert sweep.poll() is None, "the sweep ended before it could be interrupted:\n" + log.read_text()[-4000:]
         finally:
-            os.killpg(sweep.pid, signal.SIGKILL)  # the supervisor and the driver, with no chance to clean up
+            with contextlib.suppress(ProcessLookupError):  # the supervisor and the driver, no chance to clean up
+                os.killpg(sweep.pid, signal.SIGKILL)
             sweep.wait()
         before = read_table(experiment, "trials").to_pylist()
         assert sum(t["status"] == "TERMINATED" for t in before) < 3, "nothing was left to resume"
@@ -134,5 +143,7 @@ def test_sweep_on_s3_then_sigkill_resume_and_read_back(tmp_path: Path, cache_dir
     loaded = explorer.catalog.load("on-s3")
     assert sorted(loaded.trials["trial_id"]) == sorted(t["trial_id"] for t in trials)
     assert set(loaded.trials["status"]) == {"TERMINATED"}
-    picture = loaded.artifacts.iloc[0]  # the images the trials saved went to the bucket too
+    pictures = loaded.artifacts[loaded.artifacts["file"].str.endswith(".png")]  # saved to the bucket too
+    assert len(pictures) and all(path.startswith(f"s3://{BUCKET}/runs/on-s3/artifacts/") for path in pictures["path"])
+    picture = pictures.iloc[0]
     assert explorer.catalog.artifact_bytes("on-s3", picture["trial_id"], picture["file"]).startswith(b"\x89PNG")

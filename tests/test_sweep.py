@@ -90,8 +90,10 @@ def test_conditional_search_with_repeats_fills_tables(tmp_path: Path, cache_dir:
     test = [c for c in cases if c["split"] == "test"]
     val_volumes = len({(c["domain"], c["subject"]) for c in val})
     test_volumes = len({(c["domain"], c["subject"]) for c in test})
-    # Pictures: one per domain of the last validation, and one per test volume of the selected networks.
-    assert len([a for a in artifacts if a["split"] == "val"]) == 4 * 2
+    # Pictures: one per domain of the last validation (with its volumes for the slice viewer), and one per test
+    # volume of the selected networks.
+    assert len([a for a in artifacts if a["split"] == "val" and a["kind"] != "volume"]) == 4 * 2
+    assert len([a for a in artifacts if a["split"] == "val" and a["kind"] == "volume"]) == 4 * 2
     assert len([a for a in artifacts if a["split"] == "test"]) == 4 * test_volumes
     assert val_volumes >= 2 and len(val) == 4 * TINY_ADVNORM["epochs"] * val_volumes
     assert test_volumes >= 2 and len(test) == 4 * 2 * test_volumes and len(val) + len(test) == len(cases)

@@ -335,10 +335,11 @@ class Trainer(ABC):
         """Pictures of the last evaluation (the middle slice: input | ``artifact_panel`` | prediction | ground
         truth): for ``val``, of each domain's first case; for ``test``, of every case, so a per-case comparison can
         show any subject. Rows of ``path``, ``kind`` (the panels' names), ``domain``, ``subject``, ``split`` and
-        ``legend`` (JSON: each class's overlay colour)."""
+        ``legend`` (JSON: each class's overlay colour). The val cases also get their volumes (kind ``volume``:
+        input, prediction, truth) for the explorer's slice viewer."""
         import json as _json
 
-        from platform.images import legend, save_grid
+        from platform.images import VOLUME_SUFFIX, legend, save_grid, save_volume
 
         colours = _json.dumps(legend(self.class_names))
         items = self.first_per_domain(self.last_eval) if split == "val" else self.last_eval
@@ -350,6 +351,10 @@ class Trainer(ABC):
             save_grid(path, case.image[0], self.artifact_panel(item), item["pred"], case.label, self.num_classes)
             rows.append({"path": str(path), "kind": self.ARTIFACT_KIND, "domain": case.domain,
                          "subject": case.subject, "split": split, "legend": colours})
+            if split == "val":
+                volume = save_volume(path.with_suffix(VOLUME_SUFFIX), case.image[0], item["pred"], case.label)
+                rows.append({"path": str(volume), "kind": "volume", "domain": case.domain, "subject": case.subject,
+                             "split": split, "legend": colours})
         return rows
 
     # --- a stage reused across trials (e.g. glua's style transfer) ------------------------------------------------

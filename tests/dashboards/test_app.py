@@ -361,3 +361,28 @@ def test_the_ablation_table_downloads_as_the_report_writes_it(page: dict[str, An
     sent = page["explorer"].download_ablation(1, 1, 1, page["version"], None, {}, None, page["score"],
                                               page["factors"], "dcgan")
     assert sent["filename"] == f"synthetic-ablation.{suffix}" and marker in sent["content"]
+
+
+def test_the_slice_viewer_shows_both_predictions_and_where_they_differ(page: dict[str, Any]) -> None:
+    import numpy as np
+
+    explorer, version = page["explorer"], page["version"]
+    options, case, figure = explorer.viewer(version, "t000000", "t000001", None, 1.0, 0.3)
+    assert [o["value"] for o in options] == ["adult adult-val", "infant infant-val"] and case == "adult adult-val"
+    depth = figure["layout"]["meta"]["depth"]
+    assert figure["layout"]["meta"]["slice"] == depth - 1 and f"slice {depth} of {depth}" in figure["layout"][
+        "title"]["text"]
+    assert len(figure["data"]) == 4 and all(t["source"].startswith("data:image/png;base64,") for t in figure["data"])
+    a = explorer.catalog.volume("synthetic", "t000000", "adult_adult-val.npz")
+    b = explorer.catalog.volume("synthetic", "t000001", "adult_adult-val.npz")
+    z = depth - 1
+    truth, pred_a, pred_b = a["label"][:, :, z], a["pred"][:, :, z], b["pred"][:, :, z]
+    assert figure["layout"]["meta"]["difference"] == {
+        "only A right": int(((pred_a == truth) & (pred_b != truth)).sum()),
+        "only B right": int(((pred_b == truth) & (pred_a != truth)).sum()),
+        "both wrong": int(((pred_a != pred_b) & (pred_a != truth) & (pred_b != truth)).sum())}
+    assert np.array_equal(a["label"], b["label"])  # one case, one truth
+    # A trial without volumes: its panel says so, and there is no difference to draw.
+    _, _, alone = explorer.viewer(version, "t000000", "t000009", "infant infant-val", 0.0, 0.6)
+    assert alone["layout"]["meta"]["difference"] == {} and alone["layout"]["meta"]["slice"] == 0
+    assert "no volume saved" in [note["text"] for note in alone["layout"]["annotations"]]

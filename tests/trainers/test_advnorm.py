@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from platform.engine import load_checkpoint, run_epochs
+from platform.images import load_volume
 from platform.trainers import TRAINERS
 from platform.trainers.advnorm import AdvNormTrainer, Config
 
@@ -99,10 +101,21 @@ def test_engine_reports_every_epoch_and_saves_images(tiny_data, tiny_advnorm, tm
     run_epochs(trainer, report, checkpoint_every=2, artifacts=sink)
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
     assert [has_checkpoint for _, has_checkpoint in reports] == [False, True, True]
-    assert "artifacts" in reports[-1][0] and "artifacts" not in reports[0][0]
+    # Pictures of each new best val epoch (the first is one), then of the last.
+    first = json.loads(reports[0][0]["artifacts"])
+    assert {(r["epoch"], r["checkpoint"]) for r in first} == {(1, "best")} and "artifacts" in reports[-1][0]
     rows = json.loads(reports[-1][0]["artifacts"])
+    volumes = [r for r in rows if r["kind"] == "volume"]
+    rows = [r for r in rows if r["kind"] != "volume"]
     val = [r for r in rows if r["split"] == "val"]
     assert sorted(r["domain"] for r in val) == ["adult", "infant"]  # one picture per domain of the val split
+    # ... and its volumes, for the slice viewer: the input and both segmentations, uint8, the case's shape.
+    assert sorted(r["domain"] for r in volumes) == ["adult", "infant"] and {r["split"] for r in volumes} == {"val"}
+    arrays = load_volume(Path(volumes[0]["path"]).read_bytes())
+    case = next(c for c in trainer.val_cases if c.subject == volumes[0]["subject"])
+    assert {name: (a.shape, a.dtype) for name, a in arrays.items()} == {
+        name: (case.label.shape, np.uint8) for name in ("image", "pred", "label")}
+    assert np.array_equal(arrays["label"], case.label) and arrays["image"].max() == 255
     # Every test case of the selected networks has its picture, named by its subject (the per-case drill-down).
     test_subjects = sorted(case.subject for case in trainer.test_cases)
     assert sorted(r["subject"] for r in rows if r["split"] == "test") == test_subjects
