@@ -52,8 +52,13 @@ def s3_storage() -> Iterator[str]:
             patch.delenv("AWS_ENDPOINT_URL", raising=False)
             for key, value in AWS_ENV.items():
                 patch.setenv(key, value)
-            pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http",
-                              allow_bucket_creation=True).create_dir(BUCKET)
+            fs = pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", allow_bucket_creation=True)
+            fs.create_dir(BUCKET)
+            try:  # pyarrow uploads in parts and checks the completion's answer, which moto 5.2.1 got wrong
+                with fs.open_output_stream(f"{BUCKET}/probe") as stream:
+                    stream.write(b"ok")
+            except OSError as exc:
+                pytest.fail(f'moto cannot complete an upload from pyarrow ({exc}): pip install "moto[server]>=5.2.5"')
             yield f"s3://{BUCKET}/runs?endpoint_override={host}:{port}&scheme=http"
     finally:
         server.stop()
@@ -86,7 +91,7 @@ def test_sweep_on_s3_then_sigkill_resume_and_read_back(tmp_path: Path, cache_dir
     from dashboards.app import Explorer
 
     ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    epochs = 4
+    epochs = 3
     spec = {"name": "on-s3", "trainer": "advnorm",
             "data": {"domains": ["infant", "adult"], "subjects_per_domain": 3, "size": 24, "patch_size": 16,
                      "batch_size": 2, "patches_per_epoch": 4},

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,11 @@ while time.monotonic() < deadline:
     index += 1
 """
 
+
+
+def _picture(artifacts: Any) -> Any:
+    """The first listed picture (the served kind; a case's volumes are read by the server, never served)."""
+    return artifacts[artifacts["kind"] != "volume"].iloc[0]
 
 def test_reloads_never_fail_while_a_fast_writer_merges(tmp_path: Path) -> None:
     location = build_experiment(tmp_path, "live", trials=6, epochs=2, seeds=1, images=0)
@@ -76,7 +82,7 @@ def test_one_bad_part_leaves_the_rest_viewable_with_a_notice(tmp_path: Path, cas
         assert "tables/trials/part-0-bad.parquet" in message and str(tmp_path) not in message, message
         assert "skipped 1 unreadable part" in message
     server = create_app(explorer).server.test_client()
-    listed = experiment.artifacts.iloc[0]
+    listed = _picture(experiment.artifacts)
     response = server.get(f"/artifacts/hurt/{listed['trial_id']}/{listed['file']}")
     assert response.status_code == 200 and response.data.startswith(b"\x89PNG")
     assert server.get("/").status_code == 200
@@ -108,7 +114,7 @@ LINK_CASES = ["symlink outside the storage root", "symlink to another experiment
 def test_artifacts_are_confined_to_their_experiment(tmp_path: Path, case: str) -> None:
     location = build_experiment(tmp_path / "root", "exp", trials=3, epochs=1, seeds=1, images=1)
     catalog = Catalog(str(tmp_path / "root"))
-    listed = catalog.load("exp").artifacts.iloc[0]
+    listed = _picture(catalog.load("exp").artifacts)
     target = Path(location) / "artifacts" / listed["trial_id"] / listed["file"]
     assert catalog.artifact_bytes("exp", listed["trial_id"], listed["file"]).startswith(b"\x89PNG")
     target.unlink()
@@ -124,7 +130,7 @@ def test_artifacts_are_confined_to_their_experiment(tmp_path: Path, case: str) -
 def test_a_symlink_inside_the_experiment_is_still_served(tmp_path: Path) -> None:
     location = build_experiment(tmp_path / "root", "exp", trials=3, epochs=1, seeds=1, images=1)
     catalog = Catalog(str(tmp_path / "root"))
-    listed = catalog.load("exp").artifacts.iloc[0]
+    listed = _picture(catalog.load("exp").artifacts)
     target = Path(location) / "artifacts" / listed["trial_id"] / listed["file"]
     moved = Path(location) / "artifacts" / "moved.png"
     target.rename(moved)
