@@ -100,6 +100,9 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
         "ended_at": np.where(status == "RUNNING", np.nan, started + epochs * 3.0 + 2.0),
         "wall_s": np.full(trials, epochs * 3.0 + 2.0), "epochs": np.full(trials, epochs),
         "error": np.where(status == "ERROR", "FloatingPointError: loss is NaN at epoch 3", None),
+        "traceback": np.where(status == "ERROR", "Traceback (most recent call last):\n  File \"platform/engine.py\","
+                              " line 150, in run_epochs\n    check_losses(metrics, epoch)\nFloatingPointError: "
+                              "loss is NaN at epoch 3", None),
         "best/val/dice": dice.max(axis=1), "best/val/jsd_norm": jsd.min(axis=1),
         **{f"last/{k}": v for k, v in last.items()}, "overhead_s": np.full(trials, 2.0)}
     _write(store, "trials", trial_columns)

@@ -8,7 +8,6 @@ epoch. ``TuneReportCallback`` forwards rank 0's metrics and checkpoints to the T
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from torch import nn
 
 from platform.spec import SweepSpec
+from platform.storage import join
 from platform.trainers import TRAINERS
 from platform.worker import run_in_process
 
@@ -83,8 +83,7 @@ def fit_distributed(spec: SweepSpec, trainer_config: Any, *, seed: int, fold: in
         run_config=ray.train.RunConfig(
             # A stable name per trial: a resumed trial's TorchTrainer finds its own checkpoints again.
             name=f"train-{trial_id}",
-            storage_path=os.path.join(experiment_uri, "train") if "://" not in experiment_uri
-            else f"{experiment_uri.rstrip('/')}/train",
+            storage_path=join(experiment_uri, "train"),  # before a URI's query (endpoint_override=...)
             callbacks=[TuneReportCallback()],
             failure_config=ray.train.FailureConfig(max_failures=2),
         ),

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -319,9 +320,12 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
     elapsed = time.monotonic() - started
     print()
     print(results_text(spec, experiment))
-    print(f"\n{spec.trial_count()} trials in {elapsed:.0f} s. Results: {experiment}/tables "
-          f"(trials, epochs, artifacts, cases, sweep); explore with: python -m dashboards.app --storage {storage} "
-          f"--experiment {spec.name}")
+    from platform.storage import join
+
+    # Quoted: a URI's query has "&", which a shell would take for "run in the background".
+    print(f"\n{spec.trial_count()} trials in {elapsed:.0f} s. Results: {join(experiment, 'tables')} "
+          f"(trials, epochs, artifacts, cases, sweep); explore with: python -m dashboards.app --storage "
+          f"{shlex.quote(storage)} --experiment {shlex.quote(spec.name)}")
     return 0
 
 

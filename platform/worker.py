@@ -17,7 +17,7 @@ from platform.acceleration import configure_process
 from platform.engine import Report, restore_checkpoint, run_epochs
 from platform.results import CONFIG_KEY
 from platform.spec import SweepSpec
-from platform.storage import copy_to_storage
+from platform.storage import copy_to_storage, join
 from platform.trainers import TRAINERS, Trainer, TrainerConfig
 
 
@@ -81,7 +81,7 @@ def artifact_sink(experiment_uri: str, trial_id: str) -> Callable[[Trainer, str]
     def sink(trainer: Trainer, split: str) -> list[dict[str, str]]:
         with tempfile.TemporaryDirectory(prefix="artifacts-") as local:
             rows = trainer.save_artifacts(Path(local), split)
-            destination = f"{experiment_uri.rstrip('/')}/artifacts/{trial_id}"
+            destination = join(experiment_uri, "artifacts", trial_id)
             for row in rows:
                 row["path"] = copy_to_storage(Path(row["path"]), destination)
         return rows

@@ -42,7 +42,8 @@ def render(context: Context) -> Any:
         ], className="error-entry", id={"type": "error-entry", "trial": trial_id}))
     more = len(failed) - len(shown)
     note = [html.P(f"and {more} more errored trials (filter the grid by status to list them)")] if more > 0 else []
-    return [html.P(f"{len(failed)} errored trials; click one for its traceback"), *items, *note]
+    count = f"{len(failed)} errored trial" + ("s" if len(failed) != 1 else "")
+    return [html.P(f"{count}; click one for its traceback"), *items, *note]
 
 
 VIEWS = [View("errors", [("errors", "children")], [], render, lambda: html.P("no experiment selected"))]

@@ -451,14 +451,136 @@ def test_experiments_side_by_side(driver: WebDriver, server: str, smoke_experime
     assert "lambda" in _title(driver, "experiments")
 
 
-def test_screenshot(driver: WebDriver, server: str, tmp_path: Path) -> None:
+ASHA = "asha"
+
+
+@pytest.fixture(scope="module")
+def asha(storage: Path) -> str:
+    """A small experiment in which the scheduler stopped 4 of 12 trials after 2 of their 4 epochs."""
+    from dashboards.bench import build_experiment
+
+    location = build_experiment(storage, ASHA, trials=12, epochs=4, seeds=2, images=0)
+    rows = [row for row in _trials(location).to_dict("records") if row["status"] == "TERMINATED"][:4]
+    ResultsStore(location).append("trials", [{**row, "epochs": 2, "planned_epochs": 4, "stopped_early": True}
+                                             for row in rows])
+    return location
+
+
+def test_selected_trials_are_highlighted_in_parcoords_curve_and_pareto(driver: WebDriver, server: str) -> None:
+    _open(driver, server)
+    _select(driver, SELECTED)
+
+    def names(view: str) -> list[str]:
+        return driver.execute_script("const p = document.querySelector(arguments[0]);"
+                                     "return p && p.data ? p.data.map(t => t.name || '') : [];",
+                                     f"#{view} .js-plotly-plot")
+
+    for view in ("curve", "pareto"):
+        _until(driver, lambda d, v=view: names(v), lambda found: "selected (1)" in found,
+               f"#{view} to ring the selected trial")
+    _until(driver, lambda d: d.execute_script(
+        "const p = document.querySelector('#parcoords .js-plotly-plot');"
+        "return p && p.layout && p.layout.meta ? p.layout.meta.selected : null;"), lambda n: n == 1,
+        "the parallel coordinates to draw the selected trial in red")
+    assert "the 1 selected in red" in _title(driver, "parcoords")
+
+
+def test_the_new_views_history_timeline_and_errors(driver: WebDriver, server: str, synthetic: str) -> None:
     _on_page(driver, server)
+    trials = _trials(synthetic)
+    finished = int(trials["status"].isin(["TERMINATED", "ERROR"]).sum())
+    _wait_trials(driver, "history", finished)
+    assert "best so far" in _title(driver, "history")
+    _until(driver, lambda d: _text(d, "#history .g-xtitle"), lambda text: text == "trials finished", "history's x")
+    driver.find_element(By.CSS_SELECTOR, "#history-x input[value='time']").click()
+    _until(driver, lambda d: _text(d, "#history .g-xtitle"), lambda text: "minutes" in text, "history against time")
+    _wait_trials(driver, "timeline", int(trials["started_at"].notna().sum()))  # the live-refresh row never started
+    assert "none stopped early" in _title(driver, "timeline")
+    errored = trials[trials["status"] == "ERROR"]["trial_id"].tolist()
+    entries = _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#errors details.error-entry"),
+                     lambda found: len(found) == len(errored), f"{len(errored)} errored trials listed")
+    entries[0].find_element(By.TAG_NAME, "summary").click()
+    _until(driver, lambda d: _text(d, "#errors details[open] pre.traceback"), lambda text: "Traceback" in text
+           and "FloatingPointError" in text, "the unfolded traceback")
+
+
+def test_the_column_chooser_adds_a_column_to_the_grid(driver: WebDriver, server: str) -> None:
+    _on_page(driver, server)
+    driver.find_element(By.ID, "grid-columns").click()
+    search = _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content input[type=search]"),
+                    bool, "the column chooser's search box")[0]
+    search.send_keys("last/val/hd95/infant")
+    _until(driver, lambda d: [o.text for o in d.find_elements(By.CSS_SELECTOR, ".dash-dropdown-content [role=option]")],
+           lambda options: "last/val/hd95/infant" in options, "the column offered")
+    search.send_keys(Keys.ENTER)
+    search.send_keys(Keys.ESCAPE)
+    _until(driver, lambda d: _grid(d, "api.getColumnDefs().map(c => c.field)"),
+           lambda fields: "last/val/hd95/infant" in fields, "the grid to show the chosen column")
+    _until(driver, lambda d: _text(d, '#grid .ag-row [col-id="last/val/hd95/infant"]'), bool, "its values in the rows")
+
+
+def test_the_slice_viewer_scrolls_and_shows_where_two_trials_differ(driver: WebDriver, server: str) -> None:
+    _open(driver, server)
+    for trial_id in ("t000000", "t000001"):  # both saved volumes of their val cases
+        _select(driver, trial_id)
+    _until(driver, lambda d: d.execute_script(
+        "const p = document.querySelector('#viewer .js-plotly-plot');"
+        "return p && p.data ? p.data.filter(t => t.type === 'image').length : 0;"), lambda n: n == 4,
+        "A, B, the truth and their difference drawn")
+    assert "only A right" in driver.execute_script(
+        "return document.querySelector('#viewer .js-plotly-plot').layout.annotations.map(a => a.text).join(' ')")
+    rail = driver.find_element(By.CSS_SELECTOR, "#viewer-slice")
+    webdriver.ActionChains(driver).move_to_element_with_offset(rail, -rail.size["width"] // 2 + 2, 0).click().perform()
+    _until(driver, lambda d: _title(d, "viewer"), lambda text: "axial slice 1 of 16" in text, "the first slice shown")
+
+
+def test_early_stopped_trials_are_left_out_then_marked_and_the_state_is_in_the_url(driver: WebDriver, server: str,
+                                                                                   asha: str) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    driver.get(f"{server}?experiment={ASHA}&score=best%2Fval%2Fdice")  # a shared link opens that view
+    _until(driver, lambda d: _text(d, "#experiment"), lambda text: text.strip() == ASHA, f"{ASHA} opened from the URL")
+    trials = _trials(asha)
+    early = int(trials.drop_duplicates("trial_id", keep="last")["stopped_early"].fillna(False).astype(bool).sum())
+    assert early == 4
+    _wait_trials(driver, "curve", 12 - early)  # left out by default
+    _wait_trials(driver, "timeline", 12 - early)
+    driver.find_element(By.CSS_SELECTOR, "#status input[value='STOPPED_EARLY']").click()
+    _wait_trials(driver, "curve", 12)
+    assert "includes 4 trials stopped early" in _title(driver, "curve")
+    assert "stopped early by the scheduler at epoch 2 (4)" in _title(driver, "timeline")
+    query = _until(driver, lambda d: parse_qs(urlparse(d.current_url).query),
+                   lambda q: "STOPPED_EARLY" in q.get("status", [""])[0], "the status boxes written to the URL")
+    assert query["experiment"] == [ASHA] and query["score"] == ["best/val/dice"]
+    driver.get(driver.current_url)  # the same link again: the same view
+    _until(driver, lambda d: [b.get_attribute("value") for b in d.find_elements(By.CSS_SELECTOR, "#status input")
+                              if b.is_selected()], lambda values: "STOPPED_EARLY" in values, "the boxes restored")
+    _wait_trials(driver, "curve", 12)
+
+
+SECTIONS = {"page": None, "grid": "#grid", "parcoords": "#parcoords", "curve": "#curve", "curves": "#curves",
+            "history": "#history", "timeline": "#timeline", "comparison": "#compare-metrics", "viewer": "#viewer",
+            "errors": "#errors"}
+
+
+def test_screenshot(driver: WebDriver, server: str, tmp_path: Path) -> None:
+    """The whole page and each view as PNGs; with EXPLORER_SCREENSHOTS=DIR they are kept there to look at."""
+    _open(driver, server)
+    for trial_id in ("t000000", "t000001"):
+        _select(driver, trial_id)
+    _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#viewer .js-plotly-plot .layer-subplot"), bool,
+           "the viewer drawn")
     _until(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#curve .js-plotly-plot"), bool, "the page drawn")
-    path = tmp_path / "explorer.png"
-    assert driver.save_screenshot(str(path))
-    assert path.exists() and path.stat().st_size > 10_000, path.stat().st_size
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if os.environ.get("EXPLORER_SCREENSHOT"):
-        target = Path(os.environ["EXPLORER_SCREENSHOT"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    keep = os.environ.get("EXPLORER_SCREENSHOTS")
+    for name, selector in SECTIONS.items():
+        path = tmp_path / f"{name}.png"
+        element = driver.find_element(By.CSS_SELECTOR, selector) if selector else None
+        if element is not None:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+            assert element.screenshot(str(path))
+        else:
+            assert driver.save_screenshot(str(path))
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2_000, (name, path.stat())
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, Path(keep) / path.name)
