@@ -289,7 +289,9 @@ def _wire_views(app: dash.Dash, explorer: Explorer) -> None:
 def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -> dash.Dash:
     app = dash.Dash(__name__, title="Ablation explorer", update_title=None)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + _CSS + "</style>")
-    app.layout = layout(explorer, refresh_s, live)
+    # Built per page load: the experiment picker then lists the experiments that exist now, so a shared link to
+    # one created after the server started opens it (a dropdown drops a value its options do not hold).
+    app.layout = lambda: layout(explorer, refresh_s, live)
 
     @app.server.route("/artifacts/<name>/<trial_id>/<file_name>")
     def artifact(name: str, trial_id: str, file_name: str) -> Response:
@@ -315,7 +317,8 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
         State("pareto-x", "value"), State("pareto-y", "value"), State("curve-metric", "value"))(explorer.controls)
     app.callback(Output("summary", "children"), Input("version", "data"), Input("score", "value"))(explorer.summary)
     app.callback(Output("grid", "columnDefs"), Output("grid-columns", "options"), Output("grid-columns", "value"),
-                 Input("version", "data"), Input("score", "value"), Input("grid-columns", "value"))(explorer.columns)
+                 Input("version", "data"), Input("score", "value"), Input("grid-columns", "value"),
+                 State("grid", "columnDefs"))(explorer.columns)
     app.callback(Output("grid", "getRowsResponse"), Input("grid", "getRowsRequest"), State("version", "data"),
                  State("status", "value"), State("brushes", "data"), State("score", "value"),
                  State("experiment", "value"), State("grid-columns", "value"))(explorer.rows)

@@ -8,11 +8,17 @@ bar exports it as PNG, and ``plotly.io.write_html(figure, ...)`` as HTML.
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+# At import, never inside a callback: the server answers callbacks on several threads, and a thread importing
+# PIL while plotly's JSON encoder (in another) looks up ``PIL.Image.Image`` sees a half-initialised module.
+from PIL import Image
 
 from dashboards.analysis import (
     ablation,
@@ -649,7 +655,7 @@ def trial_timeline(trials: pd.DataFrame, epochs: pd.DataFrame, now: float) -> Fi
     title = (f"Timeline of {total} trials" + ("" if total <= TIMELINE_TRIALS else f" (the last {len(shown)} to "
                                                                                     "start drawn)")
              + (f"; stopped early by the scheduler at {at}" if at else "; none stopped early"))
-    return _figure(traces, title, total, height=max(300, 80 + 14 * len(shown)), barmode="overlay",
+    return _figure(traces, title, total, height=min(640, max(320, 100 + 12 * len(shown))), barmode="overlay",
                    xaxis={"title": {"text": "minutes since the first trial started"}},
                    yaxis={"title": {"text": "trial (by start)"}, "type": "category", "categoryorder": "array",
                           "categoryarray": labels.tolist(), "autorange": "reversed",
@@ -662,11 +668,6 @@ _DIFFERENCE_COLOURS = {"only A right": (44, 160, 44), "only B right": (214, 39, 
 
 def _png_source(rgb: np.ndarray) -> str:
     """An RGB array (H, W, 3) uint8 as a PNG data URI, for a plotly image trace (far smaller than its values)."""
-    import base64
-    import io
-
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import dash
 import dash_ag_grid as dag
 import numpy as np
 import pandas as pd
@@ -59,11 +60,13 @@ def controls() -> html.Div:
     ], className="section")
 
 
-def columns(explorer: Any, version: dict[str, Any] | None, score: str | None, chosen: list[str] | None = None
-            ) -> tuple[list[dict[str, Any]], list[dict[str, str]], list[str]]:
+def columns(explorer: Any, version: dict[str, Any] | None, score: str | None, chosen: list[str] | None = None,
+            current: list[dict[str, Any]] | None = None) -> tuple[Any, Any, Any]:
     """The grid's column definitions, the column chooser's options (every column of the trials table) and its
     value: the columns ``chosen`` that exist, else the default (identity, parameters, the chosen score and
-    objectives, headline metrics, timing) without the columns no trial fills (fold without cross-validation)."""
+    objectives, headline metrics, timing) without the columns no trial fills (fold without cross-validation).
+    ``current``: the grid's column definitions now; when they already show these columns they are not sent again
+    (new definitions would make the grid drop the user's sort and column widths)."""
     experiment = explorer.experiment(version)
     if experiment is None:
         return [], [], chosen or []
@@ -75,7 +78,10 @@ def columns(explorer: Any, version: dict[str, Any] | None, score: str | None, ch
     shown = shown_columns(experiment, score, chosen)
     offered = list(dict.fromkeys([*shown, *(c for c in experiment.trials.columns if c not in _INTERNAL)]))
     options = [{"label": short_name(c) if c.startswith("config/") else c, "value": c} for c in offered]
-    return [column_definition(c, experiment, pinned=c == "trial_id") for c in shown], options, shown
+    unchanged = current is not None and [c.get("field") for c in current] == shown
+    definitions = dash.no_update if unchanged else [column_definition(c, experiment, pinned=c == "trial_id")
+                                                    for c in shown]
+    return definitions, options, dash.no_update if shown == chosen else shown
 
 
 _INTERNAL = {"config_key", "_seq"}  # derived by the explorer or the store: never a column of the grid

@@ -97,6 +97,8 @@ def test_the_column_chooser_offers_every_column_and_the_rows_follow_it(page: dic
     chosen = ["config/lambda", "wall_s", "no such column"]
     definitions, _, value = explorer.columns(version, score, chosen)
     assert value == ["trial_id", "config/lambda", "wall_s"] == [c["field"] for c in definitions]
+    again = explorer.columns(version, score, value, definitions)  # the grid shows them already: nothing resent
+    assert again[0] is dash.no_update and again[2] is dash.no_update
     block = explorer.rows({"startRow": 0, "endRow": 3}, version, None, {}, score, None, value)
     assert [sorted(r) for r in block["rowData"]] == [sorted(value)] * 3
 
