@@ -121,6 +121,9 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     dimensions = dimensions_of(trials, params, categorical, score, log_axes)
     chosen = trials["trial_id"].isin(selected or []).to_numpy()
     drawn = sample_index(len(trials), PARCOORDS_LINES, keep=np.flatnonzero(chosen) if chosen.any() else None)
+    if chosen.any():  # plotly draws the lines in data order: the selected ones last, so on top of the others
+        order = np.arange(len(trials)) if drawn is None else drawn
+        drawn = np.concatenate([order[~chosen[order]], order[chosen[order]]])
     plotted = []
     for dimension in dimensions:
         values, labels = dimension["values"], dimension["labels"]
@@ -157,13 +160,12 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
             # Equal scores would make a zero-width colour scale: centre it on the value instead.
             line.update(cmin=low if high > low else low - 0.5, cmax=high if high > low else high + 0.5)
     if chosen.any():
-        # Plotly draws parcoords lines in data order under one colour scale: selected lines a full-scale red,
-        # the rest a pale grey (lines are not drawn on top by colour, so the red stands out by contrast).
+        # One colour scale for all lines: the selected ones (drawn last) a full red, the rest a pale grey.
         flags = chosen.astype(float) if drawn is None else chosen[drawn].astype(float)
         line = {"color": flags, "colorscale": [[0, "rgba(154,165,177,0.35)"], [1, _RED]], "cmin": 0, "cmax": 1,
                 "showscale": False}
     axes = [{"column": d["column"], "labels": d["labels"], "log": d["log"]} for d in dimensions]
-    shown = (f"{len(trials)} trials" if drawn is None else
+    shown = (f"{len(trials)} trials" if drawn is None or drawn.size == len(trials) else
              f"a uniform sample of {drawn.size:,} of {len(trials):,} trials drawn; brushes filter all")
     if chosen.any():
         shown += f"; the {int(chosen.sum())} selected in red"
@@ -582,8 +584,8 @@ def optimisation_history(trials: pd.DataFrame, score: str, mode: str, x: str = "
               {"type": "scatter", "x": position, "y": best, "mode": "lines", "name": "best so far",
                "line": {"color": _BLUE, "shape": "hv", "width": 2}}]
     final = best[-1] if best.size and np.isfinite(best[-1]) else math.nan
-    title = (f"Optimisation history: {score} ({mode}) of {len(order)} finished trials; best so far "
-             + (f"{final:.4f}" if math.isfinite(final) else "none"))
+    best_text = f"{final:.4f}" if math.isfinite(final) else "none"
+    title = f"Optimisation history of {score} ({mode}): best {best_text}, {len(order)} finished trials"
     return _figure(traces, title, len(order), height=340, xaxis={"title": {"text": axis}},
                    yaxis={"title": {"text": score}}, showlegend=True, legend={"orientation": "h", "y": -0.25})
 
@@ -717,9 +719,9 @@ def slice_viewer(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray] | Non
         domain = [index * width + 0.01, (index + 1) * width - 0.01]
         layout[f"xaxis{axis}"] = {"domain": domain, "visible": False, "anchor": f"y{axis}"}
         layout[f"yaxis{axis}"] = {"visible": False, "anchor": f"x{axis}", "scaleanchor": f"x{axis}"}
-        layout.setdefault("annotations", []).append(
-            {"text": _wrap(title, 34), "x": sum(domain) / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-             "showarrow": False, "yanchor": "bottom", "font": {"size": 11}})
+        layout.setdefault("annotations", []).append(  # under each panel: the figure's title is above them
+            {"text": _wrap(title, 34), "x": sum(domain) / 2, "y": 0.0, "xref": "paper", "yref": "paper",
+             "showarrow": False, "yanchor": "top", "font": {"size": 11}})
         if rgb is None:
             layout["annotations"].append({"text": "no volume saved", "x": sum(domain) / 2, "y": 0.5, "xref": "paper",
                                           "yref": "paper", "showarrow": False})
@@ -729,6 +731,6 @@ def slice_viewer(a: dict[str, np.ndarray] | None, b: dict[str, np.ndarray] | Non
                        "xaxis": f"x{axis}", "yaxis": f"y{axis}", "hoverinfo": "skip", "name": title})
     figure = _figure(traces, f"{case}: axial slice {z + 1} of {depth} (overlay opacity {opacity:.2f})", 2,
                      height=320, **layout)
-    figure["layout"]["margin"] = {"t": 90, "b": 10, "l": 10, "r": 10}
+    figure["layout"]["margin"] = {"t": 60, "b": 50, "l": 10, "r": 10}
     figure["layout"]["meta"].update(slice=z, depth=depth, difference=counts)
     return figure

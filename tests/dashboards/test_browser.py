@@ -505,7 +505,7 @@ def test_the_new_views_history_timeline_and_errors(driver: WebDriver, server: st
     trials = _trials(synthetic)
     finished = int(trials["status"].isin(["TERMINATED", "ERROR"]).sum())
     _wait_trials(driver, "history", finished)
-    assert "best so far" in _title(driver, "history")
+    assert "Optimisation history of best/val/dice (max): best 0." in _title(driver, "history")
     _until(driver, lambda d: _text(d, "#history .g-xtitle"), lambda text: text == "trials finished", "history's x")
     driver.find_element(By.CSS_SELECTOR, "#history-x input[value='time']").click()
     _until(driver, lambda d: _text(d, "#history .g-xtitle"), lambda text: "minutes" in text, "history against time")

@@ -113,6 +113,10 @@ def test_selected_trials_are_highlighted_in_parcoords_curve_and_pareto(monkeypat
     front = figures.pareto(trials, "score", "cost", "max", "min", ["config/lambda"], selected=chosen)
     (ring,) = [t for t in front["data"] if t["name"].startswith("selected")]
     assert sorted(ring["customdata"][:, 0]) == sorted(trials.set_index("trial_id").loc[chosen, "config_key"])
+    assert list(line["color"][-2:]) == [1.0, 1.0]  # drawn last: on top of the others
+    small, _ = figures.parallel_coordinates(trials.head(40), ["config/lambda"], set(), "score", selected=["t3"])
+    assert small["layout"]["meta"]["drawn"] == 40 and "sample" not in _title(small)
+    assert list(small["data"][0]["line"]["color"]).index(1.0) == 39
     plain = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
     assert not any(t["name"].startswith("selected") for t in plain["data"])
 
