@@ -257,7 +257,7 @@ def check_cli(tmp_path: Path, cache_dir: Path, text: str) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=4, derandomize=True, **FUZZ)
+@settings(max_examples=3, derandomize=True, **FUZZ)
 @given(text=mixed_type_specs())
 @example(text=yaml.safe_dump({**BASE, "search": {"d_dropout": {"choice": [0.1, "0.2"]}, "lambda": {
     "choice": [0.1, "1e-2"]}}, "searcher": {"sampler": "random", "points_to_evaluate": [{"lambda": "1e-2"}]}}))
