@@ -54,7 +54,7 @@ def save_volume(path: Path, image: np.ndarray, pred: np.ndarray, label: np.ndarr
     """Write a case's input and the two segmentations as compressed uint8 arrays ``image`` (the 1st-99th
     percentile of the volume stretched to 0-255), ``pred`` and ``label``, for scrolling through its slices.
 
-    image: (X, Y, Z) float; pred, label: (X, Y, Z) int in [0, 255]. A 64^3 case takes about 100 KB.
+    image: (X, Y, Z) float; pred, label: (X, Y, Z) int in [0, 255]. A 64^3 phantom case takes about 180 KB.
     """
     low, high = np.percentile(image, [1, 99])
     scaled = np.clip((image - low) / max(float(high - low), 1e-6), 0, 1)
