@@ -29,6 +29,7 @@ from dashboards.analysis import (
     pareto_mask,
     short_name,
     stopped_early,
+    t_half_width,
 )
 
 _BLUE, _GREY, _RED, _ORANGE = "#1f77b4", "#9aa5b1", "#d62728", "#ff7f0e"
@@ -270,8 +271,6 @@ def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) 
     log10 when ``log``; column ``x`` is each bin's median) or per level of categorical ``x``.
 
     Columns: x, mean, low, high, n (one row per non-empty bin or level)."""
-    from scipy import stats
-
     frame = pd.DataFrame({"x": x.to_numpy(), "value": values.replace([np.inf, -np.inf], np.nan).to_numpy()})
     if is_number:
         frame = frame[np.isfinite(frame["x"].to_numpy(dtype=float))]
@@ -284,9 +283,7 @@ def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) 
     grouped = frame.groupby("group", sort=True)
     summary = grouped["value"].agg(["mean", "std", "count"])
     counts = summary["count"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = np.where(counts >= 2, stats.t.ppf(0.975, np.maximum(counts - 1, 1)), np.nan) \
-            * summary["std"].to_numpy(dtype=float) / np.sqrt(counts)
+    half = t_half_width(summary["std"].to_numpy(dtype=float), counts)
     means = summary["mean"].to_numpy(dtype=float)
     centres = grouped["x"].median().to_numpy() if is_number else summary.index.to_numpy()
     return pd.DataFrame({"x": centres, "mean": means, "low": means - half, "high": means + half,
@@ -415,15 +412,10 @@ def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str], s
         return _figure(traces, title, frame["trial_id"].nunique(), height=340,
                        xaxis={"title": {"text": "epoch"}, "dtick": dtick},
                        yaxis={"title": {"text": metric}, "type": "log" if log_y else "-"})
-    from scipy import stats
-
     frame["group"] = frame["trial_id"].map(groups)
     frame = frame.dropna(subset=["group"])
     summary = frame.groupby(["group", "epoch"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
-    counts = summary["count"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = np.where(counts >= 2, stats.t.ppf(0.975, np.maximum(counts - 1, 1)), np.nan) \
-            * summary["std"].to_numpy(dtype=float) / np.sqrt(counts)
+    half = t_half_width(summary["std"].to_numpy(dtype=float), summary["count"].to_numpy(dtype=float))
     summary["low"], summary["high"] = summary["mean"] - half, summary["mean"] + half
     traces = []
     for index, (name, part) in enumerate(summary.groupby("group", sort=False)):

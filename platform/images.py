@@ -64,10 +64,3 @@ def save_volume(path: Path, image: np.ndarray, pred: np.ndarray, label: np.ndarr
                             label=np.asarray(label).astype(np.uint8))
     return path
 
-
-def load_volume(data: bytes) -> dict[str, np.ndarray]:
-    """The arrays ``save_volume`` wrote (image, pred, label; each (X, Y, Z) uint8), from the file's bytes."""
-    import io
-
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        return {name: arrays[name] for name in ("image", "pred", "label")}

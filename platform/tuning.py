@@ -274,7 +274,8 @@ class ResultsCallback(tune.Callback):
         self._finish(trial, "TERMINATED", None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finish(trial, "ERROR", error_text(trial), error_traceback(trial))
+        traceback = error_traceback(trial)
+        self._finish(trial, "ERROR", error_text(trial, traceback), traceback)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # A driver killed between starting a trial and saving Tune's state leaves rows of a trial that Tune
@@ -284,8 +285,9 @@ class ResultsCallback(tune.Callback):
             self.store.compact(table, keep_trials=known)
 
 
-def error_text(trial: Any) -> str:
-    """The original exception of a failed trial, one line (Tune wraps it in RayTaskError).
+def error_text(trial: Any, traceback: str | None = None) -> str:
+    """The original exception of a failed trial, one line (Tune wraps it in RayTaskError); ``traceback``: the
+    trial's traceback if already read (``error_traceback``), for the fallback to its last line.
 
     Read from the driver's local copy of the error files: the storage copy is synced later.
     """
@@ -298,7 +300,7 @@ def error_text(trial: Any) -> str:
             return f"{type(cause).__name__}: {cause}"[:2000]
         except Exception:  # an unpicklable cause: fall back to the text trace
             pass
-    text = Path(trial.error_file).read_text() if trial.error_file and os.path.exists(trial.error_file) else ""
+    text = traceback if traceback is not None else error_traceback(trial) or ""
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1][:2000] if lines else "the trial failed without an error message"
 

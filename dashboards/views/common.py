@@ -71,19 +71,27 @@ def short_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def trial_labels(experiment: Any, trial_ids: list[str]) -> dict[str, str]:
-    """``id (param=value, ..., seed s)`` per trial, for legends and pickers (one vectorised lookup)."""
+def param_texts(experiment: Any, trial_ids: list[str]) -> dict[str, str]:
+    """``param=value, ...`` (the first three searched parameters) per trial: a configuration's name."""
     trials = experiment.trials
     chosen = trials[trials["trial_id"].isin(trial_ids)]
     shown = experiment.params[:3]
     columns = [chosen[p].tolist() for p in shown]
-    seeds = chosen["seed"].tolist() if "seed" in chosen else [None] * len(chosen)
+    return {trial_id: ", ".join(f"{short_name(p)}={short_value(values[index])}"
+                                for p, values in zip(shown, columns, strict=True))
+            for index, trial_id in enumerate(chosen["trial_id"].tolist())}
+
+
+def trial_labels(experiment: Any, trial_ids: list[str]) -> dict[str, str]:
+    """``id (param=value, ..., seed s)`` per trial, for legends and pickers (one vectorised lookup)."""
+    trials = experiment.trials
+    chosen = trials[trials["trial_id"].isin(trial_ids)]
+    seeds = dict(zip(chosen["trial_id"], chosen["seed"], strict=True)) if "seed" in chosen else {}
     labels = {}
-    for index, trial_id in enumerate(chosen["trial_id"].tolist()):
-        params = ", ".join(f"{short_name(p)}={short_value(values[index])}" for p, values in zip(shown, columns,
-                                                                                                strict=True))
-        seed = "" if missing(seeds[index]) else f", seed {int(seeds[index])}"
-        labels[trial_id] = f"{trial_id} ({params}{seed})" if params else f"{trial_id}{seed}"
+    for trial_id, params in param_texts(experiment, trial_ids).items():
+        seed = seeds.get(trial_id)
+        seed_text = "" if missing(seed) else f", seed {int(seed)}"
+        labels[trial_id] = f"{trial_id} ({params}{seed_text})" if params else f"{trial_id}{seed_text}"
     return labels
 
 

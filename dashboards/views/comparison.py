@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import html
 
-from dashboards.analysis import config_differences, metric_breakdown
+from dashboards.analysis import config_differences, metric_breakdown, stopped_early
 from dashboards.views import Context, View, common
 from dashboards.views.common import dropdown, image_type, missing, ranked_ids, rounded, trial_labels
 
@@ -156,12 +156,9 @@ def _status_of(experiment: Any, trial_id: str) -> str:
 
 
 def _stopped_early(experiment: Any, trial_id: str) -> bool:
-    """Whether a finished trial was stopped by the scheduler before its planned epochs (``stopped_early``)."""
+    """Whether a finished trial was stopped by the scheduler before its planned epochs."""
     trials = experiment.trials
-    if "stopped_early" not in trials:
-        return False
-    flags = trials.loc[trials["trial_id"] == trial_id, "stopped_early"]
-    return bool(len(flags)) and str(flags.iloc[0]) == "True"
+    return bool(stopped_early(trials)[trials["trial_id"] == trial_id].any())
 
 
 def rows_table(rows: list[dict[str, Any]], columns: list[str], table_id: str) -> html.Table:

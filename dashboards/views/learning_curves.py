@@ -9,7 +9,7 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.views import Context, View
-from dashboards.views.common import GRAPH, dropdown, ranked_ids, selected_ids, trial_labels
+from dashboards.views.common import GRAPH, dropdown, param_texts, ranked_ids, selected_ids, trial_labels
 
 MAX_CURVES = 12  # learning curves (or configurations, averaged) drawn at once: the first selected, else the best
 MAX_REPEATS = 200  # trials read for the averaged curves (the repeats of the chosen configurations)
@@ -38,9 +38,9 @@ def render(context: Context, selected: list[dict[str, Any]] | None, metric: str,
     if mode == "mean" and "config_key" in trials:
         keys = list(dict.fromkeys(trials.loc[trials["trial_id"].isin(chosen), "config_key"]))[:MAX_CURVES]
         repeats = trials[trials["config_key"].isin(keys)].head(MAX_REPEATS)
-        labels = trial_labels(experiment, repeats["trial_id"].tolist())
-        # A configuration is named by its first repeat's label without the trial id and seed.
-        names = {key: labels[group["trial_id"].iloc[0]].split(" (", 1)[-1].rsplit(", seed", 1)[0].rstrip(")")
+        # A configuration is named by its parameters (equal across its repeats: the first one's).
+        texts = param_texts(experiment, repeats["trial_id"].tolist())
+        names = {key: texts[group["trial_id"].iloc[0]] or str(key)
                  for key, group in repeats.groupby("config_key", sort=False)}
         groups = {t: names[k] for t, k in zip(repeats["trial_id"], repeats["config_key"], strict=True)}
         chosen = list(groups)

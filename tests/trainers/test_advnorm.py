@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from platform.engine import load_checkpoint, run_epochs
-from platform.images import load_volume
 from platform.trainers import TRAINERS
 from platform.trainers.advnorm import AdvNormTrainer, Config
 
@@ -111,7 +110,8 @@ def test_engine_reports_every_epoch_and_saves_images(tiny_data, tiny_advnorm, tm
     assert sorted(r["domain"] for r in val) == ["adult", "infant"]  # one picture per domain of the val split
     # ... and its volumes, for the slice viewer: the input and both segmentations, uint8, the case's shape.
     assert sorted(r["domain"] for r in volumes) == ["adult", "infant"] and {r["split"] for r in volumes} == {"val"}
-    arrays = load_volume(Path(volumes[0]["path"]).read_bytes())
+    with np.load(volumes[0]["path"]) as saved:
+        arrays = {name: saved[name] for name in ("image", "pred", "label")}
     case = next(c for c in trainer.val_cases if c.subject == volumes[0]["subject"])
     assert {name: (a.shape, a.dtype) for name, a in arrays.items()} == {
         name: (case.label.shape, np.uint8) for name in ("image", "pred", "label")}
