@@ -53,3 +53,9 @@ class RuntimeConfig(BaseModel):
         if self.prefetch is not None:
             return self.prefetch
         return 2 if device.type == "cuda" else 0
+
+    @staticmethod
+    def prefetch_workers(cpus_per_worker: float) -> int:
+        """Threads building prefetched batches: the worker's CPUs (``resources.cpus_per_worker``) less the one the
+        step's own thread runs on, at least 1 (one producer thread then draws and builds)."""
+        return max(1, int(cpus_per_worker) - 1)

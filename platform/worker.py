@@ -109,7 +109,7 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
     with memory_limit(spec.resources.memory_gb):
         trainer = TRAINERS.get(spec.trainer)(trainer_config, spec.data, seed=seed, fold=fold, device=device,
                                              rank=rank, world_size=world_size, runtime=runtime)
-        trainer.use_prefetch(runtime.prefetch_depth(device))
+        trainer.use_prefetch(runtime.prefetch_depth(device), runtime.prefetch_workers(spec.resources.cpus_per_worker))
         try:
             if checkpoint is not None:
                 restore_checkpoint(trainer, checkpoint)

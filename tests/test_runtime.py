@@ -143,12 +143,14 @@ def test_a_compiled_trainer_checkpoints_the_eager_weights(tiny_data: DataConfig,
 
 def test_prefetched_trials_draw_the_same_batches_and_resume_them(tiny_data: DataConfig, tmp_path: Path) -> None:
     """A trial drawing 2 batches ahead reports what one drawing in the step does, and so does one resumed from
-    its checkpoint (the sampler position saved is the one after the last batch the step took)."""
+    its checkpoint (the sampler position saved is the one after the last batch the step took) whose batches
+    three threads build."""
     data = data_for("dualnorm", tiny_data)
 
-    def run(prefetch: int, resume_from: Path | None = None, keep_at: int | None = None) -> list[dict[str, Any]]:
+    def run(prefetch: int, resume_from: Path | None = None, keep_at: int | None = None,
+            workers: int = 1) -> list[dict[str, Any]]:
         trainer = build("dualnorm", data, RuntimeConfig(), epochs=3)
-        trainer.use_prefetch(prefetch)
+        trainer.use_prefetch(prefetch, workers)
         if resume_from is not None:
             load_checkpoint(trainer, resume_from)
         reports: list[dict[str, Any]] = []
@@ -166,7 +168,7 @@ def test_prefetched_trials_draw_the_same_batches_and_resume_them(tiny_data: Data
 
     plain = run(0)
     ahead = run(2, keep_at=1)
-    resumed = run(2, resume_from=tmp_path / "checkpoint")
+    resumed = run(2, resume_from=tmp_path / "checkpoint", workers=3)  # three threads build the batches
     for reference, other in ((plain, ahead), (plain[1:], resumed)):
         assert len(reference) == len(other)
         for expected, got in zip(reference, other, strict=True):
@@ -250,3 +252,8 @@ def test_cuda_fp16_compile_channels_last_trains(name: str, tiny_data: DataConfig
     assert trainer.scalers
     failures = {n: net.failure for n, net in trainer.nets.items() if isinstance(net, CompiledNet) and net.failure}
     assert not failures, json.dumps(failures)
+
+
+@pytest.mark.parametrize(("cpus_per_worker", "workers"), [(0.25, 1), (1, 1), (2, 1), (3, 2), (8, 7), (8.5, 7)])
+def test_prefetch_builders_follow_the_workers_cpus_less_the_steps_own(cpus_per_worker: float, workers: int) -> None:
+    assert RuntimeConfig.prefetch_workers(cpus_per_worker) == workers

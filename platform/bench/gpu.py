@@ -114,7 +114,7 @@ def build_case(name: str, size: str, runtime: RuntimeConfig, device: torch.devic
     spec = load_shipped_spec(specs[name], overrides)
     cls = TRAINERS.get(spec.trainer)
     trainer = cls(cls.Config.model_validate(spec.fixed), spec.data, seed=0, device=device, runtime=runtime)
-    trainer.use_prefetch(runtime.prefetch_depth(device))
+    trainer.use_prefetch(runtime.prefetch_depth(device), runtime.prefetch_workers(spec.resources.cpus_per_worker))
     epoch = GLUA_STAGE1_EPOCHS if name == "glua stage 2" else 0
     return GpuCase(name, size, trainer, epoch)
 

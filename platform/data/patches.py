@@ -100,16 +100,26 @@ class PatchSampler:
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One batch: x float32 (B, C, P, P, P), y int64 (B, P, P, P), z int64 (B,) domain indices."""
-        p, b = self.patch_size, self.batch_size
-        x = torch.empty((b, self.channels, p, p, p), dtype=torch.float32)
-        y = torch.empty((b, p, p, p), dtype=torch.int64)
-        z = torch.empty(b, dtype=torch.int64)
-        for i in range(b):
+        return self.build(self.draw())
+
+    def draw(self) -> list[tuple[int, int, int, int, int]]:
+        """The random part of a batch, advancing the stream: (case, x, y, z corner, domain) per sample."""
+        plan = []
+        for _ in range(self.batch_size):
             domain = self._active[self._cursor % len(self._active)]
             self._cursor += 1
             members = self._by_domain[domain]
             number = members[self._rng.integers(len(members))]
-            sx, sy, sz = self._start(number)
+            plan.append((number, *self._start(number), domain))
+        return plan
+
+    def build(self, plan: list[tuple[int, int, int, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch of a ``draw`` (reads the cases only, so builds may run in parallel threads)."""
+        p, b = self.patch_size, len(plan)
+        x = torch.empty((b, self.channels, p, p, p), dtype=torch.float32)
+        y = torch.empty((b, p, p, p), dtype=torch.int64)
+        z = torch.empty(b, dtype=torch.int64)
+        for i, (number, sx, sy, sz, domain) in enumerate(plan):
             x[i] = self._images[number][:, sx : sx + p, sy : sy + p, sz : sz + p]
             y[i] = self._labels[number][sx : sx + p, sy : sy + p, sz : sz + p]
             z[i] = domain

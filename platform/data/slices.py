@@ -178,26 +178,36 @@ class SliceSampler:
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One batch: x float32 (B, C*(2k+1), X', Y'), y int64 (B, X', Y'), z int64 (B,) domain indices."""
+        return self.build(self.draw())
+
+    def draw(self) -> dict[str, Any]:
+        """The random part of a batch, advancing the stream: domains, slice rows, flips and quarter turns."""
         b = self.batch_size
         active = np.asarray(self._active)
         domain = active[(self._cursor + np.arange(b)) % len(active)]
         self._cursor += b
         case = self._members[self._member_start[domain] + self._rng.integers(0, self._member_count[domain])]
         row = self._fg_start[case] + self._rng.integers(0, self._fg_count[case])
-        rows = self._rows[row]
+        flips = self._rng.random((2, b)) < 0.5 if self.flip else None
+        turns = self._rng.integers(0, 4, size=b) if self.rotate else None
+        return {"domain": domain, "rows": self._rows[row], "flips": flips, "turns": turns}
+
+    def build(self, plan: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batch of a ``draw`` (reads the slices only, so builds may run in parallel threads)."""
+        rows = plan["rows"]
         x = _stack(self._images, rows)
         y = self._labels[torch.as_tensor(rows[:, self.context])].long()
-        if self.flip:
-            for dim, chosen in zip((-2, -1), self._rng.random((2, b)) < 0.5, strict=True):
+        if plan["flips"] is not None:
+            for dim, chosen in zip((-2, -1), plan["flips"], strict=True):
                 mask = torch.as_tensor(chosen)
                 x[mask], y[mask] = x[mask].flip(dim), y[mask].flip(dim)
-        if self.rotate:
-            turns = torch.as_tensor(self._rng.integers(0, 4, size=b))
+        if plan["turns"] is not None:
+            turns = torch.as_tensor(plan["turns"])
             for k in (1, 2, 3):
                 mask = turns == k
                 x[mask] = torch.rot90(x[mask], k, dims=(-2, -1))
                 y[mask] = torch.rot90(y[mask], k, dims=(-2, -1))
-        return x, y, torch.as_tensor(domain, dtype=torch.int64)
+        return x, y, torch.as_tensor(plan["domain"], dtype=torch.int64)
 
     def state_dict(self) -> dict[str, Any]:
         """The random stream's position, so a resumed trial continues the same sequence of slices."""
@@ -238,7 +248,15 @@ class ImageSliceSampler:
 
     def sample(self) -> torch.Tensor:
         """(batch, C, X', Y') float32."""
-        return self._images[torch.as_tensor(self._rng.integers(0, len(self._images), self.batch_size))].clone()
+        return self.build(self.draw())
+
+    def draw(self) -> np.ndarray:
+        """The random part of a batch, advancing the stream: the slice indices."""
+        return self._rng.integers(0, len(self._images), self.batch_size)
+
+    def build(self, plan: np.ndarray) -> torch.Tensor:
+        """The batch of a ``draw`` (a copy of those slices)."""
+        return self._images[torch.as_tensor(plan)].clone()
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self._rng.bit_generator.state}

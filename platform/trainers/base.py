@@ -142,6 +142,7 @@ class Trainer(ABC):
         self._pending_samplers: dict[str, Any] = {}  # restored states of samplers not built yet (``add_sampler``)
         self._pending_scalers: dict[str, Any] = {}  # restored GradScaler states, applied at their first update
         self._prefetch_depth = 0
+        self._prefetch_workers = 1
         self.last_eval: list[dict[str, Any]] = []  # per evaluated case: "case", "pred" and the artifact panels
         self.last_cases: list[dict[str, Any]] = []  # per-case scores of the last evaluation (the cases table)
         # The networks of the epoch best on the first objective on val (the engine keeps it; checkpointed).
@@ -210,10 +211,11 @@ class Trainer(ABC):
         """Tensors on the trial's device; the copy is asynchronous from pinned (prefetched) memory."""
         return tuple(t.to(self.device, non_blocking=True) for t in tensors)
 
-    def use_prefetch(self, depth: int) -> None:
-        """Draw ``depth`` batches ahead of the step for every sampler (those built later too): see
-        platform.data.prefetch. 0 leaves them drawing in the step."""
+    def use_prefetch(self, depth: int, workers: int = 1) -> None:
+        """Draw ``depth`` batches ahead of the step for every sampler (those built later too), built by
+        ``workers`` threads: see platform.data.prefetch. 0 leaves them drawing in the step."""
         self._prefetch_depth = depth
+        self._prefetch_workers = workers
         for name in list(self.samplers):
             self.samplers[name] = self._prefetched(self.samplers[name])
 
@@ -222,7 +224,8 @@ class Trainer(ABC):
 
         if self._prefetch_depth < 1 or not hasattr(sampler, "sample") or isinstance(sampler, Prefetcher):
             return sampler
-        return Prefetcher(sampler, self._prefetch_depth, pin_memory=self.device.type == "cuda")
+        return Prefetcher(sampler, self._prefetch_depth, pin_memory=self.device.type == "cuda",
+                          workers=self._prefetch_workers)
 
     def close_samplers(self) -> None:
         """Stop the prefetch threads (their samplers keep the position of the last batch taken)."""

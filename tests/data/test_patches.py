@@ -182,3 +182,17 @@ def test_standardize_is_per_sample_and_channel_and_safe_on_constants() -> None:
     torch.testing.assert_close(out[0, 1], standardize(image[:1, 1:])[0, 0])
     with pytest.raises(ValueError, match="expected"):
         standardize(torch.zeros(4, 4))
+
+
+def test_builder_threads_hand_out_the_patches_of_sample_in_order(cases: list[Case]) -> None:
+    from platform.data.prefetch import Prefetcher
+
+    def make() -> PatchSampler:
+        return PatchSampler(cases, ["infant", "adult"], patch_size=16, batch_size=3, seed=4)
+
+    plain, prefetched = make(), Prefetcher(make(), depth=2, workers=3)
+    try:
+        for _ in range(10):
+            assert all(torch.equal(a, b) for a, b in zip(plain.sample(), prefetched.sample(), strict=True))
+    finally:
+        prefetched.close()
