@@ -118,32 +118,27 @@ def run_platform(root: Path, name: str, trials: int, epochs: int, work_s: float,
     return trial_rows(experiment), elapsed, spec.budget.concurrent or default_concurrency(spec)
 
 
-def summarise(label: str, rows: list[dict[str, Any]], fit_s: float, concurrency: int) -> dict[str, Any]:
-    rows = sorted(rows, key=lambda r: r["started_at"])
-    overheads = [r["overhead_s"] for r in rows]
-    work = mean([r["time_in_epochs_s"] for r in rows])
-    # The first `concurrency` trials each started an actor; later ones reuse them (reuse_actors).
-    steady = [r["overhead_s"] for r in rows[concurrency:]]
-    return {"label": label, "trials": len(rows), "concurrency": concurrency,
-            "wall_s": mean([r["wall_s"] for r in rows]), "work_s": work, "overhead_s": mean(overheads),
-            "steady_s": mean(steady), "amortised_s": fit_s * concurrency / len(rows) - work, "fit_s": fit_s}
-
-
-def pooled(label: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
-    """``summarise`` over the trials of several sweeps of one path: per-trial means over all of them (each
-    sweep's first ``concurrency`` trials are its cold starts), fit seconds and the amortised cost summed."""
-    per_round = [summarise(label, **r) for r in rounds]
-    rows = [row for r in rounds for row in r["rows"]]
-    cold = {row["trial_id"] for r in rounds
-            for row in sorted(r["rows"], key=lambda x: x["started_at"])[:r["concurrency"]]}
-    steady = [row["overhead_s"] for row in rows if row["trial_id"] not in cold]
-    concurrency = rounds[0]["concurrency"]
-    fit_s = sum(r["fit_s"] for r in rounds)
-    work = mean([row["time_in_epochs_s"] for row in rows])
-    return {"label": label, "trials": len(rows), "concurrency": concurrency,
-            "wall_s": mean([row["wall_s"] for row in rows]), "work_s": work,
-            "overhead_s": mean([row["overhead_s"] for row in rows]), "steady_s": mean(steady),
-            "amortised_s": mean([p["amortised_s"] for p in per_round]), "fit_s": fit_s}
+def summarise(label: str, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-trial figures of one path over its sweeps (``rounds``: each its trial ``rows``, ``fit_s`` and
+    ``concurrency``): means over every trial, the steady mean without each sweep's cold starts, the amortised
+    cost averaged over the sweeps, and each sweep's own mean overhead (``round_overheads_s``)."""
+    rows: list[dict[str, Any]] = []
+    steady: list[float] = []
+    amortised: list[float] = []
+    round_overheads: list[float] = []
+    for sweep in rounds:
+        ordered = sorted(sweep["rows"], key=lambda r: r["started_at"])
+        work = mean([r["time_in_epochs_s"] for r in ordered])
+        rows += ordered
+        # The first `concurrency` trials each started an actor; later ones reuse them (reuse_actors).
+        steady += [r["overhead_s"] for r in ordered[sweep["concurrency"]:]]
+        amortised.append(sweep["fit_s"] * sweep["concurrency"] / len(ordered) - work)
+        round_overheads.append(mean([r["overhead_s"] for r in ordered]))
+    return {"label": label, "trials": len(rows), "concurrency": rounds[0]["concurrency"],
+            "wall_s": mean([r["wall_s"] for r in rows]), "work_s": mean([r["time_in_epochs_s"] for r in rows]),
+            "overhead_s": mean([r["overhead_s"] for r in rows]), "steady_s": mean(steady),
+            "amortised_s": mean(amortised), "fit_s": sum(r["fit_s"] for r in rounds),
+            "round_overheads_s": round_overheads}
 
 
 def run(quick: bool = False) -> BenchResult:
@@ -161,12 +156,12 @@ def run(quick: bool = False) -> BenchResult:
                                                             workers=1)
                     platform_rounds.append({"rows": rows, "fit_s": fit_s, "concurrency": concurrency})
         rows, fit_s, concurrency = run_platform(root, "torchtrainer", torch_trials, epochs, work_s, workers=2)
-        torchtrainer = summarise("TorchTrainer (2 workers)", rows, fit_s, concurrency)
+        torchtrainer = summarise("TorchTrainer (2 workers)", [{"rows": rows, "fit_s": fit_s,
+                                                                "concurrency": concurrency}])
 
-    bare = pooled("bare tune", bare_rounds)
-    inprocess = pooled("in-process", platform_rounds)
-    round_ratios = [summarise("", **p)["overhead_s"] / summarise("", **b)["overhead_s"]
-                    for b, p in zip(bare_rounds, platform_rounds, strict=True)]
+    bare = summarise("bare tune", bare_rounds)
+    inprocess = summarise("in-process", platform_rounds)
+    round_ratios = [p / b for b, p in zip(bare["round_overheads_s"], inprocess["round_overheads_s"], strict=True)]
     paths = [bare, inprocess, torchtrainer]
     base = bare["overhead_s"]
     headers = ["path", "trials", "concurrent", "wall s", "work s", "overhead s", "x bare", "steady s",

@@ -16,7 +16,7 @@ import torch
 from platform.bench import BENCHMARKS
 from platform.bench.__main__ import main
 from platform.bench.harness import interleaved
-from platform.bench.overhead import pooled
+from platform.bench.overhead import summarise
 from platform.bench.report import BenchResult, Target, machine, table_text, versions, write_json
 from platform.bench.scale import achieved_trials_per_hour, ideal_trials_per_hour, idle_shares
 from platform.bench.search import epochs_to_reach, grid_points
@@ -61,18 +61,19 @@ def _trial(trial_id: str, started_at: float, overhead_s: float) -> dict[str, flo
             "overhead_s": overhead_s}
 
 
-def test_pooled_overhead_means_every_rounds_trials_and_drops_each_rounds_cold_starts() -> None:
+def test_overhead_summary_means_every_rounds_trials_and_drops_each_rounds_cold_starts() -> None:
     # Two rounds of three trials at concurrency 1: each round's first-started trial is its cold start.
     first = {"rows": [_trial("a", 5.0, 0.2), _trial("b", 0.0, 2.0), _trial("c", 9.0, 0.4)], "fit_s": 6.0,
              "concurrency": 1}
     second = {"rows": [_trial("d", 1.0, 1.0), _trial("e", 2.0, 0.3), _trial("f", 3.0, 0.1)], "fit_s": 3.0,
               "concurrency": 1}
-    result = pooled("path", [first, second])
+    result = summarise("path", [first, second])
     assert result["trials"] == 6 and result["fit_s"] == pytest.approx(9.0)
     assert result["overhead_s"] == pytest.approx((0.2 + 2.0 + 0.4 + 1.0 + 0.3 + 0.1) / 6)
     assert result["steady_s"] == pytest.approx((0.2 + 0.4 + 0.3 + 0.1) / 4)  # b and d were the cold starts
     # Amortised per round (fit x concurrency / trials - work), then averaged: (6/3 - 1 + 3/3 - 1) / 2.
     assert result["amortised_s"] == pytest.approx(0.5)
+    assert result["round_overheads_s"] == pytest.approx([2.6 / 3, 1.4 / 3])
 
 
 def test_interleaved_alternates_order_and_drops_warmups() -> None:
