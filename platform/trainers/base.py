@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from platform.acceleration import CompiledNet, autocast, full_precision, grad_scaler, to_channels_last
-from platform.cache import atomic_file, cache_root
+from platform.cache import atomic_file, cache_root, code_version
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.registry import Registry
@@ -363,10 +363,13 @@ class Trainer(ABC):
     # --- a stage reused across trials (e.g. glua's style transfer) ------------------------------------------------
     def stage_cache_path(self, namespace: str, fields: dict[str, Any], version: int) -> Path:
         """The cache file of a stage whose result depends only on ``fields``, the data (not where it is cached),
-        the seed, the fold and the world size: ``<cache>/<namespace>/<hash>.pt``."""
+        the seed, the fold, the world size and the code (the source of the trainer's module and of every package
+        module it imports): ``<cache>/<namespace>/<hash>.pt``."""
         data = self.data_config.model_dump(exclude={"cache_dir"})
+        code = code_version((type(self).__module__, __name__))
         blob = json.dumps({"fields": fields, "data": data, "seed": self.seed, "fold": self.fold,
-                           "world_size": self.world_size, "format": version}, sort_keys=True, default=str)
+                           "world_size": self.world_size, "format": version, "code": code},
+                          sort_keys=True, default=str)
         digest = hashlib.sha256(blob.encode()).hexdigest()[:24]
         return cache_root(self.data_config.cache_dir) / namespace / f"{digest}.pt"
 

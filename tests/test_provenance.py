@@ -1,0 +1,124 @@
+"""Provenance records (code version, libraries, machine, command) and the code version in stage cache keys."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from platform import provenance as prov
+from platform.cache import code_version, module_closure
+
+HAS_GIT = shutil.which("git") is not None
+
+
+def _package(root: Path) -> Path:
+    """A tiny package ``platform`` under ``root``: a stage module importing a helper, and an unrelated module."""
+    package = root / "platform"
+    (package / "trainers").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "trainers" / "__init__.py").write_text("")
+    (package / "trainers" / "stage.py").write_text("from platform.helper import f\nfrom . import sibling\n")
+    (package / "trainers" / "sibling.py").write_text("X = 1\n")
+    (package / "helper.py").write_text("def f():\n    return 1\n")
+    (package / "unrelated.py").write_text("Y = 2\n")
+    return package
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_a_record_has_every_field() -> None:
+    record = prov.provenance(["python", "-m", "platform.reproduce", "a b"])
+    assert set(record) == {"code", "versions", "cpu", "gpu", "command", "created"}
+    assert set(record["versions"]) == {"python", "torch", "monai", "ray", "optuna", "numpy"}
+    assert all(record["versions"][name] for name in ("torch", "numpy", "ray", "optuna", "monai"))
+    assert record["command"] == "python -m platform.reproduce 'a b'"
+    assert isinstance(record["cpu"], str) and record["cpu"]
+    assert len(record["code"]["source_sha256"]) == 64
+
+
+@pytest.mark.skipif(not HAS_GIT, reason="needs git")
+def test_code_version_is_the_commit_with_a_dirty_flag(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "x")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    clean = prov.code_version(package)
+    assert clean["commit"] == head and clean["dirty"] is False
+    (package / "helper.py").write_text("def f():\n    return 2\n")
+    dirty = prov.code_version(package)
+    assert dirty["commit"] == head and dirty["dirty"] is True
+    assert dirty["source_sha256"] != clean["source_sha256"]
+
+
+def test_without_git_the_source_hash_stands_in(tmp_path: Path) -> None:
+    package = _package(tmp_path)
+    record = prov.code_version(package)
+    assert record["commit"] is None and record["dirty"] is None
+    assert record["source_sha256"] == prov.source_hash(package)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "x.py").write_text("ignored")  # bytecode caches are not source
+    assert prov.source_hash(package) == record["source_sha256"]
+    (package / "unrelated.py").write_text("Y = 3\n")
+    assert prov.source_hash(package) != record["source_sha256"]
+
+
+@pytest.mark.parametrize(("edited", "changes"), [
+    ("trainers/stage.py", True),  # the stage's own module
+    ("helper.py", True),  # a module it imports
+    ("trainers/sibling.py", True),  # a relative import
+    ("unrelated.py", False),  # nothing the stage imports
+])
+def test_the_stage_code_version_follows_its_modules_only(tmp_path: Path, edited: str, changes: bool) -> None:
+    package = _package(tmp_path)
+    assert set(module_closure(("platform.trainers.stage",), package)) == {
+        "platform.trainers", "platform.trainers.stage", "platform.trainers.sibling", "platform.helper"}
+    before = code_version(("platform.trainers.stage",), package)
+    path = package / edited
+    path.write_text(path.read_text() + "# edited\n")
+    assert (code_version(("platform.trainers.stage",), package) != before) is changes
+
+
+def test_the_glua_stage_key_includes_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from platform.trainers import base
+
+    calls: list[tuple[str, ...]] = []
+
+    def version(modules: tuple[str, ...]) -> str:
+        calls.append(modules)
+        return str(len(calls))
+
+    monkeypatch.setattr(base, "code_version", version)
+
+    class Stub:
+        data_config = base.DataConfig()
+        seed, fold, world_size = 0, None, 1
+
+    Stub.__module__ = "platform.trainers.glua"
+    first = base.Trainer.stage_cache_path(Stub(), "glua-stage1", {"a": 1}, 2)
+    second = base.Trainer.stage_cache_path(Stub(), "glua-stage1", {"a": 1}, 2)
+    assert calls[0] == ("platform.trainers.glua", "platform.trainers.base")
+    assert first != second  # another code version: another cache file
+
+
+def test_differences_name_fields_and_skip_incidental_ones() -> None:
+    old = {"code": {"commit": "a", "dirty": False}, "versions": {"torch": "2.4"}, "cpu": "x", "gpu": None,
+           "command": "one", "created": "then"}
+    new = {"code": {"commit": "a", "dirty": True}, "versions": {"torch": "2.5", "ray": "2.9"}, "cpu": "x",
+           "gpu": None, "command": "two", "created": "now"}
+    assert prov.differences(old, new) == [("code.dirty", False, True), ("versions.ray", None, "2.9"),
+                                          ("versions.torch", "2.4", "2.5")]
+    assert prov.differences(old, old) == []
+
+
+def test_cpu_model_reads_cpuinfo(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\n")
+    assert prov.cpu_model(info) == "Example CPU @ 2.0GHz"
+    assert prov.cpu_model(tmp_path / "missing")  # falls back to the machine type
