@@ -4,10 +4,12 @@ beside the measured ones.
 Each spec of ``search_spaces/paper/`` carries a ``paper:`` block (:class:`platform.spec.PaperTable`): its rows
 (which trials measure each, and the paper's number) and the orderings the paper reports. For every spec this runs
 its sweeps (one per distinct ``run`` override of its rows), or reads them when they already finished, then prints
-per row the paper's value and the measured mean with its 95% Student-t interval over seeds and n, and per claim
-whether it holds, with the paired difference (by seed; Welch when the seeds do not pair) and its interval. It
-writes the same as Markdown (``reproduce.md``), JSON (``reproduce.json``: per table, keyed by the spec's file stem,
-``rows`` and ``claims``) and one self-contained HTML page with the figures (``reproduce.html``).
+per row the paper's value and the measured mean with its 95% Student-t interval over repeats (seed, fold) and n,
+per claim its verdict (``supported``, ``contradicted``, ``inconclusive``, ``not measured`` or ``invalid``; Holm-
+adjusted over the table's claims, ``platform.statistics.evaluate_claims``) with the difference (paired by repeat;
+Welch when the repeats do not pair) and its intervals, and every row's value per repeat. It writes the same as
+Markdown (``reproduce.md``), JSON (``reproduce.json``: per table, keyed by the spec's file stem, ``rows`` and
+``claims``) and one self-contained HTML page with the figures, claims coloured by verdict (``reproduce.html``).
 
 ``--quick`` runs every sweep with ``--smoke`` sizes and two seeds: about a minute per table, to check the
 machinery; its numbers mean nothing. Results on the phantom are not expected to equal the papers' numbers: the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html as html_module
 import json
 import math
 import subprocess
@@ -27,11 +30,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from platform.spec import PaperClaim, PaperTable, SweepSpec, load_spec
 from platform.specfile import SpecError
-from platform.statistics import mean_interval, paired_or_welch
+from platform.statistics import (
+    Claim,
+    RepeatKey,
+    cell_matches,
+    claim_null,
+    compare,
+    evaluate_claims,
+    mean_interval,
+    repeat_label,
+    repeat_values,
+)
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "paper"
 QUICK_SEEDS = "repeats.seeds=[0, 1]"
@@ -40,19 +51,26 @@ EXIT_USER_ERROR = 2
 
 # --- claims -----------------------------------------------------------------------------------------------------------
 
-def claim_result(claim: PaperClaim, values: dict[str, dict[int, float]]) -> dict[str, Any]:
-    """Whether ``claim`` holds on the measured ``values`` (row label -> seed -> value), with its difference
-    (paired by seed, Welch when the seeds do not pair)."""
-    interval = paired_or_welch(values[claim.larger], values[claim.smaller])
-    diff = {"difference": interval.mean, "ci95": [interval.low, interval.high], "n": interval.n,
-            "test": interval.method if interval.n >= 2 else "none"}
-    low, high = diff["ci95"]
-    if claim.at_least:  # "larger or equal": holds unless the larger row is significantly smaller
-        holds = math.isfinite(diff["difference"]) and (diff["difference"] >= 0 or not high < 0)
-    else:
-        holds = math.isfinite(diff["difference"]) and diff["difference"] > 0
-    return {"claim": claim.text, "larger": claim.larger, "smaller": claim.smaller, "holds": bool(holds),
-            "significant": bool(math.isfinite(low) and (low > 0 or high < 0)), **diff}
+def claim_results(claims: list[PaperClaim], values: dict[str, dict[RepeatKey, float]]) -> list[dict[str, Any]]:
+    """The verdict of every claim of one table on the measured ``values`` (row label -> repeat -> value), Holm-
+    adjusted over the table's claims (``platform.statistics.evaluate_claims``): the difference larger - smaller
+    (paired by repeat, Welch when the repeats do not pair), its 95% interval, the adjusted interval and its level,
+    the p-values, and for an inconclusive claim the minimum detectable effect and the repeats needed."""
+    family = []
+    for claim in claims:
+        larger, smaller = values.get(claim.larger, {}), values.get(claim.smaller, {})
+        difference = compare(larger, smaller) if larger and smaller else None
+        family.append(Claim(claim.kind, claim_null(claim.kind, claim.min_effect, claim.margin), difference,
+                            claim.invalid))
+    results = []
+    for claim, judged in zip(claims, evaluate_claims(family), strict=True):
+        results.append({"claim": claim.text, "larger": claim.larger, "smaller": claim.smaller, "kind": claim.kind,
+                        "null": judged.null, "verdict": judged.verdict, "difference": judged.difference,
+                        "ci95": list(judged.ci95), "adjusted_ci": list(judged.adjusted), "level": judged.level,
+                        "p": judged.p, "p_holm": judged.p_holm, "n": judged.n,
+                        "test": judged.method if judged.n >= 2 else "none", "detectable": judged.detectable,
+                        "repeats_needed": judged.repeats_needed, "reason": judged.reason})
+    return results
 
 
 # --- reading the trials ---------------------------------------------------------------------------------------------
@@ -66,7 +84,7 @@ class Table:
     spec: SweepSpec
     paper: PaperTable
     runs: dict[tuple[str, ...], SweepSpec] = field(default_factory=dict)
-    values: dict[str, dict[int, float]] = field(default_factory=dict)
+    values: dict[str, dict[RepeatKey, float]] = field(default_factory=dict)
 
 
 def _column(rows: list[dict[str, Any]], metric: str) -> str:
@@ -78,35 +96,17 @@ def _column(rows: list[dict[str, Any]], metric: str) -> str:
     return metric
 
 
-def _matches(row: dict[str, Any], where: dict[str, Any]) -> bool:
-    for key, wanted in where.items():
-        value = row.get(f"config/{key}")
-        if isinstance(wanted, (list, dict)):
-            wanted = json.dumps(wanted)
-        if isinstance(wanted, float) and isinstance(value, (int, float)):
-            if not math.isclose(value, wanted, rel_tol=1e-9, abs_tol=1e-12):
-                return False
-        elif value != wanted:
-            return False
-    return True
-
-
 def row_values(trials: list[dict[str, Any]], where: dict[str, Any] | list[dict[str, Any]],
-               metric: str) -> dict[int, float]:
-    """Seed -> the metric of the finished trials matching ``where`` (any of a list of them): per seed, the mean
-    over its matching trials (the folds of a seed, or the pooled levels)."""
+               metric: str) -> dict[RepeatKey, float]:
+    """Repeat (seed, fold) -> the metric of the finished trials matching ``where`` (any of a list of them), by
+    ``platform.statistics.repeat_values``: the trials of one repeat (pooled levels) are averaged, folds never."""
     column = _column(trials, metric)
     alternatives = where if isinstance(where, list) else [where]
-    by_seed: dict[int, list[float]] = {}
-    for row in trials:
-        value = row.get(column)
-        if (row.get("status") != "TERMINATED" or not any(_matches(row, w) for w in alternatives)
-                or not isinstance(value, (int, float))):
-            continue
-        if math.isfinite(value):
-            by_seed.setdefault(int(row["seed"]), []).append(float(value))
-    return {seed: float(np.mean(v)) for seed, v in sorted(by_seed.items())}
-
+    chosen = [row for row in trials if row.get("status") == "TERMINATED"
+              and any(all(cell_matches(row.get(f"config/{key}"), wanted) for key, wanted in w.items())
+                      for w in alternatives)]
+    return repeat_values([row.get("seed") for row in chosen], [row.get("fold") for row in chosen],
+                         [row.get(column) for row in chosen])
 
 # --- running ----------------------------------------------------------------------------------------------------------
 
@@ -196,15 +196,16 @@ def measure(table: Table) -> None:
 # --- reports ----------------------------------------------------------------------------------------------------------
 
 def table_result(table: Table) -> dict[str, Any]:
-    """The JSON of one table: ``rows`` (name, paper, mean, ci95, n, metric) and ``claims``."""
+    """The JSON of one table: ``rows`` (name, paper, mean, ci95, n, metric, values per repeat) and ``claims``."""
     rows = []
     for row in table.paper.rows:
         values = table.values.get(row.label, {})
         interval = mean_interval(list(values.values()))
         rows.append({"name": row.label, "paper": row.paper, "mean": interval.mean,
-                     "ci95": [interval.low, interval.high], "n": len(values),
-                     "metric": row.metric or table.paper.metric, "values": values})
-    claims = [claim_result(claim, table.values) for claim in table.paper.claims]
+                     "ci95": [interval.low, interval.high], "n": interval.n,
+                     "metric": row.metric or table.paper.metric,
+                     "values": {repeat_label(key): value for key, value in values.items()}})
+    claims = claim_results(table.paper.claims, table.values)
     return {"title": table.paper.title, "spec": str(table.path.name), "rows": rows, "claims": claims,
             "experiments": [spec.name for spec in table.runs.values()]}
 
@@ -213,38 +214,80 @@ def _number(value: Any, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
+def md_text(value: Any) -> str:
+    """Text from a spec, a table or a path, safe in a Markdown table cell: ``|``, ``<``, ``>`` and backticks
+    escaped (no cell split, no HTML tag, no code span)."""
+    return (str(value).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("`", "\\`").replace("\n", " "))
+
+
+def _interval(bounds: list[float]) -> str:
+    return f"[{_number(bounds[0])}, {_number(bounds[1])}]"
+
+
+def _adjusted(claim: dict[str, Any]) -> str:
+    level = claim["level"]
+    return "-" if not isinstance(level, float) or not math.isfinite(level) else \
+        f"{_interval(claim['adjusted_ci'])} at {100 * level:.4g}%"
+
+
+def _repeats(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The per-repeat values of a table: (repeat labels, per row [name, value per repeat])."""
+    labels = list(dict.fromkeys(label for row in result["rows"] for label in row["values"]))
+    return labels, [[row["name"], *(_number(row["values"].get(label)) for label in labels)]
+                    for row in result["rows"]]
+
+
+SCHEME = ("Verdicts: `supported` when the claim's interval of larger - smaller, Holm-adjusted over the claims of "
+          "its table, lies above the claim's null (0; the min_effect; minus the margin of an 'at least' claim), "
+          "`contradicted` when it lies below, `inconclusive` otherwise (with the effect detectable at this n and "
+          "the repeats needed at 80% power), `not measured` when rows are absent or n < 2, `invalid` when the spec "
+          "marks the claim as measuring a known artefact.")
+
+
 def markdown(results: dict[str, dict[str, Any]], header: str) -> str:
-    """Every table as Markdown: rows, then claims."""
-    out = [f"# Paper tables, reproduced on this platform\n\n{header}\n"]
+    """Every table as Markdown: rows, claims with their verdicts, then the value of every row per repeat."""
+    out = [f"# Paper tables, reproduced on this platform\n\n{md_text(header)}\n\n{SCHEME}\n"]
     for stem, result in results.items():
-        out.append(f"## {stem}: {result['title']}\n")
+        out.append(f"## {md_text(stem)}: {md_text(result['title'])}\n")
         out.append("| row | metric | paper | measured mean | 95% CI | n |\n|---|---|---|---|---|---|")
         for row in result["rows"]:
-            low, high = row["ci95"]
-            out.append(f"| {row['name']} | {row['metric']} | {_number(row['paper'])} | {_number(row['mean'])} | "
-                       f"[{_number(low)}, {_number(high)}] | {row['n']} |")
+            out.append(f"| {md_text(row['name'])} | {md_text(row['metric'])} | {_number(row['paper'])} | "
+                       f"{_number(row['mean'])} | {_interval(row['ci95'])} | {row['n']} |")
         if result["claims"]:
-            out.append("\n| claim | holds | difference | 95% CI | n | test |\n|---|---|---|---|---|---|")
+            out.append("\n| claim | verdict | difference | 95% CI | Holm-adjusted CI | n | test | why |\n"
+                       "|---|---|---|---|---|---|---|---|")
             for claim in result["claims"]:
-                low, high = claim["ci95"]
-                mark = ("yes" if claim["holds"] else "**no**") + (" (significant)" if claim["significant"] else "")
-                if claim["holds"] and claim["difference"] < 0:  # an "at least" claim: lower, not significantly
-                    mark = "yes, only as not significantly lower (the mean is lower)"
-                out.append(f"| {claim['claim']} | {mark} | {_number(claim['difference'])} | [{_number(low)}, "
-                           f"{_number(high)}] | {claim['n']} | {claim['test']} |")
+                out.append(f"| {md_text(claim['claim'])} | **{claim['verdict']}** | {_number(claim['difference'])} | "
+                           f"{_interval(claim['ci95'])} | {_adjusted(claim)} | {claim['n']} | {claim['test']} | "
+                           f"{md_text(claim['reason'])} |")
+        labels, rows = _repeats(result)
+        if labels:
+            out.append(f"\nPer repeat:\n\n| row | {' | '.join(labels)} |\n|---|{'---|' * len(labels)}")
+            out += [f"| {md_text(row[0])} | {' | '.join(row[1:])} |" for row in rows]
         out.append("")
     return "\n".join(out)
 
 
+# The page colours a claim by its verdict, never by the sign of its mean difference.
+VERDICT_COLOURS = {"supported": "#d4edda", "contradicted": "#f8d7da", "inconclusive": "#fff3cd",
+                   "not measured": "#e2e3e5", "invalid": "#d6d8db"}
+
+
 def html(results: dict[str, dict[str, Any]], header: str) -> str:
-    """One self-contained page: per table a bar chart (measured mean with its interval, and the paper's value)."""
+    """One self-contained page: per table a bar chart (measured mean with its interval, and the paper's value),
+    the claims coloured by verdict and the values per repeat. Every text from a spec, a table or a path is
+    escaped (``html.escape``; plotly's JSON escapes ``<`` and ``>`` itself)."""
     import plotly.graph_objects as go
 
-    parts = [f"<h1>Paper tables, reproduced on this platform</h1><p>{header}</p>"]
+    esc = html_module.escape
+    style = ("<style>table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 6px}"
+             + "".join(f".{v.replace(' ', '-')}{{background:{c}}}" for v, c in VERDICT_COLOURS.items()) + "</style>")
+    parts = [f"<h1>Paper tables, reproduced on this platform</h1><p>{esc(header)}</p><p>{esc(SCHEME)}</p>"]
     first = True
     for stem, result in results.items():
         rows = result["rows"]
-        names = [r["name"] for r in rows]
+        names = [esc(r["name"]) for r in rows]  # plotly renders entities in labels, so escaped text reads as typed
         means = [r["mean"] for r in rows]
         errors = [(r["ci95"][1] - r["mean"]) if math.isfinite(r["ci95"][1]) else 0.0 for r in rows]
         figure = go.Figure([
@@ -253,16 +296,26 @@ def html(results: dict[str, dict[str, Any]], header: str) -> str:
             go.Scatter(name="paper", x=names, y=[r["paper"] for r in rows], mode="markers",
                        marker={"symbol": "diamond", "size": 12}),
         ])
-        figure.update_layout(title={"text": f"{stem}: {result['title']}"}, xaxis={"title": {"text": "row"}},
-                             yaxis={"title": {"text": rows[0]["metric"] if rows else ""}}, height=420)
+        figure.update_layout(title={"text": esc(f"{stem}: {result['title']}")}, xaxis={"title": {"text": "row"}},
+                             yaxis={"title": {"text": esc(rows[0]["metric"]) if rows else ""}}, height=420)
         parts.append(figure.to_html(full_html=False, include_plotlyjs="inline" if first else False))
         first = False
-        claims = "".join(f"<li>{c['claim']}: {'holds' if c['holds'] else 'does not hold'}, difference "
-                         f"{_number(c['difference'])} [{_number(c['ci95'][0])}, {_number(c['ci95'][1])}], "
-                         f"n={c['n']} ({c['test']})</li>" for c in result["claims"])
-        parts.append(f"<ul>{claims}</ul>")
-    return "<!DOCTYPE html><html><head><meta charset='utf-8'><title>reproduce</title></head><body>" + "".join(
-        parts) + "</body></html>"
+        if result["claims"]:
+            head = "".join(f"<th>{h}</th>" for h in ("claim", "verdict", "difference", "95% CI", "Holm-adjusted CI",
+                                                      "n", "test", "why"))
+            body = "".join(
+                f"<tr class='{c['verdict'].replace(' ', '-')}'><td>{esc(c['claim'])}</td><td><b>{c['verdict']}</b>"
+                f"</td><td>{_number(c['difference'])}</td><td>{_interval(c['ci95'])}</td><td>{esc(_adjusted(c))}"
+                f"</td><td>{c['n']}</td><td>{esc(c['test'])}</td><td>{esc(c['reason'])}</td></tr>"
+                for c in result["claims"])
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        labels, values = _repeats(result)
+        if labels:
+            head = "<th>row</th>" + "".join(f"<th>{esc(label)}</th>" for label in labels)
+            body = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in values)
+            parts.append(f"<p>Per repeat:</p><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>reproduce</title>" + style + "</head><body>"
+            + "".join(parts) + "</body></html>")
 
 
 def _json_safe(value: Any) -> Any:
@@ -270,9 +323,16 @@ def _json_safe(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
+
+
+def json_text(results: dict[str, dict[str, Any]]) -> str:
+    """``reproduce.json``: the results, NaN as null, with ``<``, ``>`` and ``&`` written as JSON escapes so the
+    file never carries a tag (a JSON reader gets the same strings back)."""
+    text = json.dumps(_json_safe(results), indent=2)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path("reproduce") if is_uri(storage) else Path(storage) / "reproduce"
     out.mkdir(parents=True, exist_ok=True)
     (out / "reproduce.md").write_text(text)
-    (out / "reproduce.json").write_text(json.dumps(_json_safe(results), indent=2))
+    (out / "reproduce.json").write_text(json_text(results))
     (out / "reproduce.html").write_text(html(results, header))
     print(f"written: {out}/reproduce.md, reproduce.json, reproduce.html")
     for problem in problems:

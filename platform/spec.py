@@ -159,12 +159,39 @@ class PaperRow(_Strict):
 
 
 class PaperClaim(_Strict):
-    """An ordering the paper reports: the ``larger`` row's value exceeds the ``smaller`` row's."""
+    """An ordering the paper reports: the ``larger`` row's value exceeds the ``smaller`` row's (kind ``greater``),
+    by at least ``min_effect`` (kind ``min_effect``), or is at least the smaller one's within ``margin`` (kind
+    ``at_least``, non-inferiority); see ``platform.statistics.evaluate_claims``."""
 
     text: str = Field(description="the claim in words")
     larger: str = Field(description="label of the row the paper finds larger")
     smaller: str = Field(description="label of the row the paper finds smaller")
-    at_least: bool = Field(False, description="the paper's claim is 'larger or equal' (a tie holds)")
+    at_least: bool = Field(False, description="the paper's claim is 'larger or equal' (non-inferiority; needs a "
+                           "margin)")
+    margin: float | None = Field(None, gt=0, description="with at_least: how far below the smaller row the larger "
+                                 "may lie and still count as 'at least' (e.g. 0.02 Dice)")
+    min_effect: float | None = Field(None, gt=0, description="the least difference the paper's wording claims "
+                                     "('far lower'): supported only when the interval lies above it")
+    invalid: str | None = Field(None, min_length=1, description="why the claim measures a known artefact (it is "
+                                "reported as invalid, never judged)")
+
+    @model_validator(mode="after")
+    def _kind_is_consistent(self) -> PaperClaim:
+        if self.at_least and self.margin is None:
+            raise ValueError(f"paper claim {self.text!r} has at_least: true without a margin: give the largest "
+                             "shortfall that still counts as 'at least', e.g. margin: 0.02")
+        if self.margin is not None and not self.at_least:
+            raise ValueError(f"paper claim {self.text!r} has a margin without at_least: true (a margin belongs to "
+                             "a non-inferiority claim)")
+        if self.min_effect is not None and self.at_least:
+            raise ValueError(f"paper claim {self.text!r} has both min_effect and at_least: a claim is either a "
+                             "minimum effect or non-inferiority")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``greater``, ``min_effect`` or ``at_least`` (``platform.statistics.CLAIM_KINDS``)."""
+        return "at_least" if self.at_least else "min_effect" if self.min_effect is not None else "greater"
 
 
 class PaperTable(_Strict):

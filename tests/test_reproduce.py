@@ -9,24 +9,82 @@ from pathlib import Path
 
 import pytest
 
-from platform.reproduce import PAPER_DIR, claim_result, row_values
+from platform.reproduce import PAPER_DIR, claim_results, markdown, row_values
 from platform.spec import PaperClaim, load_spec
+from platform.statistics import repeat_key
 from tests.conftest import REPO_ROOT
 
-A = {0: 0.81, 1: 0.78, 2: 0.86, 3: 0.80}
-B = {0: 0.70, 1: 0.74, 2: 0.71, 3: 0.69}
+A = {repeat_key(s): v for s, v in enumerate([0.81, 0.78, 0.86, 0.80])}
+B = {repeat_key(s): v for s, v in enumerate([0.70, 0.74, 0.71, 0.69])}
+SAME = {key: v + (0.01 if key[0] % 2 else -0.01) for key, v in A.items()}
 
 
-@pytest.mark.parametrize(("larger", "smaller", "at_least", "holds", "significant"), [
-    ("a", "b", False, True, True),
-    ("b", "a", False, False, True),
-    ("b", "a", True, False, True),  # "larger or equal" fails only when significantly smaller
-    ("a", "same", True, True, False),
+def claim(larger: str, smaller: str, **kind: object) -> PaperClaim:
+    return PaperClaim(text=f"{larger} over {smaller}", larger=larger, smaller=smaller, **kind)
+
+
+@pytest.mark.parametrize(("larger", "smaller", "kind", "expected"), [
+    ("a", "b", {}, "supported"),
+    ("b", "a", {}, "contradicted"),
+    ("a", "same", {}, "inconclusive"),  # a mean above 0 alone is no support
+    ("a", "b", {"min_effect": 0.02}, "supported"),  # A - B = .1025 [.0297, .175]
+    ("a", "b", {"min_effect": 0.05}, "inconclusive"),  # the interval holds the claimed effect
+    ("a", "b", {"min_effect": 0.2}, "contradicted"),  # the whole interval below the claimed effect
+    ("a", "same", {"at_least": True, "margin": 0.05}, "supported"),  # non-inferior within the margin
+    ("b", "a", {"at_least": True, "margin": 0.02}, "contradicted"),
+    ("a", "missing", {}, "not measured"),
+    ("a", "one", {}, "not measured"),  # n = 1
+    ("a", "b", {"invalid": "D's accuracy is an artefact"}, "invalid"),
 ])
-def test_claims(larger: str, smaller: str, at_least: bool, holds: bool, significant: bool) -> None:
-    values = {"a": A, "b": B, "same": {k: v + (0.01 if k % 2 else -0.01) for k, v in A.items()}}
-    result = claim_result(PaperClaim(text="t", larger=larger, smaller=smaller, at_least=at_least), values)
-    assert (result["holds"], result["significant"]) == (holds, significant)
+def test_each_verdict_kind_alone(larger: str, smaller: str, kind: dict[str, object], expected: str) -> None:
+    values = {"a": A, "b": B, "same": SAME, "one": {repeat_key(0): 0.5}}
+    [result] = claim_results([claim(larger, smaller, **kind)], values)
+    assert result["verdict"] == expected, result["reason"]
+    if expected == "inconclusive":
+        assert result["detectable"] > 0 and "repeats would decide" in result["reason"]
+    if expected == "invalid":
+        assert "artefact" in result["reason"]
+
+
+# Hand-made differences per repeat: (A - B values, claim kind, expected verdict alone).
+FAMILY = {
+    "clear": [0.10, 0.12, 0.11, 0.13],
+    "borderline": [0.02, 0.05, -0.005, 0.04],
+    "wide": [0.3, -0.2, 0.1, -0.05],
+    "negative": [-0.10, -0.12, -0.09, -0.11],
+}
+
+
+@pytest.mark.parametrize("subset", [["clear"], ["clear", "borderline"], ["borderline", "wide", "negative"],
+                                    list(FAMILY)])
+def test_no_support_or_contradiction_when_the_adjusted_interval_holds_the_null(subset: list[str]) -> None:
+    from scipy import stats
+
+    values = {"zero": {repeat_key(s): 0.0 for s in range(4)}}
+    for name in subset:
+        values[name] = {repeat_key(s): v for s, v in enumerate(FAMILY[name])}
+    results = claim_results([claim(name, "zero") for name in subset], values)
+    m = len(subset)
+    p = [stats.ttest_1samp(FAMILY[name], 0.0, alternative="greater").pvalue for name in subset]
+    order = sorted(range(m), key=lambda i: p[i])
+    holm, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):  # Holm by hand
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        holm[i] = running
+    for i, result in enumerate(results):
+        low, high = result["adjusted_ci"]
+        if low <= 0 <= high:
+            assert result["verdict"] == "inconclusive"
+        assert (result["verdict"] == "supported") == (holm[i] < 0.025)
+        assert result["p_holm"] == pytest.approx(holm[i])
+        assert result["level"] >= 0.95
+
+
+def test_a_table_read_with_nothing_there_says_not_measured_with_n_0() -> None:
+    results = claim_results([claim("a", "b")], {"a": {}, "b": {}})
+    assert results[0]["verdict"] == "not measured" and results[0]["n"] == 0
+    text = markdown({"t": {"title": "T", "rows": [], "claims": results}}, "header")
+    assert "**not measured**" in text and "**no**" not in text and "| 0 |" in text
 
 
 def test_rows_pick_finished_trials_by_axis_value_and_pool_levels() -> None:
@@ -37,10 +95,19 @@ def test_rows_pick_finished_trials_by_axis_value_and_pool_levels() -> None:
         {"status": "ERROR", "seed": 2, "config/lambda": 0.1, "config/blocks": "[1]", "test/best/dice": 0.9},
         {"status": "TERMINATED", "seed": 0, "config/lambda": 0.1, "last/train/disc_acc": 0.7},
     ]
-    assert row_values(trials, {"lambda": 0.1}, "test/best/dice") == {0: 0.8, 1: 0.6}
-    assert row_values(trials, {"blocks": [2]}, "test/best/dice") == {0: 0.4, 1: 0.6}
-    assert row_values(trials, [{"blocks": [1]}, {"blocks": [2]}], "test/best/dice") == pytest.approx({0: 0.6, 1: 0.6})
-    assert row_values(trials, {"lambda": 0.1}, "train/disc_acc") == {0: 0.7}  # a last/ column
+    s0, s1 = repeat_key(0), repeat_key(1)
+    assert row_values(trials, {"lambda": 0.1}, "test/best/dice") == {s0: 0.8, s1: 0.6}
+    assert row_values(trials, {"blocks": [2]}, "test/best/dice") == {s0: 0.4, s1: 0.6}
+    assert row_values(trials, [{"blocks": [1]}, {"blocks": [2]}], "test/best/dice") == pytest.approx({s0: 0.6,
+                                                                                                      s1: 0.6})
+    assert row_values(trials, {"lambda": 0.1}, "train/disc_acc") == {s0: 0.7}  # a last/ column
+
+
+def test_folds_are_repeats_never_averaged() -> None:
+    trials = [{"status": "TERMINATED", "seed": s, "fold": f, "config/x": "a", "test/best/dice": 0.1 * s + 0.01 * f}
+              for s in range(2) for f in range(3)]
+    values = row_values(trials, {"x": "a"}, "test/best/dice")
+    assert len(values) == 6 and values[repeat_key(1, 2)] == pytest.approx(0.12)
 
 
 @pytest.mark.parametrize("path", sorted(PAPER_DIR.glob("*.yaml")), ids=lambda p: p.stem)
@@ -62,7 +129,7 @@ def test_a_quick_reproduction_writes_markdown_json_and_html(tmp_path: Path) -> N
     assert [row["name"] for row in table["rows"]] == ["block 1", "blocks 1-4"]
     for row in table["rows"]:
         assert row["n"] == 2 and row["mean"] > 1.0 and len(row["ci95"]) == 2
-    assert table["claims"][0]["holds"] is True
+    assert table["claims"][0]["verdict"] == "supported"  # a parameter count: no spread over seeds
     assert "| block 1 | model/params_ratio | 1.001 |" in (out / "reproduce.md").read_text()
     page = (out / "reproduce.html").read_text()
     assert "<script" in page and "plotly" in page.lower() and "http" not in page.split("<body>")[1][:200]
