@@ -38,7 +38,7 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
     "cases": {"trial_id": _STRING, "epoch": _INT, "split": _STRING, "checkpoint": _STRING, "domain": _STRING,
               "subject": _STRING},
     "sweep": {"experiment": _STRING, "trainer": _STRING, "objectives": _STRING, "metrics": _STRING,
-              "axes": _STRING, "explore": _STRING},
+              "axes": _STRING, "explore": _STRING, "provenance": _STRING},
 }
 # Columns named by prefix: metrics are floats wherever they appear.
 PREFIX_TYPES: dict[str, tuple[tuple[str, pa.DataType], ...]] = {

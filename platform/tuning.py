@@ -33,6 +33,7 @@ from platform.results import (
     summary_row,
     trial_row,
 )
+from platform.provenance import provenance
 from platform.space import define_by_run, encode_points, make_sampler, trial_params
 from platform.spec import SweepSpec
 from platform.trial import resolve, run_trial
@@ -146,7 +147,8 @@ def declared_columns(spec: SweepSpec) -> dict[str, dict[str, Any]]:
 
 def sweep_row(spec: SweepSpec) -> dict[str, Any]:
     """The ``sweep`` table's row: objectives, the trainer's declared metric stems (direction, kind), the axes
-    (kind, log scale, values in the spec's order) and the spec's ``explore`` block."""
+    (kind, log scale, values in the spec's order), the spec's ``explore`` block and the provenance (code version,
+    libraries, machine, command: :func:`platform.provenance.provenance`)."""
     trainer = spec.trainer_class()
     axes = {key: {"kind": axis.kind, "log": axis.kind == "loguniform",
                   **({"values": axis.values_to_check()} if axis.kind in ("choice", "grid") else {})}
@@ -155,7 +157,8 @@ def sweep_row(spec: SweepSpec) -> dict[str, Any]:
             "objectives": json.dumps([o.model_dump() for o in spec.objectives]),
             "metrics": json.dumps({stem: {"direction": direction, "kind": kind}
                                    for stem, (direction, kind) in trainer.declared_metrics().items()}),
-            "axes": json.dumps(axes), "explore": spec.explore.model_dump_json()}
+            "axes": json.dumps(axes), "explore": spec.explore.model_dump_json(),
+            "provenance": json.dumps(provenance())}
 
 
 def _number(value: Any) -> bool:

@@ -122,3 +122,14 @@ def test_cpu_model_reads_cpuinfo(tmp_path: Path) -> None:
     info.write_text("processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\n")
     assert prov.cpu_model(info) == "Example CPU @ 2.0GHz"
     assert prov.cpu_model(tmp_path / "missing")  # falls back to the machine type
+
+
+def test_the_sweep_table_row_records_the_provenance() -> None:
+    import json
+
+    from platform.spec import load_spec
+    from platform.tuning import sweep_row
+
+    row = sweep_row(load_spec(Path(__file__).resolve().parent.parent / "search_spaces" / "lambda.yaml"))
+    record = json.loads(row["provenance"])
+    assert record["code"]["source_sha256"] == prov.source_hash() and record["versions"]["torch"]
