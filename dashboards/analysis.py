@@ -15,9 +15,24 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from scipy import stats
 
-from platform.statistics import Interval, difference_interval, mean_interval
+from platform.statistics import (
+    Claim,
+    Interval,
+    RepeatKey,
+    adjust_p_values,
+    cell_matches,
+    compare,
+    difference_interval,
+    evaluate_claims,
+    hedges_g,
+    mean_interval,
+    probability_of_improvement,
+    rank_bootstrap,
+    repeat_values,
+    repeats_needed,
+    t_half_widths,
+)
 
 __all__ = ["Interval", "difference_interval", "mean_interval"]  # the statistics live in platform.statistics
 
@@ -168,14 +183,6 @@ def filter_status(trials: pd.DataFrame) -> pd.Series:
 # --- statistics ----------------------------------------------------------------------------------------------
 
 
-def t_half_width(std: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Half the width of the 95% Student-t interval of a mean, per group: ``t(0.975, n-1) * std / sqrt(n)``
-    (NaN where n < 2). ``std``, ``counts``: shape (groups,), the sample standard deviation (ddof 1) and n."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        critical = np.where(counts >= 2, stats.t.ppf(0.975, np.maximum(counts - 1, 1)), np.nan)
-        return critical * std / np.sqrt(counts)
-
-
 def by_config(trials: pd.DataFrame, score: str, params: list[str]) -> pd.DataFrame:
     """One row per sampled configuration: its parameters, the mean of ``score`` over its repeats and the
     95% interval (columns mean, low, high, n). Vectorised: 10,000 trials take milliseconds."""
@@ -186,7 +193,7 @@ def by_config(trials: pd.DataFrame, score: str, params: list[str]) -> pd.DataFra
     groups = trials.assign(_value=values).groupby("config_key", sort=False)
     summary = groups["_value"].agg(["mean", "std", "count"])
     counts = summary["count"].to_numpy(dtype=float)
-    half = t_half_width(summary["std"].to_numpy(dtype=float), counts)
+    half = t_half_widths(summary["std"].to_numpy(dtype=float), counts)
     # The first trial's parameters stand for the configuration (they are equal across its repeats).
     firsts = groups.nth(0).set_index("config_key")
     result = pd.DataFrame({p: firsts[p] for p in params}, index=summary.index)
@@ -198,46 +205,34 @@ def by_config(trials: pd.DataFrame, score: str, params: list[str]) -> pd.DataFra
 
 
 ABLATION_COLUMNS = ["level", "mean", "low", "high", "n", "diff", "diff_low", "diff_high", "method", "p", "p_adjusted",
-                    "p_improvement", "p_improvement_low", "p_improvement_high", "hedges_g", "repeats_needed"]
+                    "verdict", "p_improvement", "p_improvement_low", "p_improvement_high", "hedges_g",
+                    "repeats_needed"]
 
 
-def _by_repeat(trials: pd.DataFrame, values: np.ndarray) -> dict[tuple[Any, Any], float]:
-    """Score per repeat (seed, fold): the mean over that repeat's trials (other parameters may vary within).
-    Without a seed column every trial is its own repeat (its row index), so nothing pairs."""
-    finite = np.isfinite(values)
-    if not finite.any():
-        return {}
-    seeds = trials["seed"].to_numpy(dtype=object)[finite] if "seed" in trials else \
-        np.array([f"row {i}" for i in trials.index[finite]], dtype=object)
-    folds = pd.to_numeric(trials["fold"], errors="coerce").to_numpy(dtype=float)[finite] if "fold" in trials \
-        else np.full(int(finite.sum()), np.nan)
-    frame = pd.DataFrame({"seed": seeds, "fold": folds, "value": values[finite]})
-    means = frame.groupby(["seed", "fold"], sort=False, dropna=False)["value"].mean()
-    # A missing fold (no cross-validation) is None in the key, so keys from both sides compare equal.
-    return {(seed, None if isinstance(fold, float) and math.isnan(fold) else int(fold)): float(value)
-            for (seed, fold), value in means.items()}
+def level_repeats(trials: pd.DataFrame, values: np.ndarray) -> dict[RepeatKey, float]:
+    """Score per repeat (seed, fold) of one level's trials (``platform.statistics.repeat_values``: the trials of
+    one repeat averaged, folds never). Without a seed column every trial is its own repeat (its row label), so
+    nothing pairs."""
+    seeds = trials["seed"].tolist() if "seed" in trials else [f"row {i}" for i in trials.index]
+    folds = trials["fold"].tolist() if "fold" in trials else None
+    return repeat_values(seeds, folds, values.tolist())
 
 
 def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
              adjust: str = "holm", order: list[str] | None = None) -> pd.DataFrame:
     """Per level of the factor combination: mean and 95% interval of ``score`` over every trial at that level
-    (repeats, and any other parameter the sweep varied), and against the ``baseline`` level: the difference with
-    its interval (paired t when repeats pair up by seed and fold, else Welch; ``method`` says which), its p-value
-    adjusted over the levels shown (``adjust``: holm or bh), P(improvement) (P(level beats baseline) on the
-    per-repeat scores, rliable's definition, with a bootstrap interval; ``mode`` min counts lower as better),
-    Hedges' g and the repeats that would detect the observed difference at 80% power. ``order`` fixes the level
-    order (the spec's), else natural order.
+    (repeats, and any other parameter the sweep varied), and against the ``baseline`` level, on the scores per
+    repeat (:func:`level_repeats`): the difference with its interval (``platform.statistics.compare``: paired t
+    when repeats pair up by seed and fold, else Welch; ``method`` says which), its p-value adjusted over the
+    levels shown (``adjust``: holm or bh), the ``verdict`` of "this level beats the baseline" (better under
+    ``mode``; ``platform.statistics.evaluate_claims`` against 0, two-sided, Holm over the levels shown:
+    supported, contradicted, inconclusive, or not measured below two repeats), P(improvement) (P(level beats
+    baseline) on the per-repeat scores, rliable's definition, with a bootstrap interval), Hedges' g and the
+    repeats that would detect the observed difference at 80% power. ``order`` fixes the level order (the
+    spec's), else natural order.
 
     Columns: ``ABLATION_COLUMNS``.
     """
-    from platform.statistics import (
-        adjust_p_values,
-        difference_test,
-        hedges_g,
-        probability_of_improvement,
-        repeats_needed,
-    )
-
     if not factors or trials.empty:
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     levels = level_labels(trials, factors)
@@ -245,34 +240,35 @@ def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str
     present = list(levels.unique())
     ranked = [level for level in (order or []) if level in present]
     ranked += sorted((level for level in present if level not in ranked), key=natural_key)
-    base = _by_repeat(trials[(levels == baseline).to_numpy()], values[(levels == baseline).to_numpy()]) \
-        if baseline is not None else {}
-    rows = []
+    chosen_base = (levels == baseline).to_numpy()
+    base = level_repeats(trials[chosen_base], values[chosen_base]) if baseline is not None else {}
+    sign = 1.0 if mode == "max" else -1.0
+    rows, family = [], []
     for level in ranked:
         chosen = (levels == level).to_numpy()
         interval = mean_interval(values[chosen])
         row: dict[str, Any] = {"level": level, "mean": interval.mean, "low": interval.low, "high": interval.high,
                                "n": interval.n}
-        repeats = _by_repeat(trials[chosen], values[chosen])
+        repeats = level_repeats(trials[chosen], values[chosen])
         if base and level != baseline and repeats:
-            diff, p = difference_test(repeats, base)
-            sign = 1.0 if mode == "max" else -1.0
+            difference = compare(repeats, base)
+            diff = difference.interval()
+            # The claim "this level beats the baseline": the difference better - worse under mode.
+            family.append((len(rows), difference if mode == "max" else compare(base, repeats)))
             better = probability_of_improvement([sign * v for v in repeats.values()], [sign * v for v in base.values()],
                                                 resamples=2000)
-            if diff.method == "paired t":
-                common = [k for k in repeats if k in base]
-                spread = float(np.std([repeats[k] - base[k] for k in common], ddof=1))
-            else:
-                a, b = np.array(list(repeats.values())), np.array(list(base.values()))
-                spread = float(math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)) if a.size > 1 and b.size > 1 \
-                    else math.nan
-            row.update(diff=diff.mean, diff_low=diff.low, diff_high=diff.high, method=diff.method, p=p,
+            row.update(diff=diff.mean, diff_low=diff.low, diff_high=diff.high,
+                       method="Welch" if difference.method == "none" else difference.method,
+                       p=difference.p_value() if difference.n >= 2 else math.nan,
                        p_improvement=better.mean, p_improvement_low=better.low, p_improvement_high=better.high,
                        hedges_g=hedges_g(list(repeats.values()), list(base.values())),
-                       repeats_needed=repeats_needed(diff.mean, spread, paired=diff.method == "paired t"))
+                       repeats_needed=repeats_needed(difference.mean, difference.spread, paired=difference.paired))
         elif level == baseline:
             row.update(diff=0.0, diff_low=0.0, diff_high=0.0, method="baseline")
         rows.append(row)
+    judged = evaluate_claims([Claim("greater", 0.0, difference) for _, difference in family], sides=2)
+    for (index, _), result in zip(family, judged, strict=True):
+        rows[index]["verdict"] = result.verdict
     table = pd.DataFrame(rows).reindex(columns=ABLATION_COLUMNS)
     tested = table["p"].notna()
     if tested.any():
@@ -521,19 +517,7 @@ def rank_stability(scores: pd.DataFrame, mode: str = "max", resamples: int = 100
     columns = ["level", "rank", "share", "observed"]
     if wide.empty or not levels:
         return pd.DataFrame(columns=columns)
-    data = wide.to_numpy(dtype=float)
-    sign = -1.0 if mode == "max" else 1.0
-
-    def ranks(matrix: np.ndarray) -> np.ndarray:
-        means = np.nanmean(matrix, axis=-2) * sign  # (..., levels): smaller is better
-        return (means[..., :, None] > means[..., None, :]).sum(axis=-1) + 1
-
-    observed = ranks(data)
-    rng = np.random.default_rng(seed)
-    draws = data[rng.integers(0, len(data), size=(resamples, len(data)))]  # (resamples, units, levels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a draw where a level has no finite unit
-        drawn = ranks(draws)  # (resamples, levels)
+    observed, drawn = rank_bootstrap(wide.to_numpy(dtype=float), mode, resamples, seed)
     rows = [{"level": level, "rank": rank, "share": float((drawn[:, i] == rank).mean()), "observed": int(observed[i])}
             for i, level in enumerate(levels) for rank in range(1, len(levels) + 1)]
     return pd.DataFrame(rows, columns=columns)
@@ -621,21 +605,9 @@ def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], 
     if factors and len(wanted) == len(factors) and not trials.empty:
         matches = pd.Series(True, index=trials.index)
         for factor, value in wanted.items():
-            matches &= trials[factor].map(lambda stored, value=value: same_value(stored, value))
+            matches &= trials[factor].map(lambda stored, value=value: cell_matches(stored, value))
         if matches.any():
             label = level_labels(trials[matches].head(1), factors).iloc[0]
             if label in levels:
                 return label
     return levels[0] if levels else None
-
-
-def same_value(stored: Any, value: Any) -> bool:
-    """Whether a trials-table cell (lists and mappings stored as JSON text) holds ``value``."""
-    if isinstance(stored, str) and not isinstance(value, str):
-        try:
-            stored = json.loads(stored)
-        except json.JSONDecodeError:
-            return False
-    if isinstance(stored, (int, float)) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return math.isclose(float(stored), float(value), rel_tol=1e-9)
-    return bool(stored == value)

@@ -29,10 +29,11 @@ from dashboards.analysis import (
     pareto_mask,
     short_name,
     stopped_early,
-    t_half_width,
 )
+from platform.statistics import t_half_widths
 
 _BLUE, _GREY, _RED, _ORANGE = "#1f77b4", "#9aa5b1", "#d62728", "#ff7f0e"
+_VERDICT_COLOURS = {"supported": "#2ca02c", "contradicted": "#d62728", "inconclusive": "#9aa5b1"}
 Figure = dict[str, Any]
 # Beyond these sizes a figure draws an honest reduction and its title says so: the browser's cost grows with the
 # points drawn (a line per trial in parallel coordinates), not with the trials the statistics use.
@@ -283,7 +284,7 @@ def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) 
     grouped = frame.groupby("group", sort=True)
     summary = grouped["value"].agg(["mean", "std", "count"])
     counts = summary["count"].to_numpy(dtype=float)
-    half = t_half_width(summary["std"].to_numpy(dtype=float), counts)
+    half = t_half_widths(summary["std"].to_numpy(dtype=float), counts)
     means = summary["mean"].to_numpy(dtype=float)
     centres = grouped["x"].median().to_numpy() if is_number else summary.index.to_numpy()
     return pd.DataFrame({"x": centres, "mean": means, "low": means - half, "high": means + half,
@@ -291,13 +292,15 @@ def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) 
 
 
 def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
-                  order: list[str] | None = None) -> Figure:
+                  order: list[str] | None = None, adjust: str = "holm") -> Figure:
     """Bars per level of the chosen factors (mean, 95% interval over repeats, n) and, beside them, the difference
-    of each level to the baseline level: paired t when the repeats pair up by seed, else Welch (the axis title
-    says which), with the Holm-adjusted p-value and P(improvement) on hover."""
+    of each level to the baseline level: paired t when the repeats pair up by seed and fold, else Welch (the axis
+    title says which), with the p-value adjusted by ``adjust`` (holm or bh; the hover names it), the verdict
+    (Holm over the levels) and P(improvement) on hover."""
     if trials.empty or not factors:
         return empty("choose one or more categorical factors" if not trials.empty else "no trials match")
-    table = ablation(trials, factors, score, baseline, mode=mode, order=order)
+    table = ablation(trials, factors, score, baseline, mode=mode, adjust=adjust, order=order)
+    adjusted_by = {"holm": "Holm", "bh": "BH"}.get(adjust, adjust)
     methods = sorted({m for m in table["method"].dropna() if m != "baseline"})
     test_name = " / ".join(methods) if methods else "no test"
     traces = [{
@@ -314,11 +317,14 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
         traces.append({
             "type": "bar", "y": list(table["level"]), "x": table["diff"].to_numpy(), "orientation": "h",
             "name": f"difference to {baseline}", "xaxis": "x2",
-            "marker": {"color": ["#2ca02c" if (d or 0) >= 0 else "#ff7f0e" for d in table["diff"].fillna(0)]},
+            # Coloured by verdict (Holm over the levels), never by the sign of the mean difference.
+            "marker": {"color": [_VERDICT_COLOURS.get(v, _GREY) for v in table["verdict"]]},
             "error_x": {"type": "data", "array": (table["diff_high"] - table["diff"]).fillna(0).to_numpy(),
                         "visible": True},
-            "customdata": table[["method", "p_adjusted", "p_improvement", "hedges_g", "repeats_needed"]].to_numpy(),
-            "hovertemplate": "%{y}<br>difference %{x:+.4f} (%{customdata[0]})<br>Holm-adjusted p %{customdata[1]:.3g}"
+            "customdata": table[["method", "p_adjusted", "p_improvement", "hedges_g", "repeats_needed",
+                                 "verdict"]].to_numpy(),
+            "hovertemplate": "%{y}<br>difference %{x:+.4f} (%{customdata[0]})<br>" + adjusted_by
+                             + "-adjusted p %{customdata[1]:.3g}<br>beats the baseline: %{customdata[5]} (Holm)"
                              "<br>P(improvement) %{customdata[2]:.2f}<br>Hedges' g %{customdata[3]:.2f}<br>"
                              "repeats for 80% power: %{customdata[4]}<extra></extra>"})
     early = int(stopped_early(trials).sum())
@@ -415,7 +421,7 @@ def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str], s
     frame["group"] = frame["trial_id"].map(groups)
     frame = frame.dropna(subset=["group"])
     summary = frame.groupby(["group", "epoch"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
-    half = t_half_width(summary["std"].to_numpy(dtype=float), summary["count"].to_numpy(dtype=float))
+    half = t_half_widths(summary["std"].to_numpy(dtype=float), summary["count"].to_numpy(dtype=float))
     summary["low"], summary["high"] = summary["mean"] - half, summary["mean"] + half
     traces = []
     for index, (name, part) in enumerate(summary.groupby("group", sort=False)):

@@ -3,14 +3,18 @@
 
 The ablation table the explorer shows, for a paper: per level of the factor(s), the mean with its 95% interval and
 n, the difference to the baseline with its interval (paired t when repeats pair by seed and fold, else Welch),
-the p-value adjusted over the levels shown (Holm by default), P(improvement), Hedges' g, and the repeats that would
-detect the difference at 80% power. Rows whose adjusted p is below 0.05 are marked. ``html`` is one
-self-contained page (the table and the figure; it opens offline). It reads only the results tables.
+the p-value adjusted over the levels shown (Holm by default), the verdict of "the level beats the baseline"
+(``platform.statistics.evaluate_claims``: supported, contradicted or inconclusive, Holm over the levels shown),
+P(improvement), Hedges' g, and the repeats that would detect the difference at 80% power. Rows whose adjusted p
+is below 0.05 are marked. ``html`` is one self-contained page (the table and the figure; it opens offline), every
+text from the tables escaped; Markdown escapes ``|``, ``<``, ``>`` and backticks. It reads only the results
+tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import html as html_module
 import io
 import json
 import math
@@ -21,6 +25,7 @@ import pandas as pd
 
 from dashboards.analysis import ABLATION_COLUMNS, ablation, level_labels
 from dashboards.tables import Catalog, Experiment, ExplorerError
+from platform.reproduce import md_text
 
 EXIT_USER_ERROR = 2
 SIGNIFICANT = 0.05
@@ -82,12 +87,13 @@ def _rows(table: pd.DataFrame) -> list[list[str]]:
                      "baseline" if record["method"] == "baseline" else
                      f"{_fmt(record['diff'])} [{_fmt(record['diff_low'])}, {_fmt(record['diff_high'])}]",
                      _fmt(record["method"]) if record["method"] != "baseline" else "-", _fmt(record["p_adjusted"]),
+                     _fmt(record["verdict"]),
                      _fmt(record["p_improvement"], 2), _fmt(record["hedges_g"], 2), _fmt(record["repeats_needed"])])
     return rows
 
 
-HEADERS = ["level", "mean [95% CI]", "n", "difference to baseline [95% CI]", "test", "adjusted p", "P(improvement)",
-           "Hedges' g", "repeats for 80% power"]
+HEADERS = ["level", "mean [95% CI]", "n", "difference to baseline [95% CI]", "test", "adjusted p",
+           "beats baseline (Holm)", "P(improvement)", "Hedges' g", "repeats for 80% power"]
 
 
 def render(table: pd.DataFrame, form: str, experiment: str) -> str:
@@ -95,7 +101,8 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
     attrs = table.attrs
     caption = (f"{experiment}: {attrs['score']} by {', '.join(attrs['factors'])}, baseline {attrs['baseline']}; "
                f"p adjusted by {attrs['adjust']} over the {int(table['p'].notna().sum())} levels compared; "
-               f"* adjusted p < {SIGNIFICANT}")
+               f"* adjusted p < {SIGNIFICANT}; verdicts of 'beats the baseline': Holm-adjusted intervals over the "
+               "levels compared")
     if form == "csv":
         buffer = io.StringIO()
         table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_csv(buffer, index=False)
@@ -106,8 +113,8 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
     rows = _rows(table)
     if form == "md":
         lines = [f"| {' | '.join(HEADERS)} |", "|" + "---|" * len(HEADERS)]
-        lines += [f"| {' | '.join(row)} |" for row in rows]
-        return "\n".join(lines) + f"\n\n{caption}\n"
+        lines += [f"| {' | '.join(md_text(cell) for cell in row)} |" for row in rows]
+        return "\n".join(lines) + f"\n\n{md_text(caption)}\n"
     if form == "latex":
         def tex(text: str) -> str:
             return text.replace("_", r"\_").replace("%", r"\%").replace("#", r"\#").replace("&", r"\&")
@@ -120,27 +127,29 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
     if form == "html":
         import plotly.io as pio
 
-        head = "".join(f"<th>{h}</th>" for h in HEADERS)
-        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        esc = html_module.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
         shown = [f for f in (attrs.get("figures") or [attrs.get("figure")]) if f is not None]
         plot = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False)
                        for i, f in enumerate(shown))
         return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>ablation</title><style>td,th{padding:2px "
                 "8px;text-align:right}td:first-child{text-align:left}</style></head><body>"
-                f"<h2>{caption}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{plot}"
+                f"<h2>{esc(caption)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{plot}"
                 "</body></html>")
     raise ValueError(f"unknown format {form!r}")
 
 
 def report_figures(catalog: Catalog, experiment: Experiment, columns: list[str], score: str, baseline: str | None,
-                   order: list[str]) -> list[Any]:
+                   order: list[str], adjust: str = "holm") -> list[Any]:
     """The page's figures of one ablation: the bars with their differences, the score against each factor,
     the parameters in parallel coordinates and, when per-case test scores exist, the rank-stability blobs."""
     from dashboards import figures
     from dashboards.analysis import level_case_scores, rank_stability
 
     finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
-    shown = [figures.ablation_bars(finished, columns, score, baseline, mode=experiment.mode_of(score), order=order)]
+    shown = [figures.ablation_bars(finished, columns, score, baseline, mode=experiment.mode_of(score), order=order,
+                                   adjust=adjust)]
     shown += [figures.objective_curve(finished, column, experiment.categorical, score, experiment.params,
                                       experiment.is_log_axis(column)) for column in columns]
     shown.append(figures.parallel_coordinates(finished, experiment.params, experiment.categorical, score)[0])
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
             attrs = table.attrs
             attrs["figures"] = report_figures(catalog, experiment, attrs["columns"], score, attrs["baseline"],
-                                              attrs["order"])
+                                              attrs["order"], args.adjust)
         text = render(table, args.format, args.experiment)
     except ExplorerError as err:
         print(f"error: {err}", file=sys.stderr)
