@@ -19,6 +19,9 @@ from platform.results import ARTIFACTS_KEY, CASES_KEY, EPOCH_TIME
 from platform.trainers.base import Trainer
 
 STATE_FILE = "state.pt"
+# Reported (as the epoch count) only in epochs the trainer declares eligible for selection (``Trainer.selectable``):
+# ASHA's clock (platform.tuning), so a scheduler never ranks a trial on an epoch that cannot be selected.
+SELECTION_CLOCK = "selection/epoch"
 log = logging.getLogger(__name__)
 
 # report(metrics, checkpoint_dir or None); the directory only lives during the call.
@@ -135,7 +138,13 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int | None
     platform's cost per trial, and a crash repeats only the epochs since the last one.
 
     ``select`` (metric, mode) is the first objective: the networks of the epoch best on it are kept, and after
-    the last epoch the test split is scored with them and with the last ones (:func:`evaluate_test`).
+    the last epoch the test split is scored with them and with the last ones (:func:`evaluate_test`). Only the
+    epochs the trainer declares eligible (``trainer.selectable()``, asked once the epoch is counted; e.g. not
+    dualnorm's BN-only pretraining, whose networks are not the method's) can be kept, and only they carry
+    ``selection/epoch`` (:data:`SELECTION_CLOCK`, the epoch count), ASHA's time attribute: ASHA skips a result
+    without its time attribute, so an ineligible epoch is neither recorded at a rung nor a reason to stop the
+    trial, and a trial joins the rungs at its first eligible epoch (at the highest rung it has reached). Every
+    epoch still reports all its metrics. If no epoch is eligible, the last networks are the selected ones.
     ``evaluate=False`` (non-zero DDP ranks) skips evaluation but still reports, because every Train worker
     must call ``report`` the same number of times.
     """
@@ -159,7 +168,10 @@ def run_epochs(trainer: Trainer, report: Report, *, checkpoint_every: int | None
                 # Each evaluated volume's own scores, for the results' cases table.
                 metrics[CASES_KEY] = json.dumps([{"split": "val", **row} for row in trainer.last_cases])
         trainer.end_epoch(epoch, metrics)
-        improved = evaluate and _improved(metrics.get(metric), trainer.best, mode)
+        eligible = trainer.selectable()
+        if eligible:
+            metrics[SELECTION_CLOCK] = float(epoch + 1)
+        improved = evaluate and eligible and _improved(metrics.get(metric), trainer.best, mode)
         if improved:
             trainer.best = {"epoch": epoch + 1, "value": float(metrics[metric]), "nets": trainer.network_state()}
         last = epoch + 1 == epochs

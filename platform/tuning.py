@@ -23,6 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.repeater import TRIAL_INDEX
 
 from platform.columns import axis_column_type
+from platform.engine import SELECTION_CLOCK
 from platform.results import (
     ARTIFACTS_KEY,
     CASES_KEY,
@@ -83,9 +84,11 @@ def build_scheduler(spec: SweepSpec, epochs: int) -> Any:
     if spec.scheduler.type == "asha":
         # Multi-objective: ASHA ranks on the first objective.
         first = spec.objectives[0]
-        # "epoch" (the trainer's own count), not training_iteration: a trial restored from an earlier checkpoint
-        # re-reports epochs, so Tune's iteration count runs ahead of the epochs actually trained.
-        return ASHAScheduler(time_attr="epoch", metric=first.metric, mode=first.mode, max_t=epochs,
+        # The trainer's own epoch count, not training_iteration: a trial restored from an earlier checkpoint
+        # re-reports epochs, so Tune's iteration count runs ahead of the epochs actually trained. Its selection
+        # clock, reported only in epochs eligible for selection (dualnorm's pretraining is not): ASHA skips a
+        # result without it, so no trial is ranked or stopped on networks that could never be selected.
+        return ASHAScheduler(time_attr=SELECTION_CLOCK, metric=first.metric, mode=first.mode, max_t=epochs,
                              grace_period=spec.scheduler.grace_period,
                              reduction_factor=spec.scheduler.reduction_factor)
     return FIFOScheduler()

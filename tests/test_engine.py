@@ -120,3 +120,69 @@ def test_pictures_are_saved_at_each_best_epoch_and_the_last() -> None:
     assert rows[2] == [{"path": "val.png", "split": "val", "epoch": 2, "checkpoint": "best"}]
     assert rows[5] == [{"path": "val.png", "split": "val", "epoch": 5, "checkpoint": "last"},
                        {"path": "test.png", "split": "test", "epoch": 2, "checkpoint": "best"}]
+
+
+class StagedConfig(ScriptConfig):
+    ineligible: int = Field(2, ge=0, description="first epochs that cannot be selected (a pretraining stage)")
+
+
+class StagedTrainer(ScriptedTrainer):
+    """``ScriptedTrainer`` whose first ``ineligible`` epochs are a stage whose networks are not the method's."""
+
+    Config = StagedConfig
+
+    def selectable(self) -> bool:
+        return self.epoch > self.config.ineligible
+
+
+@pytest.mark.parametrize(("weights", "ineligible", "selected"), [
+    ([0.9, 0.8, 0.2, 0.4, 0.3], 2, 4),  # the best val scores are the ineligible ones: never selected
+    ([0.9, 0.8, 0.2, 0.4, 0.3], 0, 1),  # every epoch eligible: the plain protocol
+    ([0.2, 0.9, 0.4, 0.7, 0.3], 4, 5),  # only the last is eligible
+])
+def test_only_eligible_epochs_are_selected_and_carry_the_selection_clock(weights: list[float], ineligible: int,
+                                                                        selected: int) -> None:
+    from platform.engine import SELECTION_CLOCK
+
+    trainer = StagedTrainer(StagedConfig(weights=weights, ineligible=ineligible), DataConfig())
+    reports: list[dict[str, Any]] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
+    final = reports[-1]
+    assert final["test/selected_epoch"] == selected
+    assert final["test/best/dice"] == pytest.approx(10 * weights[selected - 1])
+    assert trainer.best is not None and trainer.best["epoch"] == selected
+    # Every epoch reports its val score; only the eligible ones carry ASHA's clock.
+    assert [report["val/dice"] for report in reports] == pytest.approx(weights)
+    assert [report.get(SELECTION_CLOCK) for report in reports] == [
+        float(epoch) if epoch > ineligible else None for epoch in range(1, 6)]
+
+
+def test_asha_never_ranks_or_stops_a_trial_on_an_ineligible_epoch() -> None:
+    """Two trials under the platform's ASHA: one whose first epochs are ineligible and score badly there is not
+    stopped at the first rung (its scores there are never seen), and joins the rungs once eligible."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from platform.spec import SweepSpec
+    from platform.tuning import build_scheduler
+
+    spec = SweepSpec.model_validate({"name": "asha", "trainer": "dualnorm", "search": {"lambda": {"choice": [0.5]}},
+                                     "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+                                     "objective": {"metric": "val/dice", "mode": "max"}})
+    scheduler = build_scheduler(spec, epochs=5)
+    trials = {name: SimpleNamespace(trial_id=name, config={}, status="RUNNING") for name in ("plain", "staged")}
+    for trial in trials.values():
+        scheduler.on_trial_add(None, trial)
+    plain = run(weights=[0.5, 0.6, 0.7, 0.8, 0.9])[1]
+    staged = StagedTrainer(StagedConfig(weights=[0.01, 0.02, 0.95, 0.96, 0.97], ineligible=2), DataConfig())
+    staged_reports: list[dict[str, Any]] = []
+    run_epochs(staged, lambda metrics, directory: staged_reports.append(metrics))
+    decisions = []
+    for first, second in zip(plain, staged_reports, strict=True):
+        scheduler.on_trial_result(None, trials["plain"], first)
+        decisions.append(scheduler.on_trial_result(None, trials["staged"], second))
+    assert decisions[:4] == [TrialScheduler.CONTINUE] * 4  # at epoch 5 = max_t ASHA stops every trial
+    # The staged trial was recorded at a rung, and only ever with an eligible epoch's score.
+    seen = [scores["staged"] for _, scores in scheduler._trial_info["staged"]._rungs if "staged" in scores]
+    assert seen and min(seen) > 0.9

@@ -75,6 +75,7 @@ COMMON_METRICS: dict[str, tuple[str, str]] = {
     "dice": ("max", "overlap"), "hd95": ("min", "distance"), "asd": ("min", "distance"), "mhd": ("min", "distance"),
     "params": ("none", "count"),
     "iterations": ("none", "count"), "lr": ("none", "schedule"), "selected_epoch": ("none", "count"),
+    "epoch": ("none", "count"),  # selection/epoch: the epoch count, reported only in epochs eligible for selection
 }
 
 
@@ -330,6 +331,12 @@ class Trainer(ABC):
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:  # noqa: B027 - optional hook
         """Hook after evaluation (e.g. plateau schedulers on a validation loss)."""
 
+    def selectable(self) -> bool:
+        """Whether the networks of the epoch just completed (``self.epoch`` epochs trained) are the method's own,
+        so the engine may select them as the best checkpoint and a scheduler may rank the trial on them (False
+        e.g. during a pretraining stage whose forward is not the method's)."""
+        return True
+
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
         """The second panel of an evaluated case's picture (what the method made of the input)."""
         return item["case"].image[0]
@@ -485,12 +492,13 @@ class Trainer(ABC):
     @classmethod
     def all_metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         """``metric_names`` plus the test scores the engine reports at the end of a trial when there is a test set:
-        every ``val/x`` as ``test/best/x`` and ``test/last/x``, and the epoch the best checkpoint comes from."""
+        every ``val/x`` as ``test/best/x`` and ``test/last/x``, and the epoch the best checkpoint comes from; and the
+        engine's ``selection/epoch`` (in epochs eligible for selection)."""
         names = cls.metric_names(config, data)
         scored = {name[4:] for name in names if name.startswith("val/")}
         scored |= {name[5:] for name in cls.test_metric_names(config, data)}
         tests = {f"test/{checkpoint}/{name}" for name in scored for checkpoint in CHECKPOINTS}
-        return names | tests | {"test/selected_epoch"}
+        return names | tests | {"test/selected_epoch", "selection/epoch"}
 
     @classmethod
     def test_metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:

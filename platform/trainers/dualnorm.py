@@ -15,8 +15,11 @@ follows ReduceLROnPlateau on the mean training loss of each window of ``plateau_
 Inference forwards twice (BN branch, then SPADE branch with its mask). ``val/dice`` is the forward the method
 would use at that point: the first (BN) forward during BN-only pretraining, when SPADE is still untrained, and
 the second (SPADE) forward after it; ``val/scored_forward`` says which (1 or 2), and ``val/dice_first_forward``
-and ``val/dice_second_forward`` report both. SPADE normalizes with the BN branch's statistics (equation 4;
-``spade_statistics: own`` keeps a BatchNorm of its own).
+and ``val/dice_second_forward`` report both. Only epochs that score the full (SPADE) forward are eligible for
+selection (``selectable``): the engine keeps the best of those alone, reports ``selection/epoch`` (ASHA's clock)
+only in them, and the test split's ``test/best/scored_forward`` and ``test/selected_epoch`` say which forward and
+epoch the selected networks are; with DNRB, ``pretrain_epochs`` must be below ``epochs``. SPADE normalizes
+with the BN branch's statistics (equation 4; ``spade_statistics: own`` keeps a BatchNorm of its own).
 
 ``eval_bn: precise`` re-estimates every BatchNorm's statistics on ``precise_bn_batches`` training batches before
 each evaluation (detectron2's PreciseBN): a documented deviation that stands in for the paper's far longer
@@ -211,6 +214,11 @@ class DualNormTrainer(Trainer):
         """The forward ``val/dice`` scores: 1 (BN) during pretraining or without DNRB, else 2 (SPADE)."""
         return 2 if self.config.dnrb_blocks and self.epoch > self.config.pretrain_epochs else 1
 
+    def selectable(self) -> bool:
+        """Only epochs that score the method's full forward can be selected (and ranked by a scheduler): after
+        pretraining with DNRB, every epoch without; a BN-only pretraining epoch is not DualNorm-UNet."""
+        return self.scored_forward() == 2 or not self.config.dnrb_blocks
+
     @torch.no_grad()
     def precise_bn(self) -> None:
         """Re-estimate every BatchNorm's statistics on ``precise_bn_batches`` training batches (a fixed stream, so
@@ -278,6 +286,15 @@ class DualNormTrainer(Trainer):
     def ddp_kwargs(self, name: str) -> dict[str, Any]:
         # The BN forward leaves SPADE parameters unused (and the SPADE forward the BN affines).
         return {"find_unused_parameters": True}
+
+    @classmethod
+    def check(cls, config: TrainerConfig, data: DataConfig) -> list[str]:
+        assert isinstance(config, Config)
+        if config.dnrb_blocks and config.pretrain_epochs >= config.epochs:
+            return [f"pretrain_epochs ({config.pretrain_epochs}) must be below epochs ({config.epochs}) when "
+                    f"dnrb_blocks is {config.dnrb_blocks}: only epochs after pretraining score the SPADE forward "
+                    "and can be selected; lower pretrain_epochs or raise epochs"]
+        return []
 
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:

@@ -178,3 +178,50 @@ def test_precise_bn_re_estimates_the_statistics_without_touching_training(tiny_d
     assert first == again  # the same fixed batches each time
     assert trainer.samplers["slices"].state_dict() == state  # training's own stream is untouched
     assert bn.momentum == 0.1 and not bn.training
+
+
+def test_a_dnrb_configuration_never_selects_a_pretraining_epoch(tiny_data, monkeypatch) -> None:
+    """The pretraining epochs score best on val here (scripted), yet the selected checkpoint is one that scores
+    the SPADE forward, and the trial says so; ASHA's clock is reported after pretraining only."""
+    trainer = make(tiny_data, epochs=4, pretrain_epochs=2, dnrb_blocks=[1])
+    evaluate = trainer.evaluate
+    scripted = iter([0.9, 0.8, 0.3, 0.4])  # val/dice of epochs 1..4: the BN-only pretraining epochs look best
+
+    def scripted_val(split: str = "val") -> dict[str, float]:
+        metrics = evaluate(split)
+        if split == "val":
+            metrics["val/dice"] = next(scripted)
+        return metrics
+
+    monkeypatch.setattr(trainer, "evaluate", scripted_val)
+    reports: list[dict] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
+    final = reports[-1]
+    assert final["test/selected_epoch"] == 4  # 0.4: the best epoch after pretraining
+    assert final["test/best/scored_forward"] == 2 and final["test/last/scored_forward"] == 2
+    assert [r["val/scored_forward"] for r in reports] == [1, 1, 2, 2]
+    assert [r.get("selection/epoch") for r in reports] == [None, None, 3.0, 4.0]
+    # Both forwards' val Dice stay in every epoch's report.
+    assert all("val/dice_first_forward" in r for r in reports)
+    assert all("val/dice_second_forward" in r for r in reports)
+
+
+@pytest.mark.parametrize(("overrides", "selectable"), [
+    ({"dnrb_blocks": [1], "pretrain_epochs": 2}, [False, False, True, True]),
+    ({"dnrb_blocks": [], "pretrain_epochs": 2}, [True, True, True, True]),  # no DNRB: every epoch is the method
+    ({"dnrb_blocks": [3], "pretrain_epochs": 0}, [True, True, True, True]),
+])
+def test_which_epochs_are_eligible_for_selection(tiny_data, overrides, selectable) -> None:
+    trainer = make(tiny_data, epochs=4, **overrides)
+    eligible = []
+    for epoch in range(1, 5):
+        trainer.epoch = epoch
+        eligible.append(trainer.selectable())
+    assert eligible == selectable
+
+
+def test_pretraining_as_long_as_training_is_refused(tiny_data) -> None:
+    config = Config.model_validate({**TINY, "epochs": 3, "pretrain_epochs": 3})
+    assert any("pretrain_epochs (3) must be below epochs (3)" in p for p in DualNormTrainer.check(config, tiny_data))
+    assert DualNormTrainer.check(Config.model_validate({**TINY, "epochs": 3, "pretrain_epochs": 3,
+                                                        "dnrb_blocks": []}), tiny_data) == []
