@@ -40,6 +40,32 @@ def weighted_dice_loss(
     return 1.0 - (eps + 2.0 * (weights * intersection).sum()) / (eps + (weights * total).sum())
 
 
+def mean_dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, include_background: bool = False,
+                      smooth: float = 1e-5) -> torch.Tensor:
+    """nnU-Net's segmentation loss: soft Dice of each class (pooled over the batch), averaged over the classes,
+    plus the voxels' cross-entropy. Unlike eq. (1)'s one pooled ratio, a class the network stops predicting costs
+    ``1 / classes`` of the Dice term whatever its size, so a small class cannot vanish cheaply.
+
+    Args:
+        logits: (B, C, *spatial) raw scores.
+        target: (B, *spatial) integer labels in [0, C).
+        include_background: average over class 0 too (nnU-Net: no).
+        smooth: added to both sides of each class's ratio (a class absent from the batch and not predicted
+            scores 1).
+    Returns:
+        scalar ``1 - mean_c (2 I_c + smooth) / (P_c + Y_c + smooth) + CE``.
+    """
+    probs = logits.float().softmax(dim=1)
+    onehot = F.one_hot(target.long(), probs.shape[1]).movedim(-1, 1).to(probs.dtype)
+    dims = (0, *range(2, probs.ndim))
+    intersection = (probs * onehot).sum(dim=dims)
+    total = (probs + onehot).sum(dim=dims)
+    dice = (2.0 * intersection + smooth) / (total + smooth)
+    if not include_background:
+        dice = dice[1:]
+    return 1.0 - dice.mean() + F.cross_entropy(logits.float(), target.long())
+
+
 def discriminator_loss(logits: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
     """Delisle et al. eq. (2): mean ``-log D_z(x)`` over the batch.
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
+from platform.losses import (
+    discriminator_loss,
+    generated_class_loss,
+    mean_dice_ce_loss,
+    real_class_loss,
+    weighted_dice_loss,
+)
 
 
 def test_weighted_dice_matches_equation_1() -> None:
@@ -38,3 +45,40 @@ def test_discriminator_losses() -> None:
                          -(probs[0, 0].log() + probs[1, 2].log()) / 2)
     assert torch.isclose(generated_class_loss(logits), -probs[:, 2].log().mean())
     assert torch.isclose(real_class_loss(logits), -(1 - probs[:, 2]).log().mean())
+
+
+def test_mean_dice_ce_by_hand() -> None:
+    # Three voxels, three classes; the Dice of each foreground class, averaged, plus the voxels' cross-entropy.
+    logits = torch.tensor([[[2.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.5, 2.0]]])  # (B=1, C=3, V=3)
+    target = torch.tensor([[0, 1, 2]])
+    p = logits.softmax(1)[0]  # class x voxel
+    y = torch.nn.functional.one_hot(target[0], 3).T.float()
+    dice = [(2 * (p[c] * y[c]).sum() + 1e-5) / ((p[c] + y[c]).sum() + 1e-5) for c in (1, 2)]
+    ce = -sum(p[target[0, v], v].log() for v in range(3)) / 3
+    assert torch.isclose(mean_dice_ce_loss(logits, target), 1 - sum(dice) / 2 + ce, atol=1e-6)
+
+
+def test_mean_dice_ce_matches_monai() -> None:
+    from monai.losses import DiceCELoss
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 6, 6, 6, generator=generator)
+    target = torch.randint(0, 4, (2, 6, 6, 6), generator=generator)
+    monai = DiceCELoss(include_background=False, to_onehot_y=True, softmax=True, batch=True, smooth_nr=1e-5,
+                       smooth_dr=1e-5)
+    assert mean_dice_ce_loss(logits, target) == pytest.approx(float(monai(logits, target.unsqueeze(1))), abs=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["pooled", "mean"])
+def test_a_vanished_small_class_costs_the_mean_dice_more_than_eq_1(loss) -> None:
+    """A network that never predicts a class of 5% of the voxels: eq. 1 barely notices, the class mean does."""
+    target = torch.zeros(1, 100, dtype=torch.long)
+    target[0, :45], target[0, 45:50] = 1, 2  # bg 50%, class 1 45%, class 2 (the small one) 5%
+    perfect = torch.nn.functional.one_hot(target, 3).movedim(-1, 1).float() * 30
+    vanished = torch.nn.functional.one_hot(torch.where(target == 2, 1, target), 3).movedim(-1, 1).float() * 30
+    if loss == "pooled":
+        cost = weighted_dice_loss(vanished, target, [1, 1, 1]) - weighted_dice_loss(perfect, target, [1, 1, 1])
+        assert cost < 0.06
+    else:
+        cost = mean_dice_ce_loss(vanished, target) - mean_dice_ce_loss(perfect, target)
+        assert cost > 0.5

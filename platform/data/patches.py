@@ -37,10 +37,17 @@ class PatchSampler:
     the cycle carried across batches, so every batch is as balanced as its size allows. A patch is centred
     (voxel ``patch_size // 2`` on each axis) on a uniformly drawn foreground voxel (label > 0) of a uniformly
     drawn case of its domain; volumes are zero-padded once so that centre always fits.
+
+    ``class_share`` > 0 is nnU-Net's class-aware oversampling, made exact: of every run of patches, a share
+    ``class_share * K`` (K foreground classes present in the cases) is centred on a voxel of one given class, the
+    classes taking turns, so each foreground class is at the centre of at least ``class_share`` of the patches
+    however small it is (a case of the patch's domain that has the class, drawn uniformly). The other patches are
+    drawn as above; with 0 the stream of patches is the one without the option.
     """
 
     def __init__(
-        self, cases: list[Case], domains: Sequence[str], patch_size: int, batch_size: int, seed: int
+        self, cases: list[Case], domains: Sequence[str], patch_size: int, batch_size: int, seed: int,
+        class_share: float = 0.0,
     ) -> None:
         if patch_size < 1 or batch_size < 1:
             raise ValueError(f"patch_size ({patch_size}) and batch_size ({batch_size}) must be >= 1")
@@ -70,6 +77,31 @@ class PatchSampler:
         self._active = [i for i, members in enumerate(self._by_domain) if members]
         self._rng = np.random.default_rng(seed)
         self._cursor = 0  # position in the domain cycle, carried across batches
+        self._class_share = float(class_share)
+        self._classes: list[int] = []
+        # Per case, the padded coordinates of each foreground class's voxels; per domain and class, its cases.
+        self._class_centres: list[dict[int, np.ndarray]] = []
+        self._with_class: list[dict[int, list[int]]] = [{} for _ in self.domains]
+        if self._class_share > 0:
+            self._index_classes(cases, index)
+
+    def _index_classes(self, cases: list[Case], index: dict[str, int]) -> None:
+        """The per-class voxel lists ``class_share`` draws from (built only when it is used)."""
+        for number, case in enumerate(cases):
+            centres = self._centres[number]
+            if centres is None:
+                self._class_centres.append({})
+                continue
+            label = np.asarray(case.label)
+            values = label[label > 0]  # in np.argwhere's order, the order of the foreground centres
+            by_class = {int(c): centres[values == c] for c in np.unique(values)}
+            self._class_centres.append(by_class)
+            for c in by_class:
+                self._with_class[index[case.domain]].setdefault(c, []).append(number)
+        self._classes = sorted({c for by_class in self._class_centres for c in by_class})
+        if self._class_share * len(self._classes) > 1:
+            raise ValueError(f"class_share {self._class_share} times the {len(self._classes)} foreground classes "
+                             "is more than every patch: give at most 1 / (number of foreground classes)")
 
     def _add(self, case: Case) -> None:
         label = np.asarray(case.label)
@@ -106,12 +138,31 @@ class PatchSampler:
         """The random part of a batch, advancing the stream: (case, x, y, z corner, domain) per sample."""
         plan = []
         for _ in range(self.batch_size):
-            domain = self._active[self._cursor % len(self._active)]
+            position = self._cursor
+            domain = self._active[position % len(self._active)]
             self._cursor += 1
+            forced = self._forced_class(position)
+            having = self._with_class[domain].get(forced, []) if forced is not None else []
+            if having:
+                number = having[self._rng.integers(len(having))]
+                voxels = self._class_centres[number][forced]
+                cx, cy, cz = voxels[self._rng.integers(len(voxels))].tolist()
+                half = self.patch_size // 2
+                plan.append((number, cx - half, cy - half, cz - half, domain))
+                continue
             members = self._by_domain[domain]
             number = members[self._rng.integers(len(members))]
             plan.append((number, *self._start(number), domain))
         return plan
+
+    def _forced_class(self, position: int) -> int | None:
+        """The class patch number ``position`` must be centred on, or None: a share ``class_share * K`` of the
+        positions, spread evenly (the k-th such position takes class k mod K)."""
+        if not self._classes:
+            return None
+        rate = self._class_share * len(self._classes)
+        before, after = int(np.floor(position * rate)), int(np.floor((position + 1) * rate))
+        return self._classes[before % len(self._classes)] if after > before else None
 
     def build(self, plan: list[tuple[int, int, int, int, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The batch of a ``draw`` (reads the cases only, so builds may run in parallel threads)."""

@@ -196,3 +196,61 @@ def test_builder_threads_hand_out_the_patches_of_sample_in_order(cases: list[Cas
             assert all(torch.equal(a, b) for a, b in zip(plain.sample(), prefetched.sample(), strict=True))
     finally:
         prefetched.close()
+
+
+# --- class-aware oversampling (class_share) --------------------------------------------------------------------
+
+
+def _rare_class_pool() -> list[Case]:
+    """Two domains; class 3 fills one 2x2x2 corner of a 12^3 foreground (0.5% of it)."""
+    pool = []
+    for domain in ("a", "b"):
+        for i in range(2):
+            label = np.zeros((16, 16, 16), np.int64)
+            label[2:14, 2:8, 2:14], label[2:14, 8:14, 2:14] = 1, 2
+            label[2:4, 2:4, 2:4] = 3
+            pool.append(Case(f"{domain}{i}", domain, np.random.default_rng(i).random((1, 16, 16, 16), np.float32),
+                             label, None, None, np.eye(4)))
+    return pool
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.25, 1 / 3])
+def test_each_class_is_centre_of_at_least_its_share_of_patches(share: float) -> None:
+    sampler = PatchSampler(_rare_class_pool(), ["a", "b"], patch_size=8, batch_size=6, seed=0, class_share=share)
+    batches = [sampler.sample() for _ in range(50)]
+    centres = torch.cat([y[:, 4, 4, 4] for _, y, _ in batches])
+    present = torch.stack([torch.stack([(y == c).flatten(1).any(1) for c in (1, 2, 3)], 1) for _, y, _ in batches])
+    rare = float((centres == 3).float().mean())
+    if share == 0:
+        assert rare < 0.02  # uniform over the foreground: the rare class is almost never the centre
+    else:
+        assert rare >= share - 1 / len(centres)
+        assert float(present.flatten(0, 1)[:, 2].float().mean()) >= share - 1 / len(centres)
+    z = torch.cat([z for _, _, z in batches])
+    assert (z == 0).sum() == (z == 1).sum()  # still domain-balanced
+
+
+def test_class_share_keeps_the_stream_deterministic_and_resumable() -> None:
+    def make(seed: int) -> PatchSampler:
+        return PatchSampler(_rare_class_pool(), ["a", "b"], 8, 5, seed=seed, class_share=0.2)
+
+    first, again = make(3), make(3)
+    for _ in range(3):
+        assert all(torch.equal(a, b) for a, b in zip(first.sample(), again.sample(), strict=True))
+    state = copy.deepcopy(first.state_dict())
+    resumed = make(99)
+    resumed.load_state_dict(state)
+    plan = first.draw()
+    assert resumed.draw() == plan  # draw/build split: the plan alone decides the batch
+    assert all(torch.equal(a, b) for a, b in zip(first.build(plan), resumed.build(plan), strict=True))
+
+
+def test_class_share_over_the_possible_is_refused() -> None:
+    with pytest.raises(ValueError, match="at most 1 / "):
+        PatchSampler(_rare_class_pool(), ["a", "b"], 8, 2, seed=0, class_share=0.4)
+
+
+def test_without_class_share_the_stream_is_unchanged(cases: list[Case]) -> None:
+    plain = PatchSampler(cases, ["infant", "adult"], 16, 4, seed=5)
+    explicit = PatchSampler(cases, ["infant", "adult"], 16, 4, seed=5, class_share=0.0)
+    assert [plain.draw() for _ in range(3)] == [explicit.draw() for _ in range(3)]
