@@ -96,6 +96,16 @@ HEADERS = ["level", "mean [95% CI]", "n", "difference to baseline [95% CI]", "te
            "beats baseline (Holm)", "P(improvement)", "Hedges' g", "repeats for 80% power"]
 
 
+def _json_value(value: Any) -> Any:
+    """A JSON value of a table cell: NaN and None as null, numpy scalars as Python numbers."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    return value
+
+
 def render(table: pd.DataFrame, form: str, experiment: str) -> str:
     """The table as Markdown, LaTeX, CSV, JSON or a self-contained HTML page."""
     attrs = table.attrs
@@ -108,8 +118,11 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
         table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_csv(buffer, index=False)
         return buffer.getvalue()
     if form == "json":
-        records = json.loads(table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_json(orient="records"))
-        return json.dumps({"caption": caption, "rows": records}, indent=2)
+        # Python's float repr, not pandas' to_json (which rounds to 10 digits): the numbers as computed.
+        records = [{key: _json_value(value) for key, value in record.items()}
+                   for record in table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_dict("records")]
+        return json.dumps({"caption": caption, "rows": records}, indent=2).replace("<", "\\u003c").replace(
+            ">", "\\u003e").replace("&", "\\u0026")
     rows = _rows(table)
     if form == "md":
         lines = [f"| {' | '.join(HEADERS)} |", "|" + "---|" * len(HEADERS)]
@@ -152,7 +165,8 @@ def report_figures(catalog: Catalog, experiment: Experiment, columns: list[str],
                                    adjust=adjust)]
     shown += [figures.objective_curve(finished, column, experiment.categorical, score, experiment.params,
                                       experiment.is_log_axis(column)) for column in columns]
-    shown.append(figures.parallel_coordinates(finished, experiment.params, experiment.categorical, score)[0])
+    shown.append(figures.parallel_coordinates(finished, experiment.params, experiment.categorical, score,
+                                              log_axes=experiment.log_axes)[0])
     metric = score.split("/")[-1] if score.startswith("test/") else None
     if metric:
         cases = catalog.cases(experiment.name, None, "test", [metric])

@@ -111,3 +111,146 @@ def test_wilcoxon_signed_rank_is_scipys() -> None:
     a, b = [0.8, 0.7, 0.9, 0.6, 0.75, 0.85], [0.7, 0.72, 0.8, 0.5, 0.7, 0.8]
     assert wilcoxon_signed_rank(a, b) == pytest.approx(stats.wilcoxon(a, b).pvalue)
     assert math.isnan(wilcoxon_signed_rank([0.5, 0.5], [0.5, 0.5]))
+
+
+# --- repeats, pairing, the core's comparison --------------------------------------------------------------------------
+
+def test_a_repeat_is_seed_and_fold_and_folds_are_never_averaged() -> None:
+    from platform.statistics import repeat_key, repeat_label, repeat_values
+
+    assert repeat_key(np.int64(2), float("nan")) == (2, None) == repeat_key(2.0, None)
+    assert repeat_key(1, np.int32(3)) == (1, 3) and repeat_label((1, 3)) == "seed 1 fold 3"
+    values = repeat_values([0, 0, 0, 1, 1], [0, 1, 1, 0, 1], [0.1, 0.2, 0.4, 0.5, float("nan")])
+    # Two trials of repeat (0, 1) (pooled levels) average; folds stay apart; NaN drops.
+    assert values == pytest.approx({(0, 0): 0.1, (0, 1): 0.3, (1, 0): 0.5})
+    assert list(repeat_values([2, 10, 1], None, [1, 2, 3])) == [(1, None), (2, None), (10, None)]
+
+
+@pytest.mark.parametrize(("stored", "wanted", "expected"), [
+    ("[1, 2]", [1, 2], True), ("[1]", [1, 2], False), (0.1, 0.1 + 1e-12, True), (0.1, 0.1001, False),
+    ("st", "st", True), (True, 1, False), (2, 2.0, True), ('{"a": 1}', {"a": 1}, True), ("x", 1, False),
+])
+def test_cell_matches(stored: object, wanted: object, expected: bool) -> None:
+    from platform.statistics import cell_matches
+
+    assert cell_matches(stored, wanted) is expected
+
+
+def test_t_half_widths_are_mean_intervals() -> None:
+    from platform.statistics import t_half_widths
+
+    groups = [[0.1, 0.3, 0.2], [0.5, 0.9], [0.4]]
+    std = np.array([np.std(g, ddof=1) if len(g) > 1 else np.nan for g in groups])
+    half = t_half_widths(std, np.array([len(g) for g in groups]))
+    for g, h in zip(groups[:2], half[:2], strict=True):
+        interval = mean_interval(g)
+        assert h == pytest.approx(interval.high - interval.mean)
+    assert math.isnan(half[2])
+
+
+def test_compare_paired_and_welch_against_scipy() -> None:
+    from platform.statistics import compare, pooled_sd
+
+    paired = compare(A, B)
+    a, b = np.array(list(A.values())), np.array(list(B.values()))
+    assert paired.method == "paired t" and paired.n == 4 and paired.spread == pytest.approx(np.std(a - b, ddof=1))
+    ci = stats.ttest_rel(a, b).confidence_interval(0.9)
+    assert (paired.interval(0.9).low, paired.interval(0.9).high) == pytest.approx((ci.low, ci.high))
+    for alternative in ("two-sided", "greater", "less"):
+        assert paired.p_value(0.05, alternative) == pytest.approx(
+            stats.ttest_1samp(a - b, 0.05, alternative=alternative).pvalue)
+    welch = compare({"x": 0.8, "y": 0.7, "z": 0.75}, {"u": 0.6, "v": 0.65})
+    assert welch.method == "Welch" and welch.n == 2
+    result = stats.ttest_ind([0.8, 0.7, 0.75], [0.6, 0.65], equal_var=False)
+    assert welch.p_value() == pytest.approx(result.pvalue)
+    ci = result.confidence_interval(0.95)
+    assert (welch.interval().low, welch.interval().high) == pytest.approx((ci.low, ci.high))
+    assert welch.spread == pytest.approx(pooled_sd([0.8, 0.7, 0.75], [0.6, 0.65]))
+    assert compare({0: 0.5}, {1: 0.4}).method == "none" and compare({}, {0: 1.0}).n == 0
+
+
+def test_pooled_sd_and_hedges_g_by_hand() -> None:
+    from platform.statistics import hedges_g, pooled_sd
+
+    a, b = [1.0, 2.0, 3.0], [2.0, 4.0]
+    pooled = math.sqrt((2 * 1.0 + 1 * 2.0) / 3)  # variances 1 and 2
+    assert pooled_sd(a, b) == pytest.approx(pooled)
+    assert hedges_g(a, b) == pytest.approx((2.0 - 3.0) / pooled * (1 - 3 / (4 * 5 - 9)))
+
+
+@pytest.mark.parametrize(("paired", "sides", "alpha"), [(True, 2, 0.05), (False, 2, 0.05), (True, 1, 0.0125)])
+def test_minimum_detectable_effect_inverts_repeats_needed(paired: bool, sides: int, alpha: float) -> None:
+    from platform.statistics import _power, minimum_detectable_effect, repeats_needed
+
+    for n in (3, 5, 12):
+        effect = minimum_detectable_effect(0.2, n, paired=paired, alpha=alpha, sides=sides)
+        assert _power(effect / 0.2, n, paired=paired, alpha=alpha, sides=sides) == pytest.approx(0.8, abs=1e-6)
+        assert repeats_needed(effect * 1.001, 0.2, paired=paired, alpha=alpha, sides=sides) == n
+    # By hand: the one-sample normal approximation (z_0.975 + z_0.8) / sqrt(n) for large n.
+    assert minimum_detectable_effect(1.0, 2000, paired=True) == pytest.approx(
+        (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) / math.sqrt(2000), rel=1e-3)
+    assert math.isnan(minimum_detectable_effect(0.2, 1, paired=True))
+
+
+def test_rank_bootstrap_observed_ranks_by_hand() -> None:
+    from platform.statistics import rank_bootstrap
+
+    data = np.array([[0.9, 0.5, 0.5], [0.8, 0.6, 0.6]])  # units x levels; the last two tie
+    observed, drawn = rank_bootstrap(data, "max", resamples=50)
+    assert observed.tolist() == [1, 2, 2] and drawn.shape == (50, 3) and (drawn[:, 0] == 1).all()
+    assert rank_bootstrap(data, "min", resamples=5)[0].tolist() == [3, 1, 1]
+
+
+# --- verdicts ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("low", "high", "kind", "null", "expected"), [
+    (0.01, 0.2, "greater", None, "supported"),
+    (-0.01, 0.2, "greater", None, "inconclusive"),
+    (0.0, 0.2, "greater", None, "inconclusive"),  # a bound on the null decides nothing
+    (-0.3, -0.01, "greater", None, "contradicted"),
+    (0.15, 0.3, "min_effect", 0.1, "supported"),
+    (0.05, 0.3, "min_effect", 0.1, "inconclusive"),
+    (0.01, 0.08, "min_effect", 0.1, "contradicted"),  # above 0, but below the claimed effect
+    (-0.015, 0.01, "at_least", -0.02, "supported"),  # non-inferior within 0.02
+    (-0.05, 0.01, "at_least", -0.02, "inconclusive"),
+    (-0.09, -0.03, "at_least", -0.02, "contradicted"),
+    (math.nan, math.nan, "greater", None, "not measured"),
+])
+def test_verdict_of_an_interval(low: float, high: float, kind: str, null: float | None, expected: str) -> None:
+    from platform.statistics import verdict
+
+    assert verdict(low, high, kind, null) == expected
+
+
+def test_claim_nulls_and_unknown_kinds() -> None:
+    from platform.statistics import claim_null, verdict
+
+    assert (claim_null("greater"), claim_null("min_effect", min_effect=0.2), claim_null("at_least", margin=0.02)) \
+        == (0.0, 0.2, -0.02)
+    with pytest.raises(ValueError, match="unknown claim kind"):
+        verdict(0.1, 0.2, "bigger")
+    with pytest.raises(ValueError, match="margin"):
+        claim_null("at_least")
+
+
+def test_evaluate_claims_holm_steps_and_non_answers() -> None:
+    from platform.statistics import Claim, compare, evaluate_claims
+
+    zero = {s: 0.0 for s in range(4)}
+    strong = compare({s: v for s, v in enumerate([0.10, 0.12, 0.11, 0.13])}, zero)
+    weak = compare({s: v for s, v in enumerate([0.02, 0.05, -0.005, 0.04])}, zero)
+    claims = [Claim("greater", 0.0, weak), Claim("greater", 0.0, strong), Claim("greater", 0.0, None),
+              Claim("greater", 0.0, compare({0: 0.5}, {0: 0.1})), Claim("greater", 0.0, strong, "an artefact")]
+    weak_result, strong_result, absent, single, invalid = evaluate_claims(claims)
+    # m = 2 measured: the strong claim is Holm's first step (97.5%), the weak one its second (95%).
+    assert strong_result.level == pytest.approx(0.975) and weak_result.level == pytest.approx(0.95)
+    ci = stats.ttest_1samp([0.10, 0.12, 0.11, 0.13], 0.0).confidence_interval(0.975)
+    assert strong_result.adjusted == pytest.approx((ci.low, ci.high)) and strong_result.verdict == "supported"
+    p_weak = stats.ttest_1samp([0.02, 0.05, -0.005, 0.04], 0.0, alternative="greater").pvalue
+    assert weak_result.p == pytest.approx(p_weak) and weak_result.verdict == ("supported" if p_weak < 0.025 else
+                                                                                "inconclusive")
+    assert (absent.verdict, absent.n, single.verdict, single.n) == ("not measured", 0, "not measured", 1)
+    assert invalid.verdict == "invalid" and "artefact" in invalid.reason
+    if weak_result.verdict == "inconclusive":
+        assert weak_result.repeats_needed is not None and weak_result.repeats_needed > 4
+        assert weak_result.detectable > weak_result.difference
