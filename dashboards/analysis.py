@@ -340,8 +340,11 @@ def summary_numbers(trials: pd.DataFrame, score: str, mode: str, now: float) -> 
 # --- parameter importance ------------------------------------------------------------------------------------
 
 
-def _distributions(done: pd.DataFrame, params: list[str], categorical: set[str]) -> dict[str, Any]:
-    """An Optuna distribution per parameter that takes two values or more among ``done``."""
+def _distributions(done: pd.DataFrame, params: list[str], categorical: set[str],
+                   kinds: dict[str, str] | None = None, log_axes: dict[str, bool] | None = None) -> dict[str, Any]:
+    """An Optuna distribution per parameter that takes two values or more among ``done``: integer or real as
+    ``kinds`` says (``Experiment.axis_kind``; tables without the record: integer when every value is whole), on a
+    log scale only where ``log_axes`` says the sweep sampled it so (never guessed from the values' span)."""
     distributions: dict[str, Any] = {}
     for column in params:
         values = done[column]
@@ -354,16 +357,18 @@ def _distributions(done: pd.DataFrame, params: list[str], categorical: set[str])
         if numbers.nunique() < 2:
             continue
         low, high = float(numbers.min()), float(numbers.max())
-        if bool((numbers == numbers.round()).all()):
-            distributions[column] = optuna.distributions.IntDistribution(int(low), int(high))
+        kind = (kinds or {}).get(column)
+        log = bool((log_axes or {}).get(column)) and low > 0
+        if kind == "int" or (kind is None and bool((numbers == numbers.round()).all())):
+            distributions[column] = optuna.distributions.IntDistribution(int(low), int(high), log=log and low >= 1)
         else:
-            distributions[column] = optuna.distributions.FloatDistribution(low, high,
-                                                                           log=low > 0 and high / low >= 100)
+            distributions[column] = optuna.distributions.FloatDistribution(low, high, log=log)
     return distributions
 
 
 def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str, mode: str,
-               evaluator: str = "fanova", max_trials: int = 500, seed: int = 0) -> dict[str, float]:
+               evaluator: str = "fanova", max_trials: int = 500, seed: int = 0,
+               kinds: dict[str, str] | None = None, log_axes: dict[str, bool] | None = None) -> dict[str, float]:
     """Optuna's parameter importance of ``score`` over the finished trials (at most ``max_trials``, a seeded
     sample, because fANOVA's forest grows with the trial count). Empty if fewer than two usable trials or no
     parameter takes two values."""
@@ -377,7 +382,7 @@ def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], s
         positions = np.sort(np.random.default_rng(seed).choice(positions, size=max_trials, replace=False))
     # Only the sampled rows of the columns used: never a copy of the whole filtered frame.
     done = trials[[*params, score]].iloc[positions]
-    distributions = _distributions(done, params, categorical)
+    distributions = _distributions(done, params, categorical, kinds, log_axes)
     if len(done) < 2 or not distributions:
         return {}
     direction = "maximize" if mode == "max" else "minimize"

@@ -87,24 +87,18 @@ def _wrap(title: str, width: int = 70) -> str:
     return "<br>".join([*lines, line])
 
 
-def _spans_decades(values: np.ndarray) -> bool:
-    finite = values[np.isfinite(values)]
-    return bool(finite.size and finite.min() > 0 and finite.max() / finite.min() >= 100)
-
-
 def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
                   log_axes: dict[str, bool] | None = None) -> list[dict[str, Any]]:
     """The parallel-coordinate axes: each parameter (categorical ones encoded; a numeric one on a log10 axis when
-    the sweep sampled it log-uniformly, per ``log_axes``; for older tables without that record, when it is positive
-    and spans two decades) and the score column."""
+    the sweep sampled it log-uniformly, per ``log_axes`` as the ``sweep`` table records it: never guessed from the
+    values, so a uniform axis spanning decades stays linear) and the score column."""
     dimensions = []
     for column in [*params, score]:
         if column not in trials:
             continue
         values, labels = encode(trials[column], column in categorical)
-        declared = (log_axes or {}).get(column)
         log = bool(labels is None and column != score and np.nanmin(values, initial=np.inf) > 0
-                   and (declared if declared is not None else _spans_decades(values)))
+                   and (log_axes or {}).get(column))
         dimensions.append({"column": column, "values": np.log10(values) if log else values, "labels": labels,
                            "log": log})
     return dimensions
@@ -139,8 +133,8 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
                          range=[-0.5, len(labels) - 0.5] if len(labels) == 1 else [0, len(labels) - 1])
         elif dimension["log"]:
             finite = values[np.isfinite(values)]
-            decades = list(range(math.floor(finite.min()), math.ceil(finite.max()) + 1))
-            entry.update(tickvals=decades, ticktext=[f"{10.0 ** d:g}" for d in decades],
+            ticks = _log_ticks(float(finite.min()), float(finite.max()))
+            entry.update(tickvals=ticks, ticktext=[f"{10.0 ** d:.3g}" for d in ticks],
                          range=[float(finite.min()), float(finite.max())])
         brush = (brushes or {}).get(dimension["column"])
         if brush and labels is not None and "labels" in brush:
@@ -182,6 +176,14 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     return figure, axes
 
 
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Tick positions on a log10 axis from ``low`` to ``high`` (log10 units): the decades, and 2 and 5 within each
+    when the axis spans less than two decades (a log-uniform range may be narrower than one)."""
+    marks = (1.0,) if high - low >= 2 else (1.0, 2.0, 5.0)
+    ticks = [d + math.log10(m) for d in range(math.floor(low), math.ceil(high) + 1) for m in marks]
+    return [t for t in ticks if low - 1e-9 <= t <= high + 1e-9] or [low, high]
+
+
 def _scatter_type(points: int) -> str:
     """WebGL only where SVG would be slow: WebGL contexts are few per page and absent in some browsers."""
     return "scattergl" if points > 2000 else "scatter"
@@ -204,7 +206,7 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
     numeric_x = points_x.to_numpy(dtype=float) if is_number else None
     finite_x = numeric_x[np.isfinite(numeric_x)] if is_number else None
     positive = bool(is_number and finite_x.size and (finite_x > 0).all())
-    log_x = positive and (log_x if log_x is not None else _spans_decades(finite_x))
+    log_x = positive and bool(log_x)  # as the sweep recorded the axis; never guessed from the values
     configs = by_config(trials, score, params)
     grouping = "configuration"
     if len(configs) > CURVE_GROUPS:

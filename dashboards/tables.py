@@ -33,6 +33,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 # Trials columns the first page never needs (large text read on demand for the comparison view).
 _HEAVY_COLUMNS = {"config_json", "traceback", "_seq"}
 _CACHE_SIZE = 8  # experiment versions kept: the experiment comparison reads several at once
+# A spec's distribution (the ``sweep`` table's axis kind) -> what a view draws: levels, an integer or a real range.
+AXIS_KINDS = {"choice": "categorical", "grid": "categorical", "int": "int", "uniform": "float",
+              "loguniform": "float"}
 
 
 class ExplorerError(Exception):
@@ -100,6 +103,28 @@ class Experiment:
         """Whether the search sampled ``config/<axis>`` on a log scale; None when the tables do not say."""
         axis = self.axes_meta.get(param.removeprefix("config/"))
         return None if axis is None else bool(axis.get("log"))
+
+    def axis_kind(self, param: str) -> str | None:
+        """``categorical`` (a choice or grid, whatever its values' type: an int choice stays a set of levels),
+        ``int`` or ``float`` (a range) for ``config/<axis>``, as the ``sweep`` table records it; None when the
+        tables do not say."""
+        axis = self.axes_meta.get(param.removeprefix("config/"))
+        return None if axis is None else AXIS_KINDS.get(str(axis.get("kind")))
+
+    @property
+    def log_axes(self) -> dict[str, bool]:
+        """``config/<axis>`` -> log scale, for every parameter whose axis the ``sweep`` table records."""
+        return {param: log for param in self.params if (log := self.is_log_axis(param)) is not None}
+
+    def levels(self, param: str) -> list[str] | None:
+        """The labels of a categorical parameter in the spec's order (then any other label the trials carry,
+        sorted, e.g. ``(absent)``); None for a numeric parameter or when the tables do not record the values."""
+        axis = self.axes_meta.get(param.removeprefix("config/"))
+        if param not in self.categorical or axis is None or not isinstance(axis.get("values"), list):
+            return None
+        declared = list(dict.fromkeys(_value_label(value) for value in axis["values"]))
+        present = set(self.trials[param].dropna().astype(str)) if param in self.trials else set()
+        return declared + sorted(present - set(declared))
 
 
 class Catalog:
@@ -289,19 +314,25 @@ def _read_experiment(name: str, store: ResultsStore, version: tuple[tuple[str, .
     trials = table.to_pandas() if table.num_rows else pd.DataFrame(columns=["trial_id", "status"])
     trials = trials.drop(columns=["_seq"], errors="ignore").reset_index(drop=True)
     params = sorted(c for c in trials.columns if c.startswith("config/"))
-    categorical = {c for c in params if _is_categorical(trials[c])}
+    meta = _sweep_meta(store)
+    axes = meta["axes_meta"]
+    # The axis kind the sweep recorded decides; the dtype only for tables written before the sweep table.
+    categorical = {c for c in params
+                   if (AXIS_KINDS.get(str((axes.get(c.removeprefix("config/")) or {}).get("kind")))
+                       or ("categorical" if _is_categorical(trials[c]) else "float")) == "categorical"}
     for column in params:
         if column in categorical:
-            # One label per value (lists are JSON text already); a conditional parameter absent from a trial
-            # is its own level rather than a dropped row.
-            trials[column] = trials[column].map(_label)
+            # One label per value (lists are JSON text already), the spec's own spelling when it lists the value
+            # (an int choice read back as float where a trial lacks it is still "16", not "16.0"); a conditional
+            # parameter absent from a trial is its own level rather than a dropped row.
+            declared = (axes.get(column.removeprefix("config/")) or {}).get("values")
+            trials[column] = _labels(trials[column], declared if isinstance(declared, list) else [])
     trials["config_key"] = _config_keys(trials, params)
     epoch_metrics = sorted(c for c in store.schema("epochs").names if "/" in c)
     artifacts_table = store.read("artifacts")
     artifacts = artifacts_table.to_pandas() if artifacts_table.num_rows else pd.DataFrame(
         columns=["trial_id", "path", "kind", "domain"])
     artifacts["file"] = artifacts["path"].map(lambda p: posixpath.basename(str(p)))
-    meta = _sweep_meta(store)
     root = store.root.rstrip("/") + "/"
     problems = [line.removeprefix(root) for line in store.unreadable()]
     return Experiment(name=name, location=store.location, version=version, trials=trials, params=params,
@@ -335,6 +366,32 @@ def _label(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "(absent)"
     return str(value)
+
+
+def _value_label(value: Any) -> str:
+    """The label of a value as a spec lists it (lists and mappings as the JSON text the trials table holds)."""
+    return json.dumps(value) if isinstance(value, (list, dict)) else _label(value)
+
+
+def _value_key(value: Any) -> tuple[str, Any]:
+    """A key under which a spec's value and the same value read back from a table meet (16 and 16.0 alike)."""
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return ("number", float(value))
+    return ("text", value if isinstance(value, str) else _value_label(value))
+
+
+def _labels(values: pd.Series, declared: list[Any]) -> pd.Series:
+    """Each cell's label: the spec's spelling of the value when ``declared`` lists it, else ``_label``."""
+    spelled = {_value_key(value): _value_label(value) for value in declared}
+
+    def label(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return _label(value)
+        return spelled.get(_value_key(value), _label(value))
+
+    return values.map(label)
 
 
 def _config_keys(trials: pd.DataFrame, params: list[str]) -> pd.Series:

@@ -35,8 +35,9 @@ def render(context: Context, score: str, evaluator: str) -> Any:
     values = cache.get(key)
     if values is None:
         # Forest-based evaluators take up to seconds: computed once per experiment version and filter.
+        kinds = {p: kind for p in experiment.params if (kind := experiment.axis_kind(p)) is not None}
         values = importance(trials, experiment.params, experiment.categorical, score, experiment.mode_of(score),
-                            evaluator, max_trials=IMPORTANCE_TRIALS)
+                            evaluator, max_trials=IMPORTANCE_TRIALS, kinds=kinds, log_axes=experiment.log_axes)
         cache[key] = values
         while len(cache) > _CACHE_SIZE:
             cache.popitem(last=False)

@@ -101,11 +101,12 @@ def test_selected_trials_are_highlighted_in_parcoords_curve_and_pareto(monkeypat
     monkeypatch.setattr(figures, "PARCOORDS_LINES", 50)
     trials = _trials(400)
     chosen = ["t7", "t301"]
-    figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score", selected=chosen)
+    figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score", selected=chosen,
+                                             log_axes={"config/lambda": True})
     line, drawn = figure["data"][0]["line"], figure["data"][0]["dimensions"][0]["values"]
     assert figure["layout"]["meta"]["selected"] == 2 and "the 2 selected in red" in _title(figure)
     assert line["color"].sum() == 2 and len(drawn) == 50  # both kept in the sample, flagged 1 among 0s
-    lambdas = np.log10(trials.set_index("trial_id").loc[chosen, "config/lambda"])  # a log axis: spans 3 decades
+    lambdas = np.log10(trials.set_index("trial_id").loc[chosen, "config/lambda"])  # a log axis, as recorded
     assert np.allclose(sorted(drawn[line["color"] == 1]), sorted(lambdas))
     curve = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], selected=chosen)
     (ring,) = [t for t in curve["data"] if t["name"].startswith("selected")]
