@@ -14,6 +14,7 @@ import json
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
+from html import escape as escape_html
 from typing import Any
 
 import dash
@@ -186,8 +187,9 @@ class Explorer:
             return None
         parts = [plotly.io.to_html(figure, include_plotlyjs=index == 0, full_html=False)
                  for index, figure in enumerate(f for f in shown if f)]
-        page = (f"<html><head><meta charset='utf-8'><title>{experiment.name}</title></head><body>"
-                f"<h1>{experiment.name}</h1>{''.join(parts)}</body></html>")
+        name = escape_html(experiment.name)  # a directory name: text, never markup
+        page = (f"<html><head><meta charset='utf-8'><title>{name}</title></head><body>"
+                f"<h1>{name}</h1>{''.join(parts)}</body></html>")
         return dcc.send_string(page, f"{experiment.name}-figures.html")
 
     def artifact(self, name: str, trial_id: str, file_name: str) -> Response:
