@@ -148,3 +148,83 @@ def mark_current_session() -> None:
     session_dir = node.get_session_dir_path() if node is not None else None
     if session_dir and os.path.isdir(session_dir):
         mark_session(session_dir)
+
+
+START_TIMEOUT_ENV = "SEGSWEEP_RAY_START_TIMEOUT_S"
+START_TIMEOUT_S = 120.0  # the least a local Ray is given to start; more on a loaded machine
+
+
+def _positive_seconds(name: str) -> float | None:
+    """A positive number of seconds from the environment variable ``name``; None when unset; ValueError naming
+    the variable when it is not one."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}={text!r} is not a number of seconds: set it to a positive number "
+                         "(e.g. 300), or unset it for the default.")
+    return value
+
+
+def machine_load() -> float:
+    """The 1-minute load average per CPU (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0] / max(1, os.cpu_count() or 1)
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def ray_start_timeout_s() -> float:
+    """How long a local Ray may take to start, and a cluster to answer: ``SEGSWEEP_RAY_START_TIMEOUT_S`` when set,
+    else ``START_TIMEOUT_S`` stretched by the machine's load (a load of 10 per CPU: 10 times as long, at most
+    30 minutes)."""
+    configured = _positive_seconds(START_TIMEOUT_ENV)
+    if configured is not None:
+        return configured
+    return min(1800.0, START_TIMEOUT_S * max(1.0, machine_load()))
+
+
+def cluster_unreachable(address: str, timeout_s: float) -> str | None:
+    """Why nothing answers at a Ray cluster ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``), or None when a
+    TCP connection opens within ``timeout_s`` (``ray.init`` on an address where nothing listens retries without
+    end). Addresses of other forms (``auto``) are left to Ray."""
+    import socket
+
+    text = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout_s, 30.0)):
+            return None
+    except OSError as exc:
+        return f"nothing answers at {host}:{port}: {exc.strerror or type(exc).__name__}"
+
+
+def mark_session_stopping() -> None:
+    """Note in this driver's session marker that it is shutting its Ray down itself: the supervisor then does
+    not take the Ray's processes going for a Ray that died under the sweep."""
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)  # Ray has no public accessor for the session dir
+    session_dir = node.get_session_dir_path() if node is not None else None
+    marker = Path(session_dir) / MARKER if session_dir else None
+    if marker is None or not marker.exists():
+        return
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(marker.read_text())
+        if data.get("driver_pid") == os.getpid():
+            data["stopping"] = True
+            marker.write_text(json.dumps(data))
+
+
+def session_stopping(session: Path) -> bool:
+    """Whether the driver of ``session`` said it is shutting its Ray down (``mark_session_stopping``)."""
+    try:
+        return bool(json.loads((session / MARKER).read_text()).get("stopping"))
+    except (OSError, ValueError, AttributeError):
+        return False

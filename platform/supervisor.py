@@ -11,6 +11,13 @@ exit code ``EXIT_RAY_DIED``. Everything else, the child's exit code included, pa
 
 The child dies with its parent (``PR_SET_PDEATHSIG`` on Linux), so a SIGKILL of the command still leaves the
 same state as before: a driver gone, its Ray's processes cleaned up by the next local run.
+
+SIGINT and SIGTERM reach the child exactly once: it runs in a process group of its own (a terminal's Ctrl-C
+reaches only this process), and this process forwards them. The child stops the sweep cleanly on the first and
+at once on the second (``platform.interrupts``) and exits 130 or 143 with the ``--resume`` command, which passes
+through. A Ray the child shuts down itself (at the end of a sweep, or after a signal) is never taken for a Ray that
+died: the child marks its session before it shuts down (``platform.localray.mark_session_stopping``), and however
+long that shutdown takes on a loaded machine, its exit code passes through.
 """
 
 from __future__ import annotations
@@ -39,7 +46,21 @@ RAY_DIED = re.compile(r"Failed to connect to GCS|GCS may have been killed|GCS se
 # A Ray worker told to exit while the sweep shuts down prints this traceback: noise, not an error of the sweep.
 _NOISE_START = re.compile(r"^(\x1b\[\d+m)?\((?P<who>[^)]*pid=\d+[^)]*)\)(\x1b\[0m)? Exception ignored in:")
 _POLL_S = 1.0
-_GRACE_S = 15.0  # after its Ray is gone, a driver still running this long did not shut it down itself
+GRACE_ENV = "SEGSWEEP_RAY_DIED_GRACE_S"
+GRACE_S = 15.0  # the least time a driver whose Ray is gone gets to end by itself; more on a loaded machine
+
+
+def grace_s() -> float:
+    """How long after its Ray's processes are gone a driver that did not say it was shutting down may still run
+    before it counts as stuck on a dead Ray: ``SEGSWEEP_RAY_DIED_GRACE_S`` when set (a positive number), else
+    ``GRACE_S`` stretched by the machine's load."""
+    from platform.localray import _positive_seconds, machine_load
+
+    try:
+        configured = _positive_seconds(GRACE_ENV)
+    except ValueError:
+        configured = None  # checked where the sweep starts; here the default is the safe reading
+    return configured if configured is not None else GRACE_S * max(1.0, machine_load())
 
 
 def resume_command(argv: list[str]) -> str:
@@ -134,6 +155,12 @@ def _daemons_of(session: Path) -> list[int]:
     return found
 
 
+def _stopping(session: Path) -> bool:
+    from platform.localray import session_stopping
+
+    return session_stopping(session)
+
+
 def _alive(pid: int) -> bool:
     from platform.localray import _process_start
 
@@ -156,20 +183,24 @@ def supervise(argv: list[str], local: bool) -> int:
     ``EXIT_RAY_DIED`` with one paragraph when the Ray under it died. ``local``: the child starts its own Ray
     (so its GCS process can be watched); otherwise only its error output tells."""
     env = {**os.environ, CHILD_ENV: "1", **(LOOPBACK_ENV if local else {})}
+    # A process group of its own: a terminal's Ctrl-C reaches only this process, which forwards it once (the
+    # child's second SIGINT means "stop at once").
     child = subprocess.Popen([sys.executable, "-m", "platform.sweep", *argv], env=env, stderr=subprocess.PIPE,
-                             text=True, bufsize=1, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                             text=True, bufsize=1, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                             process_group=0)
     errors = _ErrorFilter(sys.stderr)
     reader = threading.Thread(target=lambda: [errors.feed(line) for line in child.stderr], daemon=True)
     reader.start()
     forwarded: list[int] = []
 
-    def forward(signum: int, _frame: Any) -> None:  # a terminal's Ctrl-C reaches both; a `kill` only us
+    def forward(signum: int, _frame: Any) -> None:
         forwarded.append(signum)
         with contextlib.suppress(OSError):
             child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    session, daemons, reason, gone_at = None, [], None, None
+    session, daemons, reason, gone_at, stopping = None, [], None, None, False
+    grace = grace_s()
     try:
         while child.poll() is None:
             time.sleep(_POLL_S)
@@ -178,7 +209,10 @@ def supervise(argv: list[str], local: bool) -> int:
                 daemons = _daemons_of(session) if session is not None else []
             if gone_at is None and len(daemons) == 2 and not all(_alive(pid) for pid in daemons):
                 gone_at = time.monotonic()  # a sweep that finished shuts its Ray down too: it exits 0 just after
-            if gone_at is not None and child.poll() is None and time.monotonic() - gone_at > _GRACE_S:
+                # The child said it shuts its Ray down itself (it marks that first), or was told to stop.
+                stopping = bool(forwarded) or (session is not None and _stopping(session))
+            if (gone_at is not None and not stopping and child.poll() is None
+                    and time.monotonic() - gone_at > grace):
                 reason = "its raylet or GCS process exited"
             if reason:
                 errors.quiet = True
@@ -191,7 +225,11 @@ def supervise(argv: list[str], local: bool) -> int:
         reader.join(timeout=10)
         errors.close()
     code = child.returncode
-    if reason is None and code not in (0, 2) and not forwarded:
+    if forwarded and session is not None and code not in (0,):
+        from platform.localray import stop_session
+
+        stop_session(session)  # a child stopped at once left its Ray's processes: they go with it
+    if reason is None and code not in (0, 2) and not forwarded and not stopping:
         # The driver may end itself the moment its Ray goes, before the next poll saw the GCS gone.
         if gone_at is not None or (len(daemons) == 2 and not all(_alive(pid) for pid in daemons)):
             reason = "its raylet or GCS process exited"
