@@ -95,7 +95,11 @@ def gpu_model() -> str | None:
 
 def provenance(argv: list[str] | None = None, root: Path = PACKAGE_DIR) -> dict[str, Any]:
     """One record of the code, libraries, machine and command (``argv``, default ``sys.argv``) of a result."""
-    argv = sys.argv if argv is None else argv
+    argv = list(sys.argv if argv is None else argv)
+    if argv and argv[0].endswith(".py") and Path(argv[0]).resolve().is_relative_to(root):
+        # ``python -m platform.x`` puts the module's absolute path in argv[0]: record the command as typed.
+        module = Path(argv[0]).resolve().relative_to(root.parent).with_suffix("").as_posix().replace("/", ".")
+        argv = ["python", "-m", module.removesuffix(".__main__"), *argv[1:]]
     return {"code": code_version(root), "versions": library_versions(), "cpu": cpu_model(), "gpu": gpu_model(),
             "command": shlex.join(argv), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 

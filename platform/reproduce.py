@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from platform.provenance import provenance
+from platform.provenance import summary as provenance_summary
 from platform.spec import PaperClaim, PaperTable, SweepSpec, load_spec
 from platform.specfile import SpecError
 from platform.statistics import (
@@ -342,7 +344,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", help="where the sweeps write and are read (default: each spec's storage)")
     parser.add_argument("--out", help="directory of reproduce.md/.json/.html (default: <storage>/reproduce)")
     parser.add_argument("--read", action="store_true", help="only read sweeps that already ran; run nothing")
+    parser.add_argument("--check", metavar="REFERENCE.json",
+                        help="rerun the named tables (default: the reference's) from a clean cache and storage and "
+                             "report every row whose per-repeat values differ from the reference, and the "
+                             "environment differences; exit 0 when none differs, 1 otherwise, 2 for a bad file")
+    parser.add_argument("--save-reference", action="store_true",
+                        help="also write each table to search_spaces/paper/reference/<NAME>.json")
+    parser.add_argument("--readme", action="store_true",
+                        help="regenerate README.md's measured tables from search_spaces/paper/reference/; run nothing")
     args = parser.parse_args(argv)
+    from platform import reference
+
+    if args.readme:
+        try:
+            changed = reference.write_readme()
+        except reference.ReferenceError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"README.md {'updated' if changed else 'already up to date'} from {reference.REFERENCE_DIR}")
+        return 0
+    if args.check:
+        return reference.check(Path(args.check), args.names)
     available = sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
     names = args.names or available
     unknown = [n for n in names if n not in available]
@@ -361,9 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         problems += run_sweeps(table, args.quick, args.storage, args.read)
         measure(table)
     results = {table.stem: table_result(table) for table in tables}
+    record = provenance()
+    for result in results.values():  # each table carries what made it, so one table's JSON is a reference
+        result.update(provenance=record, quick=args.quick)
     wall = time.monotonic() - started
     header = (f"{'--quick (smoke sizes, 2 seeds: the numbers mean nothing)' if args.quick else 'full size'}; "
-              f"{time.strftime('%Y-%m-%d')}; {wall:.0f} s. Measured: test split, networks of the epoch best on val.")
+              f"{time.strftime('%Y-%m-%d')}; {wall:.0f} s. Measured: test split, networks of the epoch best on val. "
+              f"Provenance: {provenance_summary(record)}.")
     text = markdown(results, header)
     print(text)
     from platform.storage import is_uri
@@ -375,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "reproduce.json").write_text(json_text(results))
     (out / "reproduce.html").write_text(html(results, header))
     print(f"written: {out}/reproduce.md, reproduce.json, reproduce.html")
+    if args.save_reference:
+        for path in reference.save_references(results):
+            print(f"reference written: {path}")
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return 1 if problems else 0
