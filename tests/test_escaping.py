@@ -85,3 +85,24 @@ def test_report_escapes_level_names_from_the_trials_table(tmp_path: Path, form: 
     text = render(table, form, f"xss {SCRIPT}")
     assert_no_tag(text)
     assert ("&lt;script&gt;alert(1)&lt;/script&gt;" if form == "html" else "&lt;img src=x") in text
+
+
+def test_the_explorers_exports_escape_level_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboards import figures
+    from dashboards.app import Explorer
+    from dashboards.views import ablation, common
+
+    name = "xss"  # experiment names are checked (dashboards.tables); level names are not
+    write_trials(str(tmp_path), name, "config/once_dir")
+    explorer = Explorer(str(tmp_path))
+    version = {"experiment": name}
+    trials = explorer.experiment(version).trials
+    bars = figures.ablation_bars(trials, ["config/once_dir"], "test/best/dice", SCRIPT)
+    page = explorer.export_figures(1, version, bars)["content"]
+    assert_no_tag(page)
+    monkeypatch.setattr(common, "triggered", lambda: "ablation-md")  # the Markdown button, outside a callback
+    table = ablation.download(explorer, None, 1, None, version, None, None, None, "test/best/dice",
+                              ["config/once_dir"], SCRIPT)
+    assert table is not None and table["filename"].endswith(".md")
+    assert_no_tag(table["content"])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in table["content"]
