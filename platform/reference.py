@@ -229,11 +229,13 @@ def table_from_reference(stem: str, result: dict[str, Any]) -> dict[str, Any]:
 def readme_block(directory: Path = REFERENCE_DIR) -> str:
     """The README's measured tables: per committed reference (in file name order) its provenance and the table
     as ``platform.reproduce`` prints it, headings under the README's Fidelity section."""
-    from platform.reproduce import markdown
+    from platform.reproduce import PAPER_DIR, markdown
 
     parts = [README_BEGIN, ""]
+    covered: set[str] = set()
     for path in sorted(directory.glob("*.json")):
         for stem, result in load_reference(path).items():
+            covered.add(stem)
             fresh = table_from_reference(stem, result)
             record = result["provenance"]
             when = str(record.get("created") or "")[:10]
@@ -243,6 +245,10 @@ def readme_block(directory: Path = REFERENCE_DIR) -> str:
             parts += [body.splitlines()[0], "",
                       f"Reference `{path.relative_to(directory.parent.parent.parent).as_posix()}` ({size}, {when}); "
                       f"{summary(record)}", "", *body.splitlines()[1:], ""]
+    missing = sorted(p.stem for p in PAPER_DIR.glob("*.yaml") if p.stem not in covered)
+    if missing:
+        parts += ["No committed reference yet for " + ", ".join(f"`{stem}`" for stem in missing)
+                  + " (`python -m platform.reproduce NAME --save-reference` writes one).", ""]
     parts.append(README_END)
     return "\n".join(line.rstrip() for line in parts)
 
