@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from platform.reproduce import PAPER_DIR, claim_results, markdown, row_values
-from platform.spec import PaperClaim, load_spec
+from platform.spec import PaperClaim, PaperTable, load_spec
 from platform.statistics import repeat_key
 from tests.conftest import REPO_ROOT
 
@@ -144,3 +144,42 @@ def test_an_unknown_table_is_a_clear_error() -> None:
     result = subprocess.run([sys.executable, "-m", "platform.reproduce", "nope"], capture_output=True, text=True,
                             cwd=REPO_ROOT, timeout=120)
     assert result.returncode == 2 and "unknown paper spec" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"at_least": True}, "without a margin"),
+    ({"margin": 0.02}, "margin without at_least"),
+    ({"at_least": True, "margin": 0.02, "min_effect": 0.1}, "both min_effect and at_least"),
+    ({"margin": -0.02, "at_least": True}, "greater than 0"),
+    ({"min_effect": 0}, "greater than 0"),
+    ({"invalid": ""}, "at least 1 character"),
+    ({"p_value": 0.05}, "Extra inputs are not permitted"),
+])
+def test_claim_fields_are_validated(fields: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        PaperClaim(text="t", larger="a", smaller="b", **fields)
+
+
+def test_claim_kinds_follow_the_fields() -> None:
+    assert claim("a", "b").kind == "greater"
+    assert claim("a", "b", min_effect=0.2).kind == "min_effect"
+    assert claim("a", "b", at_least=True, margin=0.02).kind == "at_least"
+    kinds = {c.text: c.kind for path in PAPER_DIR.glob("*.yaml") for c in load_spec_paper(path).claims}
+    assert kinds["training on adult, infant scores far lower than adult"] == "min_effect"
+    assert kinds["the supervised target bounds full GLUA"] == "at_least"
+
+
+def load_spec_paper(path: Path) -> PaperTable:
+    """The paper block of a paper spec alone (the sweep parts are tested elsewhere)."""
+    import yaml
+
+    return PaperTable.model_validate(yaml.safe_load(path.read_text())["paper"])
+
+
+def test_an_invalid_claim_is_reported_with_its_reason_in_markdown() -> None:
+    results = claim_results([claim("a", "b", invalid="D's accuracy measures a frozen discriminator")], {"a": A, "b": B})
+    text = markdown({"t": {"title": "T", "rows": [], "claims": results}}, "header")
+    line = next(line for line in text.splitlines() if line.startswith("| a over b"))
+    assert "**invalid**" in line and "frozen discriminator" in line and "supported" not in line
