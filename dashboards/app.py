@@ -199,7 +199,7 @@ class Explorer:
             if media is None:
                 raise ExplorerError("not an image")
             data = self.catalog.artifact_bytes(self.catalog.check_name(name), trial_id, file_name)
-        except ExplorerError:
+        except (ExplorerError, OSError, ValueError):  # OSError: e.g. a name longer than the filesystem allows
             return Response("not found", status=404, mimetype="text/plain")
         return Response(data, mimetype=media, headers={"X-Content-Type-Options": "nosniff",
                                                        "Cache-Control": "private, max-age=60"})
@@ -288,6 +288,16 @@ def _wire_views(app: dash.Dash, explorer: Explorer) -> None:
         app.callback(*outputs, *filters, *inputs, *states)(lambda *args, view=view: explorer.render(view, *args))
 
 
+# Dash's own routes (scripts, layout, callbacks, favicon, assets) and the artifacts route: with "/", every path the
+# page uses.
+_SERVED_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/", "/artifacts/")
+
+
+def served_path(path: str) -> bool:
+    """Whether the explorer answers ``path`` (anything else is a 404)."""
+    return path == "/" or path.startswith(_SERVED_PREFIXES)
+
+
 def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -> dash.Dash:
     app = dash.Dash(__name__, title="Ablation explorer", update_title=None)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + _CSS + "</style>")
@@ -303,6 +313,16 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
     def not_an_artifact(anything: str) -> Response:
         # Any other shape under /artifacts/ (e.g. an encoded "../") is a 404, not Dash's catch-all page.
         return Response("not found", status=404, mimetype="text/plain")
+
+    @app.server.before_request
+    def only_the_page_and_its_parts() -> Response | None:
+        # Dash answers every path with the page (its catch-all route): /admin or /.env would look served. The
+        # explorer is one page at "/" (its state is in the query string); the rest is Dash's own routes.
+        from flask import request
+
+        if not served_path(request.path):
+            return Response("not found", status=404, mimetype="text/plain")
+        return None
 
     app.callback(Output("tick", "disabled"), Output("tick", "interval"),
                  Input("live", "value"), Input("refresh-s", "value"))(
@@ -386,9 +406,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: serving on {args.host}; the explorer has no login, keep it behind your cluster's access "
               "control (e.g. kubectl port-forward)", file=sys.stderr)
     app = create_app(explorer, args.refresh, not args.no_live)
-    serve(app.server, args.host, args.port, args.threads, args.log_requests,
-          f"explorer for {explorer.catalog.storage} on http://{args.host}:{args.port}/")
+    try:
+        serve(app.server, args.host, args.port, args.threads, args.log_requests,
+              f"explorer for {explorer.catalog.storage} on http://{args.host}:{args.port}/")
+    except ServeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
+
+
+class ServeError(Exception):
+    """The server cannot listen where asked; the message says what to try."""
 
 
 def serve(server: Any, host: str, port: int, threads: int, log_requests: bool, banner: str) -> None:
@@ -400,7 +428,13 @@ def serve(server: Any, host: str, port: int, threads: int, log_requests: bool, b
 
     application = _logged(server) if log_requests else server
     logging.getLogger("waitress").setLevel(logging.ERROR)  # no "Serving on ..." line beside ours
-    instance = create_server(application, host=host, port=port, threads=threads)
+    try:
+        instance = create_server(application, host=host, port=port, threads=threads)
+    except (OSError, ValueError) as exc:  # in use, not an address of this machine, a port out of range
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ServeError(f"the explorer cannot listen on {host}:{port} ({reason}). Another program (or another "
+                         "explorer) may use the port: pick a free one with --port (e.g. --port "
+                         f"{port + 1 if 0 < port < 65535 else 8051}), or a --host of this machine.") from None
     print(banner, file=sys.stderr, flush=True)
     try:
         instance.run()
