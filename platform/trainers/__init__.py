@@ -20,7 +20,21 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         TRAINERS.add_lazy(_module.name, f"{__name__}.{_module.name}")
 
+PLUGIN_ERRORS: list[str] = []  # the SEGSWEEP_PLUGINS modules that could not be imported, with why
 for _plugin in filter(None, (name.strip() for name in os.environ.get("SEGSWEEP_PLUGINS", "").split(","))):
-    importlib.import_module(_plugin)
+    try:
+        importlib.import_module(_plugin)
+    except Exception as exc:  # reported by the command lines as one paragraph (plugin_problem), not at import
+        PLUGIN_ERRORS.append(f"{_plugin!r} ({type(exc).__name__}: {exc})")
 
-__all__ = ["TRAINERS", "Trainer", "TrainerConfig"]
+
+def plugin_problem() -> str | None:
+    """What is wrong with ``SEGSWEEP_PLUGINS``, as one paragraph, or None."""
+    if not PLUGIN_ERRORS:
+        return None
+    return ("SEGSWEEP_PLUGINS names modules that cannot be imported: " + "; ".join(PLUGIN_ERRORS) + ". Each "
+            "must be a module name importable from the repository root or PYTHONPATH (e.g. tests.fault_trainer); "
+            "fix the variable or unset it.")
+
+
+__all__ = ["PLUGIN_ERRORS", "TRAINERS", "Trainer", "TrainerConfig", "plugin_problem"]
