@@ -66,7 +66,8 @@ def check_writable(location: str) -> None:
     fs.delete_file(probe)
 
 
-STORAGE_TIMEOUT_S = float(os.environ.get("SEGSWEEP_STORAGE_TIMEOUT_S", "30"))
+STORAGE_TIMEOUT_ENV = "SEGSWEEP_STORAGE_TIMEOUT_S"
+STORAGE_TIMEOUT_S = 30.0  # the default of SEGSWEEP_STORAGE_TIMEOUT_S
 # The probe of a remote store runs ``check_writable`` in a child process: a client that never answers (gs://
 # without a metadata server) blocks inside C++ where no thread can be interrupted, and a child can be killed.
 _PROBE = "import sys; from platform.storage import check_writable; check_writable(sys.argv[1])"
@@ -77,9 +78,25 @@ class StorageError(Exception):
     """The results storage cannot be used; ``str(err)`` says what was tried and how to fix it."""
 
 
+def storage_timeout_s() -> float:
+    """How long the storage probe waits: ``SEGSWEEP_STORAGE_TIMEOUT_S`` (seconds), else ``STORAGE_TIMEOUT_S``.
+    Read when used, so a mistyped value is a ``StorageError`` naming the variable, not an import failure."""
+    text = os.environ.get(STORAGE_TIMEOUT_ENV)
+    if text is None or not text.strip():
+        return STORAGE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise StorageError(f"{STORAGE_TIMEOUT_ENV}={text!r} is not a number of seconds: set it to a positive "
+                           f"number (e.g. 60), or unset it for the default ({STORAGE_TIMEOUT_S:g} s).")
+    return value
+
+
 def check_storage(location: str, timeout_s: float | None = None) -> None:
     """Create ``location`` and write a probe file there within ``timeout_s``; StorageError otherwise."""
-    timeout_s = STORAGE_TIMEOUT_S if timeout_s is None else timeout_s
+    timeout_s = storage_timeout_s() if timeout_s is None else timeout_s
     if not is_uri(location):
         try:
             check_writable(location)
