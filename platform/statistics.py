@@ -326,8 +326,12 @@ def _power(effect: float, n: int, *, paired: bool, alpha: float, sides: int) -> 
     dof = n - 1 if paired else 2 * n - 2
     noncentrality = effect * math.sqrt(n) if paired else effect * math.sqrt(n / 2)
     critical = stats.t.ppf(1 - alpha / sides, dof)
-    achieved = stats.nct.sf(critical, dof, noncentrality)
-    return float(achieved + (stats.nct.cdf(-critical, dof, noncentrality) if sides == 2 else 0.0))
+    achieved = stats.nct.sf(critical, dof, noncentrality) + (
+        stats.nct.cdf(-critical, dof, noncentrality) if sides == 2 else 0.0)
+    if not math.isfinite(achieved):  # scipy's noncentral t fails at large dof and noncentrality: the normal limit
+        achieved = stats.norm.sf(critical - noncentrality) + (
+            stats.norm.cdf(-critical - noncentrality) if sides == 2 else 0.0)
+    return float(achieved)
 
 
 def repeats_needed(difference: float, spread: float, *, paired: bool, power: float = 0.8, alpha: float = 0.05,
