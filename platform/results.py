@@ -11,10 +11,16 @@ couple of seconds, and always written before Tune saves its experiment state, se
 a ``_seq`` (write order); a key written twice (a trial's status changing, or an epoch re-run after
 ``--resume``) resolves to the last write, both when reading and when ``compact`` rewrites a table into one
 file at the end of a sweep. ``storage`` is a local path or any pyarrow filesystem URI (``s3://``, ``gs://``).
+
+An experiment has one writer at a time (``platform.lock``). Each ``trials`` row names its writer (``_writer``, a
+token per driver), so a rewrite removes only the rows of trials its own lineage of drivers wrote and Tune no
+longer knows; rows of any other writer are kept. A write that fails (a full disk, a store that does not answer)
+raises and leaves the deferred rows queued, so a later ``flush`` writes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -35,6 +41,7 @@ from platform.storage import filesystem
 TABLES = ("trials", "epochs", "artifacts", "cases", "sweep")
 KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path"),
         "cases": ("trial_id", "epoch", "split", "checkpoint", "domain", "subject"), "sweep": ("experiment",)}
+WRITER_COLUMN = "_writer"  # the trials table's record of which driver wrote a row (internal, like ``_seq``)
 MERGE_EVERY = 64  # appends by this writer before its small parts are merged into one file
 MERGED_LIMIT = 16  # merged files before a table is compacted into one
 
@@ -48,10 +55,14 @@ class ResultsStore:
     types disagree (written before types were declared) are read with one unified type per column.
     """
 
-    def __init__(self, experiment: str, declared: dict[str, dict[str, pa.DataType]] | None = None) -> None:
+    def __init__(self, experiment: str, declared: dict[str, dict[str, pa.DataType]] | None = None,
+                 writer: str | None = None) -> None:
         self.location = experiment
         self.fs, self.root = filesystem(experiment)
-        self.declared = declared or {}
+        self.declared = {table: dict(types) for table, types in (declared or {}).items()}
+        self.writer = writer  # names this writer in every trials row it appends (``WRITER_COLUMN``)
+        if writer is not None:
+            self.declared.setdefault("trials", {})[WRITER_COLUMN] = pa.string()
         self._seq = time.time_ns()
         self._appended: dict[str, int] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {}  # deferred rows per table (``append(defer=True)``)
@@ -72,6 +83,8 @@ class ResultsStore:
         for row in rows:
             self._seq = max(self._seq + 1, time.time_ns())
             row["_seq"] = self._seq
+            if self.writer is not None and table == "trials":
+                row[WRITER_COLUMN] = self.writer
         if defer:
             self.table_dir(table)  # an unknown table fails here, not at the flush
             self._pending.setdefault(table, []).extend(rows)
@@ -88,21 +101,31 @@ class ResultsStore:
         return 0.0 if self._pending_since is None else time.monotonic() - self._pending_since
 
     def flush(self) -> None:
-        """Write every deferred row: one part file per table."""
-        pending, self._pending, self._pending_since = self._pending, {}, None
-        for table, rows in pending.items():
-            self._write_part(table, rows)
+        """Write every deferred row: one part file per table. A table whose write fails (OSError, e.g. a full
+        disk) keeps its rows queued, in order, and the error is raised; the tables written before it are done."""
+        for table in list(self._pending):
+            self._write_part(table, self._pending[table])
+            del self._pending[table]  # only once written: a failed write leaves the rows for the next flush
+        self._pending_since = None
 
     def _write_part(self, table: str, rows: list[dict[str, Any]]) -> None:
         directory = self.table_dir(table)
         self.fs.create_dir(directory, recursive=True)
         name = f"part-{self._seq}-{uuid.uuid4().hex[:8]}.parquet"
         temporary = f"{directory}/.{name}.tmp"
-        pq.write_table(table_from_rows(rows, table, self.declared.get(table)), temporary, filesystem=self.fs)
+        try:
+            pq.write_table(table_from_rows(rows, table, self.declared.get(table)), temporary, filesystem=self.fs)
+        except OSError:
+            # A part cut short (no space left) is not left behind; readers skip dot files anyway.
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(temporary)
+            raise
         self.fs.move(temporary, f"{directory}/{name}")
         self._appended[table] = self._appended.get(table, 0) + 1
         if self._appended[table] >= MERGE_EVERY:
-            self.merge(table)
+            # The rows are written; a merge that fails (no space for the merged copy) is tried again later.
+            with contextlib.suppress(OSError):
+                self.merge(table)
 
     def merge(self, table: str) -> None:
         """Fold the small parts of a live table into one file, so readers open a few files, not one per row.
@@ -181,7 +204,9 @@ class ResultsStore:
         and/or of ``trial_ids``; only ``columns`` (plus keys) when given; empty if nothing was written yet."""
         trial_ids = None if trial_ids is None else sorted(set(trial_ids))
         if self._pending:
-            self.flush()  # this writer reads what it appended
+            # This writer reads what it appended; a storage that fails now keeps the rows for a later flush.
+            with contextlib.suppress(OSError):
+                self.flush()
         return _retrying(lambda: self._read(table, columns, latest, where, trial_ids))
 
     def _read(self, table: str, columns: list[str] | None, latest: bool, where: tuple[str, Any] | None,
@@ -238,24 +263,38 @@ class ResultsStore:
             return pa.table({}), []
         return pa.concat_tables(pieces, promote_options="permissive"), used
 
-    def compact(self, table: str, keep_trials: set[str] | None = None) -> None:
-        """Rewrite a table as one file of its latest rows (only ``keep_trials``' rows when given);
-        parts are removed only after the new file exists, and a part that cannot be read is left alone."""
+    def compact(self, table: str, drop_trials: set[str] | None = None) -> None:
+        """Rewrite a table as one file of its latest rows, without the rows of ``drop_trials`` (the trials this
+        writer's lineage wrote and may replace: see ``replaceable_trials``); every other row is kept. Parts are
+        removed only after the new file exists, and a part that cannot be read is left alone."""
         if self._pending:
             self.flush()
         parts = self._parts(table)
-        if not parts or (len(parts) == 1 and keep_trials is None):
+        if not parts or (len(parts) == 1 and not drop_trials):
             return
         data, used = self._scan(table, parts, None, None)
         if not used:
             return
         if data.num_rows:
             data = _latest(data, KEYS[table])
-        if keep_trials is not None and data.num_rows:
-            data = data.filter(pc.is_in(data["trial_id"], value_set=pa.array(sorted(keep_trials), pa.string())))
+        if drop_trials and data.num_rows and "trial_id" in data.column_names:
+            dropped = pc.is_in(data["trial_id"], value_set=pa.array(sorted(drop_trials), pa.string()))
+            data = data.filter(pc.invert(pc.fill_null(dropped, False)))
         self._write_whole(table, data, "compact")
         for part in used:
             self.fs.delete_file(part)
+
+
+    def replaceable_trials(self, known: set[str], writers: set[str]) -> set[str]:
+        """Trials of the ``trials`` table that Tune does not know (not in ``known``) and whose rows were written by
+        one of ``writers`` (this driver and the earlier drivers of the same experiment): a driver killed before
+        Tune saved its state leaves such trials, which Tune starts afresh on ``--resume``. A trial of any other
+        writer, or of none recorded, is never among them."""
+        trials = self.read("trials", columns=["trial_id", WRITER_COLUMN])
+        if not trials.num_rows or WRITER_COLUMN not in trials.column_names:
+            return set()
+        return {row["trial_id"] for row in trials.to_pylist()
+                if row["trial_id"] not in known and row.get(WRITER_COLUMN) in writers}
 
 
 def _retrying(read: Any, attempts: int = 5) -> Any:

@@ -19,11 +19,13 @@ from platform.data.config import DataConfig
 from platform.runtime import RuntimeConfig
 from platform.spec_checks import SpecChecks, when_cycle
 from platform.specfile import Source, SpecError, closest, excerpt, format_validation, read_yaml
+from platform.strictnum import refuse_bool_items, refuse_bool_numbers
 
 __all__ = ["Axis", "SpecError", "SweepSpec", "check_against_trainer", "load_spec"]
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice", "grid")
 Integer = int  # Axis has a field named ``int``, which shadows the builtin inside its class body
+SEED_LIMIT = 2**32  # seeds are in [0, 2^32): what numpy's and torch's generators take
 MAX_TRIALS = 100_000  # trials of one sweep (configurations x repeats); a grid's points are built in memory
 MAX_NAME_CHARS = 200  # a directory name (255 bytes at most on common filesystems), with room for '-smoke'
 # Filesystems pyarrow opens from a URI (``pyarrow.fs.FileSystem.from_uri``).
@@ -32,6 +34,11 @@ STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data: Any) -> Any:
+        return refuse_bool_numbers(cls, data)
 
 
 class Axis(_Strict):
@@ -113,12 +120,27 @@ class Repeats(_Strict):
     folds: list[int] | None = Field(None, min_length=1, max_length=MAX_TRIALS,
                                     description="cross-validation folds, crossed with seeds")
 
+    @field_validator("seeds", "folds", mode="before")
+    @classmethod
+    def _no_booleans(cls, values: Any) -> Any:
+        return refuse_bool_items(values, "seeds and folds")
+
     @field_validator("seeds", "folds")
     @classmethod
     def _unique(cls, values: list[int] | None) -> list[int] | None:
         if values is not None and len(set(values)) != len(values):
             raise ValueError(f"values repeat: {values}")
         return values
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_range(cls, seeds: list[int]) -> list[int]:
+        # Every seed reaches numpy and torch.manual_seed, and the results tables store it as int64.
+        outside = [seed for seed in seeds if not 0 <= seed < SEED_LIMIT]
+        if outside:
+            raise ValueError(f"seed {excerpt(outside[0])} is outside [0, 2^32); seeds are integers from 0 to "
+                             f"{SEED_LIMIT - 1}")
+        return seeds
 
     def count(self) -> int:
         """Repeats per configuration, without building them."""
@@ -264,6 +286,11 @@ class SweepSpec(_Strict):
     def _known_storage(cls, storage: str) -> str:
         if not storage.strip():
             raise ValueError("the storage location is empty: give a directory (e.g. ./runs) or a URI (s3://...)")
+        control = next((char for char in storage if ord(char) < 32 or ord(char) == 127), None)
+        if control is not None:
+            # A newline or other control character would become part of a directory or object name.
+            raise ValueError(f"the storage location {storage!r} contains the control character {control!r}; give "
+                             "a directory or URI without newlines, tabs or other control characters")
         if "://" in storage:
             scheme = storage.split("://", 1)[0].lower()
             if scheme not in STORAGE_SCHEMES:

@@ -9,6 +9,7 @@ that dies under a running sweep prints one paragraph with the ``--resume`` comma
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from platform.spec import SpecError, SweepSpec, load_spec
 
 EXIT_USER_ERROR = 2
+EXIT_STOPPED = 3  # stopped by its environment (a full disk, a failing store): continue with --resume
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -128,6 +130,23 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _storage_failure(exc: BaseException) -> str | None:
+    """What a storage failure under ``tuner.fit`` says (``StorageFailed``, or a full disk anywhere in the
+    exception's causes), or None for any other exception."""
+    from platform.tuning import StorageFailed, storage_reason
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFailed):
+            return str(current)
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"the results storage cannot be written ({storage_reason(current)})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USER_ERROR
@@ -214,15 +233,10 @@ def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experimen
     # Fast epochs checkpoint often; Tune then warns on every forced experiment snapshot, which says nothing
     # actionable to a researcher.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    from ray import tune
 
-    exists = tune.Tuner.can_restore(experiment)
-    if args.resume and not exists:
-        return (f"--resume: no experiment {spec.name!r} at {experiment} to continue. Check the name and "
-                "--storage, or run without --resume to start it.")
-    if not args.resume and exists:
-        return (f"experiment {spec.name!r} already exists at {experiment}. Continue it with --resume, or "
-                "start a new one with a different name (e.g. name=my-sweep-2).")
+    problem = experiment_problem(spec, args, experiment)
+    if problem:
+        return problem
     try:
         if spec.trainer_class().USES_DATA:  # a synthetic trainer (tests, benchmarks) loads no cases
             _validate_data(spec)
@@ -235,6 +249,54 @@ def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experimen
         if problem:
             return f"resources: {problem}"
     return None
+
+
+def experiment_problem(spec: SweepSpec, args: argparse.Namespace, experiment: str,
+                       check_lock: bool = True) -> str | None:
+    """Whether the experiment can be started (it must not exist) or resumed (it must exist, with the same
+    defining spec: ``platform.resume``), and (``check_lock``) that no live sweep writes it (``platform.lock``)."""
+    from ray import tune
+
+    from platform.lock import lock_owner
+
+    owner = lock_owner(experiment) if check_lock else None
+    if owner is not None:
+        return (f"experiment {spec.name!r} at {experiment} is being written by another sweep ({owner.describe()}). "
+                "Wait for it to end, or use a different name (e.g. name=my-sweep-2).")
+    exists = tune.Tuner.can_restore(experiment)
+    if args.resume and not exists:
+        return (f"--resume: no experiment {spec.name!r} at {experiment} to continue. Check the name and "
+                "--storage, or run without --resume to start it.")
+    if not args.resume and exists:
+        return (f"experiment {spec.name!r} already exists at {experiment}. Continue it with --resume, or "
+                "start a new one with a different name (e.g. name=my-sweep-2).")
+    if args.resume:
+        from platform.resume import resume_problem
+
+        return resume_problem(experiment, spec)
+    return None
+
+
+def _locked_run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> int:
+    """``_run`` under the experiment's lock: a second sweep on it is refused (exit 2) naming the owner; the
+    existence and spec checks run again once the lock is held (another sweep may have created it meanwhile)."""
+    from platform.lock import ExperimentLock, LockHeld
+
+    lock = ExperimentLock(experiment)
+    try:
+        lock.acquire()
+    except LockHeld as err:
+        return _fail(str(err))
+    except OSError as exc:
+        return _fail(f"storage {storage!r}: the experiment's lock cannot be written ({exc}).")
+    try:
+        problem = experiment_problem(spec, args, experiment, check_lock=False)
+        if problem:
+            return _fail(problem)
+        lock.start_heartbeat()
+        return _run(spec, args, storage, experiment)
+    finally:
+        lock.release()
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -259,6 +321,7 @@ def main(argv: list[str] | None = None, supervised: bool = False) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    args.argv = list(argv)  # for the --resume command a stopped sweep prints
     quiet_libraries(args.verbose)
     overrides = list(args.overrides)
     if args.storage is not None:
@@ -285,7 +348,7 @@ def main(argv: list[str] | None = None, supervised: bool = False) -> int:
             from platform.supervisor import supervise
 
             return supervise(argv, local=not (args.address or os.environ.get("RAY_ADDRESS")))
-        return _run(spec, args, storage, experiment)
+        return _locked_run(spec, args, storage, experiment)
     except RayStartError as err:
         return _fail(str(err))
 
@@ -313,10 +376,23 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
         return _fail(not_shared)
     epochs = spec.base_config().epochs
     concurrent = spec.budget.concurrent or default_concurrency(spec)
-    started = time.monotonic()
+    from platform.tuning import mark_sweep_start
+
+    started = mark_sweep_start()  # the progress lines count from here too: one clock
     tuner = restore_tuner(spec, experiment) if args.resume else build_tuner(spec, storage, experiment, epochs,
                                                                              concurrent)
-    tuner.fit()
+    try:
+        tuner.fit()
+    except Exception as exc:  # Tune wraps a callback's exception (TuneError); the storage's is named
+        failed = _storage_failure(exc)
+        if failed is None:
+            raise
+        from platform.supervisor import resume_command
+
+        print(f"error: the sweep stopped because {failed}. Every row not yet written is in Tune's state "
+              "again: once the storage can be written (free space, check the store), continue the sweep with:\n"
+              f"  {resume_command(getattr(args, 'argv', sys.argv[1:]))}", file=sys.stderr, flush=True)
+        return EXIT_STOPPED
     elapsed = time.monotonic() - started
     print()
     print(results_text(spec, experiment))

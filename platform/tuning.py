@@ -4,17 +4,20 @@ and the driver-side callbacks that write the results tables and show progress.""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import numpy as np
+import pyarrow as pa
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -28,6 +31,7 @@ from platform.results import (
     ARTIFACTS_KEY,
     CASES_KEY,
     CONFIG_KEY,
+    WRITER_COLUMN,
     ResultsStore,
     epoch_row,
     listed_rows,
@@ -35,6 +39,7 @@ from platform.results import (
     trial_row,
 )
 from platform.provenance import provenance
+from platform.resume import spec_columns
 from platform.space import define_by_run, encode_points, make_sampler, trial_params
 from platform.spec import SweepSpec
 from platform.trial import resolve, run_trial
@@ -161,7 +166,7 @@ def sweep_row(spec: SweepSpec) -> dict[str, Any]:
             "metrics": json.dumps({stem: {"direction": direction, "kind": kind}
                                    for stem, (direction, kind) in trainer.declared_metrics().items()}),
             "axes": json.dumps(axes), "explore": spec.explore.model_dump_json(),
-            "provenance": json.dumps(provenance())}
+            "provenance": json.dumps(provenance()), **spec_columns(spec)}
 
 
 def _number(value: Any) -> bool:
@@ -184,6 +189,9 @@ class ResultsCallback(tune.Callback):
         self.spec = spec
         self.experiment = experiment
         self.store = ResultsStore(experiment, declared=declared_columns(spec))
+        self.writers: list[str] = []  # this experiment's drivers, oldest first (the last one is this driver)
+        self.store_error: OSError | None = None  # the write that failed, while rows wait for the storage
+        self._failing_since = 0.0
         self._started: dict[str, float] = {}
         self._configs: dict[str, str] = {}  # trial id -> its validated trainer config, as the trial reported it
         # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
@@ -191,7 +199,14 @@ class ResultsCallback(tune.Callback):
         self._objective_metrics = {o.metric for o in spec.objectives}
 
     def setup(self, **info: Any) -> None:
-        self.store.append("sweep", [sweep_row(self.spec)])
+        # Each driver (a first run, each --resume: Tune unpickles this callback) writes under a token of its own;
+        # the sweep row lists every driver of the experiment, the ones whose rows a rewrite may replace.
+        self.store.writer = uuid.uuid4().hex[:16]
+        self.store.declared.setdefault("trials", {})[WRITER_COLUMN] = pa.string()
+        earlier = self.store.read("sweep")
+        listed = earlier.column(WRITERS_COLUMN).to_pylist()[-1] if WRITERS_COLUMN in earlier.column_names else None
+        self.writers = [*json.loads(listed or "[]"), self.store.writer]
+        self.store.append("sweep", [{**sweep_row(self.spec), WRITERS_COLUMN: json.dumps(self.writers)}])
 
     def _trial_base(self, trial: Any) -> dict[str, Any]:
         config = dict(trial.config)
@@ -266,14 +281,37 @@ class ResultsCallback(tune.Callback):
         row["stopped_early"] = status == "TERMINATED" and planned is not None and summary.get("epochs", 0) < planned
         self.store.append("trials", [row], defer=True)
 
+    def _flush(self, must: bool) -> None:
+        """Write the waiting rows. A storage that fails (a full disk, a store that does not answer) keeps them
+        queued: in the middle of a sweep the next flush tries again, for up to ``STORE_RETRY_S``; where the rows
+        must be written (before Tune saves its state, at the end) or after that time, StorageFailed ends the
+        sweep, and ``--resume`` continues from the state Tune saved before (whose rows were all written)."""
+        try:
+            self.store.flush()
+        except OSError as exc:
+            first = self.store_error is None
+            self.store_error = exc
+            if first:
+                self._failing_since = time.monotonic()
+                print(f"warning: the results storage cannot be written ({storage_reason(exc)}); "
+                      f"{self.store.pending_rows()} rows wait and are written as soon as it can be. The sweep "
+                      f"stops if it still cannot in {STORE_RETRY_S:g} s.", file=sys.stderr, flush=True)
+            if must or time.monotonic() - self._failing_since >= STORE_RETRY_S:
+                raise StorageFailed(self.experiment, exc, self.store.pending_rows()) from None
+            return
+        if self.store_error is not None:
+            print("the results storage can be written again: every waiting row is written.", file=sys.stderr,
+                  flush=True)
+        self.store_error = None
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         if self.store.pending_age() >= FLUSH_S or self.store.pending_rows() >= FLUSH_ROWS:
-            self.store.flush()
+            self._flush(must=False)
 
     def get_state(self) -> dict | None:
         # Tune calls this while it saves the experiment state (after taking the trials' statuses and checkpoints):
         # the rows of everything that state records are written before it can be read by --resume.
-        self.store.flush()
+        self._flush(must=True)
         return None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -286,9 +324,32 @@ class ResultsCallback(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # A driver killed between starting a trial and saving Tune's state leaves rows of a trial that Tune
         # never recorded (it starts a fresh one on --resume): keep only the trials Tune knows.
+        # Only trials this experiment's own drivers wrote are replaced; rows of any other writer are kept.
         known = {trial.trial_id for trial in trials}
+        self._flush(must=True)
+        replaced = self.store.replaceable_trials(known, set(self.writers))
         for table in ("trials", "epochs", "artifacts", "cases"):
-            self.store.compact(table, keep_trials=known)
+            self.store.compact(table, drop_trials=replaced)
+
+
+WRITERS_COLUMN = "writers"  # the sweep table's JSON list of the experiment's drivers (their ``_writer`` tokens)
+STORE_RETRY_S = float(os.environ.get("SEGSWEEP_STORE_RETRY_S", "60"))
+
+
+def storage_reason(exc: OSError) -> str:
+    """What a failed write says, named for a person: "no space left on device" for ENOSPC and EDQUOT."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc) or "Disk quota" in str(exc):
+        return f"no space left on the device: {str(exc).strip()[:200]}"
+    return f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+
+
+class StorageFailed(Exception):
+    """The results storage failed for longer than the sweep waits, or when rows had to be written."""
+
+    def __init__(self, experiment: str, exc: OSError, waiting: int) -> None:
+        super().__init__(f"the results storage of {experiment} cannot be written ({storage_reason(exc)}); "
+                         f"{waiting} rows were waiting")
+        self.experiment, self.error, self.waiting = experiment, exc, waiting
 
 
 def error_text(trial: Any, traceback: str | None = None) -> str:
@@ -340,6 +401,11 @@ class ProgressCallback(tune.Callback):
         self.running: set[str] = set()
         self.scanned = 0  # Tune's trial list only grows: the entries before this one were looked at
         self.epochs = spec.base_config().epochs
+
+    def setup(self, **info: Any) -> None:
+        # After --resume this callback is the one pickled when the experiment began: its clock restarts with
+        # this driver, from the time the sweep command started (the summary's clock).
+        self.started = _SWEEP_START.get("monotonic", time.monotonic())
 
     def _done(self, trials: list) -> set[str]:
         # After --resume, the trials finished before are known by their status only: each trial is looked at
@@ -409,6 +475,16 @@ class ProgressCallback(tune.Callback):
         self._line(trials, "sweep ended")
 
 
+_SWEEP_START: dict[str, float] = {}  # this driver's sweep start (``mark_sweep_start``): one clock for every line
+
+
+def mark_sweep_start() -> float:
+    """Start the sweep's clock (``time.monotonic``): the progress lines and the closing summary both count from
+    it, also after ``--resume``."""
+    _SWEEP_START["monotonic"] = time.monotonic()
+    return _SWEEP_START["monotonic"]
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -418,6 +494,16 @@ def _duration(seconds: float) -> str:
     return f"~{seconds:.0f} s" if seconds < 90 else f"~{minutes:.0f} min" if minutes < 90 else f"~{minutes / 60:.1f} h"
 
 
+def _without_tune_logs() -> None:
+    """Tune's own per-trial JSON, CSV and TensorBoard logs repeat what the results tables hold, at a cost per
+    result on the driver; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 in the environment brings them back. The same for
+    a first run and a --resume."""
+    if os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1") == "1":
+        # Tune's result grid reads those logs after fit and would warn, per trial, that they are missing
+        # ("Failed to fetch metrics ... FileNotFoundError").
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
 def make_trainable(spec: SweepSpec, experiment: str) -> Any:
     trainable = tune.with_parameters(run_trial, spec_json=spec.model_dump_json(), experiment_uri=experiment)
     return tune.with_resources(trainable, trial_resources(spec))
@@ -425,11 +511,9 @@ def make_trainable(spec: SweepSpec, experiment: str) -> Any:
 
 def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, concurrent: int,
                 stream: Any = None, extra_callbacks: list[tune.Callback] | None = None) -> tune.Tuner:
-    # Tune's own per-trial JSON, CSV and TensorBoard logs repeat what the results tables hold, at a cost per
-    # result on the driver; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 in the environment brings them back.
-    if os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1") == "1":
-        # Tune's result grid reads those logs after fit and would warn, per trial, that they are missing.
-        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    _without_tune_logs()
+    # InterruptCallback: a SIGINT or SIGTERM stops the sweep cleanly (platform.interrupts); it does nothing unless the
+    # driver installed the sweep's handlers (the command line does).
     callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream),
                  *(extra_callbacks or [])]
     return tune.Tuner(
@@ -477,5 +561,6 @@ def _tolerate_pruned_checkpoints() -> None:
 def restore_tuner(spec: SweepSpec, experiment: str) -> tune.Tuner:
     """Continue an interrupted experiment: finished trials stay finished, unfinished ones resume."""
     _tolerate_pruned_checkpoints()
+    _without_tune_logs()
     return tune.Tuner.restore(experiment, trainable=make_trainable(spec, experiment), resume_unfinished=True,
                               resume_errored=False, restart_errored=False)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+from typing import Any
 
+import fsspec.implementations.local
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 
 from platform.results import ResultsStore, read_table
@@ -59,11 +63,85 @@ def test_storage_helpers(tmp_path: Path) -> None:
     assert experiment_uri(str(tmp_path), "x") == str(tmp_path / "x")
 
 
-def test_compact_drops_trials_tune_does_not_know(tmp_path: Path) -> None:
+# Trials (id -> writer token, None: no trials row) in a table, what Tune knows, this experiment's drivers, and the
+# trials a compaction keeps: only a trial of one of the experiment's own drivers that Tune does not know goes.
+COMPACTIONS = [
+    ("an orphan of an earlier driver goes", {"a": "w1", "orphan": "w1"}, {"a"}, {"w1", "w2"}, ["a"]),
+    ("an orphan of this driver goes", {"a": "w2", "orphan": "w2"}, {"a"}, {"w1", "w2"}, ["a"]),
+    ("another writer's trials stay", {"a": "w2", "theirs": "x9"}, {"a"}, {"w1", "w2"}, ["a", "theirs"]),
+    ("a trial written before writers were recorded stays", {"a": "w2", "old": None}, {"a"}, {"w2"}, ["a", "old"]),
+    ("epochs without a trials row stay", {"a": "w2", "lone": "-"}, {"a"}, {"w2"}, ["a", "lone"]),
+    ("nothing known, nothing own: all stay", {"p": "x1", "q": "x2"}, set(), {"w1"}, ["p", "q"]),
+]
+
+
+@pytest.mark.parametrize(("case", "writers_of", "known", "lineage", "kept"), COMPACTIONS,
+                         ids=[c[0] for c in COMPACTIONS])
+def test_compaction_keeps_every_row_it_may_not_replace(tmp_path: Path, case: str, writers_of: dict, known: set,
+                                                      lineage: set, kept: list) -> None:
+    location = str(tmp_path / "exp")
+    for trial, writer in writers_of.items():
+        store = ResultsStore(location, writer=writer if writer not in (None, "-") else None)
+        if writer != "-":
+            store.append("trials", [{"trial_id": trial, "status": "TERMINATED"}])
+        store.append("epochs", [{"trial_id": trial, "epoch": e} for e in (1, 2)])
+    mine = ResultsStore(location, writer="w2")
+    dropped = mine.replaceable_trials(known, lineage)
+    for table in ("trials", "epochs"):
+        mine.compact(table, drop_trials=dropped)
+    epochs = mine.read("epochs")
+    assert sorted(set(epochs.column("trial_id").to_pylist())) == kept
+    assert epochs.num_rows == 2 * len(kept), "every epoch of a kept trial"
+    assert sorted(mine.read("trials").column("trial_id").to_pylist()) == [t for t in kept if writers_of[t] != "-"]
+    assert len(list((tmp_path / "exp" / "tables" / "epochs").glob("*.parquet"))) == 1
+
+
+class _FullDisk(fsspec.implementations.local.LocalFileSystem):
+    """A local filesystem that raises ENOSPC on every write while ``full`` is set (then recovers)."""
+
+    full = False
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if _FullDisk.full and ("w" in mode or "a" in mode):
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return super()._open(path, mode, **kwargs)
+
+
+# (deferred rows per table, tables written before the disk filled): what a full disk must not lose.
+FULL_DISK = [
+    ("one table", {"epochs": 3}),
+    ("every table", {"trials": 2, "epochs": 5, "cases": 4, "artifacts": 1}),
+]
+
+
+@pytest.mark.parametrize(("case", "counts"), FULL_DISK, ids=[c[0] for c in FULL_DISK])
+def test_a_failed_flush_keeps_its_rows_until_they_are_written(tmp_path: Path, case: str, counts: dict) -> None:
     store = ResultsStore(str(tmp_path / "exp"))
-    store.append("epochs", [{"trial_id": t, "epoch": 1} for t in ("a", "orphan")])
-    store.compact("epochs", keep_trials={"a"})
-    assert store.read("epochs").column("trial_id").to_pylist() == ["a"]
+    store.fs = pafs.PyFileSystem(pafs.FSSpecHandler(_FullDisk(skip_instance_cache=True)))
+    keys = {"trials": {}, "epochs": {"epoch": 1}, "cases": {"epoch": 1, "split": "val", "checkpoint": "best",
+                                                            "domain": "d"}, "artifacts": {}}
+    for table, count in counts.items():
+        rows = [{"trial_id": "t", **keys[table], ("subject" if table == "cases" else "path" if table == "artifacts"
+                 else "epoch" if table == "epochs" else "trial_id"): (i + 1 if table == "epochs" else f"k{i}"),
+                 "val/dice": 0.5} for i in range(count)]
+        if table == "trials":
+            rows = [{"trial_id": f"t{i}", "status": "RUNNING"} for i in range(count)]
+        store.append(table, rows, defer=True)
+    waiting = store.pending_rows()
+    _FullDisk.full = True
+    try:
+        for _ in range(2):  # the write fails, and fails again: nothing is dropped in between
+            with pytest.raises(OSError) as info:
+                store.flush()
+            assert info.value.errno == errno.ENOSPC
+            assert store.pending_rows() == waiting and store.pending_age() > 0
+        assert not any((tmp_path / "exp").rglob("*.parquet")), "no part cut short is left behind"
+    finally:
+        _FullDisk.full = False
+    store.flush()  # space freed
+    assert store.pending_rows() == 0 and store.pending_age() == 0
+    for table, count in counts.items():
+        assert store.read(table).num_rows == count, table
 
 
 def test_many_appends_are_merged_and_rewrites_still_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,6 +114,18 @@ SPEC_MISTAKES: list[tuple[str, object, list[str]]] = [
     ("an http storage", {"storage": "http://example.org/runs"}, ["storage", "'http://'"]),
     ("an unknown storage scheme", {"storage": "foo://bar"}, ["'foo://'"]),
     ("an empty storage", {"storage": ""}, ["storage", "empty"]),
+    ("a storage with a newline", {"storage": "runs\nb"}, ["storage", "control character '\\n'"]),
+    ("a storage with a tab", {"storage": "runs\tb"}, ["storage", "control character '\\t'"]),
+    ("a seed of 10^22", {"repeats": {"seeds": [99999999999999999999999]}},
+     ["repeats.seeds", "99999999999999999999999", "[0, 2^32)"]),
+    ("a seed of 2^32", {"repeats": {"seeds": [0, 2**32]}}, ["repeats.seeds", "4294967296", "[0, 2^32)"]),
+    ("a negative seed", {"repeats": {"seeds": [-1]}}, ["repeats.seeds", "-1", "[0, 2^32)"]),
+    ("a boolean seed", {"repeats": {"seeds": [True]}}, ["repeats.seeds", "boolean"]),
+    ("epochs: true", {"fixed": {"epochs": True}}, ["fixed.epochs", "integer, not the boolean true"]),
+    ("a float field given a boolean", {"fixed": {"lr_g": False}}, ["fixed.lr_g", "number, not the boolean false"]),
+    ("budget.trials: true", {"budget": {"trials": True}}, ["budget.trials", "not the boolean true"]),
+    ("a searched epochs of booleans", {"fixed": {"epochs": None}, "search": {"epochs": {"choice": [True, 2]}}},
+     ["search.epochs", "boolean"]),
     ("an experiment name over 255 characters", {"name": LONG}, ["name", "300 characters"]),
     ("a point outside its choices", {"searcher": {"points_to_evaluate": [{"discriminator": "none"}]}},
      ["point 0", "not among"]),
@@ -296,6 +308,9 @@ def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None
 
 CLI_STORAGE = [
     ("an empty --storage", ["--storage", ""], ["empty"]),
+    ("a --storage with a newline", ["--storage", "a\nb"], ["control character '\\n'"]),
+    ("a seed outside [0, 2^32)", ["repeats.seeds=[99999999999999999999999]"], ["repeats.seeds", "[0, 2^32)"]),
+    ("epochs: true", ["fixed.epochs=true"], ["fixed.epochs", "boolean true"]),
     ("an http URI", ["--storage", "http://127.0.0.1:9/runs"], ["'http://'"]),
     ("an unknown scheme", ["--storage", "foo://bar"], ["'foo://'"]),
 ]

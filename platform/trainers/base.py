@@ -35,6 +35,7 @@ from platform.registry import Registry
 from platform.results import CHECKPOINTS, metric_stem
 from platform.runtime import RuntimeConfig
 from platform.seeds import seed_everything
+from platform.strictnum import refuse_bool_numbers
 
 
 class TrainerConfig(BaseModel):
@@ -49,6 +50,12 @@ class TrainerConfig(BaseModel):
     RENAMED: ClassVar[dict[str, str]] = {}
 
     epochs: int = Field(120, ge=1, description="training epochs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data: Any) -> Any:
+        # ``epochs: true`` would otherwise train 1 epoch (pydantic reads a bool as an int).
+        return refuse_bool_numbers(cls, data)
 
     @model_validator(mode="before")
     @classmethod

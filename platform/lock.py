@@ -1,0 +1,264 @@
+"""One writer per experiment: a lock object at ``<storage>/<experiment>/.segsweep-lock.json``.
+
+Creating or resuming an experiment takes the lock; a second sweep on the same experiment is refused (exit code 2)
+with the owner's host, PID and start time. The lock is a small JSON object: a random owner token, host, PID,
+the time it was taken and a heartbeat time. A thread of the owning sweep rewrites the heartbeat every
+``STALE_S / 4`` seconds while the sweep runs; the lock is deleted when the sweep ends.
+
+The rule for taking over: a lock whose heartbeat is older than ``STALE_S`` seconds (``SEGSWEEP_LOCK_STALE_S``,
+default 120) belongs to a sweep that died without releasing it (SIGKILL, a lost node, a lost mount), and the next
+sweep takes it over. A live owner refreshes it far more often than that, so a lock is never taken from a sweep
+that runs; machines whose clocks disagree by more than ``STALE_S`` would break this, and the timeout should then be
+raised.
+
+How the lock is created, by kind of storage:
+
+- A local path, which includes an NFS mount: ``open(O_CREAT | O_EXCL)``, atomic on local filesystems and on NFS
+  v3 and later. A stale lock is first renamed to a unique name (atomic; only one taker's rename of it succeeds)
+  and read again to check it is still the stale one, then the taker creates its own with ``O_EXCL``.
+- Object stores (``s3://``, ``gs://``): pyarrow has no create-if-absent there. The taker writes its lock object
+  (when none exists, or the one there is stale), waits ``SETTLE_S`` seconds (``SEGSWEEP_LOCK_SETTLE_S``, default
+  2) and reads it back: the lock is its own only if the owner token read back is its own, otherwise the last
+  writer won and this one is refused. Limits: this relies on read-after-write consistency (S3 and GCS give it)
+  and on no taker stalling for longer than ``SETTLE_S`` between finding the lock free and writing its own; two
+  sweeps started that closely on a store without that consistency could both run. The heartbeat checks the token
+  too, so an owner that lost its lock says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow.fs as pafs
+
+from platform.storage import filesystem
+
+LOCK_NAME = ".segsweep-lock.json"
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, or ``default`` when unset or not a positive number."""
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+STALE_S = _env_seconds("SEGSWEEP_LOCK_STALE_S", 120.0)
+SETTLE_S = _env_seconds("SEGSWEEP_LOCK_SETTLE_S", 2.0)
+
+
+class LockHeld(Exception):
+    """Another sweep owns the experiment; ``str(err)`` names it (host, PID, since when) and what to do."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    token: str
+    host: str
+    pid: int
+    since: float
+    heartbeat: float
+
+    def describe(self) -> str:
+        since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"host {self.host}, PID {self.pid}, since {since}"
+
+    def stale(self, now: float, stale_s: float) -> bool:
+        return now - self.heartbeat > stale_s
+
+
+def _parse(text: bytes) -> Owner | None:
+    """The owner a lock object names, or None for one that does not parse (a write cut short)."""
+    try:
+        data = json.loads(text.decode())
+        return Owner(str(data["token"]), str(data["host"]), int(data["pid"]), float(data["since"]),
+                     float(data["heartbeat"]))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+class ExperimentLock:
+    """The lock of one experiment (``experiment``: its path or URI). ``acquire`` raises LockHeld when another
+    live sweep owns it; ``start_heartbeat`` keeps it fresh; ``release`` deletes it if it is still this one's."""
+
+    def __init__(self, experiment: str, stale_s: float | None = None, settle_s: float | None = None,
+                 fs: pafs.FileSystem | None = None, path: str | None = None) -> None:
+        self.experiment = experiment
+        if fs is None:
+            fs, root = filesystem(experiment)
+            path = f"{root.rstrip('/')}/{LOCK_NAME}"
+        self.fs = fs
+        self.path = path or LOCK_NAME
+        self.local = isinstance(fs, pafs.LocalFileSystem)
+        self.stale_s = STALE_S if stale_s is None else stale_s
+        self.settle_s = SETTLE_S if settle_s is None else settle_s
+        self.token = uuid.uuid4().hex
+        self.since = time.time()
+        self.held = False
+        self.lost: Owner | None = None  # set by the heartbeat when another sweep now owns the lock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- reading and writing the lock object ------------------------------------------------------------------
+    def _payload(self) -> bytes:
+        return json.dumps({"token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
+                           "since": self.since, "heartbeat": time.time(),
+                           "experiment": self.experiment}).encode()
+
+    def owner(self) -> Owner | None:
+        """Who holds the lock now (None when nobody does)."""
+        text = self._read(self.path)
+        if text is None:
+            return None
+        parsed = _parse(text)
+        # An unparsable lock (a writer killed mid-write) has no heartbeat: it counts as stale.
+        return parsed or Owner("", "unknown", -1, 0.0, 0.0)
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            with self.fs.open_input_stream(path) as stream:
+                return stream.read()
+        except FileNotFoundError:
+            return None
+
+    def _write(self, path: str) -> None:
+        """Write the lock object whole: to a temporary name, then moved (an object store's copy appears at once),
+        so a reader never sees half of it and takes it for a lock cut short."""
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        temporary = f"{path}.{self.token}.tmp"
+        with self.fs.open_output_stream(temporary) as stream:
+            stream.write(self._payload())
+        self.fs.move(temporary, path)
+
+    def _create_exclusive(self) -> bool:
+        """Create the lock file only if absent (local paths, NFS); False when it exists."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        try:
+            descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(self._payload())
+            stream.flush()
+            os.fsync(stream.fileno())
+        return True
+
+    def _refused(self, owner: Owner) -> LockHeld:
+        return LockHeld(f"experiment {self.experiment} is being written by another sweep ({owner.describe()}; "
+                        f"last heartbeat {max(0.0, time.time() - owner.heartbeat):.0f} s ago). One sweep writes an "
+                        "experiment at a time: wait for it to end, or stop it, or use a different name (e.g. "
+                        f"name=my-sweep-2). A lock whose heartbeat is older than {self.stale_s:g} s "
+                        "(SEGSWEEP_LOCK_STALE_S) is taken over.")
+
+    # --- taking, refreshing, releasing -------------------------------------------------------------------------
+    def acquire(self) -> None:
+        """Take the lock, or raise LockHeld naming the live owner. A stale lock is taken over."""
+        for _ in range(5):  # each round ends in ownership, a refusal, or a race to try again
+            current = self.owner()
+            if current is not None and not current.stale(time.time(), self.stale_s):
+                raise self._refused(current)
+            if self.local:
+                if current is not None and not self._remove_stale(current):
+                    continue
+                if self._create_exclusive():
+                    self.held = True
+                    return
+                continue
+            self._write(self.path)
+            time.sleep(self.settle_s)  # let a racing writer's object land, then see who won
+            now = self.owner()
+            if now is not None and now.token == self.token:
+                self.held = True
+                return
+            if now is not None:
+                raise self._refused(now)
+        current = self.owner()
+        raise self._refused(current or Owner("", "unknown", -1, time.time(), time.time()))
+
+    def _remove_stale(self, stale: Owner) -> bool:
+        """Move a stale local lock aside; False when it changed in between (another taker was faster)."""
+        aside = f"{self.path}.stale-{self.token}"
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True  # gone already: try to create ours
+        moved = _parse(self._read(aside) or b"")
+        if (moved.token if moved else "") == stale.token:
+            os.unlink(aside)
+            return True
+        # We moved a fresh lock another taker had just created: put it back unless a newer one exists.
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, self.path)
+        os.unlink(aside)
+        return False
+
+    def refresh(self) -> bool:
+        """Rewrite the heartbeat if the lock is still this sweep's; False (and ``lost`` set) otherwise."""
+        current = self.owner()
+        if current is None or current.token != self.token:
+            self.lost = current
+            self.held = False
+            return False
+        if self.local:
+            temporary = f"{self.path}.{self.token}.tmp"
+            with open(temporary, "wb") as stream:
+                stream.write(self._payload())
+            os.replace(temporary, self.path)  # atomic: a reader never sees half a lock
+        else:
+            self._write(self.path)
+        return True
+
+    def start_heartbeat(self, interval_s: float | None = None) -> None:
+        interval = self.stale_s / 4 if interval_s is None else interval_s
+
+        def beat() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    if not self.refresh():
+                        return
+                except OSError:  # a store that fails for a moment: the next beat tries again
+                    continue
+
+        self._thread = threading.Thread(target=beat, name="segsweep-lock-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        """Stop the heartbeat and delete the lock if it is still this sweep's."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if not self.held:
+            return
+        self.held = False
+        with contextlib.suppress(OSError):
+            current = self.owner()
+            if current is not None and current.token == self.token:
+                self.fs.delete_file(self.path)
+
+    def __enter__(self) -> ExperimentLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def lock_owner(experiment: str) -> Owner | None:
+    """The live owner of an experiment's lock (None when free or stale), without taking it."""
+    lock = ExperimentLock(experiment)
+    try:
+        owner = lock.owner()
+    except OSError:
+        return None
+    return owner if owner is not None and not owner.stale(time.time(), lock.stale_s) else None
