@@ -285,7 +285,8 @@ def html(results: dict[str, dict[str, Any]], header: str) -> str:
     esc = html_module.escape
     style = ("<style>table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 6px}"
              + "".join(f".{v.replace(' ', '-')}{{background:{c}}}" for v, c in VERDICT_COLOURS.items()) + "</style>")
-    parts = [f"<h1>Paper tables, reproduced on this platform</h1><p>{esc(header)}</p><p>{esc(SCHEME)}</p>"]
+    scheme = SCHEME.replace("`", "")  # Markdown's code marks
+    parts = [f"<h1>Paper tables, reproduced on this platform</h1><p>{esc(header)}</p><p>{esc(scheme)}</p>"]
     first = True
     for stem, result in results.items():
         rows = result["rows"]
