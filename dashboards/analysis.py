@@ -43,11 +43,18 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # one study per importance
 # --- filters -------------------------------------------------------------------------------------------------
 
 
-def encode(values: pd.Series, categorical: bool) -> tuple[np.ndarray, list[str] | None]:
-    """Numbers for an axis: a numeric column as float, a categorical one as codes of its sorted labels."""
+def encode(values: pd.Series, categorical: bool,
+           order: list[str] | None = None) -> tuple[np.ndarray, list[str] | None]:
+    """Numbers for an axis: a numeric column as float, a categorical one as codes of its labels, in ``order`` (the
+    spec's level order, ``Experiment.levels``) where given, else sorted; only labels present get a code."""
     if not categorical:
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float), None
     codes, labels = pd.factorize(values.astype(str), sort=True)  # one pass, not a map per row
+    if order:
+        rank = {label: index for index, label in enumerate(order)}
+        ordered = sorted(labels, key=lambda label: (rank.get(label, len(rank)), label))
+        recode = np.array([ordered.index(label) for label in labels], dtype=float)
+        return recode[codes], [str(label) for label in ordered]
     return codes.astype(float), [str(label) for label in labels]
 
 

@@ -88,15 +88,17 @@ def _wrap(title: str, width: int = 70) -> str:
 
 
 def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
-                  log_axes: dict[str, bool] | None = None) -> list[dict[str, Any]]:
+                  log_axes: dict[str, bool] | None = None,
+                  levels: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """The parallel-coordinate axes: each parameter (categorical ones encoded; a numeric one on a log10 axis when
     the sweep sampled it log-uniformly, per ``log_axes`` as the ``sweep`` table records it: never guessed from the
-    values, so a uniform axis spanning decades stays linear) and the score column."""
+    values, so a uniform axis spanning decades stays linear) and the score column. ``levels``: a categorical
+    parameter's labels in the spec's order (``Experiment.levels``); sorted where absent."""
     dimensions = []
     for column in [*params, score]:
         if column not in trials:
             continue
-        values, labels = encode(trials[column], column in categorical)
+        values, labels = encode(trials[column], column in categorical, (levels or {}).get(column))
         log = bool(labels is None and column != score and np.nanmin(values, initial=np.inf) > 0
                    and (log_axes or {}).get(column))
         dimensions.append({"column": column, "values": np.log10(values) if log else values, "labels": labels,
@@ -106,7 +108,8 @@ def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str]
 
 def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
                          brushes: dict[str, Any] | None = None, log_axes: dict[str, bool] | None = None,
-                         selected: list[str] | None = None) -> tuple[Figure, list[dict[str, Any]]]:
+                         selected: list[str] | None = None,
+                         levels: dict[str, list[str]] | None = None) -> tuple[Figure, list[dict[str, Any]]]:
     """Parcoords over parameters and the score (line colour = score; with trials selected in the grid, those in
     red over the others in grey); brushes redrawn from ``brushes``.
 
@@ -114,7 +117,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     """
     if trials.empty:
         return empty("no trials match the filters"), []
-    dimensions = dimensions_of(trials, params, categorical, score, log_axes)
+    dimensions = dimensions_of(trials, params, categorical, score, log_axes, levels)
     chosen = trials["trial_id"].isin(selected or []).to_numpy()
     drawn = sample_index(len(trials), PARCOORDS_LINES, keep=np.flatnonzero(chosen) if chosen.any() else None)
     if chosen.any():  # plotly draws the lines in data order: the selected ones last, so on top of the others
@@ -194,7 +197,8 @@ def _clip(text: str, width: int = 18) -> str:
 
 
 def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
-                    params: list[str], log_x: bool | None = None, selected: list[str] | None = None) -> Figure:
+                    params: list[str], log_x: bool | None = None, selected: list[str] | None = None,
+                    order: list[str] | None = None) -> Figure:
     """Score against one parameter: every trial as a dot, each configuration's mean over repeats with its
     95% interval (error bars; a band when the parameter is numeric) -- the lambda curve. Beyond
     ``SCATTER_POINTS`` trials the dots are a seeded sample, and beyond ``CURVE_GROUPS`` configurations the means
@@ -215,7 +219,12 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
     else:
         configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce") if is_number
                                  else configs[param].astype(str))
-    configs = configs.sort_values("x")
+    if not is_number and order:  # the spec's level order (``Experiment.levels``), not the labels' sort order
+        rank = {label: index for index, label in enumerate(order)}
+        configs = configs.assign(_rank=configs["x"].map(lambda label: rank.get(label, len(rank))))
+        configs = configs.sort_values(["_rank", "x"]).drop(columns="_rank")
+    else:
+        configs = configs.sort_values("x")
     bars = configs["high"] - configs["mean"]
     drawn = sample_index(len(trials), SCATTER_POINTS)
     picked = trials if drawn is None else trials.iloc[drawn]
@@ -249,7 +258,9 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
         notes.append(f"includes {int(early.sum())} trials stopped early")
     how = "; ".join(["mean and 95% interval over repeats" if grouping == "configuration" else "", *notes]).strip("; ")
     figure = _figure(traces, f"{score} vs {short_name(param)} ({how})", len(trials), height=360,
-                     xaxis={"title": {"text": short_name(param)}, "type": "log" if log_x else "-"},
+                     xaxis={"title": {"text": short_name(param)}, "type": "log" if log_x else "-",
+                            **({"categoryorder": "array", "categoryarray": list(order)}
+                               if not is_number and order else {})},
                      yaxis={"title": {"text": score}}, showlegend=True)
     figure["layout"]["meta"]["drawn"] = len(picked)
     return figure

@@ -164,9 +164,11 @@ def report_figures(catalog: Catalog, experiment: Experiment, columns: list[str],
     shown = [figures.ablation_bars(finished, columns, score, baseline, mode=experiment.mode_of(score), order=order,
                                    adjust=adjust)]
     shown += [figures.objective_curve(finished, column, experiment.categorical, score, experiment.params,
-                                      experiment.is_log_axis(column)) for column in columns]
+                                      experiment.is_log_axis(column), order=experiment.levels(column))
+              for column in columns]
     shown.append(figures.parallel_coordinates(finished, experiment.params, experiment.categorical, score,
-                                              log_axes=experiment.log_axes)[0])
+                                              log_axes=experiment.log_axes,
+                                              levels=experiment.level_orders)[0])
     metric = score.split("/")[-1] if score.startswith("test/") else None
     if metric:
         cases = catalog.cases(experiment.name, None, "test", [metric])

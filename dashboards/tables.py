@@ -116,6 +116,11 @@ class Experiment:
         """``config/<axis>`` -> log scale, for every parameter whose axis the ``sweep`` table records."""
         return {param: log for param in self.params if (log := self.is_log_axis(param)) is not None}
 
+    @property
+    def level_orders(self) -> dict[str, list[str]]:
+        """``config/<axis>`` -> its labels in the spec's order, for every categorical parameter the record lists."""
+        return {param: order for param in self.params if (order := self.levels(param))}
+
     def levels(self, param: str) -> list[str] | None:
         """The labels of a categorical parameter in the spec's order (then any other label the trials carry,
         sorted, e.g. ``(absent)``); None for a numeric parameter or when the tables do not record the values."""

@@ -19,7 +19,8 @@ def controls() -> html.Div:
 def render(context: Context, score: str | None, param: str | None, selected: list[dict[str, Any]] | None) -> Any:
     experiment = context.experiment
     return figures.objective_curve(context.trials, param, experiment.categorical, score, experiment.params,
-                                   experiment.is_log_axis(param) if param else None, selected_ids(selected))
+                                   experiment.is_log_axis(param) if param else None, selected_ids(selected),
+                                   experiment.levels(param) if param else None)
 
 
 VIEWS = [View("curve", [("curve", "figure")], [("score", "value"), ("param", "value"), ("grid", "selectedRows")],

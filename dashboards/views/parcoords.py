@@ -23,9 +23,8 @@ def parcoords(explorer: Any, version: dict[str, Any] | None, statuses: list[str]
     experiment, trials = explorer.filtered(version, statuses, None, grid_model)
     if experiment is None or not score:
         return figures.empty("no experiment selected"), []
-    log_axes = {p: log for p in experiment.params if (log := experiment.is_log_axis(p)) is not None}
-    return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes, log_axes,
-                                        common.selected_ids(selected))
+    return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes,
+                                        experiment.log_axes, common.selected_ids(selected), experiment.level_orders)
 
 
 def brushes(explorer: Any, restyle: list[Any] | None, clear_clicks: int | None, axes: list[dict[str, Any]] | None,

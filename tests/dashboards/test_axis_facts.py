@@ -117,3 +117,18 @@ def test_importance_takes_kind_and_log_from_the_record(experiment: Experiment) -
     assert isinstance(found["config/weight"], optuna.distributions.FloatDistribution)
     assert not found["config/weight"].log  # spans three decades, sampled uniformly
     assert isinstance(found["config/steps"], optuna.distributions.IntDistribution)
+
+
+def test_levels_keep_the_spec_order_in_the_figures(experiment: Experiment) -> None:
+    trials = experiment.trials
+    dimensions = figures.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
+                                       experiment.log_axes, experiment.level_orders)
+    batch = next(d for d in dimensions if d["column"] == "config/batch")
+    assert batch["labels"] == ["16", "32", "8", "(absent)"]  # sorted, "8" would come last but one
+    codes = dict(zip(trials["config/batch"], batch["values"], strict=True))
+    assert codes == {"16": 0.0, "32": 1.0, "8": 2.0, "(absent)": 3.0}
+    curve = figures.objective_curve(trials, "config/batch", experiment.categorical, "best/val/dice",
+                                    experiment.params, False, order=experiment.levels("config/batch"))
+    means = next(t for t in curve["data"] if t["name"].startswith("mean"))
+    assert list(dict.fromkeys(means["x"])) == ["16", "32", "8", "(absent)"]  # grouped, in the spec's order
+    assert curve["layout"]["xaxis"]["categoryarray"] == ["16", "32", "8", "(absent)"]
