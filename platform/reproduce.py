@@ -1,5 +1,5 @@
-"""``python -m platform.reproduce [NAME ...] [--quick] [--storage URI] [--out DIR] [--read]``: the papers' tables
-beside the measured ones.
+"""``python -m platform.reproduce [NAME ...] [--quick] [--storage URI] [--out DIR] [--read] [--save-reference]``,
+``--check REFERENCE.json [NAME ...]``, ``--readme``: the papers' tables beside the measured ones.
 
 Each spec of ``search_spaces/paper/`` carries a ``paper:`` block (:class:`platform.spec.PaperTable`): its rows
 (which trials measure each, and the paper's number) and the orderings the paper reports. For every spec this runs
@@ -14,6 +14,13 @@ Markdown (``reproduce.md``), JSON (``reproduce.json``: per table, keyed by the s
 ``--quick`` runs every sweep with ``--smoke`` sizes and two seeds: about a minute per table, to check the
 machinery; its numbers mean nothing. Results on the phantom are not expected to equal the papers' numbers: the
 directions and the significant gaps are the point.
+
+Every output records its provenance (:mod:`platform.provenance`: code version, library versions, CPU/GPU, the
+command) in the Markdown and HTML header and, with ``quick``, in each table's JSON, so one table's JSON is a
+reference. ``--save-reference`` writes it to ``search_spaces/paper/reference/<NAME>.json``; ``--check
+REFERENCE.json [NAME ...]`` reruns the tables from a clean cache and storage and reports every row whose values per
+repeat differ and every environment difference; ``--readme`` regenerates README.md's measured tables from the
+committed references (:mod:`platform.reference`).
 """
 
 from __future__ import annotations
