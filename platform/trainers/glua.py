@@ -16,19 +16,37 @@ Adam (.9, .99) for D1 and D2.
 
 Choices where the paper is silent (all documented config fields):
 
-- Local feature mask, from p = sigmoid(D1(f)) (D1's probability of "source"), detached (no gradient to D1):
-  ``mask: gap`` (default) = D1's confidence that a pixel is of its own domain (1 - p on target features): high
-  where the domains still differ, the paper's prioritized "features with larger domain gap"; ``mask: entropy`` =
-  binary entropy of p / ln 2 and ``mask: margin`` = 1 - |2p - 1| are high where D1 is uncertain instead (the
-  transferable-attention reading). ``mask_on: target`` (default) re-weights target features residually,
-  ``f_t * (1 + mask)`` (so no feature is zeroed), before S_P, in training and at inference on target images;
-  ``both`` re-weights source features too (their own gap, p); ``adversarial`` leaves the features alone and
-  weights D1's adversarial loss per pixel by the target mask instead. D1's adversarial loss sees the raw features.
-  ``train/mask_mean`` and ``train/mask_var`` (over the target pixels), ``train/d1_acc`` and ``train/d2_acc`` (the
-  discriminators' accuracy at telling source from target, 0.5 is chance) are reported every stage-2 epoch.
+- Local feature mask, from p = sigmoid(D1(f)) (D1's probability of "source"), detached (no gradient to D1). The
+  paper's formula was lost in conversion and its words admit two readings, both first-class (``mask``):
+
+  * ``gap`` (default): D1's confidence that a pixel is of its own domain (1 - p on target features), high where
+    the domains still differ: "a local feature mask is integrated to reduce the 'inter-gap' for local features by
+    prioritizing those discriminative features with larger domain gap" (abstract); "the discriminator D1 could
+    provide accurate feedback on the region with larger domain gap, and by adaptively re-weighting the feature
+    map, prediction performance is improved accordingly" (section IV, Fig. 6).
+  * ``entropy``: the binary entropy of p / ln 2, high where D1 is uncertain: "the local feature masks are adopted
+    in segmentation subnet produced by the uncertainty of the domain discriminator" (introduction); "in the
+    absence of global alignment, the discriminator tends to output high uncertainty in the background and
+    considers it as part of discriminative region" (section IV, Fig. 6), the transferable-attention reading of
+    the local alignment methods it cites. ``margin`` (1 - |2p - 1|) is a variant of it.
+
+  ``mask_on: target`` (default) re-weights target features residually, ``f_t * (1 + mask)`` (so no feature is
+  zeroed), before S_P, in training and at inference on target images ("the target domain feature is reweighted
+  and calibrated", section III-A); ``both`` re-weights source features too (their own gap, p); ``adversarial``
+  leaves the features alone and weights D1's adversarial loss per pixel by the target mask instead. D1's
+  adversarial loss sees the raw features. Every stage-2 epoch reports ``train/mask_mean`` and ``train/mask_var``
+  (over the target pixels of the training batches), ``train/mask_fg`` and ``train/mask_bg`` (the mask S applies
+  at inference, after the epoch, averaged over the foreground and the background voxels of the target's training
+  volumes: their labels are read for this diagnostic alone and never reach a loss or a sampler), and
+  ``train/d1_acc`` and ``train/d2_acc`` (the discriminators' accuracy at telling source from target, 0.5 is
+  chance).
+- D1 and D2 learning rate ``lr_d``: the paper gives none ("We tune the batch size and learning rate empirically in
+  each task"); the default 1e-4 is AdaptSegNet's, whose discriminator optimizer (Adam, betas .9/.99) the paper
+  uses. The paper specs set the rate their budget needs (see their comments).
 - Source and target slices are sampled the same way: uniformly among every slice of the volumes, never by label
   (a foreground-only source against all target slices would let the discriminators tell the domains apart by
-  content). Target labels are read only by ``evaluate`` (and by ``mode: supervised_target``, the upper bound).
+  content). Target labels are read only by ``evaluate``, by the mask diagnostic above (never by a loss or a
+  sampler) and by ``mode: supervised_target`` (the upper bound).
 - Without D1 and D2 nothing of the target domain is forwarded in stage 2 (so BatchNorm statistics stay those of
   the source): ``style_transfer: false`` with no discriminator is exactly ``mode: no_adaptation``.
 - Epochs: stage 1 always owns the first ``stage1_epochs`` epochs; when it is skipped (cached, loaded from
@@ -113,8 +131,9 @@ class Config(TrainerConfig):
     ablation: str | None = Field(None, description=f"Table III row overriding mode/style_transfer/use_d1/use_d2: "
                                                    f"{', '.join(ABLATIONS)}")
     mask: Literal["gap", "entropy", "margin"] = Field(
-        "gap", description="local mask from D1: gap (its confidence the domains differ) or its uncertainty "
-        "(entropy, 1-|2p-1|)")
+        "gap", description="local mask from D1, the paper's two readings: gap (its confidence the domains differ, "
+        "'features with larger domain gap') or entropy (its uncertainty, 'produced by the uncertainty of the domain "
+        "discriminator'); margin: 1-|2p-1|, a variant of entropy")
     mask_on: Literal["target", "both", "adversarial"] = Field(
         "target", description="re-weight target features, source and target features, or D1's adversarial loss")
     lambda_rec_im: float = Field(20.0, ge=0, description="image reconstruction weight")
@@ -141,7 +160,8 @@ class Config(TrainerConfig):
     momentum_s: float = Field(0.9, ge=0, lt=1, description="SGD momentum (paper .9)")
     weight_decay_s: float = Field(5e-4, ge=0, description="SGD weight decay (paper 5e-4)")
     poly_power: float = Field(0.9, ge=0, description="polynomial learning-rate decay power (paper .9)")
-    lr_d: float = Field(1e-4, gt=0, description="Adam learning rate of D1, D2 (betas .9, .99)")
+    lr_d: float = Field(1e-4, gt=0, description="Adam learning rate of D1, D2 (betas .9, .99); the paper gives "
+                        "none, 1e-4 is AdaptSegNet's")
     dice_weight: float = Field(0.5, ge=0, le=1, description="L_seg = w * Dice + (1 - w) * CE")
 
     @model_validator(mode="after")
@@ -217,7 +237,8 @@ class GLUATrainer(Trainer):
         **{m: ("none", "adversarial loss") for m in ("loss_adv_img", "loss_d_img", "loss_adv_d1", "loss_adv_d2",
                                                      "loss_d1", "loss_d2")},
         "stage": ("none", "flag"), "stage1_cached": ("none", "flag"), "mask_mean": ("none", "mask"),
-        "mask_var": ("none", "mask"), "d1_acc": ("none", "accuracy"), "d2_acc": ("none", "accuracy"),
+        "mask_var": ("none", "mask"), "mask_fg": ("none", "mask"), "mask_bg": ("none", "mask"),
+        "d1_acc": ("none", "accuracy"), "d2_acc": ("none", "accuracy"),
         "style_jsd": ("min", "divergence"), "style_jsd_identity": ("none", "divergence")}
     ARTIFACT_KIND = "input|translated|prediction|truth"
 
@@ -432,7 +453,36 @@ class GLUATrainer(Trainer):
             keep += ["loss_adv_d2", "loss_d2", "d2_acc"]
         metrics = {f"train/{k}": sums[k] / self.iterations for k in keep}
         metrics["train/lr"] = self.optimizers["s"].param_groups[0]["lr"]
+        if config.d1:
+            regions = self.mask_by_label(self.target_train)
+            for name, keep_label in (("mask_fg", lambda label: label > 0), ("mask_bg", lambda label: label == 0)):
+                total_mask = sum(value for label, (value, _) in regions.items() if keep_label(label))
+                count = sum(n for label, (_, n) in regions.items() if keep_label(label))
+                metrics[f"train/{name}"] = total_mask / count if count else float("nan")
         return metrics
+
+    @torch.no_grad()
+    def mask_by_label(self, cases: list[Case]) -> dict[int, tuple[float, int]]:
+        """The D1 mask S applies at inference to these target volumes, per label value: (sum of the mask over the
+        voxels of that label, their count); the mask is brought to the image's resolution (nearest). A diagnostic
+        only: the labels it reads reach no loss and no sampler, and no random stream is drawn. Leaves the networks in
+        eval mode."""
+        self.eval_mode()
+        totals: dict[int, tuple[float, int]] = {}
+        for case in cases:
+            slices = volume_slices(case, 0, MULTIPLE).to(self.device)
+            chunks = self.in_chunks(lambda x: self.segment(x, target=True, ddp=False)[2], slices)
+            if any(chunk is None for chunk in chunks):
+                return {}
+            mask = F.interpolate(torch.cat(chunks).float(), size=slices.shape[-2:], mode="nearest")[:, 0]
+            size_x, size_y = case.label.shape[:2]
+            mask = mask[:, :size_x, :size_y].permute(1, 2, 0)  # (X, Y, Z), as the label
+            label = torch.from_numpy(case.label.astype(np.int64)).to(self.device)
+            for value in torch.unique(label).tolist():
+                where = label == value
+                total, count = totals.get(value, (0.0, 0))
+                totals[value] = (total + float(mask[where].sum()), count + int(where.sum()))
+        return totals
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         config = self.config
@@ -532,7 +582,7 @@ class GLUATrainer(Trainer):
         names = {"train/iterations", "train/stage", "train/stage1_cached", "train/lr", "train/loss_rec_im",
                  "train/loss_cyc", "train/loss_rec_c", "train/loss_adv_img", "train/loss_d_img", "train/loss_seg",
                  "train/loss_adv_d1", "train/loss_adv_d2", "train/loss_d1", "train/loss_d2", "train/mask_mean",
-                 "train/mask_var", "train/d1_acc", "train/d2_acc",
+                 "train/mask_var", "train/mask_fg", "train/mask_bg", "train/d1_acc", "train/d2_acc",
                  "val/style_jsd", "val/style_jsd_identity"}
         domains = data.eval_domains or data.domains or [d for d in (config.target,) if d]
         return names | summary_names("val", domains, data.names_of_classes(), surface=("asd",))
