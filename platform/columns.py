@@ -31,7 +31,7 @@ COLUMN_TYPES: dict[str, dict[str, pa.DataType]] = {
                "error": _STRING, "objectives": _STRING, "config_json": _STRING, "seed": _INT, "fold": _INT,
                "repeat": _INT, "epochs": _INT, "started_at": _FLOAT, "ended_at": _FLOAT, "wall_s": _FLOAT,
                "time_in_epochs_s": _FLOAT, "overhead_s": _FLOAT, "planned_epochs": _INT, "stopped_early": _BOOL,
-               "traceback": _STRING},
+               "traceback": _STRING, "warnings": _STRING},
     "epochs": {"trial_id": _STRING, "epoch": _INT, "time_total_s": _FLOAT},
     "artifacts": {"trial_id": _STRING, "path": _STRING, "kind": _STRING, "domain": _STRING, "subject": _STRING,
                   "split": _STRING, "legend": _STRING, "epoch": _INT, "checkpoint": _STRING},

@@ -338,6 +338,7 @@ def _unify_conflicting(schemas: list[pa.Schema]) -> pa.Schema:
 EPOCH_TIME = "time/epoch_s"  # the metric each epoch row times itself with
 ARTIFACTS_KEY = "artifacts"  # a trial result's JSON list of saved images
 CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
+WARNINGS_KEY = "warnings"  # the trials column (and a result's key) naming classes whose last val Dice is 0
 CONFIG_KEY = "config_json"  # the trial's validated trainer config, in its first result (and the trials column)
 TIME_COLUMNS = ("wall_s", "overhead_s", "time_in_epochs_s", "time_total_s")  # smaller is better
 CHECKPOINTS = ("best", "last")  # the test split is scored with both: ``test/best/...`` and ``test/last/...``
@@ -400,7 +401,16 @@ def summary_row(rows: list[dict[str, Any]], objectives: list[tuple[str, str]]) -
             row.update({key: value for key, value in source.items() if key.startswith("test/") and value is not None})
             break
     row["time_in_epochs_s"] = sum(r.get(EPOCH_TIME) or 0.0 for r in rows)
+    row[WARNINGS_KEY] = zero_dice_warning(rows[-1])
     return row
+
+
+def zero_dice_warning(metrics: dict[str, Any]) -> str | None:
+    """A one-line warning naming each class whose val Dice is 0 in ``metrics`` (a trial's last epoch): every
+    ``val/dice/.../<class>`` equal to 0 (a class the networks never predict, or lost for good); None if none."""
+    lost = sorted(key[len("val/dice/"):] for key, value in metrics.items()
+                  if key.startswith("val/dice/") and key.count("/") >= 3 and _is_number(value) and value == 0)
+    return f"val Dice 0 at the end: {', '.join(lost)}" if lost else None
 
 
 def _is_number(value: Any) -> bool:

@@ -31,12 +31,14 @@ from platform.results import (
     ARTIFACTS_KEY,
     CASES_KEY,
     CONFIG_KEY,
+    WARNINGS_KEY,
     WRITER_COLUMN,
     ResultsStore,
     epoch_row,
     listed_rows,
     summary_row,
     trial_row,
+    zero_dice_warning,
 )
 from platform.provenance import provenance
 from platform.resume import spec_columns
@@ -245,7 +247,11 @@ class ResultsCallback(tune.Callback):
         # writes them into every experiment state save). Everything now in the tables, the per-case scores,
         # pictures and config and every metric but the objectives (which the searcher reads again when the
         # trial ends), would only weigh on the driver. Tune lets callbacks edit the result in place; the
-        # scheduler and the searcher have already seen it whole.
+        # scheduler and the searcher have already seen it whole. A class lost (val Dice 0) stays named in it, for
+        # the progress line at the trial's end.
+        warning = zero_dice_warning(result)
+        if warning:
+            result[WARNINGS_KEY] = warning
         for key in [k for k in result if k in (CASES_KEY, ARTIFACTS_KEY, CONFIG_KEY)
                     or ("/" in k and k not in self._objective_metrics)]:
             del result[key]
@@ -460,7 +466,8 @@ class ProgressCallback(tune.Callback):
         planned = self._planned(trial)
         how = (f"stopped early by {self.spec.scheduler.type.upper()} at epoch {ran}/{planned}"
                if _number(ran) and ran < planned else f"completed {planned} epochs")
-        self._line(trials, f"{self._label(trial)} {how}")
+        warning = (trial.last_result or {}).get(WARNINGS_KEY)
+        self._line(trials, f"{self._label(trial)} {how}" + (f", WARNING {warning}" if warning else ""))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.finished.add(trial.trial_id)
