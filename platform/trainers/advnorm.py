@@ -1,10 +1,27 @@
 """Adversarial normalization (Delisle et al., "Realistic Image Normalization for Multi-Domain Segmentation").
 
-Three networks: G (3D U-Net, sigmoid output) normalizes a patch, S (3D U-Net) segments G(x), D classifies
-K real domains plus one "generated" class. Algorithm 1, per iteration:
+Three networks: G (3D U-Net) normalizes a patch, S (3D U-Net) segments G(x), D classifies K real domains plus
+one "generated" class. Algorithm 1, per iteration:
 
 * ``n_steps`` times: update D on real patches (label z) and generated patches (label K+1);
 * once: update S and G on ``L_seg(S(G(x)), y) - lambda * L_dis(D(G(x)), K+1)``.
+
+One scale for D: G's output lives in its input's space (a linear last layer, no sigmoid), and D's real class
+sees the real patches exactly as G and S receive them (``data.intensity``'s normalization). This follows the
+authors' public code, where G is trained with an MSE to reproduce its input and D compares the non-augmented
+inputs with G's output as they are; the journal paper gives no output range for G. With a sigmoid G and
+z-scored real patches D told the two apart by their value range alone and G could never fool it. D's accuracy
+is reported on real patches (``disc_acc_real``: the right domain) and generated ones (``disc_acc_fake``) apart,
+beside their mean (``disc_acc``), in training and on fixed validation patches.
+
+``warmup_epochs`` (the short paper's MSE initialization of G) run before epoch 1, on top of ``epochs``: each
+is one epoch's iterations of G-only updates, so every arm of a comparison (with or without G or D) trains S for
+``epochs`` epochs. Their mean MSE is reported with epoch 1 (``train/loss_mse``).
+
+``seg_loss``: ``dice`` is eq. 1 (one pooled weighted ratio); ``dice_ce`` adds the voxels' cross-entropy;
+``mean_dice_ce`` is nnU-Net's soft Dice averaged per class plus CE, under which a small class cannot vanish
+cheaply. ``class_share`` > 0 centres at least that share of patches on each foreground class (nnU-Net's
+class-aware oversampling, see ``PatchSampler``).
 
 ``adversarial_loss: paper`` uses that term as written (G maximizes D's loss on the generated class);
 ``nonsaturating`` replaces it by ``+ lambda * -log(1 - D_{K+1}(G(x)))``, the usual stabler GAN form.
@@ -27,7 +44,13 @@ from torch import nn
 
 from platform.data.config import DataConfig
 from platform.data.patches import PatchSampler, apply_bias_field
-from platform.losses import discriminator_loss, generated_class_loss, real_class_loss, weighted_dice_loss
+from platform.losses import (
+    discriminator_loss,
+    generated_class_loss,
+    mean_dice_ce_loss,
+    real_class_loss,
+    weighted_dice_loss,
+)
 from platform.metrics import (
     SegmentationSummary,
     classification_accuracy,
@@ -53,9 +76,13 @@ class Config(TrainerConfig):
         "dcgan", description="none: Pre-processor baseline (no discriminator either when generator is none)")
     resnet_depth: Literal[10, 18] = Field(10, description="depth of the ResNet discriminator option")
     adversarial_loss: Literal["paper", "nonsaturating"] = Field("paper", description="form of G's adversarial term")
-    seg_loss: Literal["dice", "dice_ce"] = Field(
-        "dice", description="S's loss: the paper's weighted Dice (eq. 1), or it plus voxel cross-entropy "
-        "(nnU-Net's Dice + CE), which keeps a small class from never being predicted in short budgets")
+    seg_loss: Literal["dice", "dice_ce", "mean_dice_ce"] = Field(
+        "dice", description="S's loss: the paper's weighted Dice (eq. 1); dice_ce: it plus voxel cross-entropy; "
+        "mean_dice_ce: nnU-Net's soft Dice averaged per foreground class plus cross-entropy, which does not let "
+        "a small class vanish")
+    class_share: float = Field(0.0, ge=0, le=1, description="share of training patches centred on each "
+                               "foreground class in turn (nnU-Net's class-aware oversampling); 0: uniform over "
+                               "foreground voxels, the paper's sampling")
     g_channels: int = Field(32, ge=1, description="generator features at the first level (3D U-Net: 32)")
     g_depth: int = Field(4, ge=1, description="generator resolution levels")
     s_channels: int = Field(32, ge=1, description="segmenter features at the first level")
@@ -73,8 +100,8 @@ class Config(TrainerConfig):
     lr_gamma: float = Field(0.1, gt=0, le=1, description="factor of each G/S learning-rate drop")
     d_plateau_factor: float = Field(0.1, gt=0, lt=1, description="D learning-rate decay on a validation plateau")
     d_plateau_patience: int = Field(7, ge=0, description="epochs without D validation-loss improvement before decay")
-    warmup_epochs: int = Field(0, ge=0, description="epochs training G to reproduce its input (MSE, input rescaled to "
-                               "[0, 1] per patch) before Alg. 1")
+    warmup_epochs: int = Field(0, ge=0, description="passes of one epoch's iterations training G alone to reproduce "
+                               "its input (MSE) before epoch 1, on top of epochs (S still trains epochs epochs)")
     bias_augment: float = Field(0.0, ge=0, le=1, description="probability of a random linear bias field (paper: .5)")
     bias_alpha_max: float = Field(1.0, ge=0, le=1, description="largest bias-field slope alpha drawn U(0, max)")
     sw_overlap: float = Field(0.75, ge=0, lt=1, description="sliding-window overlap (paper: stride 8 of 32 = .75)")
@@ -100,14 +127,6 @@ def class_weights_for(weights: list[float] | dict[str, float] | None, class_name
     return [1.0] * len(class_names)
 
 
-def _unit_range(x: torch.Tensor) -> torch.Tensor:
-    """Each sample of (B, C, *spatial) rescaled to [0, 1] by its own minimum and maximum."""
-    flat = x.flatten(1)
-    low = flat.min(dim=1).values.view(-1, *[1] * (x.dim() - 1))
-    high = flat.max(dim=1).values.view(-1, *[1] * (x.dim() - 1))
-    return (x - low) / (high - low).clamp_min(1e-6)
-
-
 @TRAINERS.register("advnorm")
 class AdvNormTrainer(Trainer):
     """Generator + segmenter + (K+1)-class discriminator, trained by Algorithm 1."""
@@ -115,7 +134,8 @@ class AdvNormTrainer(Trainer):
     Config = Config
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {
         **{m: ("min", "loss") for m in ("loss", "loss_seg", "loss_adv", "loss_mse", "loss_dis")},
-               "disc_acc": ("none", "accuracy"), "disc_acc_generated": ("none", "accuracy"),
+               "disc_acc": ("none", "accuracy"), "disc_acc_real": ("none", "accuracy"),
+               "disc_acc_fake": ("none", "accuracy"),
                "disc_confusion": ("none", "accuracy"), "dice_bias": ("max", "overlap"),
                "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
                "jsd_k_input": ("none", "divergence"), "jsd_k_norm": ("min", "divergence"),
@@ -129,12 +149,13 @@ class AdvNormTrainer(Trainer):
         weights = class_weights_for(config.class_weights, self.class_names)
         self.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
         self.samplers["patches"] = PatchSampler(self.train_cases, self.domains, patch, data.batch_size,
-                                                seed=self.stream_seed(0))
+                                                seed=self.stream_seed(0), class_share=config.class_share)
         self.samplers["augment"] = GeneratorState(self.stream_seed(1))
 
         k = len(self.domains)
         if config.generator == "unet":
-            self.nets["G"] = UNet3D(channels, channels, config.g_channels, config.g_depth, sigmoid_output=True)
+            # A linear last layer: G's output stays in its input's space, the space of D's real patches.
+            self.nets["G"] = UNet3D(channels, channels, config.g_channels, config.g_depth)
         self.nets["S"] = UNet3D(channels, self.num_classes, config.s_channels, config.s_depth)
         adversarial = config.generator == "unet"  # D judges G's output: without G there is nothing to judge
         if adversarial and config.discriminator == "dcgan":
@@ -201,23 +222,26 @@ class AdvNormTrainer(Trainer):
         loss_d = discriminator_loss(logits_real, z) + discriminator_loss(logits_fake, fake_class)
         self.step(loss_d, "D")
         add("loss_dis", loss_d)
-        add("disc_correct", (logits_real.argmax(1) == z).float().sum()
-            + (logits_fake.argmax(1) == fake_class).float().sum())
-        add("disc_seen", torch.tensor(2.0 * z.numel()))
+        add("disc_correct_real", (logits_real.argmax(1) == z).float().sum())
+        add("disc_correct_fake", (logits_fake.argmax(1) == fake_class).float().sum())
+        add("disc_seen", torch.tensor(float(z.numel())))
 
-    def _generator_step(self, add: Any, warmup: bool) -> None:
-        """One G and S update on ``L_seg(S(G(x)), y) - lambda * L_dis(D(G(x)), K+1)`` (or the warm-up loss)."""
+    def warm_up(self, add: Any) -> None:
+        """``warmup_epochs`` passes of one epoch's iterations: G alone learns to reproduce its input (MSE, in the
+        input's space, the short paper's initialization); S and D are not trained."""
+        if "G" not in self.nets:
+            return
+        for _ in range(self.config.warmup_epochs * self.iterations):
+            _, x, _, _ = self._batch()
+            loss_g = nn.functional.mse_loss(self._normalize(x).float(), self.standardize_input(x).float())
+            self.step(loss_g, "G")
+            add("loss_mse", loss_g)
+
+    def _generator_step(self, add: Any) -> None:
+        """One G and S update on ``L_seg(S(G(x)), y) - lambda * L_dis(D(G(x)), K+1)``."""
         config = self.config
         _, x, y, _ = self._batch()
         normalized = self._normalize(x)
-        if warmup:
-            # The short paper's warm-up: G alone learns to reproduce its input; S is not trained. G's sigmoid
-            # output cannot take z-scores: its identity target is the input rescaled to [0, 1].
-            loss_g = nn.functional.mse_loss(normalized.float(), _unit_range(self.standardize_input(x)).float())
-            self.step(loss_g, "G")
-            add("loss_mse", loss_g)
-            add("loss", loss_g)
-            return
         loss_seg = self._segmentation_loss(self.nets["S"](normalized), y)
         loss = loss_seg
         if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
@@ -235,7 +259,10 @@ class AdvNormTrainer(Trainer):
         add("loss", loss)
 
     def _segmentation_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Eq. 1's weighted Dice, plus the voxels' cross-entropy under ``seg_loss: dice_ce``."""
+        """Eq. 1's weighted Dice, plus the voxels' cross-entropy under ``seg_loss: dice_ce``; nnU-Net's
+        per-class mean Dice + CE under ``mean_dice_ce``."""
+        if self.config.seg_loss == "mean_dice_ce":
+            return mean_dice_ce_loss(logits, target)
         loss = weighted_dice_loss(logits, target, self.class_weights)
         if self.config.seg_loss == "dice_ce":
             loss = loss + nn.functional.cross_entropy(logits, target.long())
@@ -244,25 +271,30 @@ class AdvNormTrainer(Trainer):
     def train_epoch(self, epoch: int) -> dict[str, float]:
         config, iterations = self.config, self.iterations
         self.train_mode()
-        warmup = epoch < config.warmup_epochs and "G" in self.nets
         sums: dict[str, torch.Tensor] = {}
 
         def add(name: str, value: torch.Tensor) -> None:
             sums[name] = sums.get(name, 0.0) + value.detach()
 
+        if epoch == 0 and config.warmup_epochs > 0:
+            self.warm_up(add)
         for _ in range(iterations):
-            if "D" in self.nets and not warmup:
+            if "D" in self.nets:
                 for _ in range(config.n_steps):
                     self._discriminator_step(add)
-            self._generator_step(add, warmup)
+            self._generator_step(add)
         for name in ("G", "S"):
             if name in self.schedulers:
                 self.schedulers[name].step()
         metrics = {f"train/{name}": float(value) / iterations for name, value in sums.items()
-                   if name in ("loss", "loss_seg", "loss_adv", "loss_mse")}
+                   if name in ("loss", "loss_seg", "loss_adv")}
+        if "loss_mse" in sums:
+            metrics["train/loss_mse"] = float(sums["loss_mse"]) / (config.warmup_epochs * iterations)
         if "loss_dis" in sums:
             metrics["train/loss_dis"] = float(sums["loss_dis"]) / (iterations * config.n_steps)
-            metrics["train/disc_acc"] = float(sums["disc_correct"] / sums["disc_seen"])
+            real = float(sums["disc_correct_real"] / sums["disc_seen"])
+            fake = float(sums["disc_correct_fake"] / sums["disc_seen"])
+            metrics |= {"train/disc_acc": (real + fake) / 2, "train/disc_acc_real": real, "train/disc_acc_fake": fake}
         metrics["train/iterations"] = float(iterations)
         for name, optimizer in self.optimizers.items():
             metrics[f"train/lr_{name.lower()}"] = optimizer.param_groups[0]["lr"]
@@ -353,13 +385,16 @@ class AdvNormTrainer(Trainer):
         for _ in range(max(1, self.config.eval_patches * len(self.domains) // batch)):
             x, _, z = sampler.sample()
             x, z = x.to(self.device), z.to(self.device)
-            real_logits, fake_logits = discriminator(x), discriminator(self._normalize(x, ddp=False))
+            # The real class as training shows it: the patches in the networks' input space.
+            real_logits = discriminator(self.standardize_input(x))
+            fake_logits = discriminator(self._normalize(x, ddp=False))
             fake = torch.full_like(z, len(self.domains))
             losses.append(discriminator_loss(real_logits, z) + discriminator_loss(fake_logits, fake))
             logits += [real_logits, fake_logits]
             labels += [z, fake]
         all_logits, all_labels = torch.cat(logits), torch.cat(labels)
         fake_rows = all_labels == len(self.domains)
+        real, fake = (classification_accuracy(all_logits[rows], all_labels[rows]) for rows in (~fake_rows, fake_rows))
         names = [*self.domains, "generated"]
         confusion = confusion_matrix(all_logits, all_labels, len(names))  # rows: the true class, normalized
         metrics = {f"{split}/disc_confusion/{names[i]}/{names[j]}": float(confusion[i, j])
@@ -367,7 +402,8 @@ class AdvNormTrainer(Trainer):
         return metrics | {
             f"{split}/loss_dis": float(torch.stack(losses).mean()),
             f"{split}/disc_acc": classification_accuracy(all_logits, all_labels),
-            f"{split}/disc_acc_generated": classification_accuracy(all_logits[fake_rows], all_labels[fake_rows]),
+            f"{split}/disc_acc_real": real,
+            f"{split}/disc_acc_fake": fake,
         }
 
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
@@ -390,8 +426,8 @@ class AdvNormTrainer(Trainer):
         if config.generator != "none":
             names |= {"train/lr_g", "train/loss_mse"}
         if config.discriminator != "none" and config.generator != "none":
-            names |= {"train/loss_dis", "train/disc_acc", "train/lr_d", "train/loss_adv", "val/loss_dis",
-                      "val/disc_acc", "val/disc_acc_generated"}
+            names |= {"train/loss_dis", "train/lr_d", "train/loss_adv", "val/loss_dis"}
+            names |= {f"{split}/disc_acc{part}" for split in ("train", "val") for part in ("", "_real", "_fake")}
             classes = [*(data.train_domains or data.domains), "generated"]
             names |= {f"val/disc_confusion/{a}/{b}" for a in classes for b in classes}
         return names
