@@ -31,7 +31,7 @@ from platform.storage import experiment_uri, filesystem, is_uri, resolve_storage
 # Letters, digits, dot, dash, underscore; no leading dot: no "..", no separators, no hidden directories.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 # Trials columns the first page never needs (large text read on demand for the comparison view).
-_HEAVY_COLUMNS = {"config_json", "traceback", "_seq"}
+_HEAVY_COLUMNS = {"config_json", "traceback", "_seq", "_writer"}  # _seq, _writer: the store's own
 _CACHE_SIZE = 8  # experiment versions kept: the experiment comparison reads several at once
 # A spec's distribution (the ``sweep`` table's axis kind) -> what a view draws: levels, an integer or a real range.
 AXIS_KINDS = {"choice": "categorical", "grid": "categorical", "int": "int", "uniform": "float",

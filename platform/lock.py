@@ -9,7 +9,8 @@ The rule for taking over: a lock whose heartbeat is older than ``STALE_S`` secon
 default 120) belongs to a sweep that died without releasing it (SIGKILL, a lost node, a lost mount), and the next
 sweep takes it over. A live owner refreshes it far more often than that, so a lock is never taken from a sweep
 that runs; machines whose clocks disagree by more than ``STALE_S`` would break this, and the timeout should then be
-raised.
+raised. A lock taken in the same process space as the taker (same host, boot and PID namespace, recorded in the
+lock) whose PID no longer runs is stale at once: a sweep killed a moment ago can be resumed without waiting.
 
 How the lock is created, by kind of storage:
 
@@ -36,6 +37,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -62,6 +64,25 @@ class LockHeld(Exception):
     """Another sweep owns the experiment; ``str(err)`` names it (host, PID, since when) and what to do."""
 
 
+def pid_space() -> str:
+    """This machine's boot and PID namespace: PIDs compare only between processes that share it."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{socket.gethostname()}:{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""  # not Linux: PIDs are never compared, only heartbeats
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process runs under that PID
+    return True
+
+
 @dataclass(frozen=True)
 class Owner:
     token: str
@@ -69,13 +90,18 @@ class Owner:
     pid: int
     since: float
     heartbeat: float
+    space: str = ""
 
     def describe(self) -> str:
         since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         return f"host {self.host}, PID {self.pid}, since {since}"
 
     def stale(self, now: float, stale_s: float) -> bool:
-        return now - self.heartbeat > stale_s
+        """A heartbeat older than ``stale_s``, or an owner of this PID space whose process is gone."""
+        if now - self.heartbeat > stale_s:
+            return True
+        here = pid_space()
+        return bool(here) and self.space == here and self.pid > 0 and not _running(self.pid)
 
 
 def _parse(text: bytes) -> Owner | None:
@@ -83,7 +109,7 @@ def _parse(text: bytes) -> Owner | None:
     try:
         data = json.loads(text.decode())
         return Owner(str(data["token"]), str(data["host"]), int(data["pid"]), float(data["since"]),
-                     float(data["heartbeat"]))
+                     float(data["heartbeat"]), str(data.get("space", "")))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
 
@@ -113,7 +139,7 @@ class ExperimentLock:
     # --- reading and writing the lock object ------------------------------------------------------------------
     def _payload(self) -> bytes:
         return json.dumps({"token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-                           "since": self.since, "heartbeat": time.time(),
+                           "since": self.since, "heartbeat": time.time(), "space": pid_space(),
                            "experiment": self.experiment}).encode()
 
     def owner(self) -> Owner | None:

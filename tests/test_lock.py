@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pyarrow.fs as pafs
 import pytest
 import yaml
 
-from platform.lock import LOCK_NAME, ExperimentLock, LockHeld, lock_owner
+from platform.lock import LOCK_NAME, ExperimentLock, LockHeld, lock_owner, pid_space
 from platform.results import read_table
 from tests.conftest import REPO_ROOT
 
@@ -49,6 +50,15 @@ def write_lock(tmp_path: Path, **fields: Any) -> None:
 
 KINDS = ["local", "object"]
 
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+DEAD_PID = _dead_pid()
+
 # What is at the lock's place before a sweep takes it -> whether it is taken.
 TAKERS = [
     ("no lock", None, True),
@@ -56,6 +66,10 @@ TAKERS = [
     ("a live owner whose heartbeat is almost stale", {"heartbeat": time.time() - STALE_S + 20}, False),
     ("a stale owner", {"heartbeat": time.time() - STALE_S - 5}, True),
     ("a lock cut short by a crash", {"raw": '{"token": "oth'}, True),
+    ("a fresh lock of a process gone from this machine", {"pid": DEAD_PID, "space": pid_space()}, True),
+    ("a fresh lock of a process running on this machine", {"pid": os.getppid(), "space": pid_space(),
+                                                           "host": "node-7"}, False),
+    ("a fresh lock of that PID in another PID namespace", {"pid": DEAD_PID, "space": "elsewhere:1:2"}, False),
 ]
 
 
@@ -70,7 +84,8 @@ def test_a_lock_is_taken_only_when_free_or_stale(tmp_path: Path, kind: str, case
         with pytest.raises(LockHeld) as info:
             lock.acquire()
         message = str(info.value)
-        for fragment in ("another sweep", "host node-7", "PID 4242", "since ", "SEGSWEEP_LOCK_STALE_S"):
+        pid = existing.get("pid", 4242)
+        for fragment in ("another sweep", "host node-7", f"PID {pid}", "since ", "SEGSWEEP_LOCK_STALE_S"):
             assert fragment in message, f"{fragment!r} not in: {message}"
         assert json.loads((tmp_path / "exp" / LOCK_NAME).read_text())["token"] == "other", "the owner's lock stays"
         return
@@ -144,29 +159,58 @@ def test_lock_owner_reports_only_a_live_lock(tmp_path: Path) -> None:
 EPOCHS = 2
 
 
-@pytest.mark.slow
-def test_two_sweeps_racing_for_one_experiment(tmp_path: Path, cache_dir: Path) -> None:
-    spec = {"name": "race", "trainer": "fault", "storage": str(tmp_path / "runs"), "fixed": {"epochs": EPOCHS},
+def sweep_env(cache_dir: Path) -> dict[str, str]:
+    return {**os.environ, "SEGSWEEP_CACHE": str(cache_dir), "SEGSWEEP_PLUGINS": "tests.fault_trainer",
+            "RAY_DISABLE_USAGE_STATS": "1"}
+
+
+@pytest.fixture(scope="module")
+def raced(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, Path, list]:
+    """Two sweeps of one spec started at once: (spec, experiment, [(exit code, stdout, stderr)] of both)."""
+    root = tmp_path_factory.mktemp("race")
+    spec = {"name": "race", "trainer": "fault", "storage": str(root / "runs"), "fixed": {"epochs": EPOCHS},
             "objective": {"metric": "val/dice", "mode": "max"}, "budget": {"trials": 2, "concurrent": 2},
             "searcher": {"sampler": "random", "seed": 0}, "search": {"iterations": {"int": [1, 3]}},
             "resources": {"workers_per_trial": 1, "cpus_per_worker": 0.5}}
-    path = tmp_path / "spec.yaml"
+    path = root / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    env = {**os.environ, "SEGSWEEP_CACHE": str(cache_dir), "SEGSWEEP_PLUGINS": "tests.fault_trainer",
-           "RAY_DISABLE_USAGE_STATS": "1"}
-    sweeps = [subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path)], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = [(sweep.wait(timeout=600), *sweep.communicate()) for sweep in sweeps]
+    sweeps = [subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path)], cwd=REPO_ROOT,
+                               env=sweep_env(cache_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    outputs = [sweep.communicate(timeout=600) for sweep in sweeps]
+    return path, root / "runs" / "race", [(sweep.returncode, *out) for sweep, out in zip(sweeps, outputs, strict=True)]
+
+
+@pytest.mark.slow
+def test_two_sweeps_racing_for_one_experiment(raced: tuple[Path, Path, list]) -> None:
+    _, experiment, results = raced
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 2], [(code, out[-2000:], err[-3000:]) for code, out, err in results]
     _, _, refusal = next(result for result in results if result[0] == 2)
     assert "Traceback" not in refusal and refusal.startswith("error: "), refusal
     # Refused at the lock (naming its owner), or, had the winner finished first, because the experiment exists.
     assert ("another sweep" in refusal and "PID " in refusal and "since " in refusal) or "already exists" in refusal
-    experiment = str(tmp_path / "runs" / "race")
-    trials = read_table(experiment, "trials").to_pylist()
+    trials = read_table(str(experiment), "trials").to_pylist()
     assert len(trials) == 2 and {t["status"] for t in trials} == {"TERMINATED"}, trials
-    epochs = read_table(experiment, "epochs").to_pylist()
+    epochs = read_table(str(experiment), "epochs").to_pylist()
     for trial in trials:
         assert sorted(r["epoch"] for r in epochs if r["trial_id"] == trial["trial_id"]) == list(range(1, EPOCHS + 1))
-    assert not (tmp_path / "runs" / "race" / LOCK_NAME).exists(), "the winner released its lock"
+    assert not (experiment / LOCK_NAME).exists(), "the winner released its lock"
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_experiment_is_quiet_with_one_clock(raced: tuple[Path, Path, list],
+                                                                cache_dir: Path) -> None:
+    path, experiment, _ = raced
+    before = read_table(str(experiment), "trials").to_pylist()
+    result = subprocess.run([sys.executable, "-m", "platform.sweep", str(path), "--resume"], capture_output=True,
+                            text=True, cwd=REPO_ROOT, env=sweep_env(cache_dir), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Failed to fetch metrics" not in result.stderr + result.stdout, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    clocks = [int(seconds) for seconds in re.findall(r"^\[\s*(\d+)s\] trials", result.stdout, re.MULTILINE)]
+    total = re.search(r"(\d+) trials in (\d+) s", result.stdout)
+    assert clocks and total, result.stdout[-3000:]
+    assert max(clocks) <= int(total.group(2)) + 1, f"progress {clocks} vs summary {total.group(0)}"
+    after = read_table(str(experiment), "trials").to_pylist()
+    assert sorted((t["trial_id"], t["status"]) for t in after) == sorted((t["trial_id"], t["status"]) for t in before)

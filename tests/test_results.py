@@ -107,7 +107,15 @@ class _FullDisk(fsspec.implementations.local.LocalFileSystem):
         return super()._open(path, mode, **kwargs)
 
 
-# (deferred rows per table, tables written before the disk filled): what a full disk must not lose.
+# A row of each table, the i-th (distinct keys).
+ROW_OF = {
+    "trials": lambda i: {"trial_id": f"t{i}", "status": "RUNNING"},
+    "epochs": lambda i: {"trial_id": "t", "epoch": i + 1, "val/dice": 0.5},
+    "cases": lambda i: {"trial_id": "t", "epoch": 1, "split": "val", "checkpoint": "best", "domain": "d",
+                        "subject": f"s{i}", "dice": 0.5},
+    "artifacts": lambda i: {"trial_id": "t", "path": f"a{i}.png"},
+}
+# Deferred rows per table when the disk fills: what a full disk must not lose.
 FULL_DISK = [
     ("one table", {"epochs": 3}),
     ("every table", {"trials": 2, "epochs": 5, "cases": 4, "artifacts": 1}),
@@ -118,15 +126,8 @@ FULL_DISK = [
 def test_a_failed_flush_keeps_its_rows_until_they_are_written(tmp_path: Path, case: str, counts: dict) -> None:
     store = ResultsStore(str(tmp_path / "exp"))
     store.fs = pafs.PyFileSystem(pafs.FSSpecHandler(_FullDisk(skip_instance_cache=True)))
-    keys = {"trials": {}, "epochs": {"epoch": 1}, "cases": {"epoch": 1, "split": "val", "checkpoint": "best",
-                                                            "domain": "d"}, "artifacts": {}}
     for table, count in counts.items():
-        rows = [{"trial_id": "t", **keys[table], ("subject" if table == "cases" else "path" if table == "artifacts"
-                 else "epoch" if table == "epochs" else "trial_id"): (i + 1 if table == "epochs" else f"k{i}"),
-                 "val/dice": 0.5} for i in range(count)]
-        if table == "trials":
-            rows = [{"trial_id": f"t{i}", "status": "RUNNING"} for i in range(count)]
-        store.append(table, rows, defer=True)
+        store.append(table, [ROW_OF[table](i) for i in range(count)], defer=True)
     waiting = store.pending_rows()
     _FullDisk.full = True
     try:
@@ -253,3 +254,49 @@ def test_an_unreadable_part_is_named_and_the_rest_reads(tmp_path: Path, case: st
     store.compact("trials")
     assert (directory / "part-0-bad.parquet").exists(), "a part that cannot be read is never deleted"
     assert sorted(store.read("trials").column("trial_id").to_pylist()) == ["a", "b"]
+
+
+# --- the sweep's writer on a failing storage (platform.tuning.ResultsCallback) ------------------------------------
+
+# (must the rows be written now, seconds the storage has failed for) -> whether the sweep stops (StorageFailed).
+FAILING_STORE = [
+    ("mid-sweep, just failed", False, 0.0, False),
+    ("mid-sweep, failing past the retry time", False, 1e6, True),
+    ("before Tune saves its state", True, 0.0, True),
+]
+
+
+@pytest.mark.parametrize(("case", "must", "failing_s", "stops"), FAILING_STORE, ids=[c[0] for c in FAILING_STORE])
+def test_the_sweep_writer_waits_for_a_failing_storage_then_stops_in_one_paragraph(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, must: bool, failing_s: float,
+        stops: bool) -> None:
+    from platform.spec import load_spec
+    from platform.sweep import _storage_failure
+    from platform.tuning import ResultsCallback, StorageFailed
+    from tests.test_user_input import spec_with, write
+
+    callback = ResultsCallback(load_spec(write(tmp_path, spec_with())), str(tmp_path / "exp"))
+    callback.store.fs = pafs.PyFileSystem(pafs.FSSpecHandler(_FullDisk(skip_instance_cache=True)))
+    callback.store.append("epochs", [{"trial_id": "t", "epoch": 1}], defer=True)
+    _FullDisk.full = True
+    try:
+        callback._flush(must=False)  # the first failure: a warning, the rows wait
+        callback._failing_since -= failing_s
+        if stops:
+            with pytest.raises(StorageFailed) as info:
+                callback._flush(must=must)
+            message = _storage_failure(RuntimeError("Tune's wrapper")) or ""
+            assert message == "", "only a storage failure is named"
+            wrapped = RuntimeError("Tune's wrapper")
+            wrapped.__cause__ = info.value
+            assert "no space left on the device" in (_storage_failure(wrapped) or "")
+        else:
+            callback._flush(must=must)
+    finally:
+        _FullDisk.full = False
+    assert callback.store.pending_rows() == 1, "the rows wait in every case"
+    warning = capsys.readouterr().err
+    assert warning.count("warning: the results storage cannot be written (no space left on the device") == 1
+    callback._flush(must=True)  # space freed
+    assert callback.store.pending_rows() == 0 and callback.store_error is None
+    assert callback.store.read("epochs").num_rows == 1
