@@ -94,6 +94,8 @@ class Table:
     paper: PaperTable
     runs: dict[tuple[str, ...], SweepSpec] = field(default_factory=dict)
     values: dict[str, dict[RepeatKey, float]] = field(default_factory=dict)
+    # The sweeps (their ``runs`` keys) that did not run to the end here: their rows are reported as not measured.
+    unmeasured: set[tuple[str, ...]] = field(default_factory=set)
 
 
 def _column(rows: list[dict[str, Any]], metric: str) -> str:
@@ -159,6 +161,7 @@ def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool) 
             continue
         if read_only:
             problems.append(f"{table.stem}: sweep {spec.name} has {done} of {planned} trials finished (--read)")
+            table.unmeasured.add(run)
             continue
         command = [sys.executable, "-m", "platform.sweep", str(table.path), *run,
                    f"name={spec.name.removesuffix('-smoke')}", *([QUICK_SEEDS] if quick else [])]
@@ -172,7 +175,9 @@ def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool) 
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            problems.append(f"{table.stem}: sweep {spec.name} exited {result.returncode}: {detail[0]}")
+            problems.append(f"{table.stem}: sweep {spec.name} exited {result.returncode}: {detail[0]} (its rows "
+                            "are reported as not measured)")
+            table.unmeasured.add(run)
     return problems
 
 
@@ -193,6 +198,8 @@ def measure(table: Table) -> None:
     cache: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in table.paper.rows:
         run = tuple(row.run)
+        if run in table.unmeasured:  # a sweep that did not finish here: none of its trials count
+            cache[run] = []
         if run not in cache:
             spec = table.runs[run]
             try:
@@ -404,10 +411,14 @@ def main(argv: list[str] | None = None) -> int:
 
     storage = args.storage or tables[0].spec.storage
     out = Path(args.out) if args.out else Path("reproduce") if is_uri(storage) else Path(storage) / "reproduce"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "reproduce.md").write_text(text)
-    (out / "reproduce.json").write_text(json_text(results))
-    (out / "reproduce.html").write_text(html(results, header))
+    from platform.outputs import OutputError, write_files
+
+    try:
+        write_files(out, {"reproduce.md": text, "reproduce.json": json_text(results),
+                          "reproduce.html": html(results, header)})
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
     print(f"written: {out}/reproduce.md, reproduce.json, reproduce.html")
     if args.save_reference:
         for path in reference.save_references(results):

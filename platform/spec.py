@@ -158,6 +158,9 @@ class Resources(_Strict):
     gpus_per_worker: float = Field(0.0, ge=0, description="GPUs per worker; fractional shares a GPU")
     memory_gb: float | None = Field(None, gt=0, description="memory per worker (GB): reserved from Ray, and on "
                                     "Linux a cap on what it allocates after start-up (over it the trial errors)")
+    max_failures: int = Field(2, ge=0, le=100, description="times a trial is retried from its last checkpoint "
+                              "after the infrastructure failed under it (a worker killed, a node lost); an error "
+                              "of the trial's own code (an exception, a NaN) is never retried")
 
 
 class Explore(_Strict):

@@ -167,10 +167,18 @@ def _alive(pid: int) -> bool:
     return _process_start(pid) is not None
 
 
-def _stop(child: subprocess.Popen, grace_s: float = 15.0) -> None:
+def _stop(child: subprocess.Popen, grace_s: float = 15.0, first_s: float = 2.0) -> None:
+    """Stop a child whose Ray is gone: a first SIGTERM asks for a clean stop, which cannot finish on a dead Ray;
+    a second stops it at once (its queued rows written, the experiment's lock released); SIGKILL after
+    ``grace_s`` if even that hangs."""
     if child.poll() is not None:
         return
     child.terminate()
+    try:
+        child.wait(timeout=first_s)
+        return
+    except subprocess.TimeoutExpired:
+        child.terminate()
     try:
         child.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
@@ -211,6 +219,9 @@ def supervise(argv: list[str], local: bool) -> int:
                 gone_at = time.monotonic()  # a sweep that finished shuts its Ray down too: it exits 0 just after
                 # The child said it shuts its Ray down itself (it marks that first), or was told to stop.
                 stopping = bool(forwarded) or (session is not None and _stopping(session))
+                # Not a shutdown of its own: what the driver prints now is Ray's dying words (its core worker's
+                # "Failed to connect to GCS" a minute on, ActorDiedError tracebacks), left out of the paragraph.
+                errors.quiet = not stopping
             if (gone_at is not None and not stopping and child.poll() is None
                     and time.monotonic() - gone_at > grace):
                 reason = "its raylet or GCS process exited"

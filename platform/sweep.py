@@ -147,6 +147,50 @@ def _storage_failure(exc: BaseException) -> str | None:
     return None
 
 
+def retried_text(experiment: str) -> str | None:
+    """The trials Tune restarted from a checkpoint after the infrastructure failed under them, or None."""
+    from platform.results import read_table
+
+    try:
+        rows = read_table(experiment, "trials").to_pylist()
+    except Exception:  # the summary is a courtesy; the table's own problems are reported where it is read
+        return None
+    retried = sorted((row["trial_id"], int(row.get("retries") or 0)) for row in rows if row.get("retries"))
+    if not retried:
+        return None
+    return ("retried from their last checkpoint after a lost worker or node: "
+            + ", ".join(f"{trial} ({n} time{'s' if n > 1 else ''})" for trial, n in retried))
+
+
+def stopped(spec: SweepSpec, args: argparse.Namespace, experiment: str, at_once: bool) -> int:
+    """The end of a sweep stopped by SIGINT or SIGTERM: the queued rows written (``at_once``: the second signal
+    skipped Tune's last state save), one paragraph with the ``--resume`` command; exit 130 or 143."""
+    from ray import tune
+
+    from platform import interrupts
+    from platform.results import read_table
+    from platform.supervisor import resume_command
+
+    if at_once:
+        interrupts.flush_all()
+        interrupts.stopping()
+    try:
+        rows = read_table(experiment, "trials", columns=["trial_id", "status"]).to_pylist()
+        finished = sum(row["status"] in ("TERMINATED", "ERROR") for row in rows)
+        count = f" {finished} of {spec.trial_count()} trials finished."
+    except Exception:  # the count is a courtesy
+        count = ""
+    signum = interrupts.received() or 2
+    name = interrupts.NAMES.get(signum, f"signal {signum}")
+    if tune.Tuner.can_restore(experiment):
+        how = ("Every reported epoch is written, and each unfinished trial continues from its last checkpoint. "
+               f"Continue the sweep with:\n  {resume_command(getattr(args, 'argv', sys.argv[1:]))}")
+    else:
+        how = "No trial had started: run the same command again to start the sweep."
+    print(f"stopped by {name}{' (at once)' if at_once else ''}.{count} {how}", file=sys.stderr, flush=True)
+    return interrupts.exit_code()
+
+
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USER_ERROR
@@ -184,19 +228,49 @@ class RayStartError(Exception):
 
 
 def _init_ray(**kwargs: Any) -> None:
+    """``ray.init``; a cluster that cannot be reached, or a local Ray that does not start within
+    ``ray_start_timeout_s`` (``SEGSWEEP_RAY_START_TIMEOUT_S``), is a ``RayStartError`` with what to try."""
     import ray
 
+    from platform.localray import START_TIMEOUT_ENV, cluster_unreachable, ray_start_timeout_s
+
+    address = kwargs.get("address")
+    joining = address not in (None, "local")
     try:
-        ray.init(**kwargs)
-    except Exception as exc:  # ray.init raises many types (ConnectionError, TimeoutError, RuntimeError, ...)
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
-        if kwargs.get("address") not in (None, "local"):
-            raise RayStartError(f"could not join the Ray cluster at {kwargs['address']!r} ({reason}). Check the "
+        timeout = ray_start_timeout_s()
+    except ValueError as err:
+        raise RayStartError(str(err)) from None
+    if joining:
+        unreachable = cluster_unreachable(str(address), timeout)
+        if unreachable:
+            raise RayStartError(f"could not join the Ray cluster at {address!r} ({unreachable}). Check the "
                                 "address (ray://HOST:10001 or HOST:6379) and that the cluster is up, or run "
-                                "without --address for a local Ray.") from None
-        raise RayStartError(f"the local Ray did not start ({reason}). The machine may be loaded or short of "
-                            "memory: try again in a moment, free memory, or join a running cluster with "
-                            "--address. Nothing was written.") from None
+                                "without --address for a local Ray.")
+    else:
+        # Ray waits for its GCS as long as this says (its own default is shorter than a loaded machine needs).
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(timeout)))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:  # ray.init raises many types (ConnectionError, TimeoutError, RuntimeError, ...)
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
+            if joining:
+                raise RayStartError(f"could not join the Ray cluster at {address!r} ({reason}). Check the "
+                                    "address (ray://HOST:10001 or HOST:6379) and that the cluster is up, or run "
+                                    "without --address for a local Ray.") from None
+            # Ray gives its node 30 s to register, a limit of its own that a loaded machine overruns: start it
+            # again while the sweep's own limit allows.
+            ray.shutdown()
+            if time.monotonic() >= deadline or "timed out" not in str(exc).lower():
+                raise RayStartError(
+                    f"the local Ray did not start within {timeout:.0f} s ({reason}). The machine may be loaded "
+                    f"or short of memory: wait for the load to drop, free memory, allow it longer (e.g. "
+                    f"{START_TIMEOUT_ENV}={int(max(2 * timeout, 300))}), or join a running cluster with "
+                    "--address. Nothing was written.") from None
+            print(f"warning: the local Ray did not start in Ray's own time ({reason}); starting it again "
+                  f"(up to {timeout:.0f} s in all, {START_TIMEOUT_ENV}).", file=sys.stderr, flush=True)
 
 
 def _start_ray(address: str | None) -> None:
@@ -219,6 +293,13 @@ def _start_ray(address: str | None) -> None:
     _init_ray(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
               log_to_driver=True, configure_logging=True, logging_level="WARNING")
     mark_current_session()
+    import atexit
+
+    from platform.localray import mark_session_stopping
+
+    # Registered after ray.init's own ray.shutdown, so it runs first: the supervisor, which sees the Ray's
+    # processes go, then knows this driver stops them itself (however long that takes on a loaded machine).
+    atexit.register(mark_session_stopping)
 
 
 def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> str | None:
@@ -321,6 +402,10 @@ def main(argv: list[str] | None = None, supervised: bool = False) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    from platform.trainers import plugin_problem
+
+    if plugin_problem():
+        return _fail(plugin_problem() or "")
     args.argv = list(argv)  # for the --resume command a stopped sweep prints
     quiet_libraries(args.verbose)
     overrides = list(args.overrides)
@@ -337,6 +422,8 @@ def main(argv: list[str] | None = None, supervised: bool = False) -> int:
     storage = resolve_storage(spec.storage)
     experiment = experiment_uri(spec.storage, spec.name)
     child = bool(os.environ.get(CHILD_ENV))
+    from platform import interrupts
+
     problem = None if child else preflight(spec, args, storage, experiment)  # the parent checked already
     if problem:
         return _fail(problem)
@@ -351,12 +438,21 @@ def main(argv: list[str] | None = None, supervised: bool = False) -> int:
         return _locked_run(spec, args, storage, experiment)
     except RayStartError as err:
         return _fail(str(err))
+    except interrupts.StopNow:  # a signal after Ray started, before Tune ran
+        return stopped(spec, args, experiment, at_once=True)
+    except KeyboardInterrupt:  # before the sweep's own handlers (preflight, the plan): nothing started
+        print("\nstopped by SIGINT (Ctrl-C) before the sweep started; nothing was written.", file=sys.stderr)
+        return 130
 
 
 def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> int:
     from platform.tuning import build_tuner, default_concurrency, restore_tuner, unschedulable_reason
 
     _start_ray(args.address)
+    from platform import interrupts
+
+    # After ray.init: Ray's own SIGTERM handling in a driver prints a native stack dump and aborts.
+    interrupts.install()
     import ray
 
     print(plan_text(spec, experiment, ray.cluster_resources()), flush=True)
@@ -383,6 +479,8 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
                                                                              concurrent)
     try:
         tuner.fit()
+    except interrupts.StopNow:
+        return stopped(spec, args, experiment, at_once=True)
     except Exception as exc:  # Tune wraps a callback's exception (TuneError); the storage's is named
         failed = _storage_failure(exc)
         if failed is None:
@@ -393,9 +491,14 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
               "again: once the storage can be written (free space, check the store), continue the sweep with:\n"
               f"  {resume_command(getattr(args, 'argv', sys.argv[1:]))}", file=sys.stderr, flush=True)
         return EXIT_STOPPED
+    if interrupts.received() is not None:
+        return stopped(spec, args, experiment, at_once=False)
     elapsed = time.monotonic() - started
     print()
     print(results_text(spec, experiment))
+    retried = retried_text(experiment)
+    if retried:
+        print(retried)
     from platform.storage import join
 
     # Quoted: a URI's query has "&", which a shell would take for "run in the background".

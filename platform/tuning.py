@@ -27,6 +27,8 @@ from ray.tune.search.repeater import TRIAL_INDEX
 
 from platform.columns import axis_column_type
 from platform.engine import SELECTION_CLOCK
+from platform.interrupts import InterruptCallback, register_flush
+from platform.provenance import provenance
 from platform.results import (
     ARTIFACTS_KEY,
     CASES_KEY,
@@ -40,11 +42,10 @@ from platform.results import (
     trial_row,
     zero_dice_warning,
 )
-from platform.provenance import provenance
 from platform.resume import spec_columns
 from platform.space import define_by_run, encode_points, make_sampler, trial_params
 from platform.spec import SweepSpec
-from platform.trial import resolve, run_trial
+from platform.trial import TRIAL_ERROR_KEY, TRIAL_TRACEBACK_KEY, resolve, run_trial, stop_on_trial_error
 
 
 def planned_epochs(config_json: str | None) -> int | None:
@@ -56,10 +57,26 @@ def planned_epochs(config_json: str | None) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def failed_by_its_code(result: dict | None) -> bool:
+    """Whether a trial's last result says its own code failed (``platform.trial.error_result``)."""
+    return bool(result) and TRIAL_ERROR_KEY in result
+
+
+class TrialOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` told that a trial whose own code failed failed (not that it scored NaN)."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if failed_by_its_code(result):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
 class RepeatSearcher(Repeater):
     """``Repeater`` that also averages multi-objective results (a list of metrics) over repeats."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs: Any) -> None:
+        if failed_by_its_code(result):
+            result, kwargs = None, {**kwargs, "error": True}
         metrics = self.searcher.metric
         if isinstance(metrics, str):
             super().on_trial_complete(trial_id, result, **kwargs)
@@ -76,7 +93,7 @@ class RepeatSearcher(Repeater):
 def build_searcher(spec: SweepSpec) -> Searcher:
     objectives = spec.objectives
     multi = len(objectives) > 1
-    searcher = OptunaSearch(
+    searcher = TrialOptunaSearch(
         space=define_by_run(spec.search),
         metric=[o.metric for o in objectives] if multi else objectives[0].metric,
         mode=[o.mode for o in objectives] if multi else objectives[0].mode,
@@ -199,11 +216,15 @@ class ResultsCallback(tune.Callback):
         # Epoch rows of running trials, so a trial's summary need not re-read a table that grows with the sweep.
         self._epochs: dict[str, dict[int, dict[str, Any]]] = {}
         self._objective_metrics = {o.metric for o in spec.objectives}
+        self._errors: dict[str, tuple[str, str | None]] = {}  # trial id -> its own code's error and traceback
+        self.retries: dict[str, int] = {}  # trial id -> restarts after the infrastructure failed under it
 
     def setup(self, **info: Any) -> None:
+        register_flush(self.store.flush)  # a second SIGINT/SIGTERM writes the queued rows before the driver ends
         # Each driver (a first run, each --resume: Tune unpickles this callback) writes under a token of its own;
         # the sweep row lists every driver of the experiment, the ones whose rows a rewrite may replace.
         self.store.writer = uuid.uuid4().hex[:16]
+        hide_storage_failed_tracebacks()
         self.store.declared.setdefault("trials", {})[WRITER_COLUMN] = pa.string()
         earlier = self.store.read("sweep")
         listed = earlier.column(WRITERS_COLUMN).to_pylist()[-1] if WRITERS_COLUMN in earlier.column_names else None
@@ -235,6 +256,9 @@ class ResultsCallback(tune.Callback):
                                       "started_at": self._started[trial.trial_id]}], defer=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if failed_by_its_code(result):  # not an epoch: the trial's own error, recorded when it completes
+            self._errors[trial.trial_id] = (result[TRIAL_ERROR_KEY], result.pop(TRIAL_TRACEBACK_KEY, None))
+            return
         if isinstance(result.get(CONFIG_KEY), str):
             self._configs[trial.trial_id] = result[CONFIG_KEY]
         row = epoch_row(trial.trial_id, result)
@@ -277,6 +301,7 @@ class ResultsCallback(tune.Callback):
         # wall_s accumulates over --resume: this driver's time on the trial plus its time before the resume.
         wall = ended - started + before
         row = {**self._trial_base(trial), "status": status, "error": error, "traceback": traceback,
+               "retries": self.retries.get(trial.trial_id, 0),
                "started_at": started,
                "ended_at": ended, "wall_s": wall, **summary}
         row["overhead_s"] = wall - summary.get("time_in_epochs_s", 0.0)
@@ -321,7 +346,20 @@ class ResultsCallback(tune.Callback):
         return None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self._errors:
+            error, traceback = self._errors.pop(trial.trial_id)
+            self._finish(trial, "ERROR", error, traceback)
+            return
         self._finish(trial, "TERMINATED", None)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Tune restarts the trial from its last checkpoint: the infrastructure failed under it (a trial's own
+        # errors never reach Tune, see platform.trial.run_trial). Its row says so, and the summary names it.
+        self.retries[trial.trial_id] = self.retries.get(trial.trial_id, 0) + 1
+        self.store.append("trials", [{**self._trial_base(trial), "status": "RUNNING",
+                                      "started_at": self._started.get(trial.trial_id, time.time()),
+                                      "error": f"retried from its last checkpoint after: {error_text(trial)}"}],
+                          defer=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         traceback = error_traceback(trial)
@@ -356,6 +394,25 @@ class StorageFailed(Exception):
         super().__init__(f"the results storage of {experiment} cannot be written ({storage_reason(exc)}); "
                          f"{waiting} rows were waiting")
         self.experiment, self.error, self.waiting = experiment, exc, waiting
+
+
+class _WithoutStorageFailed(logging.Filter):
+    """Drops Tune's traceback of a state save that StorageFailed stopped (on purpose: the state on disk stays the
+    last one whose rows were all written); the sweep prints its own paragraph."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        while failure is not None:
+            if isinstance(failure, StorageFailed):
+                return False
+            failure = failure.__cause__ or failure.__context__
+        return True
+
+
+def hide_storage_failed_tracebacks() -> None:
+    tune_logger = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, _WithoutStorageFailed) for f in tune_logger.filters):
+        tune_logger.addFilter(_WithoutStorageFailed())
 
 
 def error_text(trial: Any, traceback: str | None = None) -> str:
@@ -420,7 +477,7 @@ class ProgressCallback(tune.Callback):
         for trial in trials[self.scanned:]:
             if trial.status in ("TERMINATED", "ERROR"):
                 self.finished.add(trial.trial_id)
-            if trial.status == "ERROR":
+            if trial.status == "ERROR" or failed_by_its_code(trial.last_result):
                 self.errored.add(trial.trial_id)
         self.scanned = max(self.scanned, len(trials))
         return self.finished
@@ -450,6 +507,8 @@ class ProgressCallback(tune.Callback):
         return int(value) if _number(value) else self.epochs
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if failed_by_its_code(result):
+            return  # its line comes when it completes
         objective = self.spec.objectives[0]
         value = result.get(objective.metric)
         improves = self.best is None or (value > self.best if objective.mode == "max" else value < self.best)
@@ -460,6 +519,9 @@ class ProgressCallback(tune.Callback):
                            f"{objective.metric} {shown}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if failed_by_its_code(trial.last_result):
+            self.on_trial_error(iteration, trials, trial)
+            return
         self.finished.add(trial.trial_id)
         self.running.discard(trial.trial_id)
         ran = (trial.last_result or {}).get("epoch")
@@ -474,6 +536,9 @@ class ProgressCallback(tune.Callback):
         self.running.discard(trial.trial_id)
         self.errored.add(trial.trial_id)
         self._line(trials, f"{self._label(trial)} ERRORED")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._line(trials, f"{self._label(trial)} lost its worker or node: retried from its last checkpoint")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         # The closing count, also after a --resume that found nothing left to run (then no trial reports, and
@@ -522,7 +587,7 @@ def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, con
     # InterruptCallback: a SIGINT or SIGTERM stops the sweep cleanly (platform.interrupts); it does nothing unless the
     # driver installed the sweep's handlers (the command line does).
     callbacks = [ResultsCallback(spec, experiment), ProgressCallback(spec, spec.trial_count(), stream),
-                 *(extra_callbacks or [])]
+                 InterruptCallback(), *(extra_callbacks or [])]
     return tune.Tuner(
         make_trainable(spec, experiment),
         tune_config=tune.TuneConfig(
@@ -539,8 +604,12 @@ def build_tuner(spec: SweepSpec, storage: str, experiment: str, epochs: int, con
             storage_path=storage,
             callbacks=callbacks,
             verbose=0,
+            # A trial whose own code failed reports it as its last result (platform.trial.run_trial): stop it there.
+            stop=stop_on_trial_error,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            failure_config=tune.FailureConfig(max_failures=0),
+            # Only what the infrastructure raised reaches Tune (a trial's own errors end it as failed): each such
+            # failure restarts the trial from its last checkpoint, up to resources.max_failures times.
+            failure_config=tune.FailureConfig(max_failures=spec.resources.max_failures),
         ),
     )
 
