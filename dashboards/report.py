@@ -209,8 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     if args.out:
-        with open(args.out, "w") as handle:
-            handle.write(text)
+        from platform.outputs import OutputError, write_file
+
+        try:
+            write_file(args.out, text)
+        except OutputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USER_ERROR
     else:
         sys.stdout.write(text)
     return 0
