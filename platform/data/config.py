@@ -14,8 +14,9 @@ class DataConfig(BaseModel):
 
     dataset: str = Field(
         "phantom",
-        description="a registered dataset: 'phantom' (embedded, generated on first use) or 'manifest' (real NIfTI "
-        "files)",
+        description="a registered dataset: 'phantom' (embedded brain phantom), 'mni' (embedded, from the MNI152 "
+        "template), 'abdomen' (embedded abdominal CT-like, 9 classes), all generated on first use, or 'manifest' "
+        "(real NIfTI files)",
     )
     domains: list[str] = Field(
         default_factory=lambda: ["infant", "adult"],
@@ -45,7 +46,9 @@ class DataConfig(BaseModel):
         4, ge=2, le=1000, description="Number of label values, 0..num_classes-1 (0 is background)."
     )
     class_names: list[str] | None = Field(
-        None, description="Names of the classes (length num_classes); default bg, wm, gm, csf for 4 classes."
+        None,
+        description="Names of the classes (length num_classes); default bg, wm, gm, csf for 4 classes, the organs "
+        "for the abdomen.",
     )
     val_fraction: float = Field(
         0.2,
@@ -136,6 +139,11 @@ class DataConfig(BaseModel):
         """Class names, background first: ``class_names`` if given, else bg/wm/gm/csf or bg, class1, ..."""
         if self.class_names is not None:
             return list(self.class_names)
+        if self.dataset == "abdomen":
+            from platform.data.phantom_names import ABDOMEN_CLASS_NAMES
+
+            if self.num_classes == len(ABDOMEN_CLASS_NAMES):
+                return list(ABDOMEN_CLASS_NAMES)
         if self.num_classes == 4:
             return ["bg", "wm", "gm", "csf"]
         return ["bg", *(f"class{i}" for i in range(1, self.num_classes))]

@@ -1,4 +1,5 @@
-"""The ``DATASETS`` registry (``phantom``, ``manifest``), what a data config loads, and the subject splits.
+"""The ``DATASETS`` registry (``phantom``, ``mni``, ``abdomen``, ``manifest``), what a data config loads, and the
+subject splits.
 
 Each dataset has ``check(config) -> list[str]`` (problems found at spec time, before Ray starts, with no data
 read and nibabel not imported) and ``load(config) -> list[Case]``. ``load_cases`` adds the optional DualNorm
@@ -17,7 +18,13 @@ import numpy as np
 
 from platform.data.case import Case
 from platform.data.config import DataConfig
-from platform.data.phantom_names import CLASS_NAMES, VALID_DOMAINS_TEXT, known_domain
+from platform.data.phantom_names import (
+    ABDOMEN_CLASS_NAMES,
+    ABDOMEN_DOMAINS,
+    CLASS_NAMES,
+    VALID_DOMAINS_TEXT,
+    known_domain,
+)
 from platform.registry import Registry
 from platform.seeds import stable_seed
 
@@ -32,17 +39,33 @@ class Dataset:
 
 DATASETS: Registry[Dataset] = Registry("dataset")
 
-def _check_phantom(cfg: DataConfig) -> list[str]:
+def _check_generated(cfg: DataConfig, what: str, known: Callable[[str], bool], valid: str,
+                     classes: tuple[str, ...]) -> list[str]:
+    """Spec-time problems of an embedded (generated) dataset: its domains and its number of classes."""
     problems = []
     if not cfg.domains:
-        problems.append(f"data.domains: the phantom needs at least one domain; choose from {VALID_DOMAINS_TEXT}")
-    unknown = [d for d in cfg.domains if not known_domain(d)]
+        problems.append(f"data.domains: the {what} needs at least one domain; choose from {valid}")
+    unknown = [d for d in cfg.domains if not known(d)]
     if unknown:
-        problems.append(f"data.domains: unknown phantom domain(s) {unknown}; valid domains are {VALID_DOMAINS_TEXT}")
-    if cfg.num_classes != len(CLASS_NAMES):
-        problems.append(f"data.num_classes: the phantom has {len(CLASS_NAMES)} classes {list(CLASS_NAMES)}, "
-                        f"not {cfg.num_classes}; set num_classes: {len(CLASS_NAMES)}")
+        problems.append(f"data.domains: unknown {what} domain(s) {unknown}; valid domains are {valid}")
+    if cfg.num_classes != len(classes):
+        problems.append(f"data.num_classes: the {what} has {len(classes)} classes {list(classes)}, "
+                        f"not {cfg.num_classes}; set num_classes: {len(classes)}")
     return problems
+
+
+def _check_phantom(cfg: DataConfig) -> list[str]:
+    return _check_generated(cfg, "phantom", known_domain, VALID_DOMAINS_TEXT, CLASS_NAMES)
+
+
+def _check_mni(cfg: DataConfig) -> list[str]:
+    # The phantom's domains and classes, so every phantom spec runs with data.dataset=mni.
+    return _check_generated(cfg, "mni dataset", known_domain, VALID_DOMAINS_TEXT, CLASS_NAMES)
+
+
+def _check_abdomen(cfg: DataConfig) -> list[str]:
+    return _check_generated(cfg, "abdomen dataset", ABDOMEN_DOMAINS.__contains__, ", ".join(ABDOMEN_DOMAINS),
+                            ABDOMEN_CLASS_NAMES)
 
 
 def _load_phantom(cfg: DataConfig) -> list[Case]:
@@ -50,6 +73,20 @@ def _load_phantom(cfg: DataConfig) -> list[Case]:
     from platform.data.phantom import build_phantom
 
     return load_manifest(build_phantom(cfg), cfg.num_classes, cfg.domains or None)
+
+
+def _load_mni(cfg: DataConfig) -> list[Case]:
+    from platform.data.manifest import load_manifest
+    from platform.data.mni import build_mni
+
+    return load_manifest(build_mni(cfg), cfg.num_classes, cfg.domains or None)
+
+
+def _load_abdomen(cfg: DataConfig) -> list[Case]:
+    from platform.data.abdomen import build_abdomen
+    from platform.data.manifest import load_manifest
+
+    return load_manifest(build_abdomen(cfg), cfg.num_classes, cfg.domains or None)
 
 
 def _check_manifest(cfg: DataConfig) -> list[str]:
@@ -65,6 +102,8 @@ def _load_manifest(cfg: DataConfig) -> list[Case]:
 
 
 DATASETS.register("phantom")(Dataset(check=_check_phantom, load=_load_phantom))
+DATASETS.register("mni")(Dataset(check=_check_mni, load=_load_mni))
+DATASETS.register("abdomen")(Dataset(check=_check_abdomen, load=_load_abdomen))
 DATASETS.register("manifest")(Dataset(check=_check_manifest, load=_load_manifest))
 
 
