@@ -35,6 +35,9 @@ class FaultConfig(TrainerConfig):
     fault_delay_s: float = Field(0.0, ge=0, description="wait before firing (lets Train record the last report)")
     memory_mb: int = Field(2048, ge=1, description="memory: the allocation, in MB")
     checkpoints: str | None = Field(None, description="corrupt: the Train runs' directory (<experiment>/train)")
+    epoch_s: float = Field(0.0, ge=0, description="sleep this long in each epoch (a trial that lasts a while)")
+    nodes_dir: str | None = Field(None, description="append '<trial id>' to <nodes_dir>/<Ray node id> when built: "
+                                  "which node each trial (and each retry of it) ran on")
 
 
 def newest_state_file(root: Path) -> Path:
@@ -66,6 +69,13 @@ class FaultTrainer(Trainer):
         self.epoch = 0
         self.steps = 0
         self.start_epoch = 0  # the epoch this process started from: > 0 after a restore
+        if config.nodes_dir:
+            import ray
+            from ray import tune
+
+            node = ray.get_runtime_context().get_node_id()
+            with open(Path(config.nodes_dir) / node, "a") as record:
+                record.write(f"{tune.get_context().get_trial_id()}\n")
 
     def _fire(self, epoch: int) -> None:
         cfg = self.config
@@ -97,6 +107,7 @@ class FaultTrainer(Trainer):
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self._fire(epoch)
         cfg = self.config
+        time.sleep(cfg.epoch_s)
         total = 0.0
         for _ in range(cfg.iterations):
             loss = F.mse_loss(self.nets["net"](self.x), self.y)
