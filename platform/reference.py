@@ -241,10 +241,10 @@ def readme_block(directory: Path = REFERENCE_DIR) -> str:
             when = str(record.get("created") or "")[:10]
             size = "--quick" if result.get("quick") else "full size"
             text = markdown({stem: fresh}, "")
-            body = text[text.index("\n## "):].strip().replace("## ", "#### ", 1)
-            parts += [body.splitlines()[0], "",
+            heading, _, rest = text[text.index("\n## "):].strip().replace("## ", "#### ", 1).partition("\n")
+            parts += [heading, "",
                       f"Reference `{path.relative_to(directory.parent.parent.parent).as_posix()}` ({size}, {when}); "
-                      f"{summary(record)}", "", *body.splitlines()[1:], ""]
+                      f"{summary(record)}", "", rest.strip("\n"), ""]
     missing = sorted(p.stem for p in PAPER_DIR.glob("*.yaml") if p.stem not in covered)
     if missing:
         parts += ["No committed reference yet for " + ", ".join(f"`{stem}`" for stem in missing)
