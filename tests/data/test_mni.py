@@ -1,0 +1,125 @@
+"""The mni dataset: packaged template files only, determinism, labels from the probability maps, domains."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from platform.data import mni
+from platform.data.config import DataConfig
+from platform.data.datasets import check_data, load_cases
+from platform.data.phantom import BG, CSF, GM, WM
+from platform.data.phantom_names import CLASS_NAMES
+
+
+def small(tmp: Path, **overrides: object) -> DataConfig:
+    fields: dict[str, object] = {"dataset": "mni", "size": 20, "subjects_per_domain": 2, "cache_dir": str(tmp)}
+    fields.update(overrides)
+    return DataConfig(**fields)
+
+
+def contrast(image: np.ndarray, label: np.ndarray) -> float:
+    """|mean WM - mean GM| in units of the brain's intensity std (scale-free, so domains compare)."""
+    brain = image[label != BG]
+    return abs(float(image[label == WM].mean() - image[label == GM].mean())) / float(brain.std())
+
+
+def test_template_files_are_packaged_with_nilearn() -> None:
+    for file in mni.TEMPLATE_FILES.values():
+        assert (mni.template_directory() / file).is_file()
+
+
+def test_same_seed_same_volumes_other_seed_other_volumes(tmp_path: Path) -> None:
+    a = mni.generate_subject(small(tmp_path), "adult", 0)
+    b = mni.generate_subject(small(tmp_path), "adult", 0)
+    c = mni.generate_subject(small(tmp_path, seed=1), "adult", 0)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_subjects_are_deformed_differently(tmp_path: Path) -> None:
+    first = mni.generate_subject(small(tmp_path), "adult", 0)[1]
+    second = mni.generate_subject(small(tmp_path), "adult", 1)[1]
+    assert (first != second).mean() > 0.01
+
+
+def test_labels_follow_the_probability_maps() -> None:
+    # Hand-made maps: each voxel's label is bg outside the mask, else the most probable of WM, GM, CSF = 1-GM-WM.
+    mask = np.array([0.2, 1.0, 1.0, 1.0, 0.8], dtype=np.float32)
+    gm = np.array([0.9, 0.6, 0.2, 0.1, 0.3], dtype=np.float32)
+    wm = np.array([0.0, 0.3, 0.7, 0.1, 0.1], dtype=np.float32)
+    assert mni._labels(mask, gm, wm).tolist() == [BG, GM, WM, CSF, CSF]
+
+
+def test_generated_labels_agree_with_the_sampled_maps(tmp_path: Path) -> None:
+    cfg = small(tmp_path)
+    image, label = mni.generate_subject(cfg, "adult", 0)
+    fractions = np.bincount(label.ravel(), minlength=4) / label.size
+    assert all(fractions > 0.005)  # every class present
+    assert fractions[GM] > fractions[WM] > fractions[CSF]  # the cortex is the largest tissue, CSF the smallest
+    # Adult T1 order of the tissue means, as the template shows it.
+    means = [image[label == k].mean() for k in (CSF, GM, WM)]
+    assert means == sorted(means)
+
+
+def test_infant_contrast_is_lower_than_adult(tmp_path: Path) -> None:
+    cfg = small(tmp_path)
+    adult = np.mean([contrast(*mni.generate_subject(cfg, "adult", i)) for i in range(2)])
+    infant = np.mean([contrast(*mni.generate_subject(cfg, "infant", i)) for i in range(2)])
+    # Tissue means alone: .05 of the range apart in infant, .30 in adult; partial volume at 10 mm voxels (GM
+    # mixes with CSF and background) narrows the gap, measured about 0.6 of adult's.
+    assert infant < 0.75 * adult
+
+
+@pytest.mark.parametrize(("domain", "low", "high"), [("adult", -200, 1200), ("infant", -600, 3600),
+                                                       ("ct", -1200, 1100), ("mr", -200, 1800)])
+def test_domain_units(tmp_path: Path, domain: str, low: float, high: float) -> None:
+    image, _ = mni.generate_subject(small(tmp_path), domain, 0)
+    assert low <= float(np.percentile(image, 1)) and float(np.percentile(image, 99)) <= high
+
+
+def test_ct_has_a_skull_mr_does_not(tmp_path: Path) -> None:
+    ct, ct_label = mni.generate_subject(small(tmp_path), "ct", 0)
+    mr, mr_label = mni.generate_subject(small(tmp_path), "mr", 0)
+    # ct's brightest background is bone, brighter than every tissue; mr's background stays below its brightest
+    # tissue (CSF in T2).
+    ct_top = float(np.percentile(ct[ct_label == BG], 99))
+    assert all(ct_top > ct[ct_label == k].mean() for k in (WM, GM, CSF))
+    assert float(np.percentile(mr[mr_label == BG], 99)) < float(mr[mr_label == CSF].mean())
+
+
+def test_sites_differ_in_scale(tmp_path: Path) -> None:
+    cfg = small(tmp_path)
+    scales = [float(np.percentile(mni.generate_subject(cfg, f"site{k}", 0)[0], 99)) for k in (1, 2, 3)]
+    assert max(scales) / min(scales) > 1.3
+
+
+def test_built_and_cached_with_manifest(tmp_path: Path) -> None:
+    cfg = small(tmp_path, domains=["adult", "infant"])
+    manifest = mni.build_mni(cfg)
+    stamp = manifest.stat().st_mtime_ns
+    assert mni.build_mni(cfg) == manifest and manifest.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["domain"] for r in rows) == ["adult", "adult", "infant", "infant"]
+    cases = load_cases(cfg)
+    assert len(cases) == 4
+    assert mni.mni_dir(small(tmp_path, seed=3)) != mni.mni_dir(cfg)
+
+
+@pytest.mark.parametrize(("fields", "problem"), [
+    ({"domains": ["adult", "ct"]}, None),
+    ({"domains": ["site4", "mr"]}, None),
+    ({"domains": ["btcv"]}, "unknown mni dataset domain"),
+    ({"num_classes": 9}, "num_classes"),
+])
+def test_spec_check(fields: dict[str, object], problem: str | None) -> None:
+    problems = check_data(DataConfig(dataset="mni", **fields))
+    if problem is None:
+        assert problems == []
+    else:
+        assert any(problem in p for p in problems)
+    assert DataConfig(dataset="mni").names_of_classes() == list(CLASS_NAMES)
