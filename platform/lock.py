@@ -14,9 +14,12 @@ lock) whose PID no longer runs is stale at once: a sweep killed a moment ago can
 
 How the lock is created, by kind of storage:
 
-- A local path, which includes an NFS mount: ``open(O_CREAT | O_EXCL)``, atomic on local filesystems and on NFS
-  v3 and later. A stale lock is first renamed to a unique name (atomic; only one taker's rename of it succeeds)
-  and read again to check it is still the stale one, then the taker creates its own with ``O_EXCL``.
+- A local path, which includes an NFS mount: the lock is written whole to a file of the taker's own
+  (``open(O_CREAT | O_EXCL)``), then published with ``link()`` to the lock's name, which fails if the name exists:
+  an atomic create-if-absent on local filesystems and on NFS, and no reader ever sees an empty lock (a lock file
+  opened with ``O_EXCL`` in place would be empty until written, and a racing taker would take it for a lock cut
+  short). A stale lock is first renamed to a unique name (atomic; only one taker's rename of it succeeds) and
+  read again to check it is still the stale one, then the taker publishes its own.
 - Object stores (``s3://``, ``gs://``): pyarrow has no create-if-absent there. The taker writes its lock object
   (when none exists, or the one there is stale), waits ``SETTLE_S`` seconds (``SEGSWEEP_LOCK_SETTLE_S``, default
   2) and reads it back: the lock is its own only if the owner token read back is its own, otherwise the last
@@ -168,16 +171,21 @@ class ExperimentLock:
         self.fs.move(temporary, path)
 
     def _create_exclusive(self) -> bool:
-        """Create the lock file only if absent (local paths, NFS); False when it exists."""
+        """Create the lock file, whole, only if absent (local paths, NFS); False when it exists."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        own = f"{self.path}.{self.token}.new"
+        descriptor = os.open(own, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         try:
-            descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(self._payload())
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.link(own, self.path)  # atomic, and fails when the lock exists
         except FileExistsError:
             return False
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(self._payload())
-            stream.flush()
-            os.fsync(stream.fileno())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(own)
         return True
 
     def _refused(self, owner: Owner) -> LockHeld:

@@ -41,8 +41,9 @@ def make_lock(tmp_path: Path, kind: str, **kwargs: Any) -> ExperimentLock:
 def write_lock(tmp_path: Path, **fields: Any) -> None:
     """A lock object as another sweep left it (``fields`` override a live owner's)."""
     now = time.time()
-    data = {"token": "other", "host": "node-7", "pid": 4242, "since": now - 600, "heartbeat": now, **fields}
-    (tmp_path / "exp").mkdir(exist_ok=True)
+    age = fields.pop("age", 0.0)  # of the heartbeat, in seconds: relative to now, however late the test runs
+    data = {"token": "other", "host": "node-7", "pid": 4242, "since": now - 600, "heartbeat": now - age, **fields}
+    (tmp_path / "exp").mkdir(parents=True, exist_ok=True)
     temporary = tmp_path / "exp" / "written-elsewhere.tmp"  # whole, as a lock writer writes it
     temporary.write_text(json.dumps(data) if fields.get("raw") is None else fields["raw"])
     os.replace(temporary, tmp_path / "exp" / LOCK_NAME)
@@ -63,8 +64,8 @@ DEAD_PID = _dead_pid()
 TAKERS = [
     ("no lock", None, True),
     ("a live owner", {}, False),
-    ("a live owner whose heartbeat is almost stale", {"heartbeat": time.time() - STALE_S + 20}, False),
-    ("a stale owner", {"heartbeat": time.time() - STALE_S - 5}, True),
+    ("a live owner whose heartbeat is almost stale", {"age": STALE_S - 20}, False),
+    ("a stale owner", {"age": STALE_S + 5}, True),
     ("a lock cut short by a crash", {"raw": '{"token": "oth'}, True),
     ("a fresh lock of a process gone from this machine", {"pid": DEAD_PID, "space": pid_space()}, True),
     ("a fresh lock of a process running on this machine", {"pid": os.getppid(), "space": pid_space(),
@@ -78,7 +79,7 @@ TAKERS = [
 def test_a_lock_is_taken_only_when_free_or_stale(tmp_path: Path, kind: str, case: str, existing: dict | None,
                                                  taken: bool) -> None:
     if existing is not None:
-        write_lock(tmp_path, **existing)
+        write_lock(tmp_path, **dict(existing))
     lock = make_lock(tmp_path, kind)
     if not taken:
         with pytest.raises(LockHeld) as info:
@@ -120,28 +121,31 @@ def test_the_heartbeat_keeps_a_lock_fresh_and_notices_a_lost_one(tmp_path: Path,
 
 @pytest.mark.parametrize("stale", [False, True], ids=["free", "stale"])
 def test_racing_takers_on_a_local_path_get_one_owner(tmp_path: Path, stale: bool) -> None:
-    if stale:
-        write_lock(tmp_path, heartbeat=time.time() - STALE_S - 5)
-    locks = [make_lock(tmp_path, "local") for _ in range(8)]
-    start = threading.Barrier(len(locks))
-    outcomes: list[str] = []
+    for round_ in range(10):  # the windows are short: race often
+        root = tmp_path / f"round{round_}"
+        if stale:
+            write_lock(root, age=STALE_S + 5)
+        locks = [make_lock(root, "local") for _ in range(8)]
+        start = threading.Barrier(len(locks))
+        outcomes: list[str] = []
 
-    def take(lock: ExperimentLock) -> None:
-        start.wait()
-        try:
-            lock.acquire()
-            outcomes.append("owner")
-        except LockHeld:
-            outcomes.append("refused")
+        def take(lock: ExperimentLock, start: threading.Barrier = start, outcomes: list[str] = outcomes) -> None:
+            start.wait()
+            try:
+                lock.acquire()
+                outcomes.append("owner")
+            except LockHeld:
+                outcomes.append("refused")
 
-    threads = [threading.Thread(target=take, args=(lock,)) for lock in locks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["owner"] + ["refused"] * (len(locks) - 1)
-    owner = next(lock for lock in locks if lock.held)
-    assert json.loads((tmp_path / "exp" / LOCK_NAME).read_text())["token"] == owner.token
+        threads = [threading.Thread(target=take, args=(lock,)) for lock in locks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["owner"] + ["refused"] * (len(locks) - 1), f"round {round_}: {outcomes}"
+        owner = next(lock for lock in locks if lock.held)
+        assert json.loads((root / "exp" / LOCK_NAME).read_text())["token"] == owner.token
+        assert sorted(path.name for path in (root / "exp").iterdir()) == [LOCK_NAME], "nothing left beside it"
 
 
 def test_lock_owner_reports_only_a_live_lock(tmp_path: Path) -> None:
@@ -150,7 +154,7 @@ def test_lock_owner_reports_only_a_live_lock(tmp_path: Path) -> None:
     write_lock(tmp_path)
     owner = lock_owner(experiment)
     assert owner is not None and "host node-7, PID 4242, since " in owner.describe()
-    write_lock(tmp_path, heartbeat=time.time() - 10_000)
+    write_lock(tmp_path, age=10_000)
     assert lock_owner(experiment) is None
 
 
