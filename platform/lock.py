@@ -19,7 +19,9 @@ How the lock is created, by kind of storage:
   an atomic create-if-absent on local filesystems and on NFS, and no reader ever sees an empty lock (a lock file
   opened with ``O_EXCL`` in place would be empty until written, and a racing taker would take it for a lock cut
   short). A stale lock is first renamed to a unique name (atomic; only one taker's rename of it succeeds) and
-  read again to check it is still the stale one, then the taker publishes its own.
+  read again to check it is still the stale one, then the taker publishes its own. A filesystem without hard
+  links gets ``O_EXCL`` in place; a lock that does not parse (empty while being written, or cut short by a crash)
+  is therefore stale only ``UNREADABLE_GRACE_S`` (10 s) after it was last written.
 - Object stores (``s3://``, ``gs://``): pyarrow has no create-if-absent there. The taker writes its lock object
   (when none exists, or the one there is stale), waits ``SETTLE_S`` seconds (``SEGSWEEP_LOCK_SETTLE_S``, default
   2) and reads it back: the lock is its own only if the owner token read back is its own, otherwise the last
@@ -32,6 +34,7 @@ How the lock is created, by kind of storage:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -60,6 +63,8 @@ def _env_seconds(name: str, default: float) -> float:
 
 
 STALE_S = _env_seconds("SEGSWEEP_LOCK_STALE_S", 120.0)
+UNREADABLE_GRACE_S = 10.0  # a lock that does not parse is stale this long after it was last written
+NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
 SETTLE_S = _env_seconds("SEGSWEEP_LOCK_SETTLE_S", 2.0)
 
 
@@ -151,8 +156,16 @@ class ExperimentLock:
         if text is None:
             return None
         parsed = _parse(text)
-        # An unparsable lock (a writer killed mid-write) has no heartbeat: it counts as stale.
-        return parsed or Owner("", "unknown", -1, 0.0, 0.0)
+        if parsed is not None:
+            return parsed
+        # An unparsable lock: a writer killed mid-write, or (where links are not supported) one still writing it.
+        # It is stale UNREADABLE_GRACE_S after it was last modified.
+        try:
+            modified = self.fs.get_file_info(self.path).mtime
+            written = modified.timestamp() if modified is not None else 0.0
+        except OSError:
+            written = 0.0
+        return Owner("", "unknown", -1, written, written - self.stale_s + UNREADABLE_GRACE_S)
 
     def _read(self, path: str) -> bytes | None:
         try:
@@ -174,19 +187,31 @@ class ExperimentLock:
         """Create the lock file, whole, only if absent (local paths, NFS); False when it exists."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         own = f"{self.path}.{self.token}.new"
-        descriptor = os.open(own, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        self._write_new(own)
         try:
-            with os.fdopen(descriptor, "wb") as stream:
-                stream.write(self._payload())
-                stream.flush()
-                os.fsync(stream.fileno())
             os.link(own, self.path)  # atomic, and fails when the lock exists
         except FileExistsError:
             return False
+        except OSError as exc:
+            if exc.errno not in NO_LINKS:
+                raise
+            # A filesystem without hard links (some FUSE mounts): O_EXCL in place; a reader may see the lock
+            # before it is written, which ``owner`` allows for (UNREADABLE_GRACE_S).
+            try:
+                self._write_new(self.path)
+            except FileExistsError:
+                return False
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(own)
         return True
+
+    def _write_new(self, path: str) -> None:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(self._payload())
+            stream.flush()
+            os.fsync(stream.fileno())
 
     def _refused(self, owner: Owner) -> LockHeld:
         return LockHeld(f"experiment {self.experiment} is being written by another sweep ({owner.describe()}; "

@@ -4,6 +4,7 @@ The end-to-end race of two sweeps for one experiment is at the end (slow: one lo
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -47,6 +48,7 @@ def write_lock(tmp_path: Path, **fields: Any) -> None:
     temporary = tmp_path / "exp" / "written-elsewhere.tmp"  # whole, as a lock writer writes it
     temporary.write_text(json.dumps(data) if fields.get("raw") is None else fields["raw"])
     os.replace(temporary, tmp_path / "exp" / LOCK_NAME)
+    os.utime(tmp_path / "exp" / LOCK_NAME, (now - age, now - age))  # last written when its heartbeat was
 
 
 KINDS = ["local", "object"]
@@ -66,7 +68,8 @@ TAKERS = [
     ("a live owner", {}, False),
     ("a live owner whose heartbeat is almost stale", {"age": STALE_S - 20}, False),
     ("a stale owner", {"age": STALE_S + 5}, True),
-    ("a lock cut short by a crash", {"raw": '{"token": "oth'}, True),
+    ("a lock cut short by a crash a minute ago", {"raw": '{"token": "oth', "age": 60}, True),
+    ("an empty lock being written now", {"raw": ""}, False),
     ("a fresh lock of a process gone from this machine", {"pid": DEAD_PID, "space": pid_space()}, True),
     ("a fresh lock of a process running on this machine", {"pid": os.getppid(), "space": pid_space(),
                                                            "host": "node-7"}, False),
@@ -85,10 +88,11 @@ def test_a_lock_is_taken_only_when_free_or_stale(tmp_path: Path, kind: str, case
         with pytest.raises(LockHeld) as info:
             lock.acquire()
         message = str(info.value)
-        pid = existing.get("pid", 4242)
-        for fragment in ("another sweep", "host node-7", f"PID {pid}", "since ", "SEGSWEEP_LOCK_STALE_S"):
+        named = ("host unknown",) if "raw" in existing else ("host node-7", f"PID {existing.get('pid', 4242)}")
+        for fragment in ("another sweep", *named, "since ", "SEGSWEEP_LOCK_STALE_S"):
             assert fragment in message, f"{fragment!r} not in: {message}"
-        assert json.loads((tmp_path / "exp" / LOCK_NAME).read_text())["token"] == "other", "the owner's lock stays"
+        if "raw" not in existing:
+            assert json.loads((tmp_path / "exp" / LOCK_NAME).read_text())["token"] == "other", "the owner's stays"
         return
     lock.acquire()
     written = json.loads((tmp_path / "exp" / LOCK_NAME).read_text())
@@ -146,6 +150,20 @@ def test_racing_takers_on_a_local_path_get_one_owner(tmp_path: Path, stale: bool
         owner = next(lock for lock in locks if lock.held)
         assert json.loads((root / "exp" / LOCK_NAME).read_text())["token"] == owner.token
         assert sorted(path.name for path in (root / "exp").iterdir()) == [LOCK_NAME], "nothing left beside it"
+
+
+def test_a_filesystem_without_hard_links_still_gets_one_owner(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(source: str, target: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted", target)
+
+    monkeypatch.setattr(os, "link", no_link)
+    lock = make_lock(tmp_path, "local")
+    lock.acquire()
+    assert json.loads((tmp_path / "exp" / LOCK_NAME).read_text())["token"] == lock.token
+    with pytest.raises(LockHeld):
+        make_lock(tmp_path, "local").acquire()
+    assert sorted(path.name for path in (tmp_path / "exp").iterdir()) == [LOCK_NAME]
 
 
 def test_lock_owner_reports_only_a_live_lock(tmp_path: Path) -> None:
