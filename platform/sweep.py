@@ -1,9 +1,11 @@
 """``python -m platform.sweep SPEC.yaml [--dry-run] [--smoke] [--resume] [--storage URI] [--address ADDR]
 [key=value ...]``: validate a sweep, print its plan, run it on Ray Tune, print the ranked trials.
 
-User mistakes (spec, manifest, storage, resume) print one paragraph and exit with code 2 before Ray starts. A Ray
-that dies under a running sweep prints one paragraph with the ``--resume`` command and exits with code 3
-(``platform.supervisor``).
+User mistakes (spec, manifest, storage, resume) print one paragraph and exit with code 2 before Ray starts; so
+does a second sweep on an experiment another sweep writes (``platform.lock``), and a ``--resume`` whose spec
+changes what defines the trials (``platform.resume``). A Ray that dies under a running sweep, and a results
+storage that cannot be written (a full disk), print one paragraph with the ``--resume`` command and exit with
+code 3 (``platform.supervisor``).
 """
 
 from __future__ import annotations
