@@ -15,13 +15,13 @@ from typing import Any
 import pyarrow.fs as pafs
 import torch
 
-from platform.results import ARTIFACTS_KEY, CASES_KEY, EPOCH_TIME
+from platform.results import ARTIFACTS_KEY, CASES_KEY, EPOCH_TIME, SELECTION_CLOCK
 from platform.trainers.base import Trainer
 
 STATE_FILE = "state.pt"
-# Reported (as the epoch count) only in epochs the trainer declares eligible for selection (``Trainer.selectable``):
-# ASHA's clock (platform.tuning), so a scheduler never ranks a trial on an epoch that cannot be selected.
-SELECTION_CLOCK = "selection/epoch"
+# SELECTION_CLOCK is reported (as the epoch count) only in epochs the trainer declares eligible for selection
+# (``Trainer.selectable``): ASHA's clock (platform.tuning), so a scheduler never ranks a trial on an epoch that cannot
+# be selected; the trials table's best/<objective> is taken over those epochs too.
 log = logging.getLogger(__name__)
 
 # report(metrics, checkpoint_dir or None); the directory only lives during the call.

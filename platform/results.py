@@ -336,6 +336,9 @@ def _unify_conflicting(schemas: list[pa.Schema]) -> pa.Schema:
 
 # --- rows the sweep writes (the one writer is the Tune callback in platform.tuning) --------------------------------
 EPOCH_TIME = "time/epoch_s"  # the metric each epoch row times itself with
+# The epoch count, reported only in epochs whose networks may be selected (platform.engine): ASHA's clock, and the
+# epochs a trial's best/<objective> is taken from.
+SELECTION_CLOCK = "selection/epoch"
 ARTIFACTS_KEY = "artifacts"  # a trial result's JSON list of saved images
 CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
 WARNINGS_KEY = "warnings"  # the trials column (and a result's key) naming classes whose last val Dice is 0
@@ -387,8 +390,11 @@ def summary_row(rows: list[dict[str, Any]], objectives: list[tuple[str, str]]) -
     row: dict[str, Any] = {"epochs": len(rows)}
     if not rows:
         return row
+    # Only epochs eligible for selection (those with the selection clock) give best/<objective>, as they alone give
+    # the selected checkpoint; a trial none of whose epochs has it (rows written before it existed) counts them all.
+    eligible = [r for r in rows if _is_number(r.get(SELECTION_CLOCK)) and math.isfinite(r[SELECTION_CLOCK])] or rows
     for metric, mode in objectives:
-        finite = [r[metric] for r in rows if r.get(metric) is not None and math.isfinite(r[metric])]
+        finite = [r[metric] for r in eligible if r.get(metric) is not None and math.isfinite(r[metric])]
         if finite:
             row[f"best/{metric}"] = max(finite) if mode == "max" else min(finite)
     for key, value in rows[-1].items():

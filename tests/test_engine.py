@@ -186,3 +186,15 @@ def test_asha_never_ranks_or_stops_a_trial_on_an_ineligible_epoch() -> None:
     # The staged trial was recorded at a rung, and only ever with an eligible epoch's score.
     seen = [scores["staged"] for _, scores in scheduler._trial_info["staged"]._rungs if "staged" in scores]
     assert seen and min(seen) > 0.9
+
+
+def test_the_trials_best_is_taken_over_eligible_epochs_only() -> None:
+    """best/<objective> of the trials row comes from the epochs that could be selected (those with the selection
+    clock); a trial none of whose rows has the clock (written before it existed) counts every epoch."""
+    trainer = StagedTrainer(StagedConfig(weights=[0.9, 0.8, 0.2, 0.4, 0.3], ineligible=2), DataConfig())
+    reports: list[dict[str, Any]] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
+    row = summary_row(reports, [("val/dice", "max")])
+    assert row["best/val/dice"] == pytest.approx(0.4) and row["test/selected_epoch"] == 4
+    legacy = [{k: v for k, v in report.items() if k != "selection/epoch"} for report in reports]
+    assert summary_row(legacy, [("val/dice", "max")])["best/val/dice"] == pytest.approx(0.9)
