@@ -10,15 +10,15 @@ models those conditions, never a result. Choices, and the passage each follows:
 - Classes: background and the eight BTCV organs "spleen, left kidney, right kidney, gallbladder, pancreas,
   liver, stomach and aorta" (section 5.1), labels 1-8 in the order of its Table 2's columns. Their sizes differ
   by two orders of magnitude as in the body: a large liver (about 4% of the volume), a medium stomach and
-  spleen, kidneys, and small structures, the gallbladder, the thin pancreas and the aorta's tube (each well
-  under 0.3%); the paper names the pancreas a "hard" organ and the gallbladder among the improved ones (5.5,
+  spleen, kidneys, and small structures, the gallbladder and the thin pancreas (each under 0.1%) and the aorta's
+  tube (about 0.4%); the paper names the pancreas a "hard" organ and the gallbladder among the improved ones (5.5,
   appendix). Organs are ellipsoids at their usual places (liver upper right, spleen upper left and posterior,
   kidneys posterior beside the spine, the pancreas across the middle in front of the aorta, the gallbladder
   under the liver), each deformed by a smooth random field and jittered in place and size per subject.
 - Background: most of the volume and textured, as the paper's motivation needs: air outside the body, a
   subcutaneous fat layer of per-subject thickness, the muscle wall, a mesentery of fat and bowel loops (a
-  thresholded random field) with gas pockets, the spine (bone) and the paraspinal muscles. Background is every
-  voxel that is not one of the eight organs, as in BTCV's labels.
+  thresholded random field) with gas pockets (kept two voxels off the organs), the spine (bone) and the
+  paraspinal muscles. Background is every voxel that is not one of the eight organs, as in BTCV's labels.
 - Intensities in Hounsfield units, per structure from the usual portal-venous ranges (BTCV's and TCIA's scans
   are contrast-enhanced, portal-venous): liver 100-120, spleen 110-130, kidneys 150-190, gallbladder (bile)
   0-20, pancreas 90-110, stomach contents 10-40 inside an enhancing wall (70-90), aorta 150-200, muscle 40-60,
@@ -83,7 +83,8 @@ _ORGANS = (
     _Organ(PANCREAS, (0.05, 0.10, 0.02), (0.32, 0.06, 0.07), (90.0, 110.0), 15.0, 0.6),
     _Organ(GALLBLADDER, (-0.22, -0.30, -0.05), (0.07, 0.07, 0.12), (0.0, 20.0), 4.0, 1.0),
 )
-AORTA_CENTRE, AORTA_RADIUS, AORTA_HU = (0.06, 0.24), 0.055, (150.0, 200.0)
+# The aorta: a tube along z of about 24 mm diameter (0.075 of the 160 mm half field).
+AORTA_CENTRE, AORTA_RADIUS, AORTA_HU = (0.06, 0.24), 0.075, (150.0, 200.0)
 STOMACH_WALL_HU = (70.0, 90.0)
 # Background structures (HU ranges).
 AIR, FAT, MUSCLE, BOWEL, GAS, BONE = -1000.0, (-110.0, -80.0), (40.0, 60.0), (20.0, 50.0), -900.0, (300.0, 700.0)
@@ -147,6 +148,10 @@ def _anatomy(size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str,
     loops = _smooth_field(rng, grid, waves=12, freq=(5.0, 10.0), amp=1.0)
     bowel = free & (loops > 0.0)
     gas = bowel & (_smooth_field(rng, grid, waves=12, freq=(6.0, 12.0), amp=1.0) > 0.9)
+    # Gas lies in bowel lumens, not against an organ's surface (where it would bloom into the organ's voxels).
+    from scipy import ndimage
+
+    gas &= ~ndimage.binary_dilation(label > 0, iterations=2)
     masks = {"body": body, "muscle": (inner & ~cavity) | paraspinal, "bowel": bowel & ~gas, "gas": gas, "bone": spine}
     return label, masks
 
