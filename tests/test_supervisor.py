@@ -147,3 +147,140 @@ def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp
     finally:
         reap_abandoned(ray_tmp / "ray", grace_s=5)
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+# --- signals: a first SIGINT/SIGTERM stops cleanly, a second at once; --resume then completes ----------------
+
+FAULT_DATA = {"domains": ["infant", "adult"], "subjects_per_domain": 2, "size": 16, "patch_size": 8,
+              "batch_size": 1, "patches_per_epoch": 1}
+SIGNAL_EPOCHS = 5
+
+
+def _fault_sweep(tmp_path: Path, name: str) -> Path:
+    spec = {"name": name, "trainer": "fault", "data": FAULT_DATA, "storage": str(tmp_path / "runs"),
+            "objective": {"metric": "val/dice", "mode": "max"}, "fixed": {"epochs": SIGNAL_EPOCHS, "epoch_s": 0.4},
+            "search": {"iterations": {"grid": [3, 4, 5]}}, "searcher": {"sampler": "grid"},
+            "budget": {"concurrent": 2}, "resources": {"cpus_per_worker": 1}, "runtime": {"checkpoint_every": 1}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _fault_env(cache_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "SEGSWEEP_CACHE": str(cache_dir), "SEGSWEEP_PLUGINS": "tests.fault_trainer",
+            "RAY_DISABLE_USAGE_STATS": "1", **extra}
+
+
+class _Lines:
+    """A stream read line by line in a thread; ``wait_for`` blocks until a line holds a text."""
+
+    def __init__(self, stream: io.TextIOBase) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True)
+        self.thread.start()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(self.lines)):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def text(self) -> str:
+        self.thread.join(timeout=30)
+        return "".join(self.lines)
+
+
+# signal, times sent, exit code, the words of the stop paragraph
+SIGNALS = [
+    ("sigint", signal.SIGINT, 1, 130, "stopped by SIGINT (Ctrl-C)."),
+    ("sigterm", signal.SIGTERM, 1, 143, "stopped by SIGTERM."),
+    ("sigint-twice", signal.SIGINT, 2, 130, "stopped by SIGINT (Ctrl-C) (at once)."),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("case", "signum", "times", "code", "words"), SIGNALS, ids=[s[0] for s in SIGNALS])
+def test_a_signal_stops_the_sweep_cleanly_and_resume_runs_every_trial_once(
+        tmp_path: Path, cache_dir: Path, case: str, signum: int, times: int, code: int, words: str) -> None:
+    path = _fault_sweep(tmp_path, case)
+    env = _fault_env(cache_dir)
+    # Its own session: the signals go to the command's process only, as `kill PID` or a scheduler sends them.
+    sweep = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path)], cwd=REPO_ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    out, err = _Lines(sweep.stdout), _Lines(sweep.stderr)
+    try:
+        assert out.wait_for(f"epoch 2/{SIGNAL_EPOCHS}", timeout=300), out.text()[-2000:] + err.text()[-3000:]
+        sweep.send_signal(signum)
+        if times == 2:  # the second as soon as the first is being handled: Tune is still saving and stopping
+            assert err.wait_for("received: stopping the sweep", timeout=60), err.text()[-3000:]
+            sweep.send_signal(signum)
+        sweep.wait(timeout=180)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    stderr = err.text()
+    assert sweep.returncode == code, stderr[-3000:]
+    assert words in stderr and f"python -m platform.sweep {path} --resume" in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr and "*** SIGTERM received" not in stderr and "PC: @" not in stderr, stderr
+    assert "the Ray under this sweep stopped" not in stderr
+    experiment = tmp_path / "runs" / case
+    statuses = [t["status"] for t in read_table(str(experiment), "trials").to_pylist()]
+    assert "RUNNING" in statuses or len(statuses) < 3, statuses  # stopped before the end: something left to resume
+
+    resumed = subprocess.run([sys.executable, "-m", "platform.sweep", str(path), "--resume"], cwd=REPO_ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-4000:]
+    trials = read_table(str(experiment), "trials").to_pylist()
+    assert len(trials) == 3 and {t["status"] for t in trials} == {"TERMINATED"}, trials
+    epochs = read_table(str(experiment), "epochs").to_pylist()
+    for trial in trials:
+        seen = sorted(e["epoch"] for e in epochs if e["trial_id"] == trial["trial_id"])
+        assert seen == list(range(1, SIGNAL_EPOCHS + 1)), (trial["trial_id"], seen)
+
+
+@pytest.mark.slow
+def test_a_slow_shutdown_of_its_own_ray_is_not_a_death(tmp_path: Path, cache_dir: Path) -> None:
+    """A grace far shorter than any Ray shutdown: the sweep that finished still exits 0 with its table, because
+    it said it shuts its Ray down itself before doing so."""
+    path = _fault_sweep(tmp_path, "slow-shutdown")
+    result = subprocess.run([sys.executable, "-m", "platform.sweep", str(path), "fixed.epoch_s=0"], cwd=REPO_ROOT,
+                            env=_fault_env(cache_dir, SEGSWEEP_RAY_DIED_GRACE_S="0.001"), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "3 trials in" in result.stdout and "the Ray under this sweep stopped" not in result.stderr
+
+
+GRACES = [  # SEGSWEEP_RAY_DIED_GRACE_S, load per CPU -> the grace
+    (None, 0.5, 15.0),
+    (None, 4.0, 60.0),
+    ("40", 4.0, 40.0),
+    ("abc", 1.0, 15.0),  # a mistyped value: the default (the sweep's start refuses nothing for it)
+]
+
+
+@pytest.mark.parametrize(("value", "load", "grace"), GRACES)
+def test_the_grace_for_a_dead_ray_follows_the_machine(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                                      load: float, grace: float) -> None:
+    from platform import localray, supervisor
+
+    if value is None:
+        monkeypatch.delenv(supervisor.GRACE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(supervisor.GRACE_ENV, value)
+    monkeypatch.setattr(localray, "machine_load", lambda: load)
+    assert supervisor.grace_s() == pytest.approx(grace)
+
+
+def test_a_session_marked_stopping_says_so(tmp_path: Path) -> None:
+    from platform.localray import mark_session, session_stopping
+
+    mark_session(tmp_path)
+    assert not session_stopping(tmp_path)
+    marker = json.loads((tmp_path / MARKER).read_text())
+    (tmp_path / MARKER).write_text(json.dumps({**marker, "stopping": True}))
+    assert session_stopping(tmp_path)
+    assert not session_stopping(tmp_path / "missing")
