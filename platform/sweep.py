@@ -265,10 +265,10 @@ def _init_ray(**kwargs: Any) -> None:
             # Ray gives its node 30 s to register, a limit of its own that a loaded machine overruns: start it
             # again while the sweep's own limit allows.
             ray.shutdown()
-            if time.monotonic() >= deadline or "timed out" not in str(exc).lower():
+            if time.monotonic() >= deadline or "timed out during startup" not in str(exc):
                 raise RayStartError(
                     f"the local Ray did not start within {timeout:.0f} s ({reason}). The machine may be loaded "
-                    f"or short of memory: wait for the load to drop, free memory, allow it longer (e.g. "
+                    f"or short of memory: try again when the load drops, free memory, allow it longer (e.g. "
                     f"{START_TIMEOUT_ENV}={int(max(2 * timeout, 300))}), or join a running cluster with "
                     "--address. Nothing was written.") from None
             print(f"warning: the local Ray did not start in Ray's own time ({reason}); starting it again "
@@ -408,6 +408,12 @@ def main(argv: list[str] | None = None, supervised: bool = False) -> int:
 
     if plugin_problem():
         return _fail(plugin_problem() or "")
+    from platform.localray import ray_start_timeout_s
+
+    try:
+        ray_start_timeout_s()  # read again where Ray starts; a mistyped value is refused before anything runs
+    except ValueError as err:
+        return _fail(str(err))
     args.argv = list(argv)  # for the --resume command a stopped sweep prints
     quiet_libraries(args.verbose)
     overrides = list(args.overrides)
