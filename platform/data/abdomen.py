@@ -9,7 +9,7 @@ models those conditions, never a result. Choices, and the passage each follows:
 
 - Classes: background and the eight BTCV organs "spleen, left kidney, right kidney, gallbladder, pancreas,
   liver, stomach and aorta" (section 5.1), labels 1-8 in the order of its Table 2's columns. Their sizes differ
-  by two orders of magnitude as in the body: a large liver (about 4% of the volume), a medium stomach and
+  by two orders of magnitude as in the body: a large liver (3-4% of the volume), a medium stomach and
   spleen, kidneys, and small structures, the gallbladder and the thin pancreas (each under 0.1%) and the aorta's
   tube (about 0.4%); the paper names the pancreas a "hard" organ and the gallbladder among the improved ones (5.5,
   appendix). Organs are ellipsoids at their usual places (liver upper right, spleen upper left and posterior,
