@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,30 @@ def contrast(image: np.ndarray, label: np.ndarray) -> float:
     return abs(float(image[label == WM].mean() - image[label == GM].mean())) / float(brain.std())
 
 
-def test_template_files_are_packaged_with_nilearn() -> None:
+def test_template_files_are_packaged_with_nilearn(monkeypatch: pytest.MonkeyPatch) -> None:
     for file in mni.TEMPLATE_FILES.values():
         assert (mni.template_directory() / file).is_file()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the mni dataset must not open a network connection")
+
+    # Read with the network refused: the maps come from the installed package, never a download.
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    mni._template_1mm.cache_clear()
+    maps = mni._template_1mm()
+    assert {"t1", "gm", "wm", "mask"} <= set(maps) and maps["mask"].sum() > 1e6  # over a litre of brain at 1 mm
+
+
+SPECS = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml")) + sorted(
+    (Path(__file__).parents[2] / "search_spaces" / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_every_shipped_spec_validates_on_mni(spec: Path) -> None:
+    from platform.spec import load_spec
+
+    loaded = load_spec(spec, ["data.dataset=mni"])
+    assert loaded.data.dataset == "mni" and check_data(loaded.data) == []
 
 
 def test_same_seed_same_volumes_other_seed_other_volumes(tmp_path: Path) -> None:
