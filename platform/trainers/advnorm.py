@@ -188,6 +188,9 @@ class AdvNormTrainer(Trainer):
         elif isinstance(weights, list) and len(weights) != data.num_classes:
             problems.append(f"class_weights has {len(weights)} values for {data.num_classes} classes; "
                             "give one weight per class, background first")
+        if config.class_share * (data.num_classes - 1) > 1:
+            problems.append(f"class_share {config.class_share} for each of {data.num_classes - 1} foreground classes "
+                            f"is more than every patch: give at most {1 / (data.num_classes - 1):.3g}")
         return problems
 
     # --- helpers --------------------------------------------------------------------------------------------

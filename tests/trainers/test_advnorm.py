@@ -172,6 +172,8 @@ def test_class_weights_are_given_by_class_name(names, weights, expected) -> None
 def test_class_weights_that_name_other_classes_are_refused(tiny_data) -> None:
     problems = AdvNormTrainer.check(Config.model_validate({"class_weights": {"bg": 1.0, "tumour": 1.0}}), tiny_data)
     assert any("class_weights names" in p and "'csf'" in p for p in problems), problems
+    problems = AdvNormTrainer.check(Config.model_validate({"class_share": 0.5}), tiny_data)
+    assert any("class_share 0.5" in p and "at most 0.333" in p for p in problems), problems
 
 
 def test_discriminator_confusion_matrix_and_the_test_time_bias_sweep(tiny_data, tiny_advnorm) -> None:
@@ -306,3 +308,16 @@ def test_every_arm_of_a_comparison_trains_the_segmenter_as_long(tiny_data, tiny_
         updates[row["label"]] = int(trainer.optimizers["S"].state_dict()["state"][0]["step"])
     assert len(set(updates.values())) == 1, updates
     assert set(updates.values()) == {2 * trainer.iterations}
+
+
+def test_the_nnunet_options_reach_the_loss_and_the_sampler(tiny_data, tiny_advnorm) -> None:
+    from platform.losses import mean_dice_ce_loss
+
+    trainer = make(tiny_data, tiny_advnorm, seg_loss="mean_dice_ce", class_share=0.25)
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, trainer.num_classes, 4, 4, 4, generator=generator)
+    target = torch.randint(0, trainer.num_classes, (2, 4, 4, 4), generator=generator)
+    assert torch.allclose(trainer._segmentation_loss(logits, target), mean_dice_ce_loss(logits, target))
+    centres = torch.cat([trainer.samplers["patches"].sample()[1][:, 8, 8, 8] for _ in range(8)])
+    for cls in range(1, trainer.num_classes):  # each foreground class centres at least a quarter of the patches
+        assert float((centres == cls).float().mean()) >= 0.25 - 1 / len(centres)
