@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -93,6 +93,16 @@ class DataConfig(BaseModel):
     cache_dir: str | None = Field(
         None, description="Where the phantom is written; default $SEGSWEEP_CACHE or ~/.cache/segsweep."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _abdomen_defaults(cls, data: Any) -> Any:
+        # The abdomen has its own domains and nine classes: `dataset: abdomen` alone is a valid data section.
+        if isinstance(data, dict) and data.get("dataset") == "abdomen":
+            from platform.data.phantom_names import ABDOMEN_CLASS_NAMES, ABDOMEN_DOMAINS
+
+            data = {"domains": list(ABDOMEN_DOMAINS), "num_classes": len(ABDOMEN_CLASS_NAMES), **data}
+        return data
 
     @model_validator(mode="after")
     def _check_consistency(self) -> DataConfig:

@@ -112,3 +112,9 @@ def test_dualnorm_figure6_spec_validates_on_the_abdomen() -> None:
     spec = Path(__file__).parents[2] / "search_spaces" / "paper" / "dualnorm_fig6.yaml"
     loaded = load_spec(spec, ["data.dataset=abdomen", "data.domains=[btcv,tcia]", "data.num_classes=9"])
     assert check_data(loaded.data) == [] and loaded.data.names_of_classes() == list(ABDOMEN_CLASS_NAMES)
+
+
+def test_dataset_alone_gets_the_abdomen_domains_and_classes() -> None:
+    cfg = DataConfig(dataset="abdomen")
+    assert cfg.domains == ["btcv", "tcia"] and cfg.num_classes == 9 and check_data(cfg) == []
+    assert DataConfig(dataset="abdomen", domains=["tcia"]).domains == ["tcia"]  # given fields win
