@@ -198,7 +198,7 @@ def test_the_warm_up_trains_the_generator_alone(tiny_data, tiny_advnorm) -> None
     trainer = make(tiny_data, tiny_advnorm, warmup_epochs=2)
     before = {name: [p.detach().clone() for p in trainer.net(name).parameters()] for name in ("G", "S", "D")}
     losses: list[float] = []
-    trainer.warm_up(lambda name, value: losses.append(float(value)))
+    trainer.warm_up(lambda name, value: losses.append(float(value.detach())))
     moved = {name: any(not torch.equal(a, b) for a, b in zip(before[name], trainer.net(name).parameters(),
                                                               strict=True)) for name in ("G", "S", "D")}
     assert moved == {"G": True, "S": False, "D": False}
