@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from platform.envvars import positive_seconds
+
 MARKER = "segsweep-driver.json"
 # With this set to 0 before Ray is imported, Ray takes the loopback address as the node's address and its
 # servers (GCS, raylet, object manager, workers) listen on 127.0.0.1 alone, not on every interface: a local
@@ -154,22 +156,6 @@ START_TIMEOUT_ENV = "SEGSWEEP_RAY_START_TIMEOUT_S"
 START_TIMEOUT_S = 120.0  # the least a local Ray is given to start; more on a loaded machine
 
 
-def _positive_seconds(name: str) -> float | None:
-    """A positive number of seconds from the environment variable ``name``; None when unset; ValueError naming
-    the variable when it is not one."""
-    text = os.environ.get(name)
-    if text is None or not text.strip():
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name}={text!r} is not a number of seconds: set it to a positive number "
-                         "(e.g. 300), or unset it for the default.")
-    return value
-
-
 def machine_load() -> float:
     """The 1-minute load average per CPU (0 where the platform has none)."""
     try:
@@ -182,7 +168,7 @@ def ray_start_timeout_s() -> float:
     """How long a local Ray may take to start, and a cluster to answer: ``SEGSWEEP_RAY_START_TIMEOUT_S`` when set,
     else ``START_TIMEOUT_S`` stretched by the machine's load (a load of 10 per CPU: 10 times as long, at most
     30 minutes)."""
-    configured = _positive_seconds(START_TIMEOUT_ENV)
+    configured = positive_seconds(START_TIMEOUT_ENV)
     if configured is not None:
         return configured
     return min(1800.0, START_TIMEOUT_S * max(1.0, machine_load()))

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
+from platform.envvars import positive_seconds
+
 
 def is_uri(location: str) -> bool:
     return "://" in location
@@ -81,17 +83,11 @@ class StorageError(Exception):
 def storage_timeout_s() -> float:
     """How long the storage probe waits: ``SEGSWEEP_STORAGE_TIMEOUT_S`` (seconds), else ``STORAGE_TIMEOUT_S``.
     Read when used, so a mistyped value is a ``StorageError`` naming the variable, not an import failure."""
-    text = os.environ.get(STORAGE_TIMEOUT_ENV)
-    if text is None or not text.strip():
-        return STORAGE_TIMEOUT_S
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise StorageError(f"{STORAGE_TIMEOUT_ENV}={text!r} is not a number of seconds: set it to a positive "
-                           f"number (e.g. 60), or unset it for the default ({STORAGE_TIMEOUT_S:g} s).")
-    return value
+        value = positive_seconds(STORAGE_TIMEOUT_ENV)
+    except ValueError as err:
+        raise StorageError(f"{err} (default {STORAGE_TIMEOUT_S:g} s)") from None
+    return STORAGE_TIMEOUT_S if value is None else value
 
 
 def check_storage(location: str, timeout_s: float | None = None) -> None:

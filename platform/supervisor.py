@@ -54,10 +54,11 @@ def grace_s() -> float:
     """How long after its Ray's processes are gone a driver that did not say it was shutting down may still run
     before it counts as stuck on a dead Ray: ``SEGSWEEP_RAY_DIED_GRACE_S`` when set (a positive number), else
     ``GRACE_S`` stretched by the machine's load."""
-    from platform.localray import _positive_seconds, machine_load
+    from platform.envvars import positive_seconds
+    from platform.localray import machine_load
 
     try:
-        configured = _positive_seconds(GRACE_ENV)
+        configured = positive_seconds(GRACE_ENV)
     except ValueError:
         configured = None  # checked where the sweep starts; here the default is the safe reading
     return configured if configured is not None else GRACE_S * max(1.0, machine_load())

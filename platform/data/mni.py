@@ -53,10 +53,9 @@ from platform.data.phantom import (
     WM,
     _Appearance,
     _appearance,
-    _gaussian_blur,
     _grid,
     _smooth_field,
-    _thick_slices,
+    acquire,
     affine_for,
 )
 from platform.data.phantom_names import VALID_DOMAINS_TEXT, known_domain
@@ -189,23 +188,7 @@ def _render(maps: dict[str, np.ndarray], label: np.ndarray, look: _Appearance, r
         # The subarachnoid space the skull-stripped template leaves out: CSF-dense, so the skull does not touch
         # the brain (it would brighten the outer CSF through partial volume).
         image[outside & (depth <= band)] = means[CSF]
-    image *= 1.0 + _smooth_field(rng, _grid(size), waves=6, freq=(2.0, 6.0), amp=0.04)
-    if look.gm_texture > 0.0:
-        grain = _gaussian_blur(rng.normal(size=label.shape).astype(np.float32), sigma=0.8)
-        grain /= grain.std() + 1e-6
-        gm = label == GM
-        image[gm] *= 1.0 + look.gm_texture * grain[gm]
-    image = _gaussian_blur(image, sigma=look.blur)
-    if look.gamma != 1.0:
-        image = np.clip(image, 0.0, None) ** look.gamma
-    if bias_field > 0.0:
-        ramp = np.arange(size, dtype=np.float32) / size * bias_field + (1.0 - bias_field)
-        image = image * ramp[None, :, None]
-    if noise > 0.0:
-        image = image + rng.normal(0.0, noise, size=image.shape).astype(np.float32)
-    if look.z_factor > 1:
-        image = _thick_slices(image, look.z_factor)
-    return (look.offset + look.scale * image).astype(np.float32)
+    return acquire(image, label, look, rng, bias_field, noise)
 
 
 def generate_subject(cfg: DataConfig, domain: str, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -242,7 +242,6 @@ def _render(
     noise: float,
 ) -> np.ndarray:
     """Intensities of one (domain, subject): tissue means, texture, partial volume, scanner, bias, noise, units."""
-    size = label.shape[0]
     means = np.asarray(look.means, dtype=np.float32)
     # Per-subject tissue jitter (scan-to-scan variation); background stays at its domain value.
     means[1:] += rng.normal(0.0, 0.015, size=3).astype(np.float32)
@@ -252,6 +251,15 @@ def _render(
         outside = label == BG
         image[outside & (outer < 1.22)] = scalp
         image[outside & (outer < 1.12)] = skull
+    return acquire(image, label, look, rng, bias_field, noise)
+
+
+def acquire(image: np.ndarray, label: np.ndarray, look: _Appearance, rng: np.random.Generator, bias_field: float,
+            noise: float) -> np.ndarray:
+    """What the scanner adds to the tissue intensities ``image`` (float32, shape (S, S, S), ``label`` beside it):
+    smooth inhomogeneity, the cortex's texture, blur, gamma, the bias-field ramp, noise, thick slices and the
+    domain's units. Shared by every brain-like embedded dataset, so their domains differ in the same way."""
+    size = label.shape[0]
     image *= 1.0 + _smooth_field(rng, _grid(size), waves=6, freq=(2.0, 6.0), amp=0.04)
     if look.gm_texture > 0.0:
         # A granular pattern of the cortex alone (this modality's rendering of one structure): white noise
