@@ -11,6 +11,7 @@ code 3 (``platform.supervisor``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import math
@@ -366,6 +367,7 @@ def _locked_run(spec: SweepSpec, args: argparse.Namespace, storage: str, experim
     from platform.lock import ExperimentLock, LockHeld
 
     lock = ExperimentLock(experiment)
+    created = not _exists(experiment)
     try:
         lock.acquire()
     except LockHeld as err:
@@ -380,6 +382,32 @@ def _locked_run(spec: SweepSpec, args: argparse.Namespace, storage: str, experim
         return _run(spec, args, storage, experiment)
     finally:
         lock.release()
+        if created:
+            _remove_if_empty(experiment)  # a sweep refused before it wrote anything leaves no folder behind
+
+
+def _exists(experiment: str) -> bool:
+    import pyarrow.fs as pafs
+
+    from platform.storage import filesystem
+
+    try:
+        fs, path = filesystem(experiment)
+        return fs.get_file_info(path).type != pafs.FileType.NotFound
+    except OSError:
+        return True  # unknown: never remove what might be someone's
+
+
+def _remove_if_empty(experiment: str) -> None:
+    """Delete the experiment's folder when nothing but the lock was ever written to it."""
+    import pyarrow.fs as pafs
+
+    from platform.storage import filesystem
+
+    with contextlib.suppress(OSError):
+        fs, path = filesystem(experiment)
+        if not fs.get_file_info(pafs.FileSelector(path, allow_not_found=True)):
+            fs.delete_dir(path)
 
 
 def quiet_libraries(verbose: bool) -> None:
