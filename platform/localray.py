@@ -14,6 +14,8 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +216,96 @@ def session_stopping(session: Path) -> bool:
         return bool(json.loads((session / MARKER).read_text()).get("stopping"))
     except (OSError, ValueError, AttributeError):
         return False
+
+
+class HeadStartError(Exception):
+    """A private Ray head (``private_head``) did not start; the message says what to try."""
+
+
+@dataclass(frozen=True)
+class PrivateHead:
+    """A running private Ray head: its GCS ``address``, the ``env`` a process joining it needs on top of
+    ``os.environ``, and its private Ray ``temp_dir`` (its sessions' directories)."""
+
+    address: str
+    env: dict[str, str]
+    temp_dir: Path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_head(num_cpus: int | None = None) -> Iterator[PrivateHead]:
+    """Start a Ray head of this process's own on 127.0.0.1, yield it (``PrivateHead``), and stop exactly its
+    processes on the way out (also on an exception, Ctrl-C or SIGTERM).
+
+    ``env`` is what a process that joins it (``--address``) needs on top of ``os.environ``: Ray 2.60's token
+    authentication (a fresh token, so no file under ``~/.ray`` is read or written) and the loopback address.
+    The head has a private temp dir, so its sessions are found and stopped by ``stop_sessions``, never another
+    Ray on the machine and never with ``ray stop``. Start-up is given ``ray_start_timeout_s``; a head that does
+    not start in it is a ``HeadStartError``."""
+    import secrets
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    try:
+        timeout = ray_start_timeout_s()
+    except ValueError as err:
+        raise HeadStartError(str(err)) from None
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    # Workers inherit the head's environment: they import `platform` from the repository root (before the
+    # standard library's module of that name).
+    path = os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_DISABLE_USAGE_STATS": "1", "PYTHONPATH": path}
+    port = _free_port()
+    # Short: Ray's socket paths under it have a length limit.
+    temp_dir = Path(tempfile.mkdtemp(prefix="ssh", dir="/tmp"))
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    command = [ray_bin, "start", "--head", "--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1",
+               "--port", str(port), "--include-dashboard", "false", "--disable-usage-stats"]
+    if num_cpus is not None:
+        command += ["--num-cpus", str(num_cpus)]
+    # Ray waits for its GCS as long as this says (its own default is shorter than a loaded machine needs).
+    start_env = {**os.environ, **env, "RAY_gcs_server_port_wait_time_s": str(int(timeout))}
+    previous = None
+    try:
+        # SIGTERM as an exception, so the `finally` below stops the head (the default action would skip it).
+        with contextlib.suppress(ValueError):  # not the main thread: no handler can be set there
+            previous = signal.signal(signal.SIGTERM, _raise_system_exit)
+        try:
+            started = subprocess.run(command, capture_output=True, text=True, env=start_env, timeout=timeout)
+            reason = None if started.returncode == 0 else (
+                f"`ray start` exited {started.returncode}: "
+                f"{((started.stderr or started.stdout).strip().splitlines() or ['no output'])[-1][:300]}")
+        except subprocess.TimeoutExpired:
+            reason = f"`ray start` did not finish within {timeout:.0f} s"
+        except OSError as exc:
+            reason = f"`ray start` could not run: {exc}"
+        if reason:
+            raise HeadStartError(
+                f"the private Ray for these sweeps did not start ({reason}). The machine may be loaded or short "
+                f"of memory: try again when the load drops, free memory, or allow it longer (e.g. "
+                f"{START_TIMEOUT_ENV}={int(max(2 * timeout, 300))}). Nothing was run.")
+        yield PrivateHead(f"127.0.0.1:{port}", env, temp_dir)
+    finally:
+        stopped = stop_sessions(temp_dir, grace_s=10)
+        # SIGKILL is not instant: return only once they are gone, so a caller that goes on finds none of them.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_process_start(pid) for pid in stopped):
+            time.sleep(0.1)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_system_exit(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

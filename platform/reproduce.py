@@ -26,17 +26,21 @@ committed references (:mod:`platform.reference`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import html as html_module
 import json
 import math
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from platform.localray import PrivateHead
 from platform.provenance import provenance
 from platform.provenance import summary as provenance_summary
 from platform.spec import PaperClaim, PaperTable, SweepSpec, load_spec
@@ -152,8 +156,10 @@ def _finished(spec: SweepSpec) -> tuple[int, int]:
     return sum(row.get("status") == "TERMINATED" for row in trials), spec.trial_count()
 
 
-def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool) -> list[str]:
-    """Run (or resume) every sweep of ``table`` that has not finished; the problems met, one line each."""
+def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool,
+               head: PrivateHead | None = None) -> list[str]:
+    """Run (or resume) every sweep of ``table`` that has not finished; the problems met, one line each. With a
+    ``head`` every sweep joins that Ray (``--address``) instead of starting one of its own."""
     problems = []
     for run, spec in table.runs.items():
         done, planned = _finished(spec)
@@ -171,8 +177,11 @@ def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool) 
             command.append("--smoke")
         if done or _has_state(spec):
             command.append("--resume")
+        if head is not None:
+            command += ["--address", head.address]
         print(f"[{table.stem}] running {spec.name} ({planned} trials)", flush=True)
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True,
+                                env={**os.environ, **head.env} if head is not None else None)
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             problems.append(f"{table.stem}: sweep {spec.name} exited {result.returncode}: {detail[0]} (its rows "
@@ -352,6 +361,26 @@ def json_text(results: dict[str, dict[str, Any]]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _needs_a_run(table: Table) -> bool:
+    return any(done < planned for done, planned in map(_finished, table.runs.values()))
+
+
+@contextlib.contextmanager
+def _shared_ray(tables: list[Table], read_only: bool) -> Iterator[PrivateHead | None]:
+    """One private Ray for all the sweeps to run (``private_head``), stopped when they are done; None (each
+    sweep starts its own, as on its own) when nothing runs, a sweep's storage is a URI, or ``RAY_ADDRESS``
+    names a cluster. Sweeps that each start a Ray lose some starts on a loaded machine."""
+    from platform.localray import private_head
+    from platform.storage import is_uri
+
+    if (read_only or os.environ.get("RAY_ADDRESS") or not any(_needs_a_run(table) for table in tables)
+            or any(is_uri(spec.storage) for table in tables for spec in table.runs.values())):
+        yield None
+        return
+    with private_head(os.cpu_count() or 1) as head:
+        yield head
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="spec stems of search_spaces/paper/ (default: all)")
@@ -394,9 +423,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     problems: list[str] = []
-    for table in tables:
-        problems += run_sweeps(table, args.quick, args.storage, args.read)
-        measure(table)
+    from platform.localray import HeadStartError
+
+    try:
+        with _shared_ray(tables, args.read) as head:
+            for table in tables:
+                problems += run_sweeps(table, args.quick, args.storage, args.read, head)
+                measure(table)
+    except HeadStartError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
     results = {table.stem: table_result(table) for table in tables}
     record = provenance()
     for result in results.values():  # each table carries what made it, so one table's JSON is a reference

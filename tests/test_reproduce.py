@@ -183,3 +183,43 @@ def test_an_invalid_claim_is_reported_with_its_reason_in_markdown() -> None:
     text = markdown({"t": {"title": "T", "rows": [], "claims": results}}, "header")
     line = next(line for line in text.splitlines() if line.startswith("| a over b"))
     assert "**invalid**" in line and "frozen discriminator" in line and "supported" not in line
+
+
+def _head_pids(temp_dir: Path) -> set[int]:
+    from platform.localray import _session_processes
+
+    return {pid for session in temp_dir.glob("session_*") if not session.is_symlink()
+            for pid in _session_processes(session)}
+
+
+@pytest.mark.slow
+def test_the_private_head_serves_a_client_and_leaves_no_process_behind() -> None:
+    from platform.localray import _process_start, private_head
+
+    client = ("import ray; ray.init(address='{}', logging_level='ERROR'); "
+              "print('answer', ray.get(ray.remote(lambda: 41 + 1).remote()))")
+    with private_head(num_cpus=1) as head:
+        assert head.address.startswith("127.0.0.1:")
+        pids = _head_pids(head.temp_dir)
+        assert pids, "no process of the head's session found"
+        import os
+
+        result = subprocess.run([sys.executable, "-c", client.format(head.address)], capture_output=True,
+                                text=True, env={**os.environ, **head.env}, cwd=REPO_ROOT, timeout=300)
+        assert "answer 42" in result.stdout, result.stderr[-2000:]
+        pids |= _head_pids(head.temp_dir)  # and the worker the task started
+        temp_dir = head.temp_dir
+    assert [pid for pid in pids if _process_start(pid) is not None] == []
+    assert not temp_dir.exists()
+
+
+def test_a_head_that_does_not_start_in_time_is_one_paragraph_with_exit_2(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "SEGSWEEP_RAY_START_TIMEOUT_S": "0.01"}
+    result = subprocess.run([sys.executable, "-m", "platform.reproduce", "dualnorm_table6", "--quick", "--storage",
+                             str(tmp_path / "runs"), "--out", str(tmp_path / "out")], capture_output=True,
+                            text=True, cwd=REPO_ROOT, env=env, timeout=300)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "SEGSWEEP_RAY_START_TIMEOUT_S=" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "running" not in result.stdout
