@@ -25,7 +25,7 @@ import pandas as pd
 
 from dashboards.analysis import ABLATION_COLUMNS, ablation, level_labels
 from dashboards.tables import Catalog, Experiment, ExplorerError
-from platform.reproduce import md_text
+from platform.papertables import md_text
 
 EXIT_USER_ERROR = 2
 SIGNIFICANT = 0.05

@@ -72,7 +72,7 @@ def load_reference(path: Path) -> dict[str, dict[str, Any]]:
 
 def reference_text(stem: str, result: dict[str, Any]) -> str:
     """A reference file's text: ``{stem: result}`` as ``reproduce.json`` writes it."""
-    from platform.reproduce import json_text
+    from platform.papertables import json_text
 
     return json_text({stem: result}) + "\n"
 
@@ -140,7 +140,7 @@ def check_results(reference: dict[str, dict[str, Any]], measured: dict[str, dict
 def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Run the named tables afresh: a new temporary storage and a new cache (``SEGSWEEP_CACHE``, which the sweeps
     inherit), both removed afterwards. (results by stem, problems)."""
-    from platform.reproduce import PAPER_DIR, measure, plan_table, run_sweeps, table_result
+    from platform.papertables import PAPER_DIR, measure, plan_table, run_sweeps, shared_ray, table_result
 
     scratch = Path(tempfile.mkdtemp(prefix="segsweep-check-"))
     previous = os.environ.get("SEGSWEEP_CACHE")
@@ -148,11 +148,12 @@ def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], lis
     try:
         storage = str(scratch / "runs")
         results, problems = {}, []
-        for name in names:
-            table = plan_table(PAPER_DIR / f"{name}.yaml", quick, storage)
-            problems += run_sweeps(table, quick, storage, read_only=False)
-            measure(table)
-            results[name] = table_result(table)
+        tables = [plan_table(PAPER_DIR / f"{name}.yaml", quick, storage) for name in names]
+        with shared_ray(tables, read_only=False) as head:  # one private Ray for every sweep, as reproduce runs them
+            for name, table in zip(names, tables, strict=True):
+                problems += run_sweeps(table, quick, storage, read_only=False, head=head)
+                measure(table)
+                results[name] = table_result(table)
         return results, problems
     finally:
         if previous is None:
@@ -181,7 +182,13 @@ def check(path: Path, names: list[str], run: Any = rerun) -> int:
         print(f"error: {path} mixes --quick and full-size tables; check them one at a time", file=sys.stderr)
         return EXIT_BAD_REFERENCE
     print(f"checking {', '.join(names)} against {path} from a clean cache and storage ...", flush=True)
-    measured, problems = run(names, quick.pop())
+    from platform.localray import HeadStartError
+
+    try:
+        measured, problems = run(names, quick.pop())
+    except HeadStartError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_REFERENCE
     rows, environment = check_results(reference, measured, provenance())
     for line in rows:
         print(f"differs: {line}")
@@ -214,7 +221,7 @@ def _repeat_key(label: str) -> tuple[Any, Any]:
 def table_from_reference(stem: str, result: dict[str, Any]) -> dict[str, Any]:
     """The result of a table recomputed from a reference's stored values: the spec's rows and claims, the claims
     judged by today's statistics (a row the reference lacks is not measured)."""
-    from platform.reproduce import PAPER_DIR, plan_table, table_result
+    from platform.papertables import PAPER_DIR, plan_table, table_result
 
     table = plan_table(PAPER_DIR / f"{stem}.yaml", bool(result.get("quick")), None)
     stored = {row["name"]: row["values"] for row in result["rows"]}
@@ -229,7 +236,7 @@ def table_from_reference(stem: str, result: dict[str, Any]) -> dict[str, Any]:
 def readme_block(directory: Path = REFERENCE_DIR) -> str:
     """The README's measured tables: per committed reference (in file name order) its provenance and the table
     as ``platform.reproduce`` prints it, headings under the README's Fidelity section."""
-    from platform.reproduce import PAPER_DIR, markdown
+    from platform.papertables import PAPER_DIR, markdown
 
     parts = [README_BEGIN, ""]
     covered: set[str] = set()

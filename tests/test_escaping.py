@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import tests.fault_trainer  # noqa: F401  (registers the fault trainer, whose once_dir is a free text field)
-from platform.reproduce import html, json_text, markdown, measure, plan_table, table_result
+from platform.papertables import html, json_text, markdown, measure, plan_table, table_result
 from platform.results import ResultsStore
 from platform.storage import experiment_uri
 

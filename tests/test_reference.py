@@ -116,7 +116,7 @@ def test_repeat_labels_parse_back() -> None:
 
 
 def test_a_table_is_recomputed_from_stored_values() -> None:
-    from platform.reproduce import PAPER_DIR
+    from platform.papertables import PAPER_DIR
     from platform.spec import load_spec
 
     paper = load_spec(PAPER_DIR / "advnorm_table3.yaml").paper

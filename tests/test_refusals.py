@@ -258,7 +258,7 @@ def test_reproduce_read_where_reports_cannot_go_exits_2(tmp_path: Path, capsys: 
 
 def test_reproduce_reports_a_table_whose_sweep_failed_as_not_measured(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from platform import reproduce
+    from platform import papertables as reproduce
 
     table = reproduce.plan_table(reproduce.PAPER_DIR / "advnorm_table2.yaml", True, str(tmp_path / "runs"))
     monkeypatch.setattr(reproduce, "_finished", lambda spec: (0, spec.trial_count()))

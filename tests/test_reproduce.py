@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from platform.reproduce import PAPER_DIR, claim_results, markdown, row_values
+from platform.papertables import PAPER_DIR, claim_results, markdown, row_values
 from platform.spec import PaperClaim, PaperTable, load_spec
 from platform.statistics import repeat_key
 from tests.conftest import REPO_ROOT

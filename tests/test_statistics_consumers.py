@@ -15,7 +15,7 @@ from scipy import stats
 from dashboards.analysis import ablation
 from dashboards.report import report_table
 from dashboards.tables import Catalog
-from platform.reproduce import claim_results, row_values
+from platform.papertables import claim_results, row_values
 from platform.results import ResultsStore
 from platform.spec import PaperClaim
 from platform.storage import experiment_uri
