@@ -18,8 +18,8 @@ How the lock is created, by kind of storage:
   (``open(O_CREAT | O_EXCL)``), then published with ``link()`` to the lock's name, which fails if the name exists:
   an atomic create-if-absent on local filesystems and on NFS, and no reader ever sees an empty lock (a lock file
   opened with ``O_EXCL`` in place would be empty until written, and a racing taker would take it for a lock cut
-  short). A stale lock is first renamed to a unique name (atomic; only one taker's rename of it succeeds) and
-  read again to check it is still the stale one, then the taker publishes its own. A filesystem without hard
+  short). A stale lock is deleted by one taker at a time, under a takeover marker created with ``O_EXCL``,
+  after reading it again to check it is still the stale one; then the taker publishes its own. A filesystem without hard
   links gets ``O_EXCL`` in place; a lock that does not parse (empty while being written, or cut short by a crash)
   is therefore stale only ``UNREADABLE_GRACE_S`` (10 s) after it was last written.
 - Object stores (``s3://``, ``gs://``): pyarrow has no create-if-absent there. The taker writes its lock object
@@ -246,21 +246,29 @@ class ExperimentLock:
         raise self._refused(current or Owner("", "unknown", -1, time.time(), time.time()))
 
     def _remove_stale(self, stale: Owner) -> bool:
-        """Move a stale local lock aside; False when it changed in between (another taker was faster)."""
-        aside = f"{self.path}.stale-{self.token}"
+        """Delete a stale local lock, one taker at a time: under a takeover marker created exclusively, the lock is
+        read again and deleted only if it is still ``stale``. False when another taker holds the marker or the
+        lock changed in between. (Moving locks aside without the marker let two takers at once remove the lock a
+        third had just created: two owners.) A marker older than ``UNREADABLE_GRACE_S`` was left by a taker that
+        died mid-takeover and is removed."""
+        marker = f"{self.path}.takeover"
         try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return True  # gone already: try to create ours
-        moved = _parse(self._read(aside) or b"")
-        if (moved.token if moved else "") == stale.token:
-            os.unlink(aside)
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(marker).st_mtime > UNREADABLE_GRACE_S:
+                    os.unlink(marker)
+            time.sleep(0.05)  # let the taker holding it finish
+            return False
+        try:
+            now = self.owner()
+            if now is not None and (now.token != stale.token or not now.stale(time.time(), self.stale_s)):
+                return False  # another taker's fresh lock (or one still being written)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
             return True
-        # We moved a fresh lock another taker had just created: put it back unless a newer one exists.
-        with contextlib.suppress(FileExistsError):
-            os.link(aside, self.path)
-        os.unlink(aside)
-        return False
+        finally:
+            os.unlink(marker)
 
     def refresh(self) -> bool:
         """Rewrite the heartbeat if the lock is still this sweep's; False (and ``lost`` set) otherwise."""
