@@ -180,7 +180,7 @@ def test_pooled_sd_and_hedges_g_by_hand() -> None:
 
 @pytest.mark.parametrize(("paired", "sides", "alpha"), [(True, 2, 0.05), (False, 2, 0.05), (True, 1, 0.0125)])
 def test_minimum_detectable_effect_inverts_repeats_needed(paired: bool, sides: int, alpha: float) -> None:
-    from platform.statistics import _power, minimum_detectable_effect, repeats_needed
+    from platform.power import _power, minimum_detectable_effect, repeats_needed
 
     for n in (3, 5, 12):
         effect = minimum_detectable_effect(0.2, n, paired=paired, alpha=alpha, sides=sides)
