@@ -70,7 +70,7 @@ def controls() -> html.Div:
 
 
 def columns(explorer: Any, version: dict[str, Any] | None, score: str | None, chosen: list[str] | None = None,
-            current: list[dict[str, Any]] | None = None, group: str | None = None) -> tuple[Any, Any, Any]:
+            group: str | None = None, current: list[dict[str, Any]] | None = None) -> tuple[Any, Any, Any]:
     """The grid's column definitions, the column chooser's options (every column of the trials table) and its
     value: the columns ``chosen`` that exist, else the default (identity, parameters, the chosen score and
     objectives, headline metrics, timing) without the columns no trial fills (fold without cross-validation).
@@ -307,14 +307,14 @@ _REFETCH = """function(version, statuses, brushes, score, columns) {
 }"""
 CALLBACKS = [
     Callback("columns", [("grid", "columnDefs"), ("grid-columns", "options"), ("grid-columns", "value")],
-             [("version", "data"), ("score", "value"), ("grid-columns", "value")], columns,
+             [("version", "data"), ("score", "value"), ("grid-columns", "value"), ("grid-group", "value")], columns,
              states=[("grid", "columnDefs")]),
     Callback("rows", [("grid", "getRowsResponse")], [("grid", "getRowsRequest")], rows,
              states=[("version", "data"), ("status", "value"), ("brushes", "data"), ("score", "value"),
-                     ("experiment", "value"), ("grid-columns", "value")]),
+                     ("experiment", "value"), ("grid-columns", "value"), ("grid-group", "value")]),
     Callback("refetch_rows", [("grid-refresh", "data")],
              [("version", "data"), ("status", "value"), ("brushes", "data"), ("score", "value"),
-              ("grid-columns", "value")], None, clientside=_REFETCH),
+              ("grid-columns", "value"), ("grid-group", "value")], None, clientside=_REFETCH),
     Callback("export", [("download", "data")], [("export-csv", "n_clicks"), ("export-parquet", "n_clicks")], export,
              states=[("version", "data"), ("status", "value"), ("brushes", "data"), ("grid", "filterModel")],
              prevent_initial_call=True),

@@ -111,7 +111,7 @@ def test_grouped_rows_sort_and_filter_on_group_columns(explorer: tuple[Explorer,
 
 def test_grouped_column_definitions_say_n_and_the_interval(explorer: tuple[Explorer, dict[str, Any]]) -> None:
     app, version = explorer
-    definitions, _, _ = app.columns(version, "best/val/dice", None, None, "config/disc_arch")
+    definitions, _, _ = app.columns(version, "best/val/dice", None, "config/disc_arch")
     fields = [d["field"] for d in definitions]
     assert fields[:2] == ["config/disc_arch", grid.GROUP_TRIALS] and grid.group_fields("best/val/dice")[0] in fields
     formatter = next(d for d in definitions if d["field"] == grid.group_fields("best/val/dice")[0])
