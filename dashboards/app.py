@@ -1,8 +1,9 @@
 """The Dash ablation explorer: ``python -m dashboards.app [--storage URI] [--experiment NAME] [--host] [--port]``.
 
-Reads only the results tables (``dashboards.tables``). The views live in ``dashboards/views/`` (one module each:
-its controls and one render function); this module holds the page, the routes, the wiring and the CLI. Every
-callback is reachable as a method of ``Explorer`` taking and returning plain values, so tests call them as
+Reads only the results tables (``dashboards.tables``). This module only assembles: the page is the sections of every
+view module ``dashboards.views`` discovers (in their ``ORDER``), the callbacks are the ones those modules declare
+(each ``View`` through one generic filtered callback, each ``Callback`` as declared), then the server and the CLI.
+Every callback is reachable as a method of ``Explorer`` taking and returning plain values, so tests call them as
 functions. The server is read-only, binds 127.0.0.1 unless told otherwise, and serves a trial's images only when
 the artifacts table lists them, from inside the experiment directory.
 """
@@ -13,67 +14,41 @@ import argparse
 import json
 import sys
 from collections import OrderedDict
-from collections.abc import Callable
-from html import escape as escape_html
+from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 import dash
 import pandas as pd
-import plotly.io
 from dash import Input, Output, State, dcc, html
 from flask import Response
 
-from dashboards.analysis import filter_trials, short_name
-from dashboards.figures import Figure
+from dashboards.analysis import filter_trials
 from dashboards.tables import Catalog, Experiment, ExplorerError
-from dashboards.views import (
-    Context,
-    View,
-    ablation,
-    cases,
-    comparison,
-    curve,
-    errors,
-    experiments,
-    grid,
-    history,
-    importance,
-    learning_curves,
-    parcoords,
-    pareto,
-    ranks,
-    registered,
-    summary,
-    urlstate,
-    viewer,
-)
+from dashboards.views import Context, View, callbacks, registered, sections, view_modules
 from dashboards.views.common import image_type
+from dashboards.views.page import version_key
 
-FIGURES = ("parcoords", "curve", "ablation", "pareto", "curves", "history", "timeline", "importance", "ranks",
-           "viewer", "case-scatter", "experiments")
-MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can be an ablation factor
 MEMO_SIZE = 16  # entries per named cache (filtered trials, summaries, learning-curve epochs)
-VIEW_MODULES = (summary, grid, parcoords, curve, ablation, pareto, learning_curves, history, ranks, importance,
-                comparison, viewer, cases, experiments, errors)
-METHODS: dict[str, Callable[..., Any]] = {name: function for module in VIEW_MODULES
-                                          for name, function in getattr(module, "METHODS", {}).items()}
-
-
-def _version_key(experiment: Experiment) -> str:
-    return f"{experiment.name}:{hash(experiment.version)}"
 
 
 class Explorer:
-    """The explorer's state (one storage root) and every callback as a plain method (views as attributes)."""
+    """The explorer's state (one storage root) and every callback as a plain method (views as attributes).
 
-    def __init__(self, storage: str, experiment: str | None = None) -> None:
+    ``extra_views``: view modules defined outside ``dashboards.views`` (its docstring states the contract)."""
+
+    def __init__(self, storage: str, experiment: str | None = None,
+                 extra_views: Iterable[ModuleType] = ()) -> None:
         self.catalog = Catalog(storage)
         names = self.catalog.names()
         if experiment is not None and experiment not in names:
             listed = ", ".join(names) or "none"
             raise ExplorerError(f"no experiment {experiment!r} under {self.catalog.storage} (experiments: {listed})")
         self.initial = experiment or (names[0] if names else None)
-        self.views = registered()
+        self.modules = view_modules(extra_views)
+        self.views = registered(self.modules)
+        self.callbacks = callbacks(self.modules)
+        self.refresh_s, self.live = 10.0, True  # the page's live refresh (create_app sets them)
         self._caches: dict[str, OrderedDict] = {}
 
     def cache(self, name: str) -> OrderedDict:
@@ -94,12 +69,12 @@ class Explorer:
         return value
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        # Only reached for names not defined on the class: the views and the view modules' methods.
-        views = self.__dict__.get("views", {})
+        # Only reached for names not defined on the class: the views and the declared callbacks.
+        views, declared = self.__dict__.get("views", {}), self.__dict__.get("callbacks", {})
         if name in views:
             return lambda *args: self.render(views[name], *args)
-        if name in METHODS:
-            return lambda *args: METHODS[name](self, *args)
+        if name in declared and declared[name].function is not None:
+            return lambda *args: declared[name].function(self, *args)
         raise AttributeError(name)
 
     # --- data --------------------------------------------------------------------------------------------
@@ -113,7 +88,7 @@ class Explorer:
         experiment = self.experiment(version)
         if experiment is None:
             return None, pd.DataFrame()
-        key = (_version_key(experiment), json.dumps([statuses, brushes, grid_model], sort_keys=True, default=str))
+        key = (version_key(experiment), json.dumps([statuses, brushes, grid_model], sort_keys=True, default=str))
         return experiment, self.memo("filtered", key, lambda: filter_trials(experiment.trials, statuses, brushes,
                                                                             grid_model))
 
@@ -125,72 +100,6 @@ class Explorer:
             return view.empty()
         context = Context(self, experiment, trials, version or {}, (statuses, brushes, grid_model))
         return view.render(context, *inputs)
-
-    # --- callbacks of the page itself ----------------------------------------------------------------------
-
-    def refresh(self, _ticks: int | None, name: str | None, current: dict[str, Any] | None
-                ) -> tuple[Any, list[dict[str, str]], str]:
-        """Re-read the experiment if any table changed; ``no_update`` otherwise, so nothing downstream redraws
-        and the user's selection, brushes and filters stay as they are."""
-        try:
-            options = [{"label": n, "value": n} for n in self.catalog.names()]
-            if not name:
-                return None, options, "no experiment under this storage yet" if not options else ""
-            experiment = self.catalog.load(self.catalog.check_name(name))
-        except ExplorerError as exc:
-            return None, dash.no_update, str(exc)
-        version = {"experiment": experiment.name, "key": _version_key(experiment)}
-        notice = _problems_notice(experiment)
-        if current == version:
-            return dash.no_update, options, notice
-        return version, options, notice
-
-    def controls(self, version: dict[str, Any] | None, score: str | None, param: str | None,
-                 factors: list[str] | None, pareto_x: str | None, pareto_y: str | None,
-                 metric: str | None) -> tuple[Any, ...]:
-        """Options of every picker; current choices kept while they still exist."""
-        experiment = self.experiment(version)
-        if experiment is None:
-            return ([],) * 6 + (None, None, [], None, None, None)
-        scores = experiment.score_columns()
-        params = experiment.params
-        # Factors: categorical parameters, and numeric ones with few levels (a grid such as the paper's lambdas).
-        categorical = [p for p in params if p in experiment.categorical
-                       or experiment.trials[p].nunique(dropna=True) <= MAX_FACTOR_LEVELS]
-        metrics = experiment.epoch_metrics
-        score = score if score in scores else (scores[0] if scores else None)
-        param = param if param in params else next((p for p in params if p not in experiment.categorical),
-                                                   params[0] if params else None)
-        factors = [f for f in (factors or []) if f in categorical] or categorical[:1]
-        x_default, y_default = pareto.defaults(experiment, scores)
-        pareto_x = pareto_x if pareto_x in scores else x_default
-        pareto_y = pareto_y if pareto_y in scores else y_default
-        primary = experiment.objectives[0].metric if experiment.objectives else None
-        metric = metric if metric in metrics else (primary if primary in metrics else (metrics[0] if metrics else None))
-
-        def options(columns: list[str]) -> list[dict[str, str]]:
-            return [{"label": short_name(c), "value": c} for c in columns]
-
-        return (options(scores), options(params), options(categorical), options(scores), options(scores),
-                options(metrics), score, param, factors, pareto_x, pareto_y, metric)
-
-    def natural_mode(self, column: str | None, version: dict[str, Any] | None) -> str:
-        """Whether larger is better for a Pareto axis (the objectives, else the declared direction)."""
-        experiment = self.experiment(version)
-        return experiment.mode_of(column) if experiment is not None and column else "max"
-
-    def export_figures(self, clicks: int | None, version: dict[str, Any] | None, *shown: Figure | None
-                       ) -> dict[str, Any] | None:
-        """Every figure as the page shows it now, in one self-contained HTML file (plotly.js inlined once)."""
-        experiment = self.experiment(version)
-        if experiment is None:
-            return None
-        parts = [plotly.io.to_html(figure, include_plotlyjs=index == 0, full_html=False)
-                 for index, figure in enumerate(f for f in shown if f)]
-        name = escape_html(experiment.name)  # a directory name: text, never markup
-        page = (f"<html><head><meta charset='utf-8'><title>{name}</title></head><body>"
-                f"<h1>{name}</h1>{''.join(parts)}</body></html>")
-        return dcc.send_string(page, f"{experiment.name}-figures.html")
 
     def artifact(self, name: str, trial_id: str, file_name: str) -> Response:
         """One saved image, or 404: only files the artifacts table lists, inside the experiment directory."""
@@ -205,15 +114,6 @@ class Explorer:
                                                        "Cache-Control": "private, max-age=60"})
 
 
-def _problems_notice(experiment: Experiment) -> str:
-    """A visible line naming the table parts that were skipped, so a partial view never passes for whole."""
-    if not experiment.problems:
-        return ""
-    shown = "; ".join(experiment.problems[:3]) + (f"; and {len(experiment.problems) - 3} more"
-                                                   if len(experiment.problems) > 3 else "")
-    return f"showing the readable rows only; skipped {len(experiment.problems)} unreadable part(s): {shown}"
-
-
 # --- page ----------------------------------------------------------------------------------------------------
 
 _CSS = """
@@ -223,7 +123,10 @@ header h1 { font-size: 18px; margin: 0; }
 .section { background: white; margin: 12px 20px; padding: 12px 16px; border-radius: 6px;
            box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .row { display: flex; gap: 16px; flex-wrap: wrap; align-items: center; }
+.page { display: flex; flex-wrap: wrap; align-items: flex-start; }
+.page > * { flex: 1 1 100%; box-sizing: border-box; }
 .half { flex: 1 1 560px; min-width: 480px; }
+.page > .section.half { flex: 1 1 520px; max-width: calc(50% - 40px); }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; }
 .card { background: #f0f4f8; padding: 8px 12px; border-radius: 4px; }
 .label { font-size: 11px; text-transform: uppercase; color: #627d98; }
@@ -250,42 +153,44 @@ button.case-pick { background: none; border: none; color: #1f77b4; cursor: point
 """
 
 
-def layout(explorer: Explorer, refresh_s: float, live: bool) -> html.Div:
-    pair = {"className": "row", "style": {"margin": "0 8px"}}
-    return html.Div([
-        html.Header([
-            html.H1("Ablation explorer"),
-            html.Div(dcc.Dropdown(id="experiment", value=explorer.initial, clearable=False,
-                                  options=[{"label": n, "value": n} for n in explorer.catalog.names()]),
-                     style={"minWidth": "320px", "color": "#1f2933"}),
-            dcc.Checklist(id="live", options=[{"label": " live refresh every", "value": "on"}],
-                          value=["on"] if live else []),
-            dcc.Input(id="refresh-s", type="number", min=1, step=1, value=refresh_s, debounce=True,
-                      style={"width": "60px", "color": "#1f2933"}),
-            html.Span("s"),
-            html.Span(id="message", style={"color": "#ffb3b3"}),
-        ]),
-        urlstate.controls(),
-        dcc.Interval(id="tick", interval=int(refresh_s * 1000), disabled=not live),
-        dcc.Store(id="version"), dcc.Store(id="brushes", data={}), dcc.Store(id="axes", data=[]),
-        summary.controls(), grid.controls(), parcoords.controls(),
-        html.Div([curve.controls(), ablation.controls()], **pair),
-        html.Div([pareto.controls(), learning_curves.controls()], **pair),
-        history.controls(),
-        html.Div([ranks.controls(), importance.controls()], **pair),
-        comparison.controls(), viewer.controls(), cases.controls(), experiments.controls(), errors.controls(),
-    ])
+def layout(explorer: Explorer) -> html.Div:
+    """Every discovered section in its order; half sections pair up in the page's flex rows."""
+    return html.Div(sections(explorer.modules, explorer), className="page")
 
 
-def _wire_views(app: dash.Dash, explorer: Explorer) -> None:
-    """Every filtered view through the one generic callback (``Explorer.render``)."""
-    filters = [Input("version", "data"), Input("status", "value"), Input("brushes", "data"),
-               Input("grid", "filterModel")]
+def graph_ids(component: Any) -> list[str]:
+    """The ids of every graph in a layout, in page order."""
+    found = [component.id] if isinstance(component, dcc.Graph) and isinstance(getattr(component, "id", None), str) \
+        else []
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
+        found += graph_ids(child)
+    return found
+
+
+def _dependency(kind: type, item: Any) -> Any:
+    return kind(*item) if isinstance(item, tuple) else item
+
+
+FILTERS = [("version", "data"), ("status", "value"), ("brushes", "data"), ("grid", "filterModel")]
+
+
+def wire(app: dash.Dash, explorer: Explorer, graphs: list[str]) -> None:
+    """Every declared callback: each ``View`` through the one generic filtered callback (``Explorer.render``),
+    each ``Callback`` as declared."""
     for view in explorer.views.values():
-        outputs = [Output(component, prop) for component, prop in view.outputs]
-        inputs = [Input(component, prop) for component, prop in view.inputs]
-        states = [State(component, prop) for component, prop in view.states]
-        app.callback(*outputs, *filters, *inputs, *states)(lambda *args, view=view: explorer.render(view, *args))
+        app.callback(*[Output(*o) for o in view.outputs], *[Input(*i) for i in (*FILTERS, *view.inputs)],
+                     *[State(*s) for s in view.states])(lambda *args, view=view: explorer.render(view, *args))
+    for callback in explorer.callbacks.values():
+        states = callback.states(graphs) if callable(callback.states) else callback.states
+        dependencies = [*[_dependency(Output, o) for o in callback.outputs],
+                        *[_dependency(Input, i) for i in callback.inputs], *[_dependency(State, s) for s in states]]
+        if callback.clientside is not None:
+            app.clientside_callback(callback.clientside, *dependencies,
+                                    prevent_initial_call=callback.prevent_initial_call)
+            continue
+        app.callback(*dependencies, prevent_initial_call=callback.prevent_initial_call)(
+            lambda *args, callback=callback: callback.function(explorer, *args))
 
 
 # Dash's own routes (scripts, layout, callbacks, favicon, assets) and the artifacts route: with "/", every path the
@@ -301,9 +206,11 @@ def served_path(path: str) -> bool:
 def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -> dash.Dash:
     app = dash.Dash(__name__, title="Ablation explorer", update_title=None)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + _CSS + "</style>")
+    explorer.refresh_s, explorer.live = refresh_s, live
     # Built per page load: the experiment picker then lists the experiments that exist now, so a shared link to
     # one created after the server started opens it (a dropdown drops a value its options do not hold).
-    app.layout = lambda: layout(explorer, refresh_s, live)
+    app.layout = lambda: layout(explorer)
+    wire(app, explorer, graph_ids(layout(explorer)))
 
     @app.server.route("/artifacts/<name>/<trial_id>/<file_name>")
     def artifact(name: str, trial_id: str, file_name: str) -> Response:
@@ -324,65 +231,6 @@ def create_app(explorer: Explorer, refresh_s: float = 10.0, live: bool = True) -
             return Response("not found", status=404, mimetype="text/plain")
         return None
 
-    app.callback(Output("tick", "disabled"), Output("tick", "interval"),
-                 Input("live", "value"), Input("refresh-s", "value"))(
-        lambda live_value, seconds: (not live_value, int(max(1.0, float(seconds or 10)) * 1000)))
-    app.callback(Output("version", "data"), Output("experiment", "options"), Output("message", "children"),
-                 Input("tick", "n_intervals"), Input("experiment", "value"), State("version", "data"))(
-        explorer.refresh)
-    app.callback(
-        Output("score", "options"), Output("param", "options"), Output("factors", "options"),
-        Output("pareto-x", "options"), Output("pareto-y", "options"), Output("curve-metric", "options"),
-        Output("score", "value"), Output("param", "value"), Output("factors", "value"),
-        Output("pareto-x", "value"), Output("pareto-y", "value"), Output("curve-metric", "value"),
-        Input("version", "data"), State("score", "value"), State("param", "value"), State("factors", "value"),
-        State("pareto-x", "value"), State("pareto-y", "value"), State("curve-metric", "value"))(explorer.controls)
-    app.callback(Output("summary", "children"), Input("version", "data"), Input("score", "value"))(explorer.summary)
-    app.callback(Output("grid", "columnDefs"), Output("grid-columns", "options"), Output("grid-columns", "value"),
-                 Input("version", "data"), Input("score", "value"), Input("grid-columns", "value"),
-                 State("grid", "columnDefs"))(explorer.columns)
-    app.callback(Output("grid", "getRowsResponse"), Input("grid", "getRowsRequest"), State("version", "data"),
-                 State("status", "value"), State("brushes", "data"), State("score", "value"),
-                 State("experiment", "value"), State("grid-columns", "value"))(explorer.rows)
-    # The rows changed on the server (a new table version, other statuses, brushes or score): the grid fetches
-    # the blocks it shows again; rows keep their selection by id.
-    app.clientside_callback(
-        """function(version, statuses, brushes, score, columns) {
-            dash_ag_grid.getApiAsync("grid").then(api => api.refreshInfiniteCache()).catch(() => null);
-            return Date.now();
-        }""",
-        Output("grid-refresh", "data"), Input("version", "data"), Input("status", "value"),
-        Input("brushes", "data"), Input("score", "value"), Input("grid-columns", "value"))
-    app.callback(Output("parcoords", "figure"), Output("axes", "data"), Input("version", "data"),
-                 Input("status", "value"), Input("grid", "filterModel"), Input("score", "value"),
-                 Input("grid", "selectedRows"), State("brushes", "data"))(explorer.parcoords)
-    app.callback(Output("brushes", "data"), Input("parcoords", "restyleData"), Input("clear-brushes", "n_clicks"),
-                 State("axes", "data"), State("brushes", "data"), prevent_initial_call=True)(explorer.brushes)
-    _wire_views(app, explorer)
-    for axis in ("x", "y"):
-        # A metric's natural direction (the objectives, else its declared direction) whenever the axis changes.
-        app.callback(Output(f"pareto-{axis}-mode", "value"), Input(f"pareto-{axis}", "value"),
-                     State("version", "data"))(explorer.natural_mode)
-    app.callback(Output("compare-config", "children"), Output("compare-metrics", "children"),
-                 Output("compare-images", "children"), Input("version", "data"), Input("compare-a", "value"),
-                 Input("compare-b", "value"))(lambda *args: comparison.page_parts(explorer, *args))
-    cases.wire(app, explorer)
-    urlstate.wire(app, explorer)
-    viewer.wire(app, explorer)
-    app.callback(Output("experiments-pick", "options"), Output("experiments-pick", "value"),
-                 Output("experiments-factor", "options"), Output("experiments-factor", "value"),
-                 Output("experiments", "figure"), Input("version", "data"), Input("experiments-pick", "value"),
-                 Input("experiments-factor", "value"), Input("score", "value"))(explorer.compare_experiments)
-    app.callback(Output("ablation-download", "data"), Input("ablation-csv", "n_clicks"),
-                 Input("ablation-md", "n_clicks"), Input("ablation-latex", "n_clicks"), State("version", "data"),
-                 State("status", "value"), State("brushes", "data"), State("grid", "filterModel"),
-                 State("score", "value"), State("factors", "value"), State("baseline", "value"),
-                 prevent_initial_call=True)(explorer.download_ablation)
-    app.callback(Output("download-html", "data"), Input("export-html", "n_clicks"), State("version", "data"),
-                 *[State(graph, "figure") for graph in FIGURES], prevent_initial_call=True)(explorer.export_figures)
-    app.callback(Output("download", "data"), Input("export-csv", "n_clicks"), Input("export-parquet", "n_clicks"),
-                 State("version", "data"), State("status", "value"), State("brushes", "data"),
-                 State("grid", "filterModel"), prevent_initial_call=True)(explorer.export)
     return app
 
 

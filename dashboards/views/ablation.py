@@ -7,9 +7,11 @@ from typing import Any
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import default_baseline, spec_order
-from dashboards.views import Context, View, common
+from dashboards.analysis import default_baseline, short_name, spec_order
+from dashboards.views import Callback, Context, View, common
 from dashboards.views.common import GRAPH, dropdown
+
+ORDER = 41
 
 
 def controls() -> html.Div:
@@ -19,6 +21,22 @@ def controls() -> html.Div:
                                html.Button("CSV", id="ablation-csv"), html.Button("Markdown", id="ablation-md"),
                                html.Button("LaTeX", id="ablation-latex"), dcc.Download(id="ablation-download")],
                               className="row")], className="section half")
+
+
+MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can be an ablation factor
+
+
+def factor_choices(explorer: Any, version: dict[str, Any] | None, current: list[str] | None
+                   ) -> tuple[list[dict[str, str]], list[str]]:
+    """Factors: categorical parameters and numeric ones with few levels (a grid such as the paper's lambdas);
+    the current ones kept while they exist, else the first the spec searched."""
+    experiment = explorer.experiment(version)
+    if experiment is None:
+        return [], []
+    factors = [p for p in experiment.params if p in experiment.categorical
+               or experiment.trials[p].nunique(dropna=True) <= MAX_FACTOR_LEVELS]
+    chosen = [f for f in current or [] if f in factors] or factors[:1]
+    return [{"label": short_name(f), "value": f} for f in factors], chosen
 
 
 def download(explorer: Any, csv_clicks: int | None, md_clicks: int | None, latex_clicks: int | None,
@@ -53,8 +71,15 @@ def render(context: Context, score: str | None, factors: list[str] | None, basel
     return figure, levels, baseline
 
 
-METHODS = {"download_ablation": download}
 VIEWS = [View("ablation", [("ablation", "figure"), ("baseline", "options"), ("baseline", "value")],
               [("score", "value"), ("factors", "value"), ("baseline", "value")], render,
               lambda: (figures.empty("no experiment selected"), [], None),
               ready=lambda score, factors, baseline: bool(score))]
+CALLBACKS = [
+    Callback("factor_choices", [("factors", "options"), ("factors", "value")], [("version", "data")], factor_choices,
+             states=[("factors", "value")]),
+    Callback("download_ablation", [("ablation-download", "data")],
+             [("ablation-csv", "n_clicks"), ("ablation-md", "n_clicks"), ("ablation-latex", "n_clicks")], download,
+             states=[("version", "data"), ("status", "value"), ("brushes", "data"), ("grid", "filterModel"),
+                     ("score", "value"), ("factors", "value"), ("baseline", "value")], prevent_initial_call=True),
+]

@@ -12,15 +12,18 @@ import math
 from typing import Any
 
 import dash
-from dash import ALL, Input, Output, State, dcc, html
+from dash import ALL, Input, dcc, html
 
 from dashboards import figures
 from dashboards.analysis import case_breakdown, case_metrics, per_case_comparison
-from dashboards.views import common
+from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH, dropdown, missing, rounded, trial_labels
 from platform.results import metric_stem
 
 EXTREMES = 5  # subjects listed as helped most and hurt most
+
+
+ORDER = 100
 
 
 def controls() -> html.Div:
@@ -151,19 +154,18 @@ def case_images(explorer: Any, version: dict[str, Any] | None, picked: str | Non
     return panels
 
 
-def wire(app: dash.Dash, explorer: Any) -> None:
-    """The section's callbacks (it follows the comparison's picks, not the shared filters)."""
-    app.callback(Output("case-metric", "options"), Output("case-metric", "value"), Input("version", "data"),
-                 State("case-metric", "value"))(lambda *args: metric_options(explorer, *args))
-    app.callback(Output("case-scatter", "figure"), Output("case-extremes", "children"),
-                 Output("case-breakdown", "children"), Input("version", "data"), Input("compare-a", "value"),
-                 Input("compare-b", "value"), Input("case-metric", "value"), Input("case-split", "value"),
-                 Input("case-checkpoint", "value"))(lambda *args: evidence(explorer, *args))
-    app.callback(Output("case-subject", "data"), Input("case-scatter", "clickData"),
-                 Input({"type": "case-pick", "index": ALL}, "n_clicks"), prevent_initial_call=True)(
-        lambda *args: pick_subject(explorer, *args))
-    app.callback(Output("case-images", "children"), Input("version", "data"), Input("case-subject", "data"),
-                 Input("compare-a", "value"), Input("compare-b", "value"))(lambda *args: case_images(explorer, *args))
-
-
-METHODS = {"case_metric_options": metric_options, "case_evidence": evidence, "case_images": case_images}
+# The section follows the comparison's picks (trials A and B), not the shared filters.
+CALLBACKS = [
+    Callback("case_metric_options", [("case-metric", "options"), ("case-metric", "value")], [("version", "data")],
+             metric_options, states=[("case-metric", "value")]),
+    Callback("case_evidence", [("case-scatter", "figure"), ("case-extremes", "children"),
+                               ("case-breakdown", "children")],
+             [("version", "data"), ("compare-a", "value"), ("compare-b", "value"), ("case-metric", "value"),
+              ("case-split", "value"), ("case-checkpoint", "value")], evidence),
+    Callback("pick_subject", [("case-subject", "data")],
+             [("case-scatter", "clickData"), Input({"type": "case-pick", "index": ALL}, "n_clicks")], pick_subject,
+             prevent_initial_call=True),
+    Callback("case_images", [("case-images", "children")],
+             [("version", "data"), ("case-subject", "data"), ("compare-a", "value"), ("compare-b", "value")],
+             case_images),
+]

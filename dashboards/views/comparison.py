@@ -7,10 +7,13 @@ from typing import Any
 from dash import html
 
 from dashboards.analysis import config_differences, metric_breakdown, stopped_early
-from dashboards.views import Context, View, common
+from dashboards.views import Callback, Context, View, common
 from dashboards.views.common import dropdown, image_type, missing, ranked_ids, rounded, trial_labels
 
 MAX_OPTIONS = 500  # trials offered in the pickers (best first; selected ones always included)
+
+
+ORDER = 80
 
 
 def controls() -> html.Div:
@@ -172,4 +175,6 @@ VIEWS = [View("comparison_choices",
               [("compare-a", "options"), ("compare-b", "options"), ("compare-a", "value"), ("compare-b", "value")],
               [("score", "value"), ("grid", "selectedRows")], choices, lambda: ([], [], None, None),
               states=[("compare-a", "value"), ("compare-b", "value")])]
-METHODS = {"comparison": comparison}
+CALLBACKS = [Callback("comparison_parts", [("compare-config", "children"), ("compare-metrics", "children"),
+                                            ("compare-images", "children")],
+                      [("version", "data"), ("compare-a", "value"), ("compare-b", "value")], page_parts)]

@@ -12,6 +12,9 @@ from dashboards.views.common import missing, trial_labels
 MAX_ERRORS = 50  # errored trials listed (the latest to finish first)
 
 
+ORDER = 120
+
+
 def controls() -> html.Div:
     return html.Div([html.H3("Errored trials", style={"margin": "4px 0"}), html.Div(id="errors")],
                     className="section")

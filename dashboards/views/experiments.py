@@ -10,9 +10,13 @@ from dash import dcc, html
 from dashboards import figures
 from dashboards.analysis import ablation
 from dashboards.tables import ExplorerError
+from dashboards.views import Callback
 from dashboards.views.common import GRAPH, dropdown
 
 MAX_EXPERIMENTS = 6
+
+
+ORDER = 110
 
 
 def controls() -> html.Div:
@@ -64,4 +68,8 @@ def compare(explorer: Any, version: dict[str, Any] | None, picked: list[str] | N
     return options, picked, factor_options, factor, figures.experiments_bars(tables, factor, score, missing)
 
 
-METHODS = {"compare_experiments": compare}
+CALLBACKS = [Callback("compare_experiments",
+                      [("experiments-pick", "options"), ("experiments-pick", "value"),
+                       ("experiments-factor", "options"), ("experiments-factor", "value"), ("experiments", "figure")],
+                      [("version", "data"), ("experiments-pick", "value"), ("experiments-factor", "value"),
+                       ("score", "value")], compare)]

@@ -14,15 +14,17 @@ from dashboards.analysis import stopped_early
 from dashboards.views import Context, View
 from dashboards.views.common import GRAPH
 
+ORDER = 60
 
-def controls() -> html.Div:
-    return html.Div([
+
+def controls() -> list[html.Div]:
+    return [
         html.Div([dcc.RadioItems(id="history-x", options=[{"label": " trial number", "value": "trial"},
                                                           {"label": " time", "value": "time"}],
                                  value="trial", inline=True, inputStyle={"marginLeft": "8px"}),
                   dcc.Graph(id="history", **GRAPH)], className="section half"),
         html.Div(dcc.Graph(id="timeline", **GRAPH), className="section half"),
-    ], className="row", style={"margin": "0 8px"})
+    ]
 
 
 def history(context: Context, score: str | None, x: str) -> Any:

@@ -17,6 +17,9 @@ IMPORTANCE_TRIALS = 200  # a seeded sample beyond this: forest evaluators grow w
 _CACHE_SIZE = 32
 
 
+ORDER = 71
+
+
 def controls() -> html.Div:
     return html.Div([dropdown("importance-evaluator", "importance evaluator", clearable=False,
                               value="mean_decrease_impurity",

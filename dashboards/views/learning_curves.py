@@ -8,11 +8,14 @@ from typing import Any
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.views import Context, View
+from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, param_texts, ranked_ids, selected_ids, trial_labels
 
 MAX_CURVES = 12  # learning curves (or configurations, averaged) drawn at once: the first selected, else the best
 MAX_REPEATS = 200  # trials read for the averaged curves (the repeats of the chosen configurations)
+
+
+ORDER = 51
 
 
 def controls() -> html.Div:
@@ -28,6 +31,18 @@ def controls() -> html.Div:
                                       marks={0: "0", 0.5: "0.5", 0.9: "0.9"}), style={"flex": "1"})],
                  className="row"),
         dcc.Graph(id="curves", **GRAPH)], className="section half")
+
+
+def metric_choices(explorer: Any, version: dict[str, Any] | None, current: str | None
+                   ) -> tuple[list[dict[str, str]], str | None]:
+    """The per-epoch metrics; the current one kept, else the first objective's."""
+    experiment = explorer.experiment(version)
+    if experiment is None:
+        return [], None
+    metrics = experiment.epoch_metrics
+    primary = experiment.objectives[0].metric if experiment.objectives else None
+    value = current if current in metrics else (primary if primary in metrics else (metrics[0] if metrics else None))
+    return [{"label": m, "value": m} for m in metrics], value
 
 
 def render(context: Context, selected: list[dict[str, Any]] | None, metric: str, score: str | None, mode: str,
@@ -55,3 +70,5 @@ VIEWS = [View("learning_curves", [("curves", "figure")],
               [("grid", "selectedRows"), ("curve-metric", "value"), ("score", "value"), ("curves-mode", "value"),
                ("curves-smooth", "value"), ("curves-log", "value")], render,
               lambda: figures.empty("no experiment selected"), ready=lambda selected, metric, *rest: bool(metric))]
+CALLBACKS = [Callback("metric_choices", [("curve-metric", "options"), ("curve-metric", "value")],
+                      [("version", "data")], metric_choices, states=[("curve-metric", "value")])]

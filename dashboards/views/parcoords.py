@@ -8,12 +8,15 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.analysis import brushes_from_restyle
-from dashboards.views import common
+from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH
+
+ORDER = 30
 
 
 def controls() -> html.Div:
-    return html.Div(dcc.Graph(id="parcoords", **GRAPH), className="section")
+    return html.Div([dcc.Graph(id="parcoords", **GRAPH), dcc.Store(id="brushes", data={}),
+                     dcc.Store(id="axes", data=[])], className="section")
 
 
 def parcoords(explorer: Any, version: dict[str, Any] | None, statuses: list[str] | None,
@@ -32,6 +35,10 @@ def brushes(explorer: Any, restyle: list[Any] | None, clear_clicks: int | None, 
     if common.triggered() == "clear-brushes":
         return {}
     return brushes_from_restyle(restyle, axes or [], current)
-
-
-METHODS = {"parcoords": parcoords, "brushes": brushes}
+CALLBACKS = [
+    Callback("parcoords", [("parcoords", "figure"), ("axes", "data")],
+             [("version", "data"), ("status", "value"), ("grid", "filterModel"), ("score", "value"),
+              ("grid", "selectedRows")], parcoords, states=[("brushes", "data")]),
+    Callback("brushes", [("brushes", "data")], [("parcoords", "restyleData"), ("clear-brushes", "n_clicks")], brushes,
+             states=[("axes", "data"), ("brushes", "data")], prevent_initial_call=True),
+]

@@ -7,8 +7,11 @@ from typing import Any
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.views import Context, View
+from dashboards.analysis import short_name
+from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, selected_ids
+
+ORDER = 50
 
 
 def controls() -> html.Div:
@@ -24,6 +27,24 @@ def controls() -> html.Div:
 def render(context: Context, x: str, x_mode: str, y: str, y_mode: str,
            selected: list[dict[str, Any]] | None) -> Any:
     return figures.pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params, selected_ids(selected))
+
+
+def axis_choices(explorer: Any, version: dict[str, Any] | None, x: str | None, y: str | None
+                 ) -> tuple[list[dict[str, str]], list[dict[str, str]], str | None, str | None]:
+    """Options of both axes (every score) and their values: the current ones kept, else :func:`defaults`."""
+    experiment = explorer.experiment(version)
+    if experiment is None:
+        return [], [], None, None
+    scores = experiment.score_columns()
+    x_default, y_default = defaults(experiment, scores)
+    options = [{"label": short_name(c), "value": c} for c in scores]
+    return options, options, x if x in scores else x_default, y if y in scores else y_default
+
+
+def natural_mode(explorer: Any, column: str | None, version: dict[str, Any] | None) -> str:
+    """Whether larger is better for an axis (the objectives, else the declared direction)."""
+    experiment = explorer.experiment(version)
+    return experiment.mode_of(column) if experiment is not None and column else "max"
 
 
 def defaults(experiment: Any, scores: list[str]) -> tuple[str | None, str | None]:
@@ -43,3 +64,10 @@ VIEWS = [View("pareto", [("pareto", "figure")],
                ("grid", "selectedRows")],
               render, lambda: figures.empty("no experiment selected"),
               ready=lambda x, x_mode, y, y_mode, selected: bool(x and y))]
+CALLBACKS = [
+    Callback("pareto_axes", [("pareto-x", "options"), ("pareto-y", "options"), ("pareto-x", "value"),
+                             ("pareto-y", "value")], [("version", "data")], axis_choices,
+             states=[("pareto-x", "value"), ("pareto-y", "value")]),
+    *[Callback(f"natural_mode_{axis}", [(f"pareto-{axis}-mode", "value")], [(f"pareto-{axis}", "value")],
+               natural_mode, states=[("version", "data")]) for axis in ("x", "y")],
+]

@@ -21,6 +21,9 @@ RANK_TRIALS = 2000  # trials whose cases are read for the blob plot; more: a see
 DRAWS = 1000  # bootstrap draws
 
 
+ORDER = 70
+
+
 def controls() -> html.Div:
     return html.Div([dcc.Graph(id="ranks", **GRAPH),
                      html.Button(f"Rank a sample of {RANK_TRIALS:,} trials", id="ranks-sample", n_clicks=0)],

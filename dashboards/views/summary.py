@@ -9,6 +9,9 @@ from typing import Any
 from dash import html
 
 from dashboards.analysis import summary_numbers
+from dashboards.views import Callback
+
+ORDER = 10
 
 
 def controls() -> html.Div:
@@ -40,6 +43,4 @@ def duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
-METHODS = {"summary": summary}
+CALLBACKS = [Callback("summary", [("summary", "children")], [("version", "data"), ("score", "value")], summary)]

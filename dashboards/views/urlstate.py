@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlencode
 import dash
 from dash import dcc, html
 
+from dashboards.views import Callback
 from dashboards.views.grid import SHOWN_STATUSES
 
 # Query key -> (component, property); lists and mappings are JSON, scalars plain text.
@@ -22,8 +23,9 @@ STATE = {"experiment": ("experiment", "value"), "status": ("status", "value"), "
          "param": ("param", "value"), "factors": ("factors", "value"), "brushes": ("brushes", "data"),
          "filters": ("grid", "filterModel"), "selected": ("grid", "selectedRows")}
 _JSON = {"status", "factors", "brushes", "filters", "selected"}
-# Outputs another callback sets too (the pickers' defaults, the brushes from the axes): declared as duplicates.
-DUPLICATES = {("score", "value"), ("param", "value"), ("factors", "value"), ("brushes", "data")}
+
+
+ORDER = 1
 
 
 def controls() -> html.Div:
@@ -87,11 +89,10 @@ def write(explorer: Any, *values: Any) -> str:
     return encode(dict(zip(STATE, values, strict=True)))
 
 
-def wire(app: dash.Dash, explorer: Any) -> None:
-    outputs = [dash.Output(component, prop, allow_duplicate=(component, prop) in DUPLICATES)
-               for component, prop in STATE.values()]
-    app.callback(*outputs, dash.Output("url-applied", "data"), dash.Input("url", "search"),
-                 dash.State("url-applied", "data"), prevent_initial_call="initial_duplicate")(
-        lambda search, applied: read(explorer, search, applied))
-    app.callback(dash.Output("url-write", "search"), *[dash.Input(c, p) for c, p in STATE.values()],
-                 prevent_initial_call=True)(lambda *values: write(explorer, *values))
+# Every control the URL sets belongs to another view (which answers it too): declared as duplicate outputs.
+CALLBACKS = [
+    Callback("url_read", [*(dash.Output(c, p, allow_duplicate=True) for c, p in STATE.values()),
+                      dash.Output("url-applied", "data")],
+             [("url", "search")], read, states=[("url-applied", "data")], prevent_initial_call="initial_duplicate"),
+    Callback("url_write", [("url-write", "search")], list(STATE.values()), write, prevent_initial_call=True),
+]

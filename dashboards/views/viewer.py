@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dash import Input, Output, dcc, html
+from dash import dcc, html
 
 from dashboards import figures
 from dashboards.tables import ExplorerError
+from dashboards.views import Callback
 from dashboards.views.common import GRAPH, dropdown, missing, trial_labels
+
+ORDER = 90
 
 
 def controls() -> html.Div:
@@ -71,11 +74,6 @@ def viewer(explorer: Any, version: dict[str, Any] | None, a: str | None, b: str 
     return [{"label": c, "value": c} for c in cases], case, figure
 
 
-def wire(app: Any, explorer: Any) -> None:
-    app.callback(Output("viewer-case", "options"), Output("viewer-case", "value"), Output("viewer", "figure"),
-                 Input("version", "data"), Input("compare-a", "value"), Input("compare-b", "value"),
-                 Input("viewer-case", "value"), Input("viewer-slice", "value"), Input("viewer-opacity", "value"))(
-        lambda *args: viewer(explorer, *args))
-
-
-METHODS = {"viewer": viewer}
+CALLBACKS = [Callback("viewer", [("viewer-case", "options"), ("viewer-case", "value"), ("viewer", "figure")],
+                      [("version", "data"), ("compare-a", "value"), ("compare-b", "value"), ("viewer-case", "value"),
+                       ("viewer-slice", "value"), ("viewer-opacity", "value")], viewer)]

@@ -17,7 +17,9 @@ from dashboards import app as app_module
 from dashboards.app import Explorer, create_app
 from dashboards.bench import build_experiment
 from dashboards.views import common as views_common
+from dashboards.views.comparison import comparison
 from platform.results import ResultsStore, read_table
+from tests.dashboards.test_views import first_choices
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +39,8 @@ def page(storage: Path) -> dict[str, Any]:
     """A fresh explorer and the state of a first page load."""
     explorer = Explorer(str(storage))
     version, options, message = explorer.refresh(0, "synthetic", None)
-    controls = explorer.controls(version, None, None, None, None, None, None)
     return {"explorer": explorer, "version": version, "options": options, "message": message,
-            "score": controls[6], "param": controls[7], "factors": controls[8], "x": controls[9],
-            "y": controls[10], "metric": controls[11], "controls": controls}
+            **first_choices(explorer, version)}
 
 
 def test_first_load_picks_objective_parameter_factor_and_pareto_axes(page: dict[str, Any]) -> None:
@@ -50,7 +50,7 @@ def test_first_load_picks_objective_parameter_factor_and_pareto_axes(page: dict[
     assert page["factors"] == ["config/disc_arch"]
     assert (page["x"], page["y"]) == ("last/val/dice", "last/val/jsd_norm")  # the two recorded objectives
     assert page["metric"] == "val/dice"
-    factor_options = [o["value"] for o in page["controls"][2]]
+    factor_options = [o["value"] for o in page["factor_options"]]
     assert "config/n_steps" in factor_options  # a numeric parameter with few levels is a factor too
 
 
@@ -97,7 +97,7 @@ def test_the_column_chooser_offers_every_column_and_the_rows_follow_it(page: dic
     chosen = ["config/lambda", "wall_s", "no such column"]
     definitions, _, value = explorer.columns(version, score, chosen)
     assert value == ["trial_id", "config/lambda", "wall_s"] == [c["field"] for c in definitions]
-    again = explorer.columns(version, score, value, definitions)  # the grid shows them already: nothing resent
+    again = explorer.columns(version, score, value, None, definitions)  # the grid shows them already: nothing resent
     assert again[0] is dash.no_update and again[2] is dash.no_update
     block = explorer.rows({"startRow": 0, "endRow": 3}, version, None, {}, score, None, value)
     assert [sorted(r) for r in block["rowData"]] == [sorted(value)] * 3
@@ -210,7 +210,7 @@ def test_selecting_rows_picks_the_comparison_and_shows_differences(page: dict[st
     _, _, a, b = explorer.comparison_choices(version, None, {}, None, page["score"], selected[1:], None, None)
     best = trials.sort_values("best/val/dice", ascending=False)["trial_id"]
     assert (a, b) == ("t000003", next(t for t in best if t != "t000003"))  # one selected: B is the best other
-    config_rows, metric_rows, images = explorer.comparison(version, "t000000", "t000003")
+    config_rows, metric_rows, images = comparison(explorer, version, "t000000", "t000003")
     differing = {row["key"] for row in config_rows if row["differs"]}
     assert "lambda" in differing and "epochs" not in differing
     assert ("dice", "adult", "wm") in {(r["metric"], r["domain"], r["class"]) for r in metric_rows}

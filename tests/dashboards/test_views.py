@@ -14,17 +14,30 @@ from dashboards.views import registered
 VIEWS = registered()
 
 
+def first_choices(explorer: Explorer, version: dict[str, Any]) -> dict[str, Any]:
+    """The pickers' values and options of a first page load, each from the callback of the view that owns it."""
+    score_options, score = explorer.score_choices(version, None)
+    param_options, param = explorer.param_choices(version, None)
+    factor_options, factors = explorer.factor_choices(version, None)
+    _, _, x, y = explorer.pareto_axes(version, None, None)
+    metric_options, metric = explorer.metric_choices(version, None)
+    return {"score": score, "param": param, "factors": factors, "x": x, "y": y, "metric": metric,
+            "score_options": score_options, "param_options": param_options, "factor_options": factor_options,
+            "metric_options": metric_options}
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("views")
     build_experiment(root, "synthetic", trials=30, epochs=3, seeds=3, images=1)
     explorer = Explorer(str(root))
     version, _, _ = explorer.refresh(0, "synthetic", None)
-    controls = explorer.controls(version, None, None, None, None, None, None)
-    values = {("score", "value"): controls[6], ("param", "value"): controls[7], ("factors", "value"): controls[8],
-              ("pareto-x", "value"): controls[9], ("pareto-y", "value"): controls[10],
+    choices = first_choices(explorer, version)
+    values = {("score", "value"): choices["score"], ("param", "value"): choices["param"],
+              ("factors", "value"): choices["factors"], ("pareto-x", "value"): choices["x"],
+              ("pareto-y", "value"): choices["y"],
               ("pareto-x-mode", "value"): "max", ("pareto-y-mode", "value"): "min",
-              ("curve-metric", "value"): controls[11], ("importance-evaluator", "value"): "mean_decrease_impurity",
+              ("curve-metric", "value"): choices["metric"], ("importance-evaluator", "value"): "mean_decrease_impurity",
               ("grid", "selectedRows"): [], ("baseline", "value"): None, ("compare-a", "value"): None,
               ("compare-b", "value"): None, ("case-metric", "value"): "dice", ("case-split", "value"): "test",
               ("case-checkpoint", "value"): "best", ("ranks-sample", "n_clicks"): 0, ("history-x", "value"): "trial",
@@ -59,3 +72,72 @@ def test_a_view_without_an_experiment_answers_its_empty_value(page: dict[str, An
     inputs = [page["values"][key] for key in (*view.inputs, *view.states)]
     result = getattr(page["explorer"], name)(None, None, None, None, *inputs)
     assert repr(result) == repr(view.empty())
+
+
+def _ids(component: Any) -> set[str]:
+    """Every string component id in a layout."""
+    found = {component.id} if isinstance(getattr(component, "id", None), str) else set()
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
+        found |= _ids(child)
+    return found
+
+
+def _answer(client: Any, output: str, inputs: list[dict[str, Any]]) -> Any:
+    """One callback answered over HTTP, as the page asks for it."""
+    response = client.post("/_dash-update-component", json={"output": output, "outputs": {
+        "id": output.split(".")[0], "property": output.split(".")[1]}, "inputs": inputs, "changedPropIds": []})
+    assert response.status_code == 200, response.data
+    return response.get_json()["response"]
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_a_view_outside_the_package_is_on_the_page_and_answers(page: dict[str, Any], how: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from dashboards.app import create_app, layout
+    from tests.dashboards import view_outside
+
+    storage = str(page["explorer"].catalog.storage)
+    if how == "environment":
+        monkeypatch.setenv("SEGSWEEP_VIEWS", "tests.dashboards.view_outside")
+        explorer = Explorer(storage)
+    else:
+        explorer = Explorer(storage, extra_views=[view_outside])
+    assert "outside_count" not in Explorer(storage).views if how == "argument" else True
+    assert {"outside-note", "outside-echo", "outside-graph"} <= _ids(layout(explorer))
+    client = create_app(explorer).server.test_client()
+    echoed = _answer(client, "outside-echo.children", [{"id": "outside-note", "property": "value", "value": "hi"}])
+    assert echoed["outside-echo"]["children"] == "outside: hi"
+    version = explorer.refresh(0, "synthetic", None)[0]
+    drawn = _answer(client, "outside-graph.figure", [
+        {"id": "version", "property": "data", "value": version},
+        {"id": "status", "property": "value", "value": ["TERMINATED"]},
+        {"id": "brushes", "property": "data", "value": {}}, {"id": "grid", "property": "filterModel", "value": None},
+        {"id": "outside-note", "property": "value", "value": "n"}])
+    finished = int((explorer.experiment(version).trials["status"] == "TERMINATED").sum())
+    assert drawn["outside-graph"]["figure"]["data"][0]["y"] == [finished]
+
+
+def test_each_callback_is_declared_by_the_module_that_draws_its_outputs(page: dict[str, Any]) -> None:
+    """"Who sets x?" is answered by the module drawing x: every output a callback or view sets (other than one
+    declared as a duplicate, like the URL state's) is a component of the declaring module's own section."""
+    explorer = page["explorer"]
+    for module in explorer.modules:
+        declared = [*getattr(module, "VIEWS", ()), *getattr(module, "CALLBACKS", ())]
+        if not declared:
+            continue
+        controls = module.controls
+        own = _ids(html_div(controls(explorer) if controls.__code__.co_argcount else controls()))
+        for entry in declared:
+            for output in entry.outputs:
+                if getattr(output, "allow_duplicate", False):
+                    continue
+                component = output[0] if isinstance(output, tuple) else output.component_id
+                assert component in own, f"{module.__name__} declares {entry.name}, which sets {component!r} " \
+                                         "drawn by another module"
+
+
+def html_div(section: Any) -> Any:
+    from dash import html
+
+    return html.Div(section if isinstance(section, list) else [section])
