@@ -501,7 +501,7 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
     trainer = TRAINERS.get(spec.trainer)
     checks = SpecChecks(spec, trainer, src)
     checks.data()
-    checks.renamed()
+    checks.names()
     checks.keys()
     checks.fixed()
     checks.axes()

@@ -23,7 +23,7 @@ class SpecChecks:
     """The spec checks that need the trainer's Config, in the order a user fixes them."""
 
     def __init__(self, spec: Any, trainer: Any, source: Source) -> None:
-        self.spec, self.trainer, self.where = spec, trainer, source.where
+        self.spec, self.trainer, self.source, self.where = spec, trainer, source, source.where
         self.config_cls = trainer.Config
 
     def data(self) -> None:
@@ -40,23 +40,43 @@ class SpecChecks:
         if problems:
             raise SpecError("\n".join(problems))
 
-    def renamed(self) -> None:
-        """Old field names (``Config.RENAMED``) still work: rewritten to the new ones, with a message each."""
-        renamed = self.trainer.Config.RENAMED
-        spec = self.spec
+    def names(self) -> None:
+        """Each Config field under its public name (:func:`public_names`) wherever the spec names one: ``fixed``,
+        ``search`` and its ``when`` conditions, the points, ``explore.baseline`` and the paper rows' ``where``, so
+        a field has one results column however the spec spells it. An old name (``Config.RENAMED``) still works,
+        with a message; two spellings of one field in one place are refused."""
+        spec, renamed = self.spec, self.trainer.Config.RENAMED
         used = [("fixed", k) for k in spec.fixed if k in renamed] + [("search", k) for k in spec.search if k in renamed]
         for section, old in used:
             print(f"warning: {self.where(section, old)}: {old!r} is now {renamed[old]!r} for {spec.trainer}; the old "
                   "name still works, rename it", file=sys.stderr)
-        spec.fixed = {renamed.get(k, k): v for k, v in spec.fixed.items()}
-        spec.search = {renamed.get(k, k): axis for k, axis in spec.search.items()}
-        for axis in spec.search.values():
+        spec.fixed = self._public(spec.fixed, "fixed")
+        spec.search = self._public(spec.search, "search")
+        for key, axis in spec.search.items():
             if axis.when:
-                axis.when = {renamed.get(k, k): v for k, v in axis.when.items()}
-        spec.searcher.points_to_evaluate = [{renamed.get(k, k): v for k, v in point.items()}
-                                            for point in spec.searcher.points_to_evaluate]
+                axis.when = self._public(axis.when, "search", key, "when")
+        points = spec.searcher.points_to_evaluate
+        spec.searcher.points_to_evaluate = [self._public(point, "searcher", "points_to_evaluate", index)
+                                            for index, point in enumerate(points)]
         if spec.explore.baseline:
-            spec.explore.baseline = {renamed.get(k, k): v for k, v in spec.explore.baseline.items()}
+            spec.explore.baseline = self._public(spec.explore.baseline, "explore", "baseline")
+        for index, row in enumerate(spec.paper.rows if spec.paper else []):
+            loc = ("paper", "rows", index, "where")
+            row.where = ([self._public(w, *loc, i) for i, w in enumerate(row.where)] if isinstance(row.where, list)
+                         else self._public(row.where, *loc))
+
+    def _public(self, values: dict[str, Any], *loc: Any) -> dict[str, Any]:
+        """``values`` keyed by public names (keys that name no field stay, for :meth:`keys` to report)."""
+        names, out, spelled = public_names(self.config_cls), {}, {}
+        for key, value in values.items():
+            public = names.get(key, key)
+            if public in out:
+                raise SpecError(f"{self.where(*loc, key)}: {key!r} and {spelled[public]!r} name the same field of "
+                                f"{self.spec.trainer}'s Config; give it once, as {public!r}.")
+            if public != key:
+                self.source.rename(loc, key, public)
+            out[public], spelled[public] = value, key
+        return out
 
     def keys(self) -> None:
         spec, fields = self.spec, self.trainer.config_keys()
@@ -203,6 +223,18 @@ class SpecChecks:
 
 class _TooLarge(Exception):
     """A value beyond the platform's limits (e.g. 10^11 epochs)."""
+
+
+def public_names(config: type[BaseModel]) -> dict[str, str]:
+    """Every spelling a spec may use for a field of a trainer's ``Config`` -> the field's public name: its alias
+    when it has one (``lambda`` for advnorm's ``lambda_``, a Python keyword), else its name. Spellings: the
+    name, the alias and an old name of ``RENAMED``."""
+    names: dict[str, str] = {}
+    for name, info in config.model_fields.items():
+        names[name] = names[info.alias or name] = info.alias or name
+    for old, new in getattr(config, "RENAMED", {}).items():
+        names[old] = names.get(new, new)
+    return names
 
 
 def field_value(config: BaseModel, key: str) -> Any:

@@ -142,6 +142,14 @@ class Source:
                 return f"{self.path}, line {line}"
         return self.path
 
+    def rename(self, loc: tuple[Any, ...], old: Any, new: Any) -> None:
+        """Key ``old`` under ``loc`` is now called ``new``: its line and override (and those of what it holds)
+        answer for ``new`` too, so a later error about the renamed key still names where it was written."""
+        depth = len(loc)
+        for index in (self.lines, self.overrides):
+            for key in [k for k in index if k[:depth] == loc and len(k) > depth and k[depth] == old]:
+                index.setdefault((*loc, new, *key[depth + 1:]), index[key])  # type: ignore[arg-type]
+
     def apply_override(self, data: dict[str, Any], override: str) -> None:
         """Apply one ``dotted.key=value`` override (value parsed as guarded YAML) to ``data`` in place."""
         shown = excerpt(override)
