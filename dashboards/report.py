@@ -157,16 +157,19 @@ def report_figures(catalog: Catalog, experiment: Experiment, columns: list[str],
                    order: list[str], adjust: str = "holm") -> list[Any]:
     """The page's figures of one ablation: the bars with their differences, the score against each factor,
     the parameters in parallel coordinates and, when per-case test scores exist, the rank-stability blobs."""
-    from dashboards import figures
     from dashboards.analysis import level_case_scores, rank_stability
+    from dashboards.views.ablation import ablation_bars
+    from dashboards.views.curve import objective_curve
+    from dashboards.views.parcoords import parallel_coordinates
+    from dashboards.views.ranks import rank_blobs
 
     finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
-    shown = [figures.ablation_bars(finished, columns, score, baseline, mode=experiment.mode_of(score), order=order,
+    shown = [ablation_bars(finished, columns, score, baseline, mode=experiment.mode_of(score), order=order,
                                    adjust=adjust)]
-    shown += [figures.objective_curve(finished, column, experiment.categorical, score, experiment.params,
+    shown += [objective_curve(finished, column, experiment.categorical, score, experiment.params,
                                       experiment.is_log_axis(column), order=experiment.levels(column))
               for column in columns]
-    shown.append(figures.parallel_coordinates(finished, experiment.params, experiment.categorical, score,
+    shown.append(parallel_coordinates(finished, experiment.params, experiment.categorical, score,
                                               log_axes=experiment.log_axes,
                                               levels=experiment.level_orders)[0])
     metric = score.split("/")[-1] if score.startswith("test/") else None
@@ -176,7 +179,7 @@ def report_figures(catalog: Catalog, experiment: Experiment, columns: list[str],
             scores = level_case_scores(finished, cases, columns, metric)
             ranks = rank_stability(scores, mode=experiment.mode_of(score), resamples=1000)
             if not ranks.empty and ranks["level"].nunique() > 1:
-                shown.append(figures.rank_blobs(ranks, f"test {metric} (best networks)", 1000,
+                shown.append(rank_blobs(ranks, f"test {metric} (best networks)", 1000,
                                                 int(scores["unit"].nunique())))
     return shown
 

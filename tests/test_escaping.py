@@ -88,16 +88,16 @@ def test_report_escapes_level_names_from_the_trials_table(tmp_path: Path, form: 
 
 
 def test_the_explorers_exports_escape_level_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dashboards import figures
     from dashboards.app import Explorer
     from dashboards.views import ablation, common
+    from dashboards.views.ablation import ablation_bars
 
     name = "xss"  # experiment names are checked (dashboards.tables); level names are not
     write_trials(str(tmp_path), name, "config/once_dir")
     explorer = Explorer(str(tmp_path))
     version = {"experiment": name}
     trials = explorer.experiment(version).trials
-    bars = figures.ablation_bars(trials, ["config/once_dir"], "test/best/dice", SCRIPT)
+    bars = ablation_bars(trials, ["config/once_dir"], "test/best/dice", SCRIPT)
     page = explorer.export_figures(1, version, bars)["content"]
     assert_no_tag(page)
     monkeypatch.setattr(common, "triggered", lambda: "ablation-md")  # the Markdown button, outside a callback

@@ -94,11 +94,11 @@ def test_the_report_cli_on_val_is_scipys_paired_t(tmp_path: Path) -> None:
 
 
 def test_ablation_bars_name_the_adjustment_they_use(tmp_path: Path) -> None:
-    from dashboards import figures
+    from dashboards.views.ablation import ablation_bars
 
     write_grid(tmp_path, None)
     trials = Catalog(str(tmp_path)).load(NAME).trials
     for adjust, name in (("holm", "Holm-adjusted p"), ("bh", "BH-adjusted p")):
-        figure = figures.ablation_bars(trials, ["config/x"], "best/val/dice", "a", adjust=adjust)
+        figure = ablation_bars(trials, ["config/x"], "best/val/dice", "a", adjust=adjust)
         hover = figure["data"][1]["hovertemplate"]
         assert name in hover and "beats the baseline" in hover

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import default_baseline, short_name, spec_order
+from dashboards.analysis import (
+    ablation,
+    default_baseline,
+    level_labels,
+    natural_key,
+    short_name,
+    spec_order,
+    stopped_early,
+)
+from dashboards.figures import BLUE, GREY, RED, VERDICT_COLOURS, Figure, titled
 from dashboards.views import Callback, Context, View, common
 from dashboards.views.common import GRAPH, dropdown
 
@@ -52,7 +63,7 @@ def download(explorer: Any, csv_clicks: int | None, md_clicks: int | None, latex
     factors = [f for f in factors or [] if experiment is not None and f in experiment.params]
     if experiment is None or not factors or not score:
         return None
-    levels = set(figures.level_labels(trials, factors)) if not trials.empty else set()
+    levels = set(level_labels(trials, factors)) if not trials.empty else set()
     table = report_table(experiment, factors, baseline if baseline in levels else None, score, trials=trials)
     form, suffix = {"ablation-md": ("md", "md"), "ablation-latex": ("latex", "tex")}.get(
         str(common.triggered()), ("csv", "csv"))
@@ -62,14 +73,67 @@ def download(explorer: Any, csv_clicks: int | None, md_clicks: int | None, latex
 def render(context: Context, score: str | None, factors: list[str] | None, baseline: str | None) -> Any:
     experiment, trials = context.experiment, context.trials
     factors = [f for f in factors or [] if f in experiment.params]
-    levels = figures.level_options(trials, factors)
+    levels = level_options(trials, factors)
     order = spec_order(experiment, factors)
     levels = [level for level in order if level in levels] + [level for level in levels if level not in order]
     if baseline not in levels:
         baseline = default_baseline(experiment, trials, factors, levels)
-    figure = figures.ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order)
+    figure = ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order)
     return figure, levels, baseline
 
+
+# --- the figure ---
+
+def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
+                  order: list[str] | None = None, adjust: str = "holm") -> Figure:
+    """Bars per level of the chosen factors (mean, 95% interval over repeats, n) and, beside them, the difference
+    of each level to the baseline level: paired t when the repeats pair up by seed and fold, else Welch (the axis
+    title says which), with the p-value adjusted by ``adjust`` (holm or bh; the hover names it), the verdict
+    (Holm over the levels) and P(improvement) on hover."""
+    if trials.empty or not factors:
+        return figures.empty("choose one or more categorical factors" if not trials.empty else "no trials match")
+    table = ablation(trials, factors, score, baseline, mode=mode, adjust=adjust, order=order)
+    adjusted_by = {"holm": "Holm", "bh": "BH"}.get(adjust, adjust)
+    methods = sorted({m for m in table["method"].dropna() if m != "baseline"})
+    test_name = " / ".join(methods) if methods else "no test"
+    traces = [{
+        "type": "bar", "y": list(table["level"]), "x": table["mean"].to_numpy(), "orientation": "h", "name": score,
+        "marker": {"color": [RED if level == baseline else BLUE for level in table["level"]]},
+        "error_x": {"type": "data", "array": (table["high"] - table["mean"]).fillna(0).to_numpy(), "visible": True},
+        "customdata": table[["n", "low", "high"]].to_numpy(), "xaxis": "x",
+        "text": [f"{m:.3f} (n={n})" if math.isfinite(m) else f"n={n}" for m, n in zip(table["mean"], table["n"],
+                                                                                      strict=True)],
+        "textposition": "auto",
+        "hovertemplate": "%{y}<br>mean %{x:.4f} (n=%{customdata[0]})<br>95% CI [%{customdata[1]:.4f}, "
+                         "%{customdata[2]:.4f}]<extra></extra>"}]
+    if baseline is not None and table["diff"].notna().any():
+        traces.append({
+            "type": "bar", "y": list(table["level"]), "x": table["diff"].to_numpy(), "orientation": "h",
+            "name": f"difference to {baseline}", "xaxis": "x2",
+            # Coloured by verdict (Holm over the levels), never by the sign of the mean difference.
+            "marker": {"color": [VERDICT_COLOURS.get(v, GREY) for v in table["verdict"]]},
+            "error_x": {"type": "data", "array": (table["diff_high"] - table["diff"]).fillna(0).to_numpy(),
+                        "visible": True},
+            "customdata": table[["method", "p_adjusted", "p_improvement", "hedges_g", "repeats_needed",
+                                 "verdict"]].to_numpy(),
+            "hovertemplate": "%{y}<br>difference %{x:+.4f} (%{customdata[0]})<br>" + adjusted_by
+                             + "-adjusted p %{customdata[1]:.3g}<br>beats the baseline: %{customdata[5]} (Holm)"
+                             "<br>P(improvement) %{customdata[2]:.2f}<br>Hedges' g %{customdata[3]:.2f}<br>"
+                             "repeats for 80% power: %{customdata[4]}<extra></extra>"})
+    early = int(stopped_early(trials).sum())
+    return titled(traces, f"{score} by {', '.join(short_name(f) for f in factors)}"
+                   + (f" (baseline: {baseline})" if baseline else "")
+                   + (f"; includes {early} trials stopped early" if early else ""), len(trials),
+                   height=max(260, 40 + 28 * len(table)), barmode="group",
+                   xaxis={"domain": [0, 0.48], "title": {"text": score}},
+                   xaxis2={"domain": [0.54, 1], "title": {"text": f"difference to baseline ({test_name}, 95% CI)"}},
+                   # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
+                   yaxis={"type": "category", "automargin": True,
+                          "title": {"text": ", ".join(short_name(f) for f in factors)}}, showlegend=False)
+
+
+def level_options(trials: pd.DataFrame, factors: list[str]) -> list[str]:
+    return sorted(level_labels(trials, factors).unique(), key=natural_key) if factors and not trials.empty else []
 
 VIEWS = [View("ablation", [("ablation", "figure"), ("baseline", "options"), ("baseline", "value")],
               [("score", "value"), ("factors", "value"), ("baseline", "value")], render,

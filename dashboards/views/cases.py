@@ -12,10 +12,17 @@ import math
 from typing import Any
 
 import dash
+import numpy as np
+import pandas as pd
 from dash import ALL, Input, dcc, html
 
 from dashboards import figures
-from dashboards.analysis import case_breakdown, case_metrics, per_case_comparison
+from dashboards.analysis import (
+    case_breakdown,
+    case_metrics,
+    per_case_comparison,
+)
+from dashboards.figures import DOMAIN_COLOURS, GREY, Figure, titled
 from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH, dropdown, missing, rounded, trial_labels
 from platform.results import metric_stem
@@ -80,7 +87,7 @@ def _evidence(explorer: Any, experiment: Any, a: str, b: str, metric: str, split
         return figures.empty(f"no per-case {metric} for these trials"), None, None
     table, p_value = per_case_comparison(cases, a, b, metric, split, checkpoint)
     labels = trial_labels(experiment, [a, b])
-    scatter = figures.case_scatter(table, p_value, metric, labels.get(a, a), labels.get(b, b))
+    scatter = case_scatter(table, p_value, metric, labels.get(a, a), labels.get(b, b))
     direction = experiment.metrics_meta.get(metric_stem(metric), {}).get("direction", "max")
     sign = -1.0 if direction == "min" else 1.0
     gain = table.assign(gain=sign * (table["b"] - table["a"]))  # > 0: B is better on that case
@@ -153,6 +160,38 @@ def case_images(explorer: Any, version: dict[str, Any] | None, picked: str | Non
                 "(trials stopped early, still running or from older tables have none)")], className="images"))
     return panels
 
+
+# --- the figure ---
+
+def case_scatter(table: pd.DataFrame, p_value: float, metric: str, label_a: str, label_b: str) -> Figure:
+    """Each subject's ``metric`` under trial A (x) against under trial B (y), one colour per domain, with the
+    diagonal (points above it: B scores higher) and the Wilcoxon signed-rank p-value over the subjects.
+
+    ``table``: columns domain, subject, a, b (from ``analysis.per_case_comparison``)."""
+    if table.empty:
+        return figures.empty("the two trials share no scored case of this split (trials stopped early have no test "
+                             "scores)")
+    values = pd.concat([table["a"], table["b"]]).to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    pad = 0.05 * (high - low or 1.0)
+    traces: list[dict[str, Any]] = [{"type": "scatter", "x": [low - pad, high + pad], "y": [low - pad, high + pad],
+                                     "mode": "lines", "name": "A = B", "hoverinfo": "skip",
+                                     "line": {"color": GREY, "dash": "dash"}}]
+    for index, (domain, part) in enumerate(table.groupby("domain", sort=True)):
+        traces.append({"type": "scatter", "x": part["a"].to_numpy(), "y": part["b"].to_numpy(), "mode": "markers",
+                       "name": str(domain), "marker": {"size": 10, "color": DOMAIN_COLOURS[index % 8]},
+                       "customdata": np.stack([part["domain"].astype(str), part["subject"].astype(str)], axis=-1),
+                       "hovertemplate": "%{customdata[1]} (%{customdata[0]})<br>A %{x:.4f}<br>B %{y:.4f}"
+                                        "<extra>click: images</extra>"})
+    p_text = "n/a" if not math.isfinite(p_value) else f"{p_value:.3g}"
+    figure = titled(traces, f"{metric} per case: B against A ({len(table)} cases; Wilcoxon signed-rank p = "
+                     f"{p_text}; above the diagonal B is higher)", len(table), height=380,
+                     xaxis={"title": {"text": f"A: {label_a.split(' (')[0]}"}, "range": [low - pad, high + pad]},
+                     yaxis={"title": {"text": f"B: {label_b.split(' (')[0]}"}, "range": [low - pad, high + pad],
+                            "scaleanchor": "x"}, showlegend=True)
+    figure["layout"]["meta"]["wilcoxon_p"] = None if not math.isfinite(p_value) else p_value
+    return figure
 
 # The section follows the comparison's picks (trials A and B), not the shared filters.
 CALLBACKS = [

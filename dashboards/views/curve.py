@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import short_name
+from dashboards.analysis import (
+    by_config,
+    short_name,
+    stopped_early,
+)
+from dashboards.figures import BLUE, GREY, ORANGE, RED, Figure, sample_index, scatter_type, titled
 from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, selected_ids
+from platform.statistics import t_half_widths
 
 ORDER = 40
 
@@ -33,10 +41,126 @@ def param_choices(explorer: Any, version: dict[str, Any] | None, current: str | 
 
 def render(context: Context, score: str | None, param: str | None, selected: list[dict[str, Any]] | None) -> Any:
     experiment = context.experiment
-    return figures.objective_curve(context.trials, param, experiment.categorical, score, experiment.params,
+    return objective_curve(context.trials, param, experiment.categorical, score, experiment.params,
                                    experiment.is_log_axis(param) if param else None, selected_ids(selected),
                                    experiment.levels(param) if param else None)
 
+
+# --- the figure ---
+
+CURVE_GROUPS = 300  # configuration means drawn; more: the mean per bin (numeric) or per level (categorical)
+
+
+CURVE_BINS = 40
+
+
+def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
+                    params: list[str], log_x: bool | None = None, selected: list[str] | None = None,
+                    order: list[str] | None = None) -> Figure:
+    """Score against one parameter: every trial as a dot, each configuration's mean over repeats with its
+    95% interval (error bars; a band when the parameter is numeric) -- the lambda curve. Beyond
+    ``figures.SCATTER_POINTS`` trials the dots are a seeded sample, and beyond ``CURVE_GROUPS`` configurations the means
+    are per bin of the parameter (per level when categorical) over every trial in it; the title says so."""
+    if trials.empty or not param or param not in trials:
+        return figures.empty("choose a parameter (no trials match the filters)" if trials.empty
+                             else "choose a parameter")
+    is_number = param not in categorical
+    points_x = pd.to_numeric(trials[param], errors="coerce") if is_number else trials[param].astype(str)
+    numeric_x = points_x.to_numpy(dtype=float) if is_number else None
+    finite_x = numeric_x[np.isfinite(numeric_x)] if is_number else None
+    positive = bool(is_number and finite_x.size and (finite_x > 0).all())
+    log_x = positive and bool(log_x)  # as the sweep recorded the axis; never guessed from the values
+    configs = by_config(trials, score, params)
+    grouping = "configuration"
+    if len(configs) > CURVE_GROUPS:
+        grouping = "bin" if is_number else "level"
+        configs = _grouped_means(points_x, pd.to_numeric(trials[score], errors="coerce"), is_number, bool(log_x))
+    else:
+        configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce") if is_number
+                                 else configs[param].astype(str))
+    if not is_number and order:  # the spec's level order (``Experiment.levels``), not the labels' sort order
+        rank = {label: index for index, label in enumerate(order)}
+        configs = configs.assign(_rank=configs["x"].map(lambda label: rank.get(label, len(rank))))
+        configs = configs.sort_values(["_rank", "x"]).drop(columns="_rank")
+    else:
+        configs = configs.sort_values("x")
+    bars = configs["high"] - configs["mean"]
+    drawn = sample_index(len(trials), figures.SCATTER_POINTS)
+    picked = trials if drawn is None else trials.iloc[drawn]
+    picked_x = points_x if drawn is None else points_x.iloc[drawn]
+    early = stopped_early(picked).to_numpy()
+    dots = [("trial", ~early, {"color": GREY, "size": 6, "opacity": 0.6})]
+    if early.any():  # the status boxes let them in: drawn apart, they ran fewer epochs than the others
+        dots.append((f"stopped early by the scheduler ({int(early.sum())})", early,
+                     {"color": ORANGE, "size": 8, "symbol": "circle-open", "line": {"width": 2}}))
+    traces = [
+        {"type": scatter_type(len(picked)), "x": picked_x[keep].to_numpy(),
+         "y": pd.to_numeric(picked[score], errors="coerce")[keep].to_numpy(), "mode": "markers", "name": name,
+         "marker": marker, "customdata": picked["trial_id"][keep].to_numpy(),
+         "hovertemplate": f"trial %{{customdata}}<br>{short_name(param)}=%{{x}}<br>{score}=%{{y:.4f}}<extra></extra>"}
+        for name, keep, marker in dots]
+    traces += [
+        {"type": "scatter", "x": configs["x"].to_numpy(), "y": configs["mean"].to_numpy(),
+         "mode": "lines+markers" if is_number else "markers", "name": f"mean per {grouping} (95% CI)",
+         "marker": {"color": BLUE, "size": 9}, "line": {"color": BLUE},
+         "error_y": {"type": "data", "array": bars.fillna(0).to_numpy(), "visible": True},
+         "customdata": np.stack([configs["n"], configs["low"], configs["high"]], axis=-1),
+         "hovertemplate": f"{short_name(param)}=%{{x}}<br>mean=%{{y:.4f}} (n=%{{customdata[0]}})<br>"
+                          "95% CI [%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"}]
+    traces += _selected_points(trials, selected, points_x, pd.to_numeric(trials[score], errors="coerce"))
+    notes = []
+    if grouping != "configuration":
+        notes.append(f"means per {grouping} of {short_name(param)} over all {len(trials):,} trials")
+    if drawn is not None:
+        notes.append(f"dots: a uniform sample of {drawn.size:,}")
+    if early.any():
+        notes.append(f"includes {int(early.sum())} trials stopped early")
+    how = "; ".join(["mean and 95% interval over repeats" if grouping == "configuration" else "", *notes]).strip("; ")
+    figure = titled(traces, f"{score} vs {short_name(param)} ({how})", len(trials), height=360,
+                     xaxis={"title": {"text": short_name(param)}, "type": "log" if log_x else "-",
+                            **({"categoryorder": "array", "categoryarray": list(order)}
+                               if not is_number and order else {})},
+                     yaxis={"title": {"text": score}}, showlegend=True)
+    figure["layout"]["meta"]["drawn"] = len(picked)
+    return figure
+
+
+def _selected_points(trials: pd.DataFrame, selected: list[str] | None, x: pd.Series, y: pd.Series
+                     ) -> list[dict[str, Any]]:
+    """A ring around each trial selected in the grid (drawn even if the dots are a sample), or nothing."""
+    if not selected:
+        return []
+    chosen = trials["trial_id"].isin(selected).to_numpy()
+    if not chosen.any():
+        return []
+    return [{"type": "scatter", "x": x[chosen].to_numpy(), "y": y[chosen].to_numpy(), "mode": "markers",
+             "name": f"selected ({int(chosen.sum())})", "customdata": trials["trial_id"][chosen].to_numpy(),
+             "marker": {"color": "rgba(0,0,0,0)", "size": 14, "line": {"color": RED, "width": 2.5}},
+             "hovertemplate": "selected trial %{customdata}<br>%{x}, %{y:.4f}<extra></extra>"}]
+
+
+def _grouped_means(x: pd.Series, values: pd.Series, is_number: bool, log: bool) -> pd.DataFrame:
+    """Mean, 95% t-interval and n of ``values`` per bin of numeric ``x`` (``CURVE_BINS`` equal-width bins, in
+    log10 when ``log``; column ``x`` is each bin's median) or per level of categorical ``x``.
+
+    Columns: x, mean, low, high, n (one row per non-figures.empty bin or level)."""
+    frame = pd.DataFrame({"x": x.to_numpy(), "value": values.replace([np.inf, -np.inf], np.nan).to_numpy()})
+    if is_number:
+        frame = frame[np.isfinite(frame["x"].to_numpy(dtype=float))]
+        position = frame["x"].to_numpy(dtype=float)
+        position = np.log10(position) if log else position
+        edges = np.linspace(position.min(), position.max(), CURVE_BINS + 1) if position.size else np.array([0, 1])
+        frame = frame.assign(group=np.clip(np.searchsorted(edges, position, side="right") - 1, 0, CURVE_BINS - 1))
+    else:
+        frame = frame.assign(group=frame["x"])
+    grouped = frame.groupby("group", sort=True)
+    summary = grouped["value"].agg(["mean", "std", "count"])
+    counts = summary["count"].to_numpy(dtype=float)
+    half = t_half_widths(summary["std"].to_numpy(dtype=float), counts)
+    means = summary["mean"].to_numpy(dtype=float)
+    centres = grouped["x"].median().to_numpy() if is_number else summary.index.to_numpy()
+    return pd.DataFrame({"x": centres, "mean": means, "low": means - half, "high": means + half,
+                         "n": counts.astype(int)})
 
 VIEWS = [View("curve", [("curve", "figure")], [("score", "value"), ("param", "value"), ("grid", "selectedRows")],
               render, lambda: figures.empty("no experiment selected"),

@@ -3,12 +3,18 @@ data, or before and after a code change): each experiment's mean and 95% interva
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import ablation
+from dashboards.analysis import (
+    ablation,
+    short_name,
+)
+from dashboards.figures import DOMAIN_COLOURS, Figure, titled
 from dashboards.tables import ExplorerError
 from dashboards.views import Callback
 from dashboards.views.common import GRAPH, dropdown
@@ -65,8 +71,35 @@ def compare(explorer: Any, version: dict[str, Any] | None, picked: list[str] | N
         finished = experiment.trials[experiment.trials["status"] == "TERMINATED"]
         tables[name] = ablation(finished, [factor], score, None, mode=experiment.mode_of(score),
                                 order=spec_order(experiment, [factor]))
-    return options, picked, factor_options, factor, figures.experiments_bars(tables, factor, score, missing)
+    return options, picked, factor_options, factor, experiments_bars(tables, factor, score, missing)
 
+
+# --- the figure ---
+
+def experiments_bars(tables: dict[str, pd.DataFrame], factor: str, score: str, missing: list[str]) -> Figure:
+    """One factor's levels side by side across experiments: per experiment a bar per level (mean, 95% interval,
+    n). ``tables``: experiment -> ``analysis.ablation`` table; ``missing``: experiments without ``score``."""
+    if not tables:
+        return figures.empty("pick two or more experiments that share a factor")
+    traces = []
+    for index, (name, table) in enumerate(tables.items()):
+        traces.append({
+            "type": "bar", "name": name, "x": table["level"].tolist(), "y": table["mean"].to_numpy(),
+            "marker": {"color": DOMAIN_COLOURS[index % 8]},
+            "error_y": {"type": "data", "array": (table["high"] - table["mean"]).fillna(0).to_numpy(), "visible": True},
+            "text": [f"{m:.3f} (n={n})" if math.isfinite(m) else f"n={n}" for m, n in zip(table["mean"], table["n"],
+                                                                                           strict=True)],
+            "textposition": "outside", "customdata": table[["n", "low", "high"]].to_numpy(),
+            "hovertemplate": f"{name}<br>%{{x}}: %{{y:.4f}} (n=%{{customdata[0]}})<br>95% CI [%{{customdata[1]:.4f}}, "
+                             "%{customdata[2]:.4f}]<extra></extra>"})
+    levels = list(dict.fromkeys(level for table in tables.values() for level in table["level"]))
+    title = f"{score} by {short_name(factor)} across {len(tables)} experiments (mean and 95% interval over repeats)"
+    if missing:
+        title += f"; without {score}: {', '.join(missing)}"
+    return titled(traces, title, int(sum(int(t["n"].sum()) for t in tables.values())), height=380, barmode="group",
+                   xaxis={"title": {"text": short_name(factor)}, "type": "category", "categoryorder": "array",
+                          "categoryarray": levels},
+                   yaxis={"title": {"text": score}}, showlegend=True)
 
 CALLBACKS = [Callback("compare_experiments",
                       [("experiments-pick", "options"), ("experiments-pick", "value"),

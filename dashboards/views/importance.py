@@ -9,7 +9,11 @@ from typing import Any
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import importance
+from dashboards.analysis import (
+    importance,
+    short_name,
+)
+from dashboards.figures import BLUE, Figure, titled
 from dashboards.views import Context, View
 from dashboards.views.common import GRAPH, dropdown
 
@@ -45,8 +49,22 @@ def render(context: Context, score: str, evaluator: str) -> Any:
         while len(cache) > _CACHE_SIZE:
             cache.popitem(last=False)
     finished = int((trials["status"] == "TERMINATED").sum()) if "status" in trials else len(trials)
-    return figures.importance_bars(values, score, evaluator, finished, min(finished, IMPORTANCE_TRIALS))
+    return importance_bars(values, score, evaluator, finished, min(finished, IMPORTANCE_TRIALS))
 
+
+# --- the figure ---
+
+def importance_bars(values: dict[str, float], score: str, evaluator: str, trials: int, used: int) -> Figure:
+    """Importance per parameter; ``used`` of the ``trials`` finished trials went into it (a sample if fewer)."""
+    if not values:
+        return figures.empty("importance needs at least two finished trials and a parameter with two values")
+    ordered = sorted(values.items(), key=lambda item: item[1])
+    traces = [{"type": "bar", "x": [v for _, v in ordered], "y": [short_name(k) for k, _ in ordered],
+               "orientation": "h", "marker": {"color": BLUE}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}]
+    basis = f"{trials} finished trials" if used >= trials else f"a sample of {used} of {trials} finished trials"
+    return titled(traces, f"Parameter importance for {score} ({evaluator}, {basis})", trials,
+                   height=max(220, 60 + 30 * len(values)), xaxis={"title": {"text": "importance"}, "range": [0, 1]},
+                   yaxis={"automargin": True, "title": {"text": "parameter"}})
 
 VIEWS = [View("importance", [("importance", "figure")], [("score", "value"), ("importance-evaluator", "value")],
               render, lambda: figures.empty("no experiment selected"), ready=lambda score, evaluator: bool(score))]

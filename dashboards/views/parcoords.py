@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import brushes_from_restyle
+from dashboards.analysis import (
+    brushes_from_restyle,
+    encode,
+    short_name,
+)
+from dashboards.figures import RED, Figure, clip, sample_index, titled
 from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH
 
@@ -26,7 +34,7 @@ def parcoords(explorer: Any, version: dict[str, Any] | None, statuses: list[str]
     experiment, trials = explorer.filtered(version, statuses, None, grid_model)
     if experiment is None or not score:
         return figures.empty("no experiment selected"), []
-    return figures.parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes,
+    return parallel_coordinates(trials, experiment.params, experiment.categorical, score, brushes,
                                         experiment.log_axes, common.selected_ids(selected), experiment.level_orders)
 
 
@@ -35,6 +43,114 @@ def brushes(explorer: Any, restyle: list[Any] | None, clear_clicks: int | None, 
     if common.triggered() == "clear-brushes":
         return {}
     return brushes_from_restyle(restyle, axes or [], current)
+
+
+# --- the figure ---
+
+# Beyond these sizes a figure draws an honest reduction and its title says so: the browser's cost grows with the
+# points drawn (a line per trial in parallel coordinates), not with the trials the statistics use.
+PARCOORDS_LINES = 2000  # lines drawn; more trials: a seeded uniform sample (axes and brushes still span all)
+
+
+def dimensions_of(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
+                  log_axes: dict[str, bool] | None = None,
+                  levels: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """The parallel-coordinate axes: each parameter (categorical ones encoded; a numeric one on a log10 axis when
+    the sweep sampled it log-uniformly, per ``log_axes`` as the ``sweep`` table records it: never guessed from the
+    values, so a uniform axis spanning decades stays linear) and the score column. ``levels``: a categorical
+    parameter's labels in the spec's order (``Experiment.levels``); sorted where absent."""
+    dimensions = []
+    for column in [*params, score]:
+        if column not in trials:
+            continue
+        values, labels = encode(trials[column], column in categorical, (levels or {}).get(column))
+        log = bool(labels is None and column != score and np.nanmin(values, initial=np.inf) > 0
+                   and (log_axes or {}).get(column))
+        dimensions.append({"column": column, "values": np.log10(values) if log else values, "labels": labels,
+                           "log": log})
+    return dimensions
+
+
+def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str,
+                         brushes: dict[str, Any] | None = None, log_axes: dict[str, bool] | None = None,
+                         selected: list[str] | None = None,
+                         levels: dict[str, list[str]] | None = None) -> tuple[Figure, list[dict[str, Any]]]:
+    """Parcoords over parameters and the score (line colour = score; with trials selected in the grid, those in
+    red over the others in grey); brushes redrawn from ``brushes``.
+
+    Returns the figure and the axis list (column, labels, log) that decodes a ``restyleData`` event.
+    """
+    if trials.empty:
+        return figures.empty("no trials match the filters"), []
+    dimensions = dimensions_of(trials, params, categorical, score, log_axes, levels)
+    chosen = trials["trial_id"].isin(selected or []).to_numpy()
+    drawn = sample_index(len(trials), PARCOORDS_LINES, keep=np.flatnonzero(chosen) if chosen.any() else None)
+    if chosen.any():  # plotly draws the lines in data order: the selected ones last, so on top of the others
+        order = np.arange(len(trials)) if drawn is None else drawn
+        drawn = np.concatenate([order[~chosen[order]], order[chosen[order]]])
+    plotted = []
+    for dimension in dimensions:
+        values, labels = dimension["values"], dimension["labels"]
+        entry: dict[str, Any] = {"label": short_name(dimension["column"]),
+                                 "values": values if drawn is None else values[drawn]}
+        finite = values[np.isfinite(values)]
+        if labels is None and not dimension["log"] and finite.size:
+            entry["range"] = [float(finite.min()), float(finite.max())]  # the axis spans every trial, drawn or not
+        if labels is not None:
+            entry.update(tickvals=list(range(len(labels))), ticktext=[clip(label) for label in labels],
+                         range=[-0.5, len(labels) - 0.5] if len(labels) == 1 else [0, len(labels) - 1])
+        elif dimension["log"]:
+            finite = values[np.isfinite(values)]
+            ticks = _log_ticks(float(finite.min()), float(finite.max()))
+            entry.update(tickvals=ticks, ticktext=[f"{10.0 ** d:.3g}" for d in ticks],
+                         range=[float(finite.min()), float(finite.max())])
+        brush = (brushes or {}).get(dimension["column"])
+        if brush and labels is not None and "labels" in brush:
+            codes = [labels.index(label) for label in brush["labels"] if label in labels]
+            if codes:
+                entry["constraintrange"] = [[code - 0.25, code + 0.25] for code in codes]
+        elif brush and brush.get("ranges"):
+            entry["constraintrange"] = [[math.log10(low), math.log10(high)] for low, high in brush["ranges"]] \
+                if dimension["log"] else brush["ranges"]
+        plotted.append(entry)
+    score_values = dimensions[-1]["values"] if dimensions and dimensions[-1]["column"] == score else None
+    line: dict[str, Any] = {}
+    if score_values is not None:
+        line = {"color": score_values if drawn is None else score_values[drawn], "colorscale": "Viridis",
+                "showscale": True, "colorbar": {"title": {"text": short_name(score)}}}
+        finite = score_values[np.isfinite(score_values)]
+        if finite.size:
+            low, high = float(finite.min()), float(finite.max())
+            # Equal scores would make a zero-width colour scale: centre it on the value instead.
+            line.update(cmin=low if high > low else low - 0.5, cmax=high if high > low else high + 0.5)
+    if chosen.any():
+        # One colour scale for all lines: the selected ones (drawn last) a full red, the rest a pale grey.
+        flags = chosen.astype(float) if drawn is None else chosen[drawn].astype(float)
+        line = {"color": flags, "colorscale": [[0, "rgba(154,165,177,0.35)"], [1, RED]], "cmin": 0, "cmax": 1,
+                "showscale": False}
+    axes = [{"column": d["column"], "labels": d["labels"], "log": d["log"]} for d in dimensions]
+    shown = (f"{len(trials)} trials" if drawn is None or drawn.size == len(trials) else
+             f"a uniform sample of {drawn.size:,} of {len(trials):,} trials drawn; brushes filter all")
+    if chosen.any():
+        shown += f"; the {int(chosen.sum())} selected in red"
+    figure = titled([{"type": "parcoords", "dimensions": plotted, "line": line, "labelside": "top",
+                       "labelfont": {"size": 12}, "tickfont": {"size": 10}}],
+                     f"Parameters and {score} ({shown}; drag on an axis to filter)", len(trials), height=420)
+    # Room above the axes for the title and the axis names, clear of each axis's top tick.
+    figure["layout"]["margin"] = {"t": 110, "b": 30, "l": 70, "r": 40}
+    figure["layout"]["title"]["pad"] = {"b": 42}  # above the axis names
+    figure["layout"]["meta"]["drawn"] = len(trials) if drawn is None else int(drawn.size)
+    figure["layout"]["meta"]["selected"] = int(chosen.sum())
+    return figure, axes
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Tick positions on a log10 axis from ``low`` to ``high`` (log10 units): the decades, and 2 and 5 within each
+    when the axis spans less than two decades (a log-uniform range may be narrower than one)."""
+    marks = (1.0,) if high - low >= 2 else (1.0, 2.0, 5.0)
+    ticks = [d + math.log10(m) for d in range(math.floor(low), math.ceil(high) + 1) for m in marks]
+    return [t for t in ticks if low - 1e-9 <= t <= high + 1e-9] or [low, high]
+
 CALLBACKS = [
     Callback("parcoords", [("parcoords", "figure"), ("axes", "data")],
              [("version", "data"), ("status", "value"), ("grid", "filterModel"), ("score", "value"),

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import short_name
+from dashboards.analysis import (
+    pareto_mask,
+    short_name,
+)
+from dashboards.figures import BLUE, GREY, RED, Figure, sample_index, scatter_type, titled
 from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, selected_ids
 
@@ -26,7 +32,7 @@ def controls() -> html.Div:
 
 def render(context: Context, x: str, x_mode: str, y: str, y_mode: str,
            selected: list[dict[str, Any]] | None) -> Any:
-    return figures.pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params, selected_ids(selected))
+    return pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params, selected_ids(selected))
 
 
 def axis_choices(explorer: Any, version: dict[str, Any] | None, x: str | None, y: str | None
@@ -58,6 +64,50 @@ def defaults(experiment: Any, scores: list[str]) -> tuple[str | None, str | None
                      and experiment.declared_direction(s) == "min"), None)
     return first, opposite or next((s for s in scores if s != first), first)
 
+
+# --- the figure ---
+
+def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, params: list[str],
+           selected: list[str] | None = None) -> Figure:
+    """Configurations (means over repeats) in two metrics, the non-dominated ones joined as the front; those of
+    the trials selected in the grid ringed."""
+    if trials.empty or x not in trials or y not in trials:
+        return figures.empty("choose two metrics" if not trials.empty else "no trials match the filters")
+    # One grouping for both metrics: the configurations' means over their repeats.
+    values = trials[["config_key"]].assign(
+        x=pd.to_numeric(trials[x], errors="coerce").replace([np.inf, -np.inf], np.nan),
+        y=pd.to_numeric(trials[y], errors="coerce").replace([np.inf, -np.inf], np.nan))
+    grouped = values.groupby("config_key", sort=False)
+    means, counts = grouped[["x", "y"]].mean(), grouped["x"].count()
+    points = pd.DataFrame({"config": means.index.to_numpy(), "x": means["x"].to_numpy(), "y": means["y"].to_numpy(),
+                           "n": counts.to_numpy()})
+    on_front = pareto_mask(points["x"].to_numpy(), points["y"].to_numpy(), x_mode, y_mode)
+    front = points[on_front].sort_values("x")
+    drawn = sample_index(len(points), figures.SCATTER_POINTS, keep=np.flatnonzero(on_front))
+    shown, shown_front = (points, on_front) if drawn is None else (points.iloc[drawn], on_front[drawn])
+    traces = [{"type": scatter_type(len(shown)), "x": shown["x"].to_numpy(), "y": shown["y"].to_numpy(),
+               "mode": "markers", "name": "configuration",
+               "marker": {"color": np.where(shown_front, RED, GREY), "size": 8},
+               "customdata": shown[["config", "n"]].to_numpy(),
+               "hovertemplate": "%{customdata[0]}<br>mean of %{customdata[1]} trials<extra></extra>"},
+              {"type": "scatter", "x": front["x"].to_numpy(), "y": front["y"].to_numpy(), "mode": "lines",
+               "name": "Pareto front", "line": {"color": RED, "shape": "hv"}}]
+    if selected:
+        keys = set(trials.loc[trials["trial_id"].isin(selected), "config_key"])
+        ringed = points[points["config"].isin(keys)]
+        if len(ringed):
+            traces.append({"type": "scatter", "x": ringed["x"].to_numpy(), "y": ringed["y"].to_numpy(),
+                           "mode": "markers", "name": f"selected ({len(ringed)})",
+                           "customdata": ringed[["config", "n"]].to_numpy(),
+                           "marker": {"color": "rgba(0,0,0,0)", "size": 16, "line": {"color": BLUE, "width": 2.5}},
+                           "hovertemplate": "selected: %{customdata[0]}<br>mean of %{customdata[1]} trials"
+                                            "<extra></extra>"})
+    sample = "" if drawn is None else (f"; a uniform sample of {drawn.size:,} of {len(points):,} configurations "
+                                       "drawn, the front whole")
+    figure = titled(traces, f"Pareto front: {x} ({x_mode}) vs {y} ({y_mode}); {int(on_front.sum())} on the front"
+                     + sample, len(trials), height=360, xaxis={"title": {"text": x}}, yaxis={"title": {"text": y}})
+    figure["layout"]["meta"]["drawn"] = len(shown)
+    return figure
 
 VIEWS = [View("pareto", [("pareto", "figure")],
               [("pareto-x", "value"), ("pareto-x-mode", "value"), ("pareto-y", "value"), ("pareto-y-mode", "value"),

@@ -9,10 +9,15 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import figures
-from dashboards.analysis import level_case_scores, rank_stability
+from dashboards.analysis import (
+    level_case_scores,
+    rank_stability,
+)
+from dashboards.figures import Figure, titled
 from dashboards.views import Context, View
 from dashboards.views.common import GRAPH
 from platform.results import metric_stem
@@ -62,9 +67,40 @@ def render(context: Context, factors: list[str] | None, metric: str | None, spli
     if ranks.empty or ranks["level"].nunique() < 2:
         return figures.empty("rank stability needs per-case test scores of two or more levels (trials stopped "
                              "early have none)")
-    return figures.rank_blobs(ranks, f"{split} {metric} ({checkpoint if split == 'test' else 'last'} networks)",
+    return rank_blobs(ranks, f"{split} {metric} ({checkpoint if split == 'test' else 'last'} networks)",
                               DRAWS, units, note)
 
+
+# --- the figure ---
+
+def rank_blobs(ranks: pd.DataFrame, metric: str, draws: int, units: int, note: str = "") -> Figure:
+    """challengeR's blob plot: for each level (x) the share of bootstrap draws in which it takes each rank (y,
+    1 best; marker area and colour = share), and its rank on all the data (a black ring)."""
+    if ranks.empty:
+        return figures.empty("rank stability needs test scores per case for two or more levels")
+    levels = list(dict.fromkeys(ranks.sort_values(["observed", "level"])["level"]))
+    shown = ranks[ranks["share"] > 0]
+    traces = [{"type": "scatter", "x": shown["level"].tolist(), "y": shown["rank"].to_numpy(), "mode": "markers",
+               "name": "share of draws",
+               "marker": {"size": (8 + 40 * np.sqrt(shown["share"].to_numpy(dtype=float))).tolist(),
+                          "color": shown["share"].to_numpy(), "colorscale": "Blues", "reversescale": True,
+                          "cmin": 0, "cmax": 1,
+                          "showscale": True, "colorbar": {"title": {"text": "share"}}, "line": {"width": 0}},
+               "customdata": shown["share"].to_numpy(),
+               "hovertemplate": "%{x}: rank %{y} in %{customdata:.0%} of draws<extra></extra>"}]
+    observed = ranks.drop_duplicates("level")
+    traces.append({"type": "scatter", "x": observed["level"].tolist(), "y": observed["observed"].to_numpy(),
+                   "mode": "markers", "name": "rank on all data",
+                   "marker": {"symbol": "circle-open", "size": 14, "color": "black", "line": {"width": 2}},
+                   "hovertemplate": "%{x}: rank %{y} on all the data<extra></extra>"})
+    title = (f"Rank stability of {metric}: {draws} bootstrap draws of {units} (seed, case) units"
+             + (f"; {note}" if note else ""))
+    figure = titled(traces, title, int(observed.shape[0]), height=360,
+                     xaxis={"title": {"text": "level"}, "type": "category", "categoryorder": "array",
+                            "categoryarray": levels},
+                     yaxis={"title": {"text": "rank (1 = best)"}, "autorange": "reversed", "dtick": 1},
+                     showlegend=True, legend={"orientation": "h", "y": -0.25})
+    return figure
 
 VIEWS = [View("ranks", [("ranks", "figure")],
               [("factors", "value"), ("case-metric", "value"), ("case-split", "value"), ("case-checkpoint", "value"),

@@ -9,9 +9,10 @@ import numpy as np
 import optuna
 import pytest
 
-from dashboards import figures
 from dashboards.analysis import _distributions
 from dashboards.tables import Catalog, Experiment
+from dashboards.views import curve as curve_view
+from dashboards.views import parcoords
 from platform.results import ResultsStore
 
 AXES = {
@@ -60,11 +61,11 @@ def test_the_experiment_exposes_kind_log_and_level_order(experiment: Experiment)
 
 def test_an_int_choice_is_categorical_in_the_figures(experiment: Experiment) -> None:
     trials = experiment.trials
-    dimensions = figures.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
+    dimensions = parcoords.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
                                        experiment.log_axes)
     batch = next(d for d in dimensions if d["column"] == "config/batch")
     assert batch["labels"] is not None and set(batch["labels"]) == {"16", "32", "8", "(absent)"}
-    curve = figures.objective_curve(trials, "config/batch", experiment.categorical, "best/val/dice",
+    curve = curve_view.objective_curve(trials, "config/batch", experiment.categorical, "best/val/dice",
                                     experiment.params, experiment.is_log_axis("config/batch"))
     assert set(curve["data"][-1]["x"]) <= {"16", "32", "8", "(absent)"}  # levels, not a numeric axis
     assert curve["layout"]["xaxis"]["type"] == "-"
@@ -73,13 +74,13 @@ def test_an_int_choice_is_categorical_in_the_figures(experiment: Experiment) -> 
 @pytest.mark.parametrize(("param", "log"), [("config/lr", True), ("config/weight", False)])
 def test_log_scale_is_the_recorded_one(experiment: Experiment, param: str, log: bool) -> None:
     trials = experiment.trials
-    dimensions = figures.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
+    dimensions = parcoords.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
                                        experiment.log_axes)
     assert next(d for d in dimensions if d["column"] == param)["log"] is log
-    figure, axes = figures.parallel_coordinates(trials, experiment.params, experiment.categorical, "best/val/dice",
+    figure, axes = parcoords.parallel_coordinates(trials, experiment.params, experiment.categorical, "best/val/dice",
                                                 log_axes=experiment.log_axes)
     assert next(a for a in axes if a["column"] == param)["log"] is log
-    curve = figures.objective_curve(trials, param, experiment.categorical, "best/val/dice", experiment.params,
+    curve = curve_view.objective_curve(trials, param, experiment.categorical, "best/val/dice", experiment.params,
                                     experiment.is_log_axis(param))
     assert curve["layout"]["xaxis"]["type"] == ("log" if log else "-")
     if log:  # less than a decade: ticks inside the range, not only the decades around it
@@ -91,7 +92,7 @@ def test_log_scale_is_the_recorded_one(experiment: Experiment, param: str, log: 
 def test_without_a_record_nothing_is_guessed_log(tmp_path: Path) -> None:
     experiment = _write(tmp_path, with_sweep=False)
     assert experiment.log_axes == {} and experiment.axis_kind("config/weight") is None
-    dimensions = figures.dimensions_of(experiment.trials, experiment.params, experiment.categorical,
+    dimensions = parcoords.dimensions_of(experiment.trials, experiment.params, experiment.categorical,
                                        "best/val/dice", experiment.log_axes)
     assert not any(d["log"] for d in dimensions)  # weight spans three decades: still linear
 
@@ -121,13 +122,13 @@ def test_importance_takes_kind_and_log_from_the_record(experiment: Experiment) -
 
 def test_levels_keep_the_spec_order_in_the_figures(experiment: Experiment) -> None:
     trials = experiment.trials
-    dimensions = figures.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
+    dimensions = parcoords.dimensions_of(trials, experiment.params, experiment.categorical, "best/val/dice",
                                        experiment.log_axes, experiment.level_orders)
     batch = next(d for d in dimensions if d["column"] == "config/batch")
     assert batch["labels"] == ["16", "32", "8", "(absent)"]  # sorted, "8" would come last but one
     codes = dict(zip(trials["config/batch"], batch["values"], strict=True))
     assert codes == {"16": 0.0, "32": 1.0, "8": 2.0, "(absent)": 3.0}
-    curve = figures.objective_curve(trials, "config/batch", experiment.categorical, "best/val/dice",
+    curve = curve_view.objective_curve(trials, "config/batch", experiment.categorical, "best/val/dice",
                                     experiment.params, False, order=experiment.levels("config/batch"))
     means = next(t for t in curve["data"] if t["name"].startswith("mean"))
     assert list(dict.fromkeys(means["x"])) == ["16", "32", "8", "(absent)"]  # grouped, in the spec's order

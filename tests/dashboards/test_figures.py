@@ -9,6 +9,9 @@ import pytest
 from scipy import stats
 
 from dashboards import figures
+from dashboards.views import ablation, pareto
+from dashboards.views import curve as curve_view
+from dashboards.views import parcoords as parcoords_view
 
 
 def _title(figure: dict) -> str:
@@ -26,37 +29,37 @@ def _trials(count: int, seed: int = 0) -> pd.DataFrame:
 
 
 def test_parallel_coordinates_draw_a_seeded_sample_beyond_the_limit_and_say_so(monkeypatch) -> None:
-    monkeypatch.setattr(figures, "PARCOORDS_LINES", 50)
+    monkeypatch.setattr(parcoords_view, "PARCOORDS_LINES", 50)
     trials = _trials(400)
-    figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
+    figure, _ = parcoords_view.parallel_coordinates(trials, ["config/lambda"], set(), "score")
     drawn = figure["data"][0]["dimensions"][0]["values"]
     assert len(drawn) == 50 and figure["layout"]["meta"] == {"trials": 400, "drawn": 50, "selected": 0}
     assert "a uniform sample of 50 of 400 trials drawn; brushes filter all" in _title(figure)
-    again, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")
+    again, _ = parcoords_view.parallel_coordinates(trials, ["config/lambda"], set(), "score")
     assert np.array_equal(drawn, again["data"][0]["dimensions"][0]["values"])  # seeded: the same lines
     score_axis = figure["data"][0]["dimensions"][1]
     assert score_axis["range"] == [trials["score"].min(), trials["score"].max()]  # spans every trial, not the sample
-    small, _ = figures.parallel_coordinates(trials.head(40), ["config/lambda"], set(), "score")
+    small, _ = parcoords_view.parallel_coordinates(trials.head(40), ["config/lambda"], set(), "score")
     assert small["layout"]["meta"]["drawn"] == 40 and "sample" not in _title(small)
 
 
 def test_equal_scores_get_a_centred_colour_scale() -> None:
     trials = _trials(10).assign(score=0.5)
-    line = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score")[0]["data"][0]["line"]
+    line = parcoords_view.parallel_coordinates(trials, ["config/lambda"], set(), "score")[0]["data"][0]["line"]
     assert line["cmin"] < 0.5 < line["cmax"]
 
 
 def test_curve_beyond_the_group_limit_shows_means_per_bin_over_every_trial(monkeypatch) -> None:
-    monkeypatch.setattr(figures, "CURVE_GROUPS", 20)
+    monkeypatch.setattr(curve_view, "CURVE_GROUPS", 20)
     monkeypatch.setattr(figures, "SCATTER_POINTS", 100)
     trials = _trials(900)
-    figure = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], log_x=True)
+    figure = curve_view.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], log_x=True)
     dots, means = figure["data"]
     assert len(dots["x"]) == 100 and figure["layout"]["meta"] == {"trials": 900, "drawn": 100}
     assert means["name"] == "mean per bin (95% CI)" and sum(means["customdata"][:, 0]) == 900
     # The first bin by hand: equal-width bins of log10(lambda), its trials' mean and t-interval.
     position = np.log10(trials["config/lambda"].to_numpy())
-    edges = np.linspace(position.min(), position.max(), figures.CURVE_BINS + 1)
+    edges = np.linspace(position.min(), position.max(), curve_view.CURVE_BINS + 1)
     first = trials["score"].to_numpy()[position < edges[1]]
     assert means["y"][0] == pytest.approx(first.mean())
     half = stats.t.ppf(0.975, first.size - 1) * first.std(ddof=1) / np.sqrt(first.size)
@@ -67,9 +70,9 @@ def test_curve_beyond_the_group_limit_shows_means_per_bin_over_every_trial(monke
 
 
 def test_curve_of_a_categorical_parameter_groups_by_level(monkeypatch) -> None:
-    monkeypatch.setattr(figures, "CURVE_GROUPS", 20)
+    monkeypatch.setattr(curve_view, "CURVE_GROUPS", 20)
     trials = _trials(300)
-    means = figures.objective_curve(trials, "config/arch", {"config/arch"}, "score", ["config/arch"])["data"][1]
+    means = curve_view.objective_curve(trials, "config/arch", {"config/arch"}, "score", ["config/arch"])["data"][1]
     assert list(means["x"]) == ["a", "b"]
     assert means["y"][0] == pytest.approx(trials.loc[trials["config/arch"] == "a", "score"].mean())
 
@@ -77,17 +80,17 @@ def test_curve_of_a_categorical_parameter_groups_by_level(monkeypatch) -> None:
 def test_pareto_draws_the_whole_front_and_a_sample_of_the_rest(monkeypatch) -> None:
     monkeypatch.setattr(figures, "SCATTER_POINTS", 30)
     trials = _trials(600)
-    figure = figures.pareto(trials, "score", "cost", "max", "min", ["config/lambda"])
+    figure = pareto.pareto(trials, "score", "cost", "max", "min", ["config/lambda"])
     points, front = figure["data"]
-    on_front = np.array(points["marker"]["color"]) == figures._RED
+    on_front = np.array(points["marker"]["color"]) == figures.RED
     assert len(points["x"]) == 30 and on_front.sum() == len(front["x"])  # every front point is drawn
     assert "a uniform sample of 30 of 200 configurations drawn, the front whole" in _title(figure)
 
 
 @pytest.mark.parametrize("build", [
-    lambda t: figures.objective_curve(t, "config/lambda", set(), "score", ["config/lambda"]),
-    lambda t: figures.pareto(t, "score", "cost", "max", "min", ["config/lambda"]),
-    lambda t: figures.ablation_bars(t, ["config/arch"], "score", "a"),
+    lambda t: curve_view.objective_curve(t, "config/lambda", set(), "score", ["config/lambda"]),
+    lambda t: pareto.pareto(t, "score", "cost", "max", "min", ["config/lambda"]),
+    lambda t: ablation.ablation_bars(t, ["config/arch"], "score", "a"),
 ])
 def test_axis_titles_are_objects_plotly_js_draws(build) -> None:
     layout = build(_trials(60))["layout"]
@@ -98,38 +101,38 @@ def test_axis_titles_are_objects_plotly_js_draws(build) -> None:
 
 
 def test_selected_trials_are_highlighted_in_parcoords_curve_and_pareto(monkeypatch) -> None:
-    monkeypatch.setattr(figures, "PARCOORDS_LINES", 50)
+    monkeypatch.setattr(parcoords_view, "PARCOORDS_LINES", 50)
     trials = _trials(400)
     chosen = ["t7", "t301"]
-    figure, _ = figures.parallel_coordinates(trials, ["config/lambda"], set(), "score", selected=chosen,
+    figure, _ = parcoords_view.parallel_coordinates(trials, ["config/lambda"], set(), "score", selected=chosen,
                                              log_axes={"config/lambda": True})
     line, drawn = figure["data"][0]["line"], figure["data"][0]["dimensions"][0]["values"]
     assert figure["layout"]["meta"]["selected"] == 2 and "the 2 selected in red" in _title(figure)
     assert line["color"].sum() == 2 and len(drawn) == 50  # both kept in the sample, flagged 1 among 0s
     lambdas = np.log10(trials.set_index("trial_id").loc[chosen, "config/lambda"])  # a log axis, as recorded
     assert np.allclose(sorted(drawn[line["color"] == 1]), sorted(lambdas))
-    curve = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], selected=chosen)
+    curve = curve_view.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], selected=chosen)
     (ring,) = [t for t in curve["data"] if t["name"].startswith("selected")]
     assert list(ring["customdata"]) == chosen and ring["name"] == "selected (2)"
-    front = figures.pareto(trials, "score", "cost", "max", "min", ["config/lambda"], selected=chosen)
+    front = pareto.pareto(trials, "score", "cost", "max", "min", ["config/lambda"], selected=chosen)
     (ring,) = [t for t in front["data"] if t["name"].startswith("selected")]
     assert sorted(ring["customdata"][:, 0]) == sorted(trials.set_index("trial_id").loc[chosen, "config_key"])
     assert list(line["color"][-2:]) == [1.0, 1.0]  # drawn last: on top of the others
-    small, _ = figures.parallel_coordinates(trials.head(40), ["config/lambda"], set(), "score", selected=["t3"])
+    small, _ = parcoords_view.parallel_coordinates(trials.head(40), ["config/lambda"], set(), "score", selected=["t3"])
     assert small["layout"]["meta"]["drawn"] == 40 and "sample" not in _title(small)
     assert list(small["data"][0]["line"]["color"]).index(1.0) == 39
-    plain = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
+    plain = curve_view.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
     assert not any(t["name"].startswith("selected") for t in plain["data"])
 
 
 def test_trials_stopped_early_are_drawn_apart_and_named_in_the_titles() -> None:
     trials = _trials(30).assign(status="TERMINATED", stopped_early=[i % 5 == 0 for i in range(30)])
-    curve = figures.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
+    curve = curve_view.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
     names = [t["name"] for t in curve["data"]]
     assert names[:2] == ["trial", "stopped early by the scheduler (6)"] and len(curve["data"][0]["x"]) == 24
     assert "includes 6 trials stopped early" in _title(curve)
-    bars = figures.ablation_bars(trials, ["config/arch"], "score", None)
+    bars = ablation.ablation_bars(trials, ["config/arch"], "score", None)
     assert "includes 6 trials stopped early" in _title(bars)
-    completed = figures.objective_curve(trials[~trials["stopped_early"]], "config/lambda", set(), "score",
+    completed = curve_view.objective_curve(trials[~trials["stopped_early"]], "config/lambda", set(), "score",
                                         ["config/lambda"])
     assert "stopped early" not in _title(completed) and len(completed["data"]) == 2

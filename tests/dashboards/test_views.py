@@ -39,6 +39,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
               ("pareto-x-mode", "value"): "max", ("pareto-y-mode", "value"): "min",
               ("curve-metric", "value"): choices["metric"], ("importance-evaluator", "value"): "mean_decrease_impurity",
               ("grid", "selectedRows"): [], ("baseline", "value"): None, ("compare-a", "value"): None,
+              ("compare-trials", "value"): None,
               ("compare-b", "value"): None, ("case-metric", "value"): "dice", ("case-split", "value"): "test",
               ("case-checkpoint", "value"): "best", ("ranks-sample", "n_clicks"): 0, ("history-x", "value"): "trial",
               ("curves-mode", "value"): "mean", ("curves-smooth", "value"): 0.5, ("curves-log", "value"): ["log"]}
@@ -52,7 +53,7 @@ def test_the_registry_finds_every_view_module() -> None:
 @pytest.mark.parametrize("name", sorted(VIEWS))
 def test_a_view_renders_one_value_per_output(page: dict[str, Any], name: str) -> None:
     view = VIEWS[name]
-    inputs = [page["values"][key] for key in (*view.inputs, *view.states)]
+    inputs = [page["values"].get(key) for key in (*view.inputs, *view.states)]  # None: a control left unset
     statuses = ["TERMINATED", "RUNNING", "ERROR"]
     result = getattr(page["explorer"], name)(page["version"], statuses, {}, None, *inputs)
     outputs = result if len(view.outputs) > 1 else (result,)
@@ -69,7 +70,7 @@ def test_a_view_renders_one_value_per_output(page: dict[str, Any], name: str) ->
 @pytest.mark.parametrize("name", sorted(VIEWS))
 def test_a_view_without_an_experiment_answers_its_empty_value(page: dict[str, Any], name: str) -> None:
     view = VIEWS[name]
-    inputs = [page["values"][key] for key in (*view.inputs, *view.states)]
+    inputs = [page["values"].get(key) for key in (*view.inputs, *view.states)]  # None: a control left unset
     result = getattr(page["explorer"], name)(None, None, None, None, *inputs)
     assert repr(result) == repr(view.empty())
 
