@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import ray
 
@@ -109,12 +111,12 @@ def test_results_callback_summarises_from_seen_epochs_and_from_the_table_after_r
 
 def test_results_rows_are_written_together_within_flush_s_and_at_every_tune_state_save(
         tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from platform import tuning
+    from platform import tunewriter
     from platform.results import read_table
 
     spec = spec_of(search={"lambda": {"loguniform": [0.01, 10.0]}})
     experiment = str(tmp_path / "exp")
-    callback = tuning.ResultsCallback(spec, experiment)
+    callback = tunewriter.ResultsCallback(spec, experiment)
     callback.setup()
     parts = tmp_path / "exp" / "tables"
     trials = [_fake_trial(name) for name in "abc"]
@@ -123,37 +125,73 @@ def test_results_rows_are_written_together_within_flush_s_and_at_every_tune_stat
         callback.on_trial_result(0, trials, trial, {"epoch": 1.0, "val/dice": 0.5, "time/epoch_s": 1.0})
     callback.on_step_end(0, trials)  # younger than FLUSH_S: still gathered
     assert not (parts / "epochs").exists()
-    monkeypatch.setattr(tuning, "FLUSH_S", 0.0)
+    monkeypatch.setattr(tunewriter, "FLUSH_S", 0.0)
     callback.on_step_end(0, trials)
     assert len(list((parts / "epochs").glob("part-*.parquet"))) == 1  # three trials' rows, one file
     assert sorted(read_table(experiment, "epochs").column("trial_id").to_pylist()) == ["a", "b", "c"]
     callback.on_trial_complete(0, trials, trials[0])
     assert read_table(experiment, "trials").num_rows == 3  # this writer's own reads see its gathered rows
-    monkeypatch.setattr(tuning, "FLUSH_S", 3600.0)
+    monkeypatch.setattr(tunewriter, "FLUSH_S", 3600.0)
     callback.on_trial_complete(0, trials, trials[1])
     assert callback.get_state() is None and callback.store.pending_rows() == 0  # a Tune state save writes them
 
 
-def test_pruning_a_checkpoint_already_gone_after_a_restore_is_not_an_error(tmp_path) -> None:
+@pytest.mark.parametrize(("present", "keep", "left"), [
+    ([1, 2, 3, 4], 2, [3, 4]),
+    ([4, 10, 9], 2, [9, 10]),  # by number, not by name
+    ([1], 2, [1]),
+    ([3, 5], 1, [5]),
+])
+def test_pruning_keeps_the_newest_checkpoints_and_tolerates_gone_ones(tmp_path, present, keep, left) -> None:
     import pyarrow.fs as pafs
-    from ray.train._internal import checkpoint_manager
 
-    from platform.tuning import _tolerate_pruned_checkpoints
+    from platform.tuning import prune_checkpoints
 
-    original = checkpoint_manager._delete_fs_path
-    try:
-        _tolerate_pruned_checkpoints()
-        _tolerate_pruned_checkpoints()  # once only: not wrapped twice
-        delete = checkpoint_manager._delete_fs_path
-        assert delete.tolerates_missing and delete is checkpoint_manager._delete_fs_path
-        delete(fs=pafs.LocalFileSystem(), fs_path=str(tmp_path / "checkpoint_000001"))  # gone: nothing to do
-        present = tmp_path / "checkpoint_000002"
-        present.mkdir()
-        (present / "state.pt").write_text("x")
-        delete(fs=pafs.LocalFileSystem(), fs_path=str(present))
-        assert not present.exists()
-    finally:
-        checkpoint_manager._delete_fs_path = original
+    for n in present:
+        (tmp_path / f"checkpoint_{n:06d}").mkdir()
+        (tmp_path / f"checkpoint_{n:06d}" / "state.pt").write_text("x")
+    (tmp_path / "result.json").write_text("{}")  # not a checkpoint: kept
+    newest = str(tmp_path / f"checkpoint_{max(present):06d}")
+    prune_checkpoints(pafs.LocalFileSystem(), newest, keep)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"checkpoint_{n:06d}" for n in left] + ["result.json"]
+    assert prune_checkpoints(pafs.LocalFileSystem(), newest, keep) == []  # again: nothing left to delete
+    assert prune_checkpoints(pafs.LocalFileSystem(), str(tmp_path / "gone" / "checkpoint_000001"), keep) == []
+
+
+def test_tune_keeps_every_checkpoint_and_the_pruning_callback_deletes_old_ones(tmp_path) -> None:
+    from platform.tuning import PruneCheckpoints, build_run_config
+
+    run_config = build_run_config(spec_of(), str(tmp_path), str(tmp_path / "t"))
+    assert run_config.checkpoint_config.num_to_keep is None
+    assert any(isinstance(c, PruneCheckpoints) for c in run_config.callbacks)
+
+
+def test_ray_contract_a_callback_edits_the_result_tune_keeps_after_the_scheduler_saw_it(ray_local, tmp_path) -> None:
+    """What ``platform.tunewriter.slim_tune_result`` relies on in Tune: fails when a Ray upgrade changes it."""
+    from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+
+    from platform.tunewriter import slim_tune_result
+
+    seen: list[set[str]] = []
+
+    class Recording(FIFOScheduler):
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            seen.append(set(result))
+            return super().on_trial_result(tune_controller, trial, result)
+
+    class Slim(tune.Callback):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            slim_tune_result(result, ["val/big"])
+
+    def trainable(config: dict) -> None:
+        for epoch in (1, 2):
+            tune.report({"epoch": epoch, "val/dice": 0.5, "val/big": [0.0] * 100})
+
+    grid = tune.Tuner(trainable, tune_config=tune.TuneConfig(scheduler=Recording(), num_samples=1),
+                      run_config=tune.RunConfig(storage_path=str(tmp_path), callbacks=[Slim()], verbose=0)).fit()
+    assert len(seen) == 2 and all("val/big" in keys for keys in seen)  # the scheduler saw each result whole
+    assert "val/big" not in grid[0].metrics and grid[0].metrics["val/dice"] == 0.5  # Tune kept the edited one
 
 
 def test_progress_lines_show_parameters_epochs_eta_and_early_stops() -> None:
