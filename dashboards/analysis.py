@@ -1,7 +1,9 @@
 """The numbers behind the views, as pure functions of a trials table (pandas, one row per trial).
 
-Filters (status, parallel-coordinate brushes, the grid's filter model), means and 95% intervals over repeats,
-ablation differences to a baseline, Pareto fronts, Optuna parameter importance and the two-trial comparison.
+DataFrame shaping shared by several views and the report: the filters (status, parallel-coordinate brushes, the
+grid's filter model), level labels and the spec's level order and baseline, the ablation table (its statistics from
+``platform.statistics``), per-case scores per level and the two-trial comparison rows. What one view alone needs
+lives in that view's module (``dashboards/views/``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import warnings
 from typing import Any
 
 import numpy as np
@@ -18,12 +19,10 @@ import pandas as pd
 
 from platform.statistics import (
     Claim,
-    Interval,
     RepeatKey,
     adjust_p_values,
     cell_matches,
     compare,
-    difference_interval,
     evaluate_claims,
     hedges_g,
     mean_interval,
@@ -33,8 +32,6 @@ from platform.statistics import (
     repeats_needed,
     t_half_widths,
 )
-
-__all__ = ["Interval", "difference_interval", "mean_interval"]  # the statistics live in platform.statistics
 
 ABSENT = "(absent)"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one study per importance request: no per-study log line
@@ -73,39 +70,6 @@ def brush_mask(trials: pd.DataFrame, brushes: dict[str, Any] | None) -> np.ndarr
                 inside |= (values >= low) & (values <= high)
             mask &= inside
     return mask
-
-
-def brushes_from_restyle(restyle: list[Any] | None, dimensions: list[dict[str, Any]],
-                         brushes: dict[str, Any] | None) -> dict[str, Any]:
-    """Update the brushes from a parcoords ``restyleData`` event (``dimensions[i].constraintrange``).
-
-    ``dimensions``: ``[{"column", "labels", "log"}]`` in figure order. A categorical brush is stored as the labels it
-    covers, so it survives a refresh that adds a level.
-    """
-    brushes = dict(brushes or {})
-    if not restyle or not isinstance(restyle[0], dict):
-        return brushes
-    for key, value in restyle[0].items():
-        if not key.startswith("dimensions[") or not key.endswith("].constraintrange"):
-            continue
-        index = int(key[len("dimensions["):key.index("]")])
-        if index >= len(dimensions):
-            continue
-        column, labels = dimensions[index]["column"], dimensions[index].get("labels")
-        ranges = value[0] if isinstance(value, list) and value and isinstance(value[0], list) else value
-        if ranges is None or ranges == [None]:
-            brushes.pop(column, None)
-            continue
-        ranges = ranges if ranges and isinstance(ranges[0], list) else [ranges]
-        ranges = [[float(low), float(high)] for low, high in ranges]
-        if dimensions[index].get("log"):  # a log10 axis: brushes are kept in the parameter's own units
-            ranges = [[10.0**low, 10.0**high] for low, high in ranges]
-        if labels is None:
-            brushes[column] = {"ranges": ranges}
-        else:
-            brushes[column] = {"labels": [label for code, label in enumerate(labels)
-                                          if any(low <= code <= high for low, high in ranges)]}
-    return brushes
 
 
 _NUMBER_TESTS = {
@@ -311,120 +275,7 @@ def short_name(column: str) -> str:
     return column.split("/", 1)[1] if column.startswith("config/") else column
 
 
-def pareto_mask(x: np.ndarray, y: np.ndarray, x_mode: str = "max", y_mode: str = "max") -> np.ndarray:
-    """Points no other point beats in both coordinates (ties kept); NaN points are never on the front."""
-    x = np.asarray(x, dtype=float) * (1 if x_mode == "max" else -1)
-    y = np.asarray(y, dtype=float) * (1 if y_mode == "max" else -1)
-    valid = np.isfinite(x) & np.isfinite(y)
-    mask = np.zeros(x.size, dtype=bool)
-    order = [i for i in np.lexsort((-y, -x)) if valid[i]]  # x descending, then y descending
-    best_y, kept = -math.inf, None
-    for i in order:
-        if y[i] > best_y or (kept is not None and x[i] == x[kept] and y[i] == y[kept]):
-            mask[i] = True
-            best_y, kept = max(best_y, y[i]), i
-    return mask
-
-
-def summary_numbers(trials: pd.DataFrame, score: str, mode: str, now: float) -> dict[str, Any]:
-    """Trials by status, the best score and its trial, and the elapsed time of the experiment."""
-    counts = trials["status"].value_counts().to_dict() if "status" in trials else {}
-    values = pd.to_numeric(trials[score], errors="coerce") if score in trials else pd.Series(dtype=float)
-    best_index = (values.idxmax() if mode == "max" else values.idxmin()) if values.notna().any() else None
-    started = pd.to_numeric(trials.get("started_at"), errors="coerce") if "started_at" in trials else None
-    ended = pd.to_numeric(trials.get("ended_at"), errors="coerce") if "ended_at" in trials else None
-    elapsed = math.nan
-    if started is not None and started.notna().any():
-        running = counts.get("RUNNING", 0) > 0
-        last = now if running or ended is None or ended.isna().all() else float(ended.max())
-        elapsed = last - float(started.min())
-    return {"counts": {str(k): int(v) for k, v in counts.items()}, "total": len(trials),
-            "best": float(values[best_index]) if best_index is not None else math.nan,
-            "best_trial": str(trials.loc[best_index, "trial_id"]) if best_index is not None else None,
-            "elapsed_s": elapsed}
-
-
 # --- parameter importance ------------------------------------------------------------------------------------
-
-
-def _distributions(done: pd.DataFrame, params: list[str], categorical: set[str],
-                   kinds: dict[str, str] | None = None, log_axes: dict[str, bool] | None = None) -> dict[str, Any]:
-    """An Optuna distribution per parameter that takes two values or more among ``done``: integer or real as
-    ``kinds`` says (``Experiment.axis_kind``; tables without the record: integer when every value is whole), on a
-    log scale only where ``log_axes`` says the sweep sampled it so (never guessed from the values' span)."""
-    distributions: dict[str, Any] = {}
-    for column in params:
-        values = done[column]
-        if column in categorical:
-            labels = sorted({str(v) for v in values if str(v) != ABSENT})
-            if len(labels) > 1:
-                distributions[column] = optuna.distributions.CategoricalDistribution(labels)
-            continue
-        numbers = pd.to_numeric(values, errors="coerce").dropna()
-        if numbers.nunique() < 2:
-            continue
-        low, high = float(numbers.min()), float(numbers.max())
-        kind = (kinds or {}).get(column)
-        log = bool((log_axes or {}).get(column)) and low > 0
-        if kind == "int" or (kind is None and bool((numbers == numbers.round()).all())):
-            distributions[column] = optuna.distributions.IntDistribution(int(low), int(high), log=log and low >= 1)
-        else:
-            distributions[column] = optuna.distributions.FloatDistribution(low, high, log=log)
-    return distributions
-
-
-def importance(trials: pd.DataFrame, params: list[str], categorical: set[str], score: str, mode: str,
-               evaluator: str = "fanova", max_trials: int = 500, seed: int = 0,
-               kinds: dict[str, str] | None = None, log_axes: dict[str, bool] | None = None) -> dict[str, float]:
-    """Optuna's parameter importance of ``score`` over the finished trials (at most ``max_trials``, a seeded
-    sample, because fANOVA's forest grows with the trial count). Empty if fewer than two usable trials or no
-    parameter takes two values."""
-    if score not in trials:
-        return {}
-    usable = pd.to_numeric(trials[score], errors="coerce").notna().to_numpy().copy()
-    if "status" in trials:
-        usable &= (trials["status"] == "TERMINATED").to_numpy()
-    positions = np.flatnonzero(usable)
-    if positions.size > max_trials:
-        positions = np.sort(np.random.default_rng(seed).choice(positions, size=max_trials, replace=False))
-    # Only the sampled rows of the columns used: never a copy of the whole filtered frame.
-    done = trials[[*params, score]].iloc[positions]
-    distributions = _distributions(done, params, categorical, kinds, log_axes)
-    if len(done) < 2 or not distributions:
-        return {}
-    direction = "maximize" if mode == "max" else "minimize"
-    study = optuna.create_study(direction=direction)
-    frozen = []
-    columns = {column: done[column].tolist() for column in distributions}  # column lists: no iterrows
-    for index, value in enumerate(pd.to_numeric(done[score], errors="coerce").tolist()):
-        chosen = {}
-        for column, distribution in distributions.items():
-            cell = columns[column][index]
-            if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-                if str(cell) in distribution.choices:
-                    chosen[column] = str(cell)
-            elif cell is not None and not (isinstance(cell, float) and math.isnan(cell)):
-                chosen[column] = int(cell) if isinstance(distribution, optuna.distributions.IntDistribution) \
-                    else float(cell)
-        frozen.append(optuna.trial.create_trial(params=chosen, value=float(value),
-                                                distributions={k: distributions[k] for k in chosen}))
-    study.add_trials(frozen)
-    evaluators = {
-        # 32 trees instead of 64: the ranking is stable at this size and the page stays interactive.
-        "fanova": lambda: optuna.importance.FanovaImportanceEvaluator(n_trees=32, seed=seed),
-        "mean_decrease_impurity": lambda: optuna.importance.MeanDecreaseImpurityImportanceEvaluator(n_trees=32,
-                                                                                                   seed=seed),
-        "ped_anova": lambda: optuna.importance.PedAnovaImportanceEvaluator(),
-    }
-    if evaluator not in evaluators:
-        raise ValueError(f"unknown importance evaluator {evaluator!r}; choose one of {sorted(evaluators)}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Optuna flags its evaluators experimental on every call
-        try:
-            result = optuna.importance.get_param_importances(study, evaluator=evaluators[evaluator]())
-        except (ValueError, RuntimeError):
-            return {}  # e.g. conditional parameters leave no common search space
-    return {column: float(value) for column, value in result.items()}
 
 
 # --- comparison ----------------------------------------------------------------------------------------------
@@ -483,38 +334,6 @@ def _number(value: Any) -> float:
 
 # --- per-case evidence (the cases table) -----------------------------------------------------------------------------
 
-def per_case_comparison(cases: pd.DataFrame, trial_a: str, trial_b: str, metric: str = "dice", split: str = "test",
-                        checkpoint: str = "best") -> tuple[pd.DataFrame, float]:
-    """Each subject's ``metric`` under trial A and under trial B (the same split and checkpoint; the last evaluated
-    epoch of each for ``split`` val), as columns ``domain, subject, a, b, diff`` (diff = a - b, largest first), and
-    the two-sided p-value of the Wilcoxon signed-rank test over the subjects both scored."""
-    from platform.statistics import wilcoxon_signed_rank
-
-    def one(trial: str) -> pd.DataFrame:
-        rows = cases[(cases["trial_id"] == trial) & (cases["split"] == split)]
-        if "checkpoint" in rows and split == "test":
-            rows = rows[rows["checkpoint"] == checkpoint]
-        if "epoch" in rows and not rows.empty:
-            rows = rows[rows["epoch"] == rows["epoch"].max()]
-        return rows[["domain", "subject", metric]].drop_duplicates(["domain", "subject"], keep="last")
-
-    if metric not in cases:
-        return pd.DataFrame(columns=["domain", "subject", "a", "b", "diff"]), math.nan
-    merged = one(trial_a).merge(one(trial_b), on=["domain", "subject"], suffixes=("_a", "_b"))
-    table = pd.DataFrame({"domain": merged["domain"], "subject": merged["subject"], "a": merged[f"{metric}_a"],
-                          "b": merged[f"{metric}_b"]})
-    table["diff"] = table["a"] - table["b"]
-    table = table.sort_values("diff", ascending=False, kind="stable").reset_index(drop=True)
-    return table, wilcoxon_signed_rank(table["a"].to_numpy(dtype=float), table["b"].to_numpy(dtype=float))
-
-
-def helps_and_hurts(comparison: pd.DataFrame, count: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The ``count`` subjects trial A helps most (largest a - b > 0) and hurts most (smallest a - b < 0)."""
-    finite = comparison[np.isfinite(comparison["diff"].to_numpy(dtype=float))]
-    helped = finite[finite["diff"] > 0].nlargest(count, "diff")
-    hurt = finite[finite["diff"] < 0].nsmallest(count, "diff")
-    return helped.reset_index(drop=True), hurt.reset_index(drop=True)
-
 
 def rank_stability(scores: pd.DataFrame, mode: str = "max", resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """How often each level takes each rank when the evidence is resampled, as challengeR's blob plot shows it.
@@ -543,32 +362,6 @@ def case_metrics(cases: pd.DataFrame) -> list[str]:
     columns = [c for c in cases.columns if c not in CASE_KEYS and not c.startswith("_")
                and pd.api.types.is_numeric_dtype(cases[c])]
     return sorted(columns, key=lambda c: (c.split("/")[0], c.count("/"), c))
-
-
-def case_breakdown(cases: pd.DataFrame, trial_a: str, trial_b: str, metric: str, split: str = "test",
-                   checkpoint: str = "best") -> pd.DataFrame:
-    """The comparison of two trials per domain and per structure: for ``metric`` and each of its per-class
-    columns (``metric/<class>``), over every domain together (``all``) and each domain alone, the subjects both
-    scored (n), the mean under A and under B, the mean difference B - A and the Wilcoxon signed-rank p-value.
-
-    Columns: metric, domain, n, mean_a, mean_b, diff, p.
-    """
-    from platform.statistics import wilcoxon_signed_rank
-
-    variants = [c for c in case_metrics(cases) if c == metric or c.startswith(f"{metric}/")]
-    rows = []
-    for column in variants:
-        table, _ = per_case_comparison(cases, trial_b, trial_a, column, split, checkpoint)  # diff = B - A
-        for domain in ["all", *sorted(table["domain"].unique())]:
-            part = table if domain == "all" else table[table["domain"] == domain]
-            b, a = part["a"].to_numpy(dtype=float), part["b"].to_numpy(dtype=float)
-            keep = np.isfinite(a) & np.isfinite(b)
-            rows.append({"metric": column, "domain": domain, "n": int(keep.sum()),
-                         "mean_a": float(a[keep].mean()) if keep.any() else math.nan,
-                         "mean_b": float(b[keep].mean()) if keep.any() else math.nan,
-                         "diff": float((b[keep] - a[keep]).mean()) if keep.any() else math.nan,
-                         "p": wilcoxon_signed_rank(b[keep], a[keep]) if keep.any() else math.nan})
-    return pd.DataFrame(rows, columns=["metric", "domain", "n", "mean_a", "mean_b", "diff", "p"])
 
 
 def level_case_scores(trials: pd.DataFrame, cases: pd.DataFrame, factors: list[str], metric: str,

@@ -18,14 +18,13 @@ from dash import ALL, Input, dcc, html
 
 from dashboards import figures
 from dashboards.analysis import (
-    case_breakdown,
     case_metrics,
-    per_case_comparison,
 )
 from dashboards.figures import DOMAIN_COLOURS, GREY, Figure, titled
 from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH, dropdown, missing, rounded, trial_labels
 from platform.results import metric_stem
+from platform.statistics import wilcoxon_signed_rank
 
 EXTREMES = 5  # subjects listed as helped most and hurt most
 
@@ -89,10 +88,7 @@ def _evidence(explorer: Any, experiment: Any, a: str, b: str, metric: str, split
     labels = trial_labels(experiment, [a, b])
     scatter = case_scatter(table, p_value, metric, labels.get(a, a), labels.get(b, b))
     direction = experiment.metrics_meta.get(metric_stem(metric), {}).get("direction", "max")
-    sign = -1.0 if direction == "min" else 1.0
-    gain = table.assign(gain=sign * (table["b"] - table["a"]))  # > 0: B is better on that case
-    helped = gain[gain["gain"] > 0].nlargest(EXTREMES, "gain")
-    hurt = gain[gain["gain"] < 0].nsmallest(EXTREMES, "gain")
+    helped, hurt = helps_and_hurts(table, EXTREMES, "min" if direction == "min" else "max")
     extremes = html.Div([
         _case_list("B helps most", helped, metric), _case_list("B hurts most", hurt, metric),
         html.P(f"{metric}: {'lower' if direction == 'min' else 'higher'} is better; click a case (here or in the "
@@ -159,6 +155,67 @@ def case_images(explorer: Any, version: dict[str, Any] | None, picked: str | Non
                 "no picture of this case: a trial saves one per test case when it finishes its last epoch "
                 "(trials stopped early, still running or from older tables have none)")], className="images"))
     return panels
+
+
+def per_case_comparison(cases: pd.DataFrame, trial_a: str, trial_b: str, metric: str = "dice", split: str = "test",
+                        checkpoint: str = "best") -> tuple[pd.DataFrame, float]:
+    """Each subject's ``metric`` under trial A and under trial B (the same split and checkpoint; the last evaluated
+    epoch of each for ``split`` val), as columns ``domain, subject, a, b, diff`` (diff = a - b, largest first), and
+    the two-sided p-value of the Wilcoxon signed-rank test over the subjects both scored."""
+
+    def one(trial: str) -> pd.DataFrame:
+        rows = cases[(cases["trial_id"] == trial) & (cases["split"] == split)]
+        if "checkpoint" in rows and split == "test":
+            rows = rows[rows["checkpoint"] == checkpoint]
+        if "epoch" in rows and not rows.empty:
+            rows = rows[rows["epoch"] == rows["epoch"].max()]
+        return rows[["domain", "subject", metric]].drop_duplicates(["domain", "subject"], keep="last")
+
+    if metric not in cases:
+        return pd.DataFrame(columns=["domain", "subject", "a", "b", "diff"]), math.nan
+    merged = one(trial_a).merge(one(trial_b), on=["domain", "subject"], suffixes=("_a", "_b"))
+    table = pd.DataFrame({"domain": merged["domain"], "subject": merged["subject"], "a": merged[f"{metric}_a"],
+                          "b": merged[f"{metric}_b"]})
+    table["diff"] = table["a"] - table["b"]
+    table = table.sort_values("diff", ascending=False, kind="stable").reset_index(drop=True)
+    return table, wilcoxon_signed_rank(table["a"].to_numpy(dtype=float), table["b"].to_numpy(dtype=float))
+
+
+def helps_and_hurts(comparison: pd.DataFrame, count: int = 5, mode: str = "max"
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``count`` subjects trial B helps most and hurts most against A (column ``gain``: ``b - a``, negated when
+    smaller is better under ``mode``; helped: gain > 0, largest first; hurt: gain < 0, smallest first)."""
+    sign = -1.0 if mode == "min" else 1.0
+    gain = comparison.assign(gain=sign * (comparison["b"] - comparison["a"]))
+    gain = gain[np.isfinite(gain["gain"].to_numpy(dtype=float))]
+    helped = gain[gain["gain"] > 0].nlargest(count, "gain")
+    hurt = gain[gain["gain"] < 0].nsmallest(count, "gain")
+    return helped.reset_index(drop=True), hurt.reset_index(drop=True)
+
+
+def case_breakdown(cases: pd.DataFrame, trial_a: str, trial_b: str, metric: str, split: str = "test",
+                   checkpoint: str = "best") -> pd.DataFrame:
+    """The comparison of two trials per domain and per structure: for ``metric`` and each of its per-class
+    columns (``metric/<class>``), over every domain together (``all``) and each domain alone, the subjects both
+    scored (n), the mean under A and under B, the mean difference B - A and the Wilcoxon signed-rank p-value.
+
+    Columns: metric, domain, n, mean_a, mean_b, diff, p.
+    """
+
+    variants = [c for c in case_metrics(cases) if c == metric or c.startswith(f"{metric}/")]
+    rows = []
+    for column in variants:
+        table, _ = per_case_comparison(cases, trial_b, trial_a, column, split, checkpoint)  # diff = B - A
+        for domain in ["all", *sorted(table["domain"].unique())]:
+            part = table if domain == "all" else table[table["domain"] == domain]
+            b, a = part["a"].to_numpy(dtype=float), part["b"].to_numpy(dtype=float)
+            keep = np.isfinite(a) & np.isfinite(b)
+            rows.append({"metric": column, "domain": domain, "n": int(keep.sum()),
+                         "mean_a": float(a[keep].mean()) if keep.any() else math.nan,
+                         "mean_b": float(b[keep].mean()) if keep.any() else math.nan,
+                         "diff": float((b[keep] - a[keep]).mean()) if keep.any() else math.nan,
+                         "p": wilcoxon_signed_rank(b[keep], a[keep]) if keep.any() else math.nan})
+    return pd.DataFrame(rows, columns=["metric", "domain", "n", "mean_a", "mean_b", "diff", "p"])
 
 
 # --- the figure ---

@@ -11,7 +11,6 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.analysis import (
-    brushes_from_restyle,
     encode,
     short_name,
 )
@@ -43,6 +42,39 @@ def brushes(explorer: Any, restyle: list[Any] | None, clear_clicks: int | None, 
     if common.triggered() == "clear-brushes":
         return {}
     return brushes_from_restyle(restyle, axes or [], current)
+
+
+def brushes_from_restyle(restyle: list[Any] | None, dimensions: list[dict[str, Any]],
+                         brushes: dict[str, Any] | None) -> dict[str, Any]:
+    """Update the brushes from a parcoords ``restyleData`` event (``dimensions[i].constraintrange``).
+
+    ``dimensions``: ``[{"column", "labels", "log"}]`` in figure order. A categorical brush is stored as the labels it
+    covers, so it survives a refresh that adds a level.
+    """
+    brushes = dict(brushes or {})
+    if not restyle or not isinstance(restyle[0], dict):
+        return brushes
+    for key, value in restyle[0].items():
+        if not key.startswith("dimensions[") or not key.endswith("].constraintrange"):
+            continue
+        index = int(key[len("dimensions["):key.index("]")])
+        if index >= len(dimensions):
+            continue
+        column, labels = dimensions[index]["column"], dimensions[index].get("labels")
+        ranges = value[0] if isinstance(value, list) and value and isinstance(value[0], list) else value
+        if ranges is None or ranges == [None]:
+            brushes.pop(column, None)
+            continue
+        ranges = ranges if ranges and isinstance(ranges[0], list) else [ranges]
+        ranges = [[float(low), float(high)] for low, high in ranges]
+        if dimensions[index].get("log"):  # a log10 axis: brushes are kept in the parameter's own units
+            ranges = [[10.0**low, 10.0**high] for low, high in ranges]
+        if labels is None:
+            brushes[column] = {"ranges": ranges}
+        else:
+            brushes[column] = {"labels": [label for code, label in enumerate(labels)
+                                          if any(low <= code <= high for low, high in ranges)]}
+    return brushes
 
 
 # --- the figure ---

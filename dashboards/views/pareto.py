@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,6 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.analysis import (
-    pareto_mask,
     short_name,
 )
 from dashboards.figures import BLUE, GREY, RED, Figure, sample_index, scatter_type, titled
@@ -63,6 +63,21 @@ def defaults(experiment: Any, scores: list[str]) -> tuple[str | None, str | None
     opposite = next((s for s in scores if s.startswith("last/val/") and s != first
                      and experiment.declared_direction(s) == "min"), None)
     return first, opposite or next((s for s in scores if s != first), first)
+
+
+def pareto_mask(x: np.ndarray, y: np.ndarray, x_mode: str = "max", y_mode: str = "max") -> np.ndarray:
+    """Points no other point beats in both coordinates (ties kept); NaN points are never on the front."""
+    x = np.asarray(x, dtype=float) * (1 if x_mode == "max" else -1)
+    y = np.asarray(y, dtype=float) * (1 if y_mode == "max" else -1)
+    valid = np.isfinite(x) & np.isfinite(y)
+    mask = np.zeros(x.size, dtype=bool)
+    order = [i for i in np.lexsort((-y, -x)) if valid[i]]  # x descending, then y descending
+    best_y, kept = -math.inf, None
+    for i in order:
+        if y[i] > best_y or (kept is not None and x[i] == x[kept] and y[i] == y[kept]):
+            mask[i] = True
+            best_y, kept = max(best_y, y[i]), i
+    return mask
 
 
 # --- the figure ---

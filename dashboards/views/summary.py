@@ -6,9 +6,9 @@ import math
 import time
 from typing import Any
 
+import pandas as pd
 from dash import html
 
-from dashboards.analysis import summary_numbers
 from dashboards.views import Callback
 
 ORDER = 10
@@ -43,4 +43,24 @@ def duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def summary_numbers(trials: pd.DataFrame, score: str, mode: str, now: float) -> dict[str, Any]:
+    """Trials by status, the best score and its trial, and the elapsed time of the experiment."""
+    counts = trials["status"].value_counts().to_dict() if "status" in trials else {}
+    values = pd.to_numeric(trials[score], errors="coerce") if score in trials else pd.Series(dtype=float)
+    best_index = (values.idxmax() if mode == "max" else values.idxmin()) if values.notna().any() else None
+    started = pd.to_numeric(trials.get("started_at"), errors="coerce") if "started_at" in trials else None
+    ended = pd.to_numeric(trials.get("ended_at"), errors="coerce") if "ended_at" in trials else None
+    elapsed = math.nan
+    if started is not None and started.notna().any():
+        running = counts.get("RUNNING", 0) > 0
+        last = now if running or ended is None or ended.isna().all() else float(ended.max())
+        elapsed = last - float(started.min())
+    return {"counts": {str(k): int(v) for k, v in counts.items()}, "total": len(trials),
+            "best": float(values[best_index]) if best_index is not None else math.nan,
+            "best_trial": str(trials.loc[best_index, "trial_id"]) if best_index is not None else None,
+            "elapsed_s": elapsed}
+
+
 CALLBACKS = [Callback("summary", [("summary", "children")], [("version", "data"), ("score", "value")], summary)]

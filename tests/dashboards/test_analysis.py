@@ -11,18 +11,17 @@ import pytest
 from dashboards.analysis import (
     ablation,
     brush_mask,
-    brushes_from_restyle,
     by_config,
     config_differences,
-    difference_interval,
     filter_trials,
     grid_filter_mask,
-    importance,
-    mean_interval,
     metric_breakdown,
     natural_key,
-    pareto_mask,
 )
+from dashboards.views.importance import importance
+from dashboards.views.parcoords import brushes_from_restyle
+from dashboards.views.pareto import pareto_mask
+from platform.statistics import difference_interval, mean_interval
 
 # t(0.975, df) from tables: df=2 -> 4.302653, df=1 -> 12.706205
 T2, T1 = 4.302653, 12.706205
@@ -196,7 +195,7 @@ def test_natural_order_of_levels() -> None:
 
 
 def test_summary_counts_best_and_elapsed() -> None:
-    from dashboards.analysis import summary_numbers
+    from dashboards.views.summary import summary_numbers
 
     trials = _trials().assign(started_at=[100.0, 110, 120, 130, 140, 150],
                               ended_at=[200.0, 210, 220, 230, 240, math.nan])
@@ -274,14 +273,15 @@ def _cases() -> pd.DataFrame:
 def test_per_case_comparison_pairs_subjects_and_runs_wilcoxon() -> None:
     from scipy import stats
 
-    from dashboards.analysis import helps_and_hurts, per_case_comparison
+    from dashboards.views.cases import helps_and_hurts, per_case_comparison
 
     table, p = per_case_comparison(_cases(), "A", "B")
     assert len(table) == 5 and table.loc[0, "diff"] == pytest.approx(0.05) and table["diff"].iloc[-1] == pytest.approx(
         -0.1)
     assert p == pytest.approx(stats.wilcoxon(table["a"], table["b"]).pvalue)
-    helped, hurt = helps_and_hurts(table, 2)
-    assert list(hurt["subject"]) == ["s2"] and len(helped) == 2
+    helped, hurt = helps_and_hurts(table, 2)  # B against A: s2 is the one case where B scores higher
+    assert list(helped["subject"]) == ["s2"] and len(hurt) == 2
+    assert list(helps_and_hurts(table, 2, mode="min")[1]["subject"]) == ["s2"]  # smaller is better: B hurts s2
     last, _ = per_case_comparison(_cases(), "A", "B", checkpoint="last")
     assert (last["diff"] == 0).all()  # the checkpoint is honoured
 
@@ -321,7 +321,8 @@ def _two_trial_cases() -> pd.DataFrame:
 def test_case_breakdown_per_domain_and_structure_matches_scipy() -> None:
     from scipy import stats
 
-    from dashboards.analysis import case_breakdown, case_metrics
+    from dashboards.analysis import case_metrics
+    from dashboards.views.cases import case_breakdown
 
     cases = _two_trial_cases()
     assert case_metrics(cases) == ["dice", "dice/gm", "hd95"]

@@ -9,10 +9,10 @@ import numpy as np
 import optuna
 import pytest
 
-from dashboards.analysis import _distributions
 from dashboards.tables import Catalog, Experiment
 from dashboards.views import curve as curve_view
 from dashboards.views import parcoords
+from dashboards.views.importance import _distributions
 from platform.results import ResultsStore
 
 AXES = {
