@@ -79,7 +79,12 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
         "trial_id": np.repeat(ids, epochs), "epoch": np.tile(epoch_index, trials),
         "time_total_s": np.tile(epoch_index * 3.0, trials), "val/dice": dice.ravel(), "val/jsd_norm": jsd.ravel(),
         "train/loss": (1 - dice + rng.normal(0, 0.01, dice.shape)).ravel(),
-        "train/disc_acc": rng.uniform(0.3, 0.9, dice.size), "time/epoch_s": rng.uniform(2.5, 3.5, dice.size)}
+        "train/disc_acc": rng.uniform(0.3, 0.9, dice.size), "time/epoch_s": rng.uniform(2.5, 3.5, dice.size),
+        # What the engine records per epoch of each trial (float32: a sweep's epochs table stays small).
+        "resources/cpu_percent": rng.uniform(60, 100, dice.size).astype(np.float32),
+        "resources/rss_peak_mb": (1800 + 10 * np.tile(epoch_index, trials)).astype(np.float32),
+        "resources/gpu_percent": rng.uniform(70, 99, dice.size).astype(np.float32),
+        "resources/gpu_mem_peak_mb": np.full(dice.size, 5200, dtype=np.float32)}
     for domain_index, domain in enumerate(DOMAINS):
         for class_index, klass in enumerate(CLASSES):
             offset = 0.03 * (class_index - 1) - 0.02 * domain_index
@@ -88,7 +93,7 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
         epoch_columns[f"val/hd95/{domain}"] = (1 - dice.ravel()) * 20
     _write(store, "epochs", epoch_columns)
     last = {k: np.asarray(v).reshape(trials, epochs)[:, -1] for k, v in epoch_columns.items()
-            if "/" in k and not k.startswith("time/")}
+            if "/" in k and not k.startswith(("time/", "resources/"))}
     objectives = json.dumps([{"metric": "val/dice", "mode": "max"}, {"metric": "val/jsd_norm", "mode": "min"}])
     config_json = [json.dumps({"epochs": epochs, "lambda": float(a), "disc_arch": str(b), "n_steps": int(c),
                                "lr": 2e-4, "bias_field": True}) for a, b, c in zip(lam, arch, steps, strict=True)]
@@ -148,6 +153,9 @@ def build_experiment(storage: str | Path, name: str = "synthetic", trials: int =
     for index in range(min(images, trials)):
         directory = Path(location) / "artifacts" / ids[index]
         directory.mkdir(parents=True, exist_ok=True)
+        # The trial's log, where the engine keeps it (not listed in the artifacts table).
+        (directory / "log.txt").write_text("".join(f"epoch {e}: val/dice {dice[index, e - 1]:.4f}\n"
+                                                   for e in epoch_index))
         # A validation picture per domain, and a test picture of every test case (the per-case drill-down).
         for domain in DOMAINS:
             for split, subject in [("val", f"{domain}-val"), *[("test", f"{domain}-{s:03d}") for s in range(SUBJECTS)]]:

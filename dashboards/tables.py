@@ -38,6 +38,20 @@ AXIS_KINDS = {"choice": "categorical", "grid": "categorical", "int": "int", "uni
               "loguniform": "float"}
 
 
+LOG_FILE = "log.txt"  # where a trial keeps its log in its artifacts folder when no artifact row names one
+LOG_BYTES = 200_000  # the end of a log the explorer reads and sends
+
+
+@dataclass(frozen=True)
+class TrialLog:
+    """The end of a trial's log: its file name, the text read, the file's size and whether the start was cut."""
+
+    file: str
+    text: str
+    size: int
+    truncated: bool
+
+
 class ExplorerError(Exception):
     """A user-facing problem (unknown experiment, unreadable storage): shown as a message, never a traceback."""
 
@@ -262,6 +276,40 @@ class Catalog:
         if len({v.shape for v in volumes.values()}) != 1 or volumes["image"].ndim != 3:
             raise ExplorerError(f"volume {file_name!r} of trial {trial_id!r} has arrays of different shapes")
         return volumes
+
+    def trial_log(self, name: str, trial_id: str, limit: int = LOG_BYTES) -> TrialLog | None:
+        """The log a trial kept (its stdout and stderr), or None when it recorded none: an artifact row of kind
+        ``log`` (or a listed ``.log``/``log.txt`` file), else ``<experiment>/artifacts/<trial_id>/log.txt``. Only
+        the last ``limit`` bytes are read (the end of a log says how the trial ended), from a line start; bytes
+        that are not UTF-8 are replaced. The file must lie inside the experiment directory (as for images)."""
+        experiment = self.load(name)
+        if not _SAFE_NAME.match(trial_id) or not (experiment.trials["trial_id"] == trial_id).any():
+            return None
+        rows = experiment.artifacts
+        listed = rows[rows["trial_id"] == trial_id] if len(rows) else rows
+        names = [str(row["file"]) for _, row in listed.iterrows()
+                 if str(row.get("kind")) == "log" or str(row["file"]).endswith((".log", "log.txt"))]
+        fs, root = filesystem(experiment.location)
+        for file_name in [*names, LOG_FILE]:
+            if not _SAFE_NAME.match(file_name):
+                continue
+            path = posixpath.normpath(posixpath.join(root, "artifacts", trial_id, file_name))
+            if not path.startswith(root.rstrip("/") + "/"):
+                continue
+            try:
+                if not is_uri(experiment.location):
+                    _check_confined(path, root, ExplorerError("not confined"))
+                size = fs.get_file_info(path).size or 0
+                with fs.open_input_file(path) as stream:
+                    if size > limit:
+                        stream.seek(size - limit)
+                    data = stream.read()
+            except (ExplorerError, OSError):
+                continue
+            if size > limit:
+                data = data[data.find(b"\n") + 1:]  # from the first whole line
+            return TrialLog(file_name, data.decode("utf-8", errors="replace"), size, size > limit)
+        return None
 
     def artifact_bytes(self, name: str, trial_id: str, file_name: str) -> bytes:
         """The bytes of an image a trial saved, if the artifacts table lists it; ExplorerError otherwise.

@@ -21,20 +21,20 @@ def experiment(mode: str) -> SimpleNamespace:
     return SimpleNamespace(mode_of=lambda column: mode)
 
 
-# Configuration "a": two seeds, both better than any other trial, but its mean is not the best under "max";
-# "b" has the best mean; "c" one trial; "d" no score at all.
+# "a": two seeds with the best mean; "e": the best single trial but a poor mean; "b" three seeds; "c" one trial;
+# "d" no score. The two best trials (e0, a0) or two seeds of "a" are what a pick of the top trials would compare.
 TABLE = pd.DataFrame({
-    "trial_id": ["a0", "a1", "b0", "b1", "b2", "c0", "d0"],
-    "config_key": ["a", "a", "b", "b", "b", "c", "d"],
-    "score": [0.95, 0.60, 0.80, 0.82, 0.81, 0.70, np.nan],
+    "trial_id": ["a0", "a1", "b0", "b1", "b2", "c0", "d0", "e0", "e1"],
+    "config_key": ["a", "a", "b", "b", "b", "c", "d", "e", "e"],
+    "score": [0.95, 0.90, 0.80, 0.85, 0.84, 0.70, np.nan, 0.99, 0.40],
 })
 
 
 @pytest.mark.parametrize(("mode", "count", "expected"), [
-    ("max", 2, ["b1", "a0"]),  # b's mean .81 > a's .775 > c's .70; each by its best trial, never a0 and a1
-    ("min", 2, ["c0", "a1"]),  # smaller is better: c's mean .70, then a's .775 (by its smallest trial)
-    ("max", 3, ["b1", "a0", "c0"]),
-    ("max", 5, ["b1", "a0", "c0", "b2", "b0"]),  # fewer scored configurations: the best other trials follow
+    ("max", 2, ["a0", "b1"]),  # means: a .925, b .83, c .70, e .695; each configuration by its best trial
+    ("min", 2, ["e1", "c0"]),  # smaller is better: e's mean .695, then c's .70 (each by its smallest trial)
+    ("max", 3, ["a0", "b1", "c0"]),
+    ("max", 5, ["a0", "b1", "c0", "e0", "a1"]),  # beyond the scored configurations: the best other trials
 ])
 def test_default_pick_is_the_best_distinct_configurations(mode: str, count: int, expected: list[str]) -> None:
     picked = comparison.distinct_best(TABLE, "score", experiment(mode), count)

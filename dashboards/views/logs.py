@@ -1,0 +1,66 @@
+"""One trial's log (its stdout and stderr, kept by the engine in the trial's artifacts folder), and the picker of
+the trial the log and the resources view show: by default the first row selected in the grid, else A of the
+comparison, else the best trial on the score. Log text is program output: shown as text, never as markup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from dashboards.tables import LOG_BYTES
+from dashboards.views import Callback, Context, View, common
+from dashboards.views.common import dropdown, ranked_ids, trial_labels
+
+ORDER = 85
+MAX_OPTIONS = 500  # trials offered in the picker (best first; the shown one always included)
+
+
+def controls() -> html.Div:
+    return html.Div([
+        html.H3("One trial: its log", style={"margin": "4px 0"}),
+        dropdown("inspect-trial", "trial (its log and its resources; default: the first row selected in the grid, "
+                 "else A of the comparison)", style={"minWidth": "420px"}),
+        html.Div(id="trial-log"),
+    ], className="section half")
+
+
+def choices(context: Context, score: str | None, selected: list[dict[str, Any]] | None, compared: str | None,
+            current: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """The trials offered (the best ``MAX_OPTIONS`` on the score) and the one shown: the row just selected in
+    the grid, A of the comparison when it just changed, else the current one while it exists, else A, else the
+    best."""
+    experiment, trials = context.experiment, context.trials
+    order = ranked_ids(trials, score, experiment, MAX_OPTIONS)
+    known = set(experiment.trials["trial_id"])
+    fired, chosen = common.triggered(), common.selected_ids(selected)
+    candidates = [chosen[0] if fired == "grid" and chosen else None, compared if fired == "compare-a" else None,
+                  current, compared, order[0] if order else None]
+    shown = next((t for t in candidates if t and t in known), None)
+    offered = list(dict.fromkeys([*([shown] if shown else []), *order]))
+    labels = trial_labels(experiment, offered)
+    return [{"label": labels.get(t, t), "value": t} for t in offered], shown
+
+
+def log_view(explorer: Any, version: dict[str, Any] | None, trial_id: str | None) -> Any:
+    """The end of the trial's log as preformatted text (Dash escapes it), or why there is none."""
+    experiment = explorer.experiment(version)
+    if experiment is None or not trial_id:
+        return html.P("choose a trial")
+    log = explorer.catalog.trial_log(experiment.name, trial_id)
+    if log is None:
+        return html.P(f"no log recorded for this trial ({trial_id})", className="no-log")
+    size = f"{log.size / 1e3:,.1f} kB" if log.size >= 1000 else f"{log.size} bytes"
+    note = f"{log.file} of trial {trial_id}: {size}"
+    if log.truncated:
+        note += f"; showing its last {LOG_BYTES / 1e3:,.0f} kB"
+    if not log.text.strip():
+        return html.P(f"{note}; the log is empty", className="no-log")
+    return [html.P(note, className="label"), html.Pre(log.text, className="traceback trial-log")]
+
+
+VIEWS = [View("inspect_choices", [("inspect-trial", "options"), ("inspect-trial", "value")],
+              [("score", "value"), ("grid", "selectedRows"), ("compare-a", "value")], choices,
+              lambda: ([], None), states=[("inspect-trial", "value")])]
+CALLBACKS = [Callback("trial_log", [("trial-log", "children")], [("version", "data"), ("inspect-trial", "value")],
+                      log_view)]

@@ -1,0 +1,87 @@
+"""One trial's resource use per epoch (the trial chosen in the log view): every ``resources/*`` column of the
+epochs table, one panel per unit (read from the column's suffix: ``_percent`` %, ``_mb`` MB, ...), one line per
+quantity and worker, e.g. ``resources/cpu_percent``, ``resources/gpu_mem_peak_mb``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from dash import dcc, html
+
+from dashboards import figures
+from dashboards.views import Callback
+from dashboards.views.common import GRAPH
+
+ORDER = 86
+PREFIX = "resources/"
+# A column's unit from the suffix of its quantity (the part after the prefix, before any "/worker" qualifier).
+UNITS = (("_percent", "%"), ("_pct", "%"), ("_mb", "MB"), ("_mib", "MiB"), ("_gb", "GB"), ("_gib", "GiB"),
+         ("_bytes", "bytes"), ("_s", "s"))
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+
+
+def controls() -> html.Div:
+    return html.Div([html.H3("One trial: CPU, GPU and memory per epoch", style={"margin": "4px 0"}),
+                     dcc.Graph(id="trial-resources", **GRAPH)], className="section half")
+
+
+def describe(column: str) -> tuple[str, str]:
+    """A resource column's line name and unit: ``resources/rss_peak_mb/worker1`` -> ("rss peak (worker1)", "MB");
+    a suffix not listed in ``UNITS`` leaves the unit empty."""
+    quantity, *qualifiers = column.removeprefix(PREFIX).split("/")
+    unit = next((u for suffix, u in UNITS if quantity.endswith(suffix)), "")
+    stem = next((quantity[: -len(suffix)] for suffix, u in UNITS if quantity.endswith(suffix)), quantity)
+    name = stem.replace("_", " ") + (f" ({'/'.join(qualifiers)})" if qualifiers else "")
+    return name, unit
+
+
+def resource_columns(columns: list[str]) -> list[str]:
+    return [c for c in columns if c.startswith(PREFIX)]
+
+
+def resources_figure(epochs: pd.DataFrame, columns: list[str], title: str) -> figures.Figure:
+    """``columns`` of one trial's ``epochs`` (columns epoch and the resources) against the epoch: one panel per
+    unit, stacked, sharing the epoch axis; a column with no value is left out."""
+    drawn = [c for c in columns if c in epochs and pd.to_numeric(epochs[c], errors="coerce").notna().any()]
+    if epochs.empty or not drawn:
+        return figures.empty("no CPU, GPU or memory use recorded for this trial")
+    units = list(dict.fromkeys(describe(c)[1] for c in drawn))
+    gap, height = 0.08, 1.0 / len(units)
+    layout: dict[str, Any] = {}
+    traces = []
+    for index, unit in enumerate(units):
+        axis = "yaxis" if index == 0 else f"yaxis{index + 1}"
+        low = index * height + (gap / 2 if index else 0)
+        layout[axis] = {"domain": [low, (index + 1) * height - (gap / 2 if index < len(units) - 1 else 0)],
+                        "title": {"text": unit or "value"}, "anchor": "x", "rangemode": "tozero"}
+        anchor = "y" if index == 0 else f"y{index + 1}"
+        for column in (c for c in drawn if describe(c)[1] == unit):
+            name = describe(column)[0]
+            traces.append({"type": "scatter", "mode": "lines+markers", "x": epochs["epoch"].to_numpy(),
+                           "y": pd.to_numeric(epochs[column], errors="coerce").to_numpy(dtype=float),
+                           "name": f"{name} ({unit})" if unit else name, "yaxis": anchor,
+                           "line": {"color": COLOURS[len(traces) % len(COLOURS)]},
+                           "hovertemplate": f"epoch %{{x}}<br>{name} %{{y:.4g}} {unit}<extra></extra>"})
+    return {"data": traces, "layout": {
+        "title": {"text": title, "font": {"size": 13}, "x": 0, "xanchor": "left"}, "uirevision": "keep",
+        "height": max(300, 180 * len(units) + 80), "margin": {"t": 60, "b": 50, "l": 60, "r": 20},
+        "plot_bgcolor": "white", "xaxis": {"title": {"text": "epoch"}, "anchor": "y"}, "showlegend": True,
+        "legend": {"orientation": "h", "y": -0.2}, "meta": {"trials": 1}, **layout}}
+
+
+def resources_view(explorer: Any, version: dict[str, Any] | None, trial_id: str | None) -> figures.Figure:
+    """The chosen trial's ``resources/*`` epoch columns, or a figure that says why there are none."""
+    experiment = explorer.experiment(version)
+    if experiment is None or not trial_id:
+        return figures.empty("choose a trial")
+    columns = resource_columns(experiment.epoch_metrics)
+    if not columns:
+        return figures.empty("no CPU, GPU or memory use recorded in this experiment")
+    key = (experiment.name, experiment.version, "resources", trial_id, tuple(columns))
+    epochs = explorer.memo("epochs", key, lambda: explorer.catalog.epochs(experiment.name, [trial_id], columns))
+    return resources_figure(epochs, columns, f"Trial {trial_id}: resource use per epoch")
+
+
+CALLBACKS = [Callback("trial_resources", [("trial-resources", "figure")],
+                      [("version", "data"), ("inspect-trial", "value")], resources_view)]
