@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:  # the spec reads this block without importing torch; platform.acceleration applies it
     import torch
@@ -36,6 +36,20 @@ class RuntimeConfig(BaseModel):
     checkpoint_interval_s: float = Field(
         30.0, ge=0, description="with checkpoint_every unset: the least time between checkpoints (0: every epoch); "
         "the last epoch always writes one")
+    hooks: list[str] = Field(
+        [], description="extra per-epoch behaviours: 'package.module:Class' of platform.hooks.Hook subclasses, built "
+        "with no arguments and run after the engine's own hooks (importable from the repository root or PYTHONPATH)")
+
+    @field_validator("hooks")
+    @classmethod
+    def _importable(cls, hooks: list[str]) -> list[str]:
+        if not hooks:
+            return hooks
+        from platform.hooks import hook_class  # torch and the trainers load only when a spec names hooks
+
+        for path in hooks:
+            hook_class(path)  # ValueError saying why; the spec's error names runtime.hooks
+        return hooks
 
     def describe(self) -> str:
         """One line for ``--dry-run``."""
@@ -44,7 +58,8 @@ class RuntimeConfig(BaseModel):
                  if self.checkpoint_every else f"after the first epoch {self.checkpoint_interval_s:g} s past the last")
         return (f"precision {self.precision}, channels_last {str(self.channels_last).lower()}, cudnn_benchmark "
                 f"{str(self.cudnn_benchmark).lower()}, compile {str(self.compile).lower()}, prefetch {prefetch}; "
-                f"checkpoint {every}, and at the last epoch")
+                f"checkpoint {every}, and at the last epoch"
+                + (f"; hooks {', '.join(self.hooks)}" if self.hooks else ""))
 
     def prefetch_depth(self, device: torch.device) -> int:
         """Batches drawn ahead: ``prefetch`` if given; otherwise 2 on a GPU, where the step leaves the cores idle

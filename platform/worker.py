@@ -14,7 +14,10 @@ from typing import Any
 import torch
 
 from platform.acceleration import configure_process
+from platform.checkpoints import BestStore
 from platform.engine import Report, restore_checkpoint, run_epochs
+from platform.hooks import load_hook
+from platform.monitoring import ResourceUsage, TrialLog
 from platform.results import CONFIG_KEY
 from platform.spec import SweepSpec
 from platform.storage import copy_to_storage, join
@@ -101,7 +104,9 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
                    wrap: Callable[[Trainer], Callable[[str, Any], Any]] | None = None) -> None:
     """Build the trainer (from ``checkpoint``, a Ray Checkpoint, when given), wrap it for DDP, run the epochs.
 
-    Rank 0 evaluates and saves the images; every rank reports, as Ray Train requires."""
+    Rank 0 evaluates and saves the images; every rank reports, as Ray Train requires. Besides the engine's own
+    hooks: each worker's resource figures and log (platform.monitoring), then the spec's ``runtime.hooks``; rank 0
+    stores the best networks once in ``<experiment>/artifacts/<trial>/`` (platform.checkpoints.BestStore)."""
     quiet_ray_logs()
     limit_threads(spec.resources.cpus_per_worker)
     runtime = spec.runtime
@@ -117,9 +122,12 @@ def run_in_process(spec: SweepSpec, trainer_config: TrainerConfig, *, seed: int,
                 trainer.wrap_networks(wrap(trainer))
             sink = artifact_sink(experiment_uri, trial_id) if rank == 0 else None
             first = spec.objectives[0]
+            folder = join(experiment_uri, "artifacts", trial_id)  # the trial's pictures, log and best networks
+            hooks = [ResourceUsage(), TrialLog(folder, rank), *(load_hook(path) for path in runtime.hooks)]
             run_epochs(trainer, _with_config(report, trainer_config), artifacts=sink, evaluate=rank == 0,
                        select=(first.metric, first.mode), checkpoint_every=runtime.checkpoint_every,
-                       checkpoint_interval_s=runtime.checkpoint_interval_s)
+                       checkpoint_interval_s=runtime.checkpoint_interval_s, hooks=hooks,
+                       best_store=BestStore(folder) if rank == 0 else None)
         finally:
             trainer.close_samplers()  # a reused actor runs the next trial in this process
 
