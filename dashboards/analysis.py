@@ -184,9 +184,15 @@ def level_repeats(trials: pd.DataFrame, values: np.ndarray) -> dict[RepeatKey, f
     """Score per repeat (seed, fold) of one level's trials (``platform.statistics.repeat_values``: the trials of
     one repeat averaged, folds never). Without a seed column every trial is its own repeat (its row label), so
     nothing pairs."""
-    seeds = trials["seed"].tolist() if "seed" in trials else [f"row {i}" for i in trials.index]
-    folds = trials["fold"].tolist() if "fold" in trials else None
-    return repeat_values(seeds, folds, values.tolist())
+    if "seed" not in trials:
+        return repeat_values([f"row {i}" for i in trials.index], None, values.tolist())
+    folds = trials["fold"].to_numpy() if "fold" in trials else None
+    frame = pd.DataFrame({"seed": trials["seed"].to_numpy(), "fold": folds, "value": np.asarray(values, dtype=float)})
+    frame = frame[np.isfinite(frame["value"].to_numpy())]
+    # One mean per (seed, fold) in pandas first, so repeat_values loops over the repeats, not over 100,000 trials.
+    means = frame.groupby(["seed", "fold"], dropna=False, sort=False)["value"].mean().reset_index()
+    return repeat_values(means["seed"].tolist(), means["fold"].tolist() if folds is not None else None,
+                         means["value"].tolist())
 
 
 def ablation(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import dash
 import numpy as np
 import pandas as pd
 from dash import dcc, html
@@ -64,25 +65,49 @@ def distinct_best(trials: pd.DataFrame, score: str | None, experiment: Any, coun
     return (picked + others)[:count]
 
 
-def choices(context: Context, score: str | None, selected: list[dict[str, Any]] | None,
-            current: list[str] | None) -> tuple[list[dict[str, str]], list[str], str | None, str | None]:
-    """The trials offered, those compared (rows selected in the grid when they fired, else the current ones
-    still in the experiment, else ``distinct_best``) and the first two as A and B."""
+def ranked_options(context: Context, score: str | None, extra: list[str]) -> list[dict[str, str]]:
+    """Picker options: ``extra`` first, then the best ``MAX_OPTIONS`` trials on ``score`` among the filtered ones,
+    each labelled by its parameters and seed. The ranked part is computed once per filter and score (the trial
+    pickers of the comparison and of the log view share it): listing 100,000 trials would cost seconds."""
     experiment, trials = context.experiment, context.trials
-    # Only the best MAX_OPTIONS are offered: listing (and labelling) 100,000 trials would cost seconds.
-    order = ranked_ids(trials, score, experiment, MAX_OPTIONS)
+    key = (context.version.get("key"), experiment.version, repr(context.filters), score)
+
+    def ranked() -> tuple[list[str], dict[str, str]]:
+        order = ranked_ids(trials, score, experiment, MAX_OPTIONS)
+        return order, trial_labels(experiment, order)
+
+    order, labels = context.explorer.memo("ranked_options", key, ranked)
+    missing_labels = [t for t in extra if t not in labels]
+    if missing_labels:
+        labels = {**labels, **trial_labels(experiment, missing_labels)}
+    return [{"label": labels.get(t, t), "value": t} for t in dict.fromkeys([*extra, *order])]
+
+
+def known_ids(experiment: Any, ids: list[str]) -> list[str]:
+    """``ids`` that are trials of ``experiment``, in order (one vectorised lookup, never a set of every id)."""
+    if not ids:
+        return []
+    found = set(experiment.trials.loc[experiment.trials["trial_id"].isin(ids), "trial_id"].tolist())
+    return [t for t in ids if t in found]
+
+
+def choices(context: Context, score: str | None, selected: list[dict[str, Any]] | None,
+            current: list[str] | None) -> tuple[Any, Any, Any, Any]:
+    """The trials offered, those compared (rows selected in the grid when they fired, else the current ones
+    still in the experiment, else ``distinct_best``) and the first two as A and B. A pick that did not change is
+    answered ``no_update``, so a filter does not redraw the comparison and the views that follow A and B."""
+    experiment, trials = context.experiment, context.trials
     chosen = common.selected_ids(selected)
-    known = set(experiment.trials["trial_id"])
-    current = [t for t in current or [] if t in known][:MAX_COMPARED]  # picks from another experiment dropped
+    kept = known_ids(experiment, list(current or []))[:MAX_COMPARED]  # picks from another experiment dropped
     if common.triggered() == "grid" and chosen:
         compared = chosen[:MAX_COMPARED]
     else:
-        compared = current or distinct_best(trials, score, experiment)
+        compared = kept or distinct_best(trials, score, experiment)
     if len(compared) == 1:  # one trial: beside the best configuration other than its own
         compared = compared + distinct_best(_other_configurations(trials, compared[0]), score, experiment, 1)
-    offered = list(dict.fromkeys(compared + order))
-    labels = trial_labels(experiment, offered)
-    options = [{"label": labels.get(t, t), "value": t} for t in offered]
+    options = ranked_options(context, score, compared)
+    if current and compared == list(current):
+        return options, dash.no_update, dash.no_update, dash.no_update
     a = compared[0] if compared else None
     b = compared[1] if len(compared) > 1 else None
     return options, compared, a, b

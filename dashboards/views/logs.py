@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import dash
 from dash import html
 
 from dashboards.tables import LOG_BYTES
 from dashboards.views import Callback, Context, View, common
-from dashboards.views.common import dropdown, ranked_ids, trial_labels
+from dashboards.views.common import dropdown, ranked_ids
+from dashboards.views.comparison import known_ids, ranked_options
 
 ORDER = 85
-MAX_OPTIONS = 500  # trials offered in the picker (best first; the shown one always included)
 
 
 def controls() -> html.Div:
@@ -26,20 +27,18 @@ def controls() -> html.Div:
 
 
 def choices(context: Context, score: str | None, selected: list[dict[str, Any]] | None, compared: str | None,
-            current: str | None) -> tuple[list[dict[str, str]], str | None]:
-    """The trials offered (the best ``MAX_OPTIONS`` on the score) and the one shown: the row just selected in
-    the grid, A of the comparison when it just changed, else the current one while it exists, else A, else the
-    best."""
+            current: str | None) -> tuple[list[dict[str, str]], Any]:
+    """The trials offered (the best ``MAX_OPTIONS`` on the score, shared with the comparison's picker) and the one
+    shown: the row just selected in the grid, A of the comparison when it just changed, else the current one
+    while it exists, else A, else the best; ``no_update`` when that is the current one."""
     experiment, trials = context.experiment, context.trials
-    order = ranked_ids(trials, score, experiment, MAX_OPTIONS)
-    known = set(experiment.trials["trial_id"])
     fired, chosen = common.triggered(), common.selected_ids(selected)
     candidates = [chosen[0] if fired == "grid" and chosen else None, compared if fired == "compare-a" else None,
-                  current, compared, order[0] if order else None]
-    shown = next((t for t in candidates if t and t in known), None)
-    offered = list(dict.fromkeys([*([shown] if shown else []), *order]))
-    labels = trial_labels(experiment, offered)
-    return [{"label": labels.get(t, t), "value": t} for t in offered], shown
+                  current, compared]
+    found = known_ids(experiment, [t for t in candidates if t])
+    shown = found[0] if found else next(iter(ranked_ids(trials, score, experiment, 1)), None)
+    options = ranked_options(context, score, [shown] if shown else [])
+    return options, dash.no_update if shown is not None and shown == current else shown
 
 
 def log_view(explorer: Any, version: dict[str, Any] | None, trial_id: str | None) -> Any:
