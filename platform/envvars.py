@@ -20,3 +20,13 @@ def positive_seconds(name: str) -> float | None:
         raise ValueError(f"{name}={text!r} is not a number of seconds: set it to a positive number "
                          "(e.g. 300), or unset it for the default.")
     return value
+
+
+def seconds_or(name: str, default: float) -> float:
+    """:func:`positive_seconds` of ``name``, or ``default`` when it is unset or not a positive finite number: for a
+    setting read when a module is imported, where a mistyped value cannot stop anything with a message."""
+    try:
+        value = positive_seconds(name)
+    except ValueError:
+        return default
+    return default if value is None else value

@@ -48,24 +48,14 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from platform.envvars import seconds_or
 from platform.storage import filesystem
 
 LOCK_NAME = ".segsweep-lock.json"
-
-
-def _env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment, or ``default`` when unset or not a positive number."""
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-STALE_S = _env_seconds("SEGSWEEP_LOCK_STALE_S", 120.0)
+STALE_S = seconds_or("SEGSWEEP_LOCK_STALE_S", 120.0)
 UNREADABLE_GRACE_S = 10.0  # a lock that does not parse is stale this long after it was last written
 NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
-SETTLE_S = _env_seconds("SEGSWEEP_LOCK_SETTLE_S", 2.0)
+SETTLE_S = seconds_or("SEGSWEEP_LOCK_SETTLE_S", 2.0)
 
 
 class LockHeld(Exception):

@@ -26,12 +26,12 @@ def _needs_encoding(values: list[Any]) -> bool:
 
 def encode_value(axis: Axis, value: Any) -> Any:
     """The representation Optuna sees for ``value`` of a categorical ``axis``."""
-    values = axis.values_to_check()
+    values = axis.values
     return json.dumps(value) if _needs_encoding(values) else value
 
 
 def categorical_choices(axis: Axis) -> list[Any]:
-    return [encode_value(axis, value) for value in axis.values_to_check()]
+    return [encode_value(axis, value) for value in axis.values]
 
 
 def trial_params(search: dict[str, Axis], config: dict[str, Any]) -> dict[str, Any]:
@@ -47,26 +47,21 @@ def decode_config(search: dict[str, Axis], config: dict[str, Any]) -> dict[str, 
     decoded = dict(config)
     for key, axis in search.items():
         value = config.get(key)
-        if axis.kind in ("choice", "grid") and isinstance(value, str) and _needs_encoding(axis.values_to_check()):
+        if axis.listed and isinstance(value, str) and _needs_encoding(axis.values):
             decoded[key] = json.loads(value)
     return decoded
 
 
 def ordered_axes(search: dict[str, Axis]) -> list[str]:
-    """Axes with every ``when`` parent before its children (stable otherwise)."""
+    """Axes with every ``when`` parent before its children (stable otherwise). The conditions form no cycle: the
+    spec refuses one (``SweepSpec`` validation), so the walk ends."""
     order: list[str] = []
-    visiting: set[str] = set()
 
     def visit(key: str) -> None:
-        if key in order:
-            return
-        if key in visiting:
-            raise ValueError(f"search axes have a cycle of 'when' conditions through {key!r}")
-        visiting.add(key)
-        for parent in search[key].when or {}:
-            visit(parent)
-        visiting.discard(key)
-        order.append(key)
+        if key not in order:
+            for parent in search[key].when or {}:
+                visit(parent)
+            order.append(key)
 
     for key in search:
         visit(key)
@@ -135,7 +130,7 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every combination of the (grid or choice) axes, in a stable order."""
     points: list[dict[str, Any]] = [{}]
     for key, axis in spec.search.items():
-        points = [{**point, key: value} for point in points for value in axis.values_to_check()]
+        points = [{**point, key: value} for point in points for value in axis.values]
     return points
 
 

@@ -78,10 +78,25 @@ class Axis(_Strict):
     def kind(self) -> str:
         return next(name for name in DISTRIBUTIONS if getattr(self, name) is not None)
 
-    def values_to_check(self) -> list[Any]:
-        """Values that must each be valid for the trainer's Config field (range ends, or every choice)."""
-        spec = getattr(self, self.kind)
-        return list(spec)
+    @property
+    def listed(self) -> bool:
+        """Whether the axis lists its values (choice or grid) rather than giving a range."""
+        return self.kind in ("choice", "grid")
+
+    @property
+    def values(self) -> list[Any]:
+        """The values a choice or grid axis takes, in the spec's order (TypeError for a range: see ``ends``)."""
+        if not self.listed:
+            raise TypeError(f"a {self.kind} axis is a range, not a list of values: read its ends")
+        return list(getattr(self, self.kind))
+
+    @property
+    def ends(self) -> tuple[Any, Any]:
+        """``(low, high)`` of a uniform, loguniform or int range (TypeError for a choice or grid axis)."""
+        if self.listed:
+            raise TypeError(f"a {self.kind} axis lists values, it has no range ends")
+        low, high = getattr(self, self.kind)
+        return low, high
 
     def condition_values(self, key: str) -> list[Any]:
         wanted = (self.when or {})[key]
@@ -373,7 +388,7 @@ class SweepSpec(_Strict):
         """Number of configurations the searcher proposes (a full grid, or the budget)."""
         if self.searcher.sampler == "grid":
             # The product of the axis lengths, never the points themselves (a grid may be absurdly large).
-            return math.prod(len(axis.values_to_check()) for axis in self.search.values())
+            return math.prod(len(axis.values) for axis in self.search.values())
         return self.budget.trials
 
     def trial_count(self) -> int:

@@ -126,18 +126,17 @@ class SpecChecks:
 
     def axes(self) -> None:
         for key, axis in self.spec.search.items():
-            if axis.kind not in ("choice", "grid"):
-                for value in axis.values_to_check():  # the range ends
+            if not axis.listed:
+                for value in axis.ends:
                     self.coerce(key, value, "search", key, axis.kind)
                 continue
-            coerced = [self.coerce(key, value, "search", key, axis.kind) for value in axis.values_to_check()]
+            coerced = [self.coerce(key, value, "search", key, axis.kind) for value in axis.values]
             for index, value in enumerate(coerced):
                 if value in coerced[:index]:
                     first = coerced.index(value)
                     raise SpecError(f"{self.where('search', key)}: 'search.{key}.{axis.kind}' lists "
-                                    f"{excerpt(axis.values_to_check()[first])} and "
-                                    f"{excerpt(axis.values_to_check()[index])}, which are the same value "
-                                    f"{excerpt(value)} for {self.spec.trainer}. List each value once.")
+                                    f"{excerpt(axis.values[first])} and {excerpt(axis.values[index])}, which are "
+                                    f"the same value {excerpt(value)} for {self.spec.trainer}. List each value once.")
             setattr(axis, axis.kind, coerced)
 
     def conditions(self) -> None:
@@ -149,10 +148,10 @@ class SpecChecks:
                 loc = ("search", key, "when", cond_key)
                 parent = search[cond_key]
                 wanted = [self.coerce(cond_key, v, *loc) for v in axis.condition_values(cond_key)]
-                missing = [v for v in wanted if v not in parent.values_to_check()]
+                missing = [v for v in wanted if v not in parent.values]
                 if missing:
                     raise SpecError(f"{self.where(*loc)}: 'search.{key}.when.{cond_key}' value(s) {excerpt(missing)} "
-                                    f"are not among {excerpt(parent.values_to_check())}.")
+                                    f"are not among {excerpt(parent.values)}.")
                 axis.when[cond_key] = wanted if isinstance(axis.when[cond_key], list) else wanted[0]
 
     def points(self) -> None:
@@ -210,7 +209,7 @@ class SpecChecks:
         against its depths, glua's domains), located at the field it names when it names one."""
         spec = self.spec
         configs = [((), {})] + [((key, axis.kind), {key: value}) for key, axis in spec.search.items()
-                                if axis.kind in ("choice", "grid") for value in axis.values_to_check()]
+                                if axis.listed for value in axis.values]
         for loc, values in configs:
             problems = self.trainer.check(self._validated(values), spec.data)
             if problems:
@@ -250,9 +249,9 @@ def field_value(config: BaseModel, key: str) -> Any:
 
 def outside_axis(axis: Any, value: Any) -> str | None:
     """Why ``value`` is not one the axis can propose (not a choice, outside the range), or None."""
-    if axis.kind in ("choice", "grid"):
-        return None if value in axis.values_to_check() else f"which is not among {excerpt(axis.values_to_check())}"
-    low, high = getattr(axis, axis.kind)
+    if axis.listed:
+        return None if value in axis.values else f"which is not among {excerpt(axis.values)}"
+    low, high = axis.ends
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"which is not a number in [{low}, {high}]"
     if axis.kind == "int" and not float(value).is_integer():

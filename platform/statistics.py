@@ -50,7 +50,7 @@ from platform.verdicts import (
 
 __all__ = [
     "CLAIM_KINDS", "FAMILY_ALPHA", "VERDICTS", "Claim", "ClaimVerdict", "Difference", "Interval", "RepeatKey",
-    "adjust_p_values", "bootstrap_interval", "cell_matches", "claim_null", "compare", "difference_interval",
+    "adjust_p_values", "cell_matches", "claim_null", "compare", "difference_interval",
     "difference_test", "evaluate_claims", "hedges_g", "mean_interval", "minimum_detectable_effect",
     "paired_interval", "paired_or_welch", "pooled_sd", "probability_of_improvement", "rank_bootstrap",
     "repeat_key", "repeat_label", "repeat_values", "repeats_needed", "t_half_widths", "verdict",
@@ -119,30 +119,6 @@ def cell_matches(stored: Any, wanted: Any) -> bool:
         return False
     return bool(stored == wanted)
 
-
-
-def bootstrap_interval(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, paired: bool,
-                       resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> Interval:
-    """mean(a) - mean(b) (paired: the mean of a - b) with a BCa bootstrap interval (scipy, seeded)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if paired:
-        keep = np.isfinite(a) & np.isfinite(b)
-        a, b = a[keep], b[keep]
-    else:
-        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    n = int(min(a.size, b.size))
-    diff = float(np.mean(a - b)) if paired and n else float(a.mean() - b.mean()) if n else math.nan
-    if n < 2 or (paired and np.all(a - b == (a - b)[0])):
-        return Interval(diff, math.nan, math.nan, n, "BCa bootstrap")
-    data = (a - b,) if paired else (a, b)
-
-    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
-        return samples[0].mean(axis=axis) if paired else samples[0].mean(axis=axis) - samples[1].mean(axis=axis)
-
-    result = stats.bootstrap(data, statistic, n_resamples=resamples, confidence_level=level, method="BCa",
-                             random_state=np.random.default_rng(seed), vectorized=True)
-    return Interval(diff, float(result.confidence_interval.low), float(result.confidence_interval.high), n,
-                    "BCa bootstrap")
 
 
 def probability_of_improvement(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *,

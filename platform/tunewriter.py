@@ -71,7 +71,7 @@ def failed_by_its_code(result: dict | None) -> bool:
 
 def declared_columns(spec: SweepSpec) -> dict[str, dict[str, Any]]:
     """Column types the results tables declare for this sweep: each ``config/<axis>`` from its values."""
-    return {"trials": {f"config/{key}": axis_column_type(axis.kind, axis.values_to_check())
+    return {"trials": {f"config/{key}": axis_column_type(axis.kind, axis.values if axis.listed else [])
                        for key, axis in spec.search.items()}}
 
 
@@ -81,7 +81,7 @@ def sweep_row(spec: SweepSpec) -> dict[str, Any]:
     libraries, machine, command: :func:`platform.provenance.provenance`)."""
     trainer = spec.trainer_class()
     axes = {key: {"kind": axis.kind, "log": axis.kind == "loguniform",
-                  **({"values": axis.values_to_check()} if axis.kind in ("choice", "grid") else {})}
+                  **({"values": axis.values} if axis.listed else {})}
             for key, axis in spec.search.items()}
     return {"experiment": spec.name, "trainer": spec.trainer,
             "objectives": json.dumps([o.model_dump() for o in spec.objectives]),

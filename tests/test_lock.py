@@ -236,3 +236,17 @@ def test_resuming_a_finished_experiment_is_quiet_with_one_clock(raced: tuple[Pat
     assert max(clocks) <= int(total.group(2)) + 1, f"progress {clocks} vs summary {total.group(0)}"
     after = read_table(str(experiment), "trials").to_pylist()
     assert sorted((t["trial_id"], t["status"]) for t in after) == sorted((t["trial_id"], t["status"]) for t in before)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (None, 120.0), ("", 120.0), ("  ", 120.0), ("abc", 120.0), ("-1", 120.0), ("0", 120.0), ("nan", 120.0),
+    ("inf", 120.0), ("30", 30.0), (" 2.5 ", 2.5),
+])
+def test_lock_timings_from_the_environment_fall_back_to_the_default(monkeypatch, text, expected) -> None:
+    from platform.envvars import seconds_or
+
+    if text is None:
+        monkeypatch.delenv("SEGSWEEP_LOCK_STALE_S", raising=False)
+    else:
+        monkeypatch.setenv("SEGSWEEP_LOCK_STALE_S", text)
+    assert seconds_or("SEGSWEEP_LOCK_STALE_S", 120.0) == expected

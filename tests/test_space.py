@@ -64,7 +64,18 @@ def test_log_uniform_is_log_spread() -> None:
     assert 0.35 < below < 0.65  # a uniform draw would put ~0.1% below 1
 
 
-def test_when_cycle_is_rejected() -> None:
-    search = {"a": Axis(choice=[1, 2], when={"b": 1}), "b": Axis(choice=[1, 2], when={"a": 1})}
+def test_when_cycle_is_refused_by_the_spec_and_parents_come_first() -> None:
     with pytest.raises(ValueError, match="cycle"):
-        ordered_axes(search)
+        spec_of({"a": {"choice": [1, 2], "when": {"b": 1}}, "b": {"choice": [1, 2], "when": {"a": 1}}})
+    search = {"c": Axis(choice=[1], when={"b": 1}), "b": Axis(choice=[1, 2], when={"a": 1}), "a": Axis(choice=[1]),
+              "d": Axis(uniform=[0.0, 1.0])}
+    assert ordered_axes(search) == ["a", "b", "c", "d"]
+
+
+def test_an_axis_lists_values_or_gives_range_ends() -> None:
+    assert Axis(choice=[3, 1]).values == [3, 1] and Axis(grid=["x"]).values == ["x"]
+    assert Axis(int=[2, 5]).ends == (2, 5) and Axis(loguniform=[0.1, 1.0]).ends == (0.1, 1.0)
+    with pytest.raises(TypeError):
+        Axis(uniform=[0.0, 1.0]).values  # noqa: B018
+    with pytest.raises(TypeError):
+        Axis(choice=[1]).ends  # noqa: B018

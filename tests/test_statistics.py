@@ -50,18 +50,6 @@ def test_difference_test_p_values_are_scipys() -> None:
     assert p == pytest.approx(stats.ttest_ind(list(A.values()), list(B.values()), equal_var=False).pvalue)
 
 
-def test_bca_bootstrap_matches_scipy_and_is_seeded() -> None:
-    from platform.statistics import bootstrap_interval
-
-    a, b = np.array(list(A.values())), np.array(list(B.values()))
-    interval = bootstrap_interval(a, b, paired=True, resamples=2000, seed=3)
-    expected = stats.bootstrap((a - b,), np.mean, n_resamples=2000, method="BCa",
-                               random_state=np.random.default_rng(3)).confidence_interval
-    assert (interval.low, interval.high) == pytest.approx((expected.low, expected.high))
-    assert interval == bootstrap_interval(a, b, paired=True, resamples=2000, seed=3)  # the same seed, the same
-    assert interval.low <= interval.mean <= interval.high
-
-
 def test_probability_of_improvement_is_the_mann_whitney_statistic_over_nm() -> None:
     from platform.statistics import probability_of_improvement
 
