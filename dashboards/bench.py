@@ -259,20 +259,20 @@ def _fire(callbacks: list[dict[str, Any]], state: dict[Key, Any], changed: set[K
             started = time.perf_counter()
             answer = callback["function"](*(state.get(k) for k in (*callback["inputs"], *callback["states"])))
             answers = answer if len(callback["outputs"]) > 1 else [answer]
-            sent = 0
+            sent, updated = 0, set()
             for key, value in zip(callback["outputs"], answers, strict=True):
-                if value is dash.no_update:
+                if value is dash.no_update:  # not sent, and nothing that follows it fires
                     continue
                 sent += len(plotly.io.json.to_json_plotly(value))
-                if state.get(key) is not value:
-                    state[key] = value
-                    changed.add(key)
+                state[key] = value
+                updated.add(key)
+            changed |= updated
             sizes[callback["name"]] = sizes.get(callback["name"], 0) + sent
             if seconds is not None:
                 seconds[callback["name"]] = seconds.get(callback["name"], 0.0) + time.perf_counter() - started
             # Callbacks not yet pending whose inputs this one set fire next (Dash's chained callbacks).
             pending += [c for c in callbacks if c not in pending and c is not callback and c["name"] not in sizes
-                        and set(c["inputs"]) & set(callback["outputs"])]
+                        and set(c["inputs"]) & updated]
     return sizes
 
 

@@ -32,3 +32,43 @@ def test_optuna_dashboard_first_page_is_measured_when_installed() -> None:
 def test_bad_sizes_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["--trials", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_the_page_is_every_declared_callback_and_says_where_its_bytes_go(tmp_path: Path) -> None:
+    from dashboards.app import Explorer
+
+    bench.build_experiment(tmp_path, "bench", trials=40, epochs=3, images=1)
+    explorer = Explorer(str(tmp_path))
+    page = bench._first_page(explorer, "bench")
+    fired = set(page["sizes"])
+    # Every filtered view and every callback a load fires, the per-trial views and the grid's block included.
+    assert set(explorer.views) <= fired
+    assert {"rows", "columns", "comparison_parts", "trial_log", "trial_resources"} <= fired
+    assert page["state"][("compare-trials", "value")] and page["state"][("inspect-trial", "value")]
+    # A filter fires what follows the filters, not what follows an unchanged pick (the comparison, the log).
+    score = page["state"][("score", "value")]
+    after = bench._filter(page, {score: {"filterType": "number", "type": "greaterThan", "filter": 0.0}}, {})
+    assert set(explorer.views) <= set(after) and "rows" in after and "trial_log" not in after
+
+
+@pytest.mark.parametrize("trials", [50, 12_000])
+def test_the_optimisation_history_sends_a_bounded_sample_and_every_new_best(trials: int) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from dashboards import figures
+    from dashboards.views.history import optimisation_history
+
+    rng = np.random.default_rng(1)
+    scores = rng.random(trials)
+    table = pd.DataFrame({"trial_id": [f"t{i}" for i in range(trials)], "status": "TERMINATED",
+                          "ended_at": np.arange(trials, dtype=float), "score": scores})
+    dots, line = optimisation_history(table, "score", "max")["data"][:2]
+    best = np.maximum.accumulate(scores)
+    assert len(dots["y"]) == min(trials, figures.SCATTER_POINTS)
+    records = np.flatnonzero(np.r_[True, best[1:] != best[:-1]])
+    assert set(records + 1) <= set(np.asarray(dots["x"]).tolist())  # every trial that set a new best is drawn
+    # The step line (shape hv) holds, at every trial, the best so far.
+    steps_x, steps_y = np.asarray(line["x"]), np.asarray(line["y"])
+    held = steps_y[np.searchsorted(steps_x, np.arange(1, trials + 1), side="right") - 1]
+    assert np.array_equal(held, best) and len(steps_x) <= len(records) + 1
