@@ -8,6 +8,7 @@ bar exports it as PNG, and ``plotly.io.write_html(figure, ...)`` as HTML.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -41,16 +42,61 @@ def empty(message: str) -> Figure:
         "meta": {"trials": 0}}}
 
 
+MODEBAR_PX = 34  # the row of plotly's mode bar at the top of every figure: titles start below it
+TITLE_LINE_PX = 18  # one line of a 13 px title
+LEGEND_BOTTOM_PX = 112  # bottom margin when a horizontal legend sits under the x-axis title
+
+
 def titled(traces: list[dict[str, Any]], title: str, trials: int, **layout: Any) -> Figure:
-    # meta.trials: how many trials the figure shows (the browser test reads it from the rendered figure).
-    # The title sits just above the plot area, left-aligned, below the row of the mode bar (top right of the
-    # figure), so the toolbar never covers it; long titles wrap at the figure's width in the browser's font.
-    return {"data": traces, "layout": {"title": {"text": wrap(title), "font": {"size": 13}, "x": 0,
-                                                 "xanchor": "left", "xref": "paper", "y": 1, "yref": "paper",
-                                                 "yanchor": "bottom", "pad": {"b": 8}},
-                                       "uirevision": "keep", "meta": {"trials": trials},
-                                       "margin": {"t": 78, "b": 40, "l": 60, "r": 20}, "plot_bgcolor": "white",
-                                       **layout}}
+    """A figure with its title in words and room for it: the title sits in the top margin, below the mode bar
+    (which covers the figure's top right), its lines counted so the margin holds them all and none runs into the
+    plot; a horizontal legend goes to the figure's bottom edge, under the x-axis title, never on it or the data.
+
+    ``meta.trials``: how many trials the figure shows (the browser tests read it from the rendered figure)."""
+    text = wrap(title)
+    lines = text.count("<br>") + 1
+    margin = {"t": MODEBAR_PX + TITLE_LINE_PX * lines + 12, "b": 48, "l": 64, "r": 20, **layout.pop("margin", {})}
+    legend = layout.get("legend")
+    if legend and legend.get("orientation") == "h":
+        layout["legend"] = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
+                            "yanchor": "bottom", **{k: v for k, v in legend.items() if k not in ("y", "x")}}
+        margin["b"] = max(margin["b"], LEGEND_BOTTOM_PX)
+    return {"data": traces, "layout": {"title": {"text": text, "font": {"size": 13}, "x": 0, "xanchor": "left",
+                                                 "xref": "paper", "y": 1, "yref": "container", "yanchor": "top",
+                                                 "pad": {"t": MODEBAR_PX}},
+                                       "uirevision": "keep", "meta": {"trials": trials}, "margin": margin,
+                                       "plot_bgcolor": "white", **layout}}
+
+
+def integer_ticks(count: int) -> dict[str, Any]:
+    """Axis settings for a count axis (trial numbers): ticks on whole numbers only, about eight of them."""
+    step = 1
+    for nice in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000):
+        step = nice
+        if count / nice <= 8:
+            break
+    return {"tick0": 0, "dtick": step, "tickformat": "d"}
+
+
+NO_BAR = "NaN"  # plotly.js reads +"NaN" as NaN and draws no error bar (null would draw a zero-width one)
+
+
+def interval_errors(mean: Any, high: Any, n: Any) -> list[float | str]:
+    """Half-widths of intervals for plotly error bars, ``NO_BAR`` (nothing drawn) where n < 2 or the interval
+    is missing: an interval from one repeat is not shown as a zero-width one."""
+    out: list[float | str] = []
+    for m, hi, count in zip(mean, high, n, strict=True):
+        finite = all(isinstance(v, (int, float, np.floating)) and math.isfinite(v) for v in (m, hi))
+        out.append(float(hi - m) if finite and count == count and count >= 2 else NO_BAR)
+    return out
+
+
+def interval_note(n: Any) -> str:
+    """What a figure says about its intervals: their kind, and why some are missing."""
+    counts = [int(c) for c in n if c == c]
+    few = sum(1 for c in counts if c < 2)
+    return "95% t-interval over repeats" + (f"; none drawn for the {few} with n < 2 (one repeat has no spread)"
+                                             if few else "")
 
 
 def wrap(title: str, width: int = 70) -> str:

@@ -18,9 +18,10 @@ from dashboards.analysis import (
     spec_order,
     stopped_early,
 )
-from dashboards.figures import BLUE, GREY, RED, VERDICT_COLOURS, Figure, titled
+from dashboards.figures import BLUE, GREY, RED, VERDICT_COLOURS, Figure, interval_errors, interval_note, titled
 from dashboards.views import Callback, Context, View, common
 from dashboards.views.common import GRAPH, dropdown
+from dashboards.views.labels import score_label
 
 ORDER = 41
 
@@ -78,42 +79,49 @@ def render(context: Context, score: str | None, factors: list[str] | None, basel
     levels = [level for level in order if level in levels] + [level for level in levels if level not in order]
     if baseline not in levels:
         baseline = default_baseline(experiment, trials, factors, levels)
-    figure = ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order)
+    figure = ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order,
+                           meta=experiment.metrics_meta)
     return figure, levels, baseline
 
 
 # --- the figure ---
 
 def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline: str | None, mode: str = "max",
-                  order: list[str] | None = None, adjust: str = "holm") -> Figure:
-    """Bars per level of the chosen factors (mean, 95% interval over repeats, n) and, beside them, the difference
-    of each level to the baseline level: paired t when the repeats pair up by seed and fold, else Welch (the axis
-    title says which), with the p-value adjusted by ``adjust`` (holm or bh; the hover names it), the verdict
-    (Holm over the levels) and P(improvement) on hover."""
+                  order: list[str] | None = None, adjust: str = "holm",
+                  meta: dict[str, dict[str, str]] | None = None) -> Figure:
+    """Bars per level of the chosen factors (mean, 95% t-interval over repeats, n; no interval at n < 2) and,
+    beside them, each level's difference to the baseline: paired t when the repeats pair up by seed and fold,
+    else Welch (the axis title says which), coloured by the verdict of "beats the baseline" (Holm over the levels:
+    supported green, contradicted red, inconclusive grey), never by the sign; ``adjust`` (holm or bh) adjusts
+    the p-values on hover. The data: ``dashboards.analysis.ablation``; ``meta``: the metrics' declared kinds."""
     if trials.empty or not factors:
         return figures.empty("choose one or more categorical factors" if not trials.empty else "no trials match")
     table = ablation(trials, factors, score, baseline, mode=mode, adjust=adjust, order=order)
     adjusted_by = {"holm": "Holm", "bh": "BH"}.get(adjust, adjust)
     methods = sorted({m for m in table["method"].dropna() if m != "baseline"})
     test_name = " / ".join(methods) if methods else "no test"
+    label = score_label(score, meta)
     traces = [{
-        "type": "bar", "y": list(table["level"]), "x": table["mean"].to_numpy(), "orientation": "h", "name": score,
+        "type": "bar", "y": list(table["level"]), "x": table["mean"].to_numpy(), "orientation": "h", "name": label,
         "marker": {"color": [RED if level == baseline else BLUE for level in table["level"]]},
-        "error_x": {"type": "data", "array": (table["high"] - table["mean"]).fillna(0).to_numpy(), "visible": True},
+        "error_x": {"type": "data", "array": interval_errors(table["mean"], table["high"], table["n"]),
+                    "visible": True, "color": "#52606d"},
         "customdata": table[["n", "low", "high"]].to_numpy(), "xaxis": "x",
+        # Value labels at the bar's base, white on the bar: the whisker at its end never crosses them.
         "text": [f"{m:.3f} (n={n})" if math.isfinite(m) else f"n={n}" for m, n in zip(table["mean"], table["n"],
                                                                                       strict=True)],
-        "textposition": "auto",
+        "textposition": "inside", "insidetextanchor": "start", "constraintext": "none",
+        "insidetextfont": {"size": 11, "color": "white"},
         "hovertemplate": "%{y}<br>mean %{x:.4f} (n=%{customdata[0]})<br>95% CI [%{customdata[1]:.4f}, "
                          "%{customdata[2]:.4f}]<extra></extra>"}]
+    better = "> 0" if mode == "max" else "< 0"
     if baseline is not None and table["diff"].notna().any():
         traces.append({
             "type": "bar", "y": list(table["level"]), "x": table["diff"].to_numpy(), "orientation": "h",
             "name": f"difference to {baseline}", "xaxis": "x2",
-            # Coloured by verdict (Holm over the levels), never by the sign of the mean difference.
             "marker": {"color": [VERDICT_COLOURS.get(v, GREY) for v in table["verdict"]]},
-            "error_x": {"type": "data", "array": (table["diff_high"] - table["diff"]).fillna(0).to_numpy(),
-                        "visible": True},
+            "error_x": {"type": "data", "array": interval_errors(table["diff"], table["diff_high"], table["n"]),
+                        "visible": True, "color": "#52606d"},
             "customdata": table[["method", "p_adjusted", "p_improvement", "hedges_g", "repeats_needed",
                                  "verdict"]].to_numpy(),
             "hovertemplate": "%{y}<br>difference %{x:+.4f} (%{customdata[0]})<br>" + adjusted_by
@@ -121,15 +129,20 @@ def ablation_bars(trials: pd.DataFrame, factors: list[str], score: str, baseline
                              "<br>P(improvement) %{customdata[2]:.2f}<br>Hedges' g %{customdata[3]:.2f}<br>"
                              "repeats for 80% power: %{customdata[4]}<extra></extra>"})
     early = int(stopped_early(trials).sum())
-    return titled(traces, f"{score} by {', '.join(short_name(f) for f in factors)}"
-                   + (f" (baseline: {baseline})" if baseline else "")
-                   + (f"; includes {early} trials stopped early" if early else ""), len(trials),
-                   height=max(260, 40 + 28 * len(table)), barmode="group",
-                   xaxis={"domain": [0, 0.48], "title": {"text": score}},
-                   xaxis2={"domain": [0.54, 1], "title": {"text": f"difference to baseline ({test_name}, 95% CI)"}},
-                   # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
-                   yaxis={"type": "category", "automargin": True,
-                          "title": {"text": ", ".join(short_name(f) for f in factors)}}, showlegend=False)
+    note = interval_note(table["n"])
+    title = (f"{label} by {', '.join(short_name(f) for f in factors)}: mean, {note}"
+             + (f"; baseline {baseline} (red)" if baseline else "")
+             + ("; differences coloured by verdict (green supported, red contradicted, grey inconclusive)"
+                if len(traces) > 1 else "")
+             + (f"; includes {early} trials stopped early" if early else ""))
+    return titled(traces, title, len(trials), height=max(320, 80 + 30 * len(table)), barmode="group",
+                  margin={"b": 72},
+                  xaxis={"domain": [0, 0.46], "title": {"text": label}},
+                  xaxis2={"domain": [0.56, 1], "zeroline": True, "zerolinecolor": "#52606d",
+                          "title": {"text": f"difference to {baseline}<br>({test_name}, 95% CI; {better} is better)"}},
+                  # Levels are labels even when they read as numbers (a lambda grid): never a numeric axis.
+                  yaxis={"type": "category", "automargin": True, "autorange": "reversed",
+                         "title": {"text": ", ".join(short_name(f) for f in factors)}}, showlegend=False)
 
 
 def level_options(trials: pd.DataFrame, factors: list[str]) -> list[str]:

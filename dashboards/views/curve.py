@@ -14,9 +14,21 @@ from dashboards.analysis import (
     short_name,
     stopped_early,
 )
-from dashboards.figures import BLUE, GREY, ORANGE, RED, Figure, sample_index, scatter_type, titled
+from dashboards.figures import (
+    BLUE,
+    GREY,
+    ORANGE,
+    RED,
+    Figure,
+    interval_errors,
+    interval_note,
+    sample_index,
+    scatter_type,
+    titled,
+)
 from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, selected_ids
+from dashboards.views.labels import score_label
 from platform.statistics import t_half_widths
 
 ORDER = 40
@@ -43,7 +55,7 @@ def render(context: Context, score: str | None, param: str | None, selected: lis
     experiment = context.experiment
     return objective_curve(context.trials, param, experiment.categorical, score, experiment.params,
                                    experiment.is_log_axis(param) if param else None, selected_ids(selected),
-                                   experiment.levels(param) if param else None)
+                                   experiment.levels(param) if param else None, experiment.metrics_meta)
 
 
 # --- the figure ---
@@ -56,11 +68,12 @@ CURVE_BINS = 40
 
 def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
                     params: list[str], log_x: bool | None = None, selected: list[str] | None = None,
-                    order: list[str] | None = None) -> Figure:
+                    order: list[str] | None = None, meta: dict[str, dict[str, str]] | None = None) -> Figure:
     """Score against one parameter: every trial as a dot, each configuration's mean over repeats with its
-    95% interval (error bars; a band when the parameter is numeric) -- the lambda curve. Beyond
-    ``figures.SCATTER_POINTS`` trials the dots are a seeded sample, and beyond ``CURVE_GROUPS`` configurations the means
-    are per bin of the parameter (per level when categorical) over every trial in it; the title says so."""
+    95% t-interval (none at n < 2) -- the lambda curve. Trials stopped early are their own series (orange rings,
+    drawn over the means) and never enter the line: they ran fewer epochs. Beyond ``SCATTER_POINTS`` trials the
+    dots are a seeded sample, and beyond ``CURVE_GROUPS`` configurations the means are per bin of the parameter
+    (per level when categorical) over every trial in it; the title says so. ``meta``: the metrics' kinds."""
     if trials.empty or not param or param not in trials:
         return figures.empty("choose a parameter (no trials match the filters)" if trials.empty
                              else "choose a parameter")
@@ -70,11 +83,13 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
     finite_x = numeric_x[np.isfinite(numeric_x)] if is_number else None
     positive = bool(is_number and finite_x.size and (finite_x > 0).all())
     log_x = positive and bool(log_x)  # as the sweep recorded the axis; never guessed from the values
-    configs = by_config(trials, score, params)
+    complete = ~stopped_early(trials).to_numpy()  # the line: trials that ran their epochs only
+    configs = by_config(trials[complete], score, params)
     grouping = "configuration"
     if len(configs) > CURVE_GROUPS:
         grouping = "bin" if is_number else "level"
-        configs = _grouped_means(points_x, pd.to_numeric(trials[score], errors="coerce"), is_number, bool(log_x))
+        configs = _grouped_means(points_x[complete], pd.to_numeric(trials[score], errors="coerce")[complete],
+                                 is_number, bool(log_x))
     else:
         configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce") if is_number
                                  else configs[param].astype(str))
@@ -84,7 +99,6 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
         configs = configs.sort_values(["_rank", "x"]).drop(columns="_rank")
     else:
         configs = configs.sort_values("x")
-    bars = configs["high"] - configs["mean"]
     drawn = sample_index(len(trials), figures.SCATTER_POINTS)
     picked = trials if drawn is None else trials.iloc[drawn]
     picked_x = points_x if drawn is None else points_x.iloc[drawn]
@@ -93,20 +107,25 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
     if early.any():  # the status boxes let them in: drawn apart, they ran fewer epochs than the others
         dots.append((f"stopped early by the scheduler ({int(early.sum())})", early,
                      {"color": ORANGE, "size": 8, "symbol": "circle-open", "line": {"width": 2}}))
-    traces = [
+    dotted = [
         {"type": scatter_type(len(picked)), "x": picked_x[keep].to_numpy(),
          "y": pd.to_numeric(picked[score], errors="coerce")[keep].to_numpy(), "mode": "markers", "name": name,
          "marker": marker, "customdata": picked["trial_id"][keep].to_numpy(),
-         "hovertemplate": f"trial %{{customdata}}<br>{short_name(param)}=%{{x}}<br>{score}=%{{y:.4f}}<extra></extra>"}
+         "hovertemplate": f"trial %{{customdata}}<br>{short_name(param)}=%{{x}}<br>{short_name(score)}=%{{y:.4f}}"
+                          "<extra></extra>"}
         for name, keep, marker in dots]
-    traces += [
+    note = interval_note(configs["n"])
+    # The stopped-early rings after the means, so the means never hide them.
+    means = [
         {"type": "scatter", "x": configs["x"].to_numpy(), "y": configs["mean"].to_numpy(),
-         "mode": "lines+markers" if is_number else "markers", "name": f"mean per {grouping} (95% CI)",
+         "mode": "lines+markers" if is_number else "markers", "name": f"mean per {grouping} (95% t-interval)",
          "marker": {"color": BLUE, "size": 9}, "line": {"color": BLUE},
-         "error_y": {"type": "data", "array": bars.fillna(0).to_numpy(), "visible": True},
+         "error_y": {"type": "data", "array": interval_errors(configs["mean"], configs["high"], configs["n"]),
+                     "visible": True},
          "customdata": np.stack([configs["n"], configs["low"], configs["high"]], axis=-1),
          "hovertemplate": f"{short_name(param)}=%{{x}}<br>mean=%{{y:.4f}} (n=%{{customdata[0]}})<br>"
                           "95% CI [%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"}]
+    traces = [*dotted[:1], *means, *dotted[1:]]
     traces += _selected_points(trials, selected, points_x, pd.to_numeric(trials[score], errors="coerce"))
     notes = []
     if grouping != "configuration":
@@ -114,13 +133,14 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
     if drawn is not None:
         notes.append(f"dots: a uniform sample of {drawn.size:,}")
     if early.any():
-        notes.append(f"includes {int(early.sum())} trials stopped early")
-    how = "; ".join(["mean and 95% interval over repeats" if grouping == "configuration" else "", *notes]).strip("; ")
-    figure = titled(traces, f"{score} vs {short_name(param)} ({how})", len(trials), height=360,
+        notes.append(f"{int(early.sum())} trials stopped early shown apart, not in the means")
+    how = "; ".join([f"mean and {note}" if grouping == "configuration" else "", *notes]).strip("; ")
+    label = score_label(score, meta)
+    figure = titled(traces, f"{label} vs {short_name(param)} ({how})", len(trials), height=380,
                      xaxis={"title": {"text": short_name(param)}, "type": "log" if log_x else "-",
                             **({"categoryorder": "array", "categoryarray": list(order)}
                                if not is_number and order else {})},
-                     yaxis={"title": {"text": score}}, showlegend=True)
+                     yaxis={"title": {"text": label}}, showlegend=True, legend={"orientation": "h"})
     figure["layout"]["meta"]["drawn"] = len(picked)
     return figure
 

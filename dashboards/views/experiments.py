@@ -18,6 +18,7 @@ from dashboards.figures import DOMAIN_COLOURS, Figure, titled
 from dashboards.tables import ExplorerError
 from dashboards.views import Callback
 from dashboards.views.common import GRAPH, dropdown
+from dashboards.views.labels import score_label
 
 MAX_EXPERIMENTS = 6
 
@@ -99,7 +100,7 @@ def experiments_bars(tables: dict[str, pd.DataFrame], factor: str, score: str, m
     return titled(traces, title, int(sum(int(t["n"].sum()) for t in tables.values())), height=380, barmode="group",
                    xaxis={"title": {"text": short_name(factor)}, "type": "category", "categoryorder": "array",
                           "categoryarray": levels},
-                   yaxis={"title": {"text": score}}, showlegend=True)
+                   yaxis={"title": {"text": score_label(score)}}, showlegend=True, legend={"orientation": "h"})
 
 CALLBACKS = [Callback("compare_experiments",
                       [("experiments-pick", "options"), ("experiments-pick", "value"),

@@ -15,9 +15,10 @@ from dashboards import figures
 from dashboards.analysis import (
     stopped_early,
 )
-from dashboards.figures import BLUE, GREY, ORANGE, RED, Figure, sample_index, scatter_type, titled
+from dashboards.figures import BLUE, GREY, ORANGE, RED, Figure, integer_ticks, sample_index, scatter_type, titled
 from dashboards.views import Context, View
 from dashboards.views.common import GRAPH
+from dashboards.views.labels import score_label
 
 ORDER = 60
 
@@ -33,7 +34,8 @@ def controls() -> list[html.Div]:
 
 
 def history(context: Context, score: str | None, x: str) -> Any:
-    return optimisation_history(context.trials, score, context.experiment.mode_of(score), x)
+    return optimisation_history(context.trials, score, context.experiment.mode_of(score), x,
+                                context.experiment.metrics_meta)
 
 
 def timeline(context: Context) -> Any:
@@ -54,7 +56,8 @@ def _running(trials: Any) -> bool:
 
 # --- the figure ---
 
-def optimisation_history(trials: pd.DataFrame, score: str, mode: str, x: str = "trial") -> Figure:
+def optimisation_history(trials: pd.DataFrame, score: str, mode: str, x: str = "trial",
+                         meta: dict[str, dict[str, str]] | None = None) -> Figure:
     """Each finished trial's ``score`` in the order the trials finished, and the best so far (a step line), against
     the trial number (``x`` "trial") or the time since the sweep started (``x`` "time", minutes)."""
     finished = trials[trials["status"].isin(["TERMINATED", "ERROR"])] if "status" in trials else trials
@@ -86,11 +89,14 @@ def optimisation_history(trials: pd.DataFrame, score: str, mode: str, x: str = "
                "line": {"color": BLUE, "shape": "hv", "width": 2}}]
     final = best[-1] if best.size and np.isfinite(best[-1]) else math.nan
     best_text = f"{final:.4f}" if math.isfinite(final) else "none"
-    title = f"Optimisation history of {score} ({mode}): best {best_text}, {len(order)} finished trials"
+    label = score_label(score, meta)
+    title = (f"Optimisation history of {label} ({'higher' if mode == 'max' else 'lower'} is better): best "
+             f"{best_text}, {len(order)} finished trials")
     if drawn is not None:
         title += f" (dots: a uniform sample of {drawn.size:,} with every new best)"
-    return titled(traces, title, len(order), height=340, xaxis={"title": {"text": axis}},
-                   yaxis={"title": {"text": score}}, showlegend=True, legend={"orientation": "h", "y": -0.25})
+    ticks = integer_ticks(len(order)) if x != "time" else {}  # trial numbers are whole: never 1.5
+    return titled(traces, title, len(order), height=360, xaxis={"title": {"text": axis}, **ticks},
+                  yaxis={"title": {"text": label}}, showlegend=True, legend={"orientation": "h"})
 
 
 TIMELINE_TRIALS = 300  # trials drawn in the timeline (the latest to start; the title says so)

@@ -21,6 +21,7 @@ from dashboards.analysis import (
 from dashboards.figures import BLUE, Figure, titled
 from dashboards.views import Context, View
 from dashboards.views.common import GRAPH, dropdown
+from dashboards.views.labels import score_label
 
 IMPORTANCE_TRIALS = 200  # a seeded sample beyond this: forest evaluators grow with the trial count
 _CACHE_SIZE = 32
@@ -147,7 +148,7 @@ def importance_bars(values: dict[str, float], score: str, evaluator: str, trials
     traces = [{"type": "bar", "x": [v for _, v in ordered], "y": [short_name(k) for k, _ in ordered],
                "orientation": "h", "marker": {"color": BLUE}, "hovertemplate": "%{y}: %{x:.3f}<extra></extra>"}]
     basis = f"{trials} finished trials" if used >= trials else f"a sample of {used} of {trials} finished trials"
-    return titled(traces, f"Parameter importance for {score} ({evaluator}, {basis})", trials,
+    return titled(traces, f"Parameter importance for {score_label(score)} ({evaluator}, {basis})", trials,
                    height=max(220, 60 + 30 * len(values)), xaxis={"title": {"text": "importance"}, "range": [0, 1]},
                    yaxis={"automargin": True, "title": {"text": "parameter"}})
 

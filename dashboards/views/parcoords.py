@@ -17,6 +17,7 @@ from dashboards.analysis import (
 from dashboards.figures import RED, Figure, clip, sample_index, titled
 from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH
+from dashboards.views.labels import score_label
 
 ORDER = 30
 
@@ -167,10 +168,11 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
         shown += f"; the {int(chosen.sum())} selected in red"
     figure = titled([{"type": "parcoords", "dimensions": plotted, "line": line, "labelside": "top",
                        "labelfont": {"size": 12}, "tickfont": {"size": 10}}],
-                     f"Parameters and {score} ({shown}; drag on an axis to filter)", len(trials), height=420)
-    # Room above the axes for the title and the axis names, clear of each axis's top tick.
-    figure["layout"]["margin"] = {"t": 110, "b": 30, "l": 70, "r": 40}
-    figure["layout"]["title"]["pad"] = {"b": 42}  # above the axis names
+                    f"Parameters and {score_label(score)} ({shown}; drag on an axis to filter)", len(trials),
+                    height=440)
+    # Room under the title for the axis names, clear of each axis's top tick.
+    margin = figure["layout"]["margin"]
+    figure["layout"]["margin"] = {**margin, "t": margin["t"] + 44, "b": 30, "l": 70, "r": 40}
     figure["layout"]["meta"]["drawn"] = len(trials) if drawn is None else int(drawn.size)
     figure["layout"]["meta"]["selected"] = int(chosen.sum())
     return figure, axes

@@ -16,6 +16,7 @@ from dashboards.analysis import (
 from dashboards.figures import BLUE, GREY, RED, Figure, sample_index, scatter_type, titled
 from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, selected_ids
+from dashboards.views.labels import score_label
 
 ORDER = 50
 
@@ -32,7 +33,12 @@ def controls() -> html.Div:
 
 def render(context: Context, x: str, x_mode: str, y: str, y_mode: str,
            selected: list[dict[str, Any]] | None) -> Any:
-    return pareto(context.trials, x, y, x_mode, y_mode, context.experiment.params, selected_ids(selected))
+    experiment = context.experiment
+    if len(experiment.objectives) < 2 and not (x and y):
+        return figures.empty("a single-objective sweep has no trade-off to show: choose two metrics for x and y "
+                             "to draw a Pareto front")
+    return pareto(context.trials, x, y, x_mode, y_mode, experiment.params, selected_ids(selected),
+                  experiment.metrics_meta)
 
 
 def axis_choices(explorer: Any, version: dict[str, Any] | None, x: str | None, y: str | None
@@ -42,7 +48,8 @@ def axis_choices(explorer: Any, version: dict[str, Any] | None, x: str | None, y
     if experiment is None:
         return [], [], None, None
     scores = experiment.score_columns()
-    x_default, y_default = defaults(experiment, scores)
+    # Pareto is for multi-objective sweeps: a single-objective one gets no default axes (the user may choose two).
+    x_default, y_default = defaults(experiment, scores) if len(experiment.objectives) >= 2 else (None, None)
     options = [{"label": short_name(c), "value": c} for c in scores]
     return options, options, x if x in scores else x_default, y if y in scores else y_default
 
@@ -83,7 +90,7 @@ def pareto_mask(x: np.ndarray, y: np.ndarray, x_mode: str = "max", y_mode: str =
 # --- the figure ---
 
 def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, params: list[str],
-           selected: list[str] | None = None) -> Figure:
+           selected: list[str] | None = None, meta: dict[str, dict[str, str]] | None = None) -> Figure:
     """Configurations (means over repeats) in two metrics, the non-dominated ones joined as the front; those of
     the trials selected in the grid ringed."""
     if trials.empty or x not in trials or y not in trials:
@@ -119,8 +126,11 @@ def pareto(trials: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str, param
                                             "<extra></extra>"})
     sample = "" if drawn is None else (f"; a uniform sample of {drawn.size:,} of {len(points):,} configurations "
                                        "drawn, the front whole")
-    figure = titled(traces, f"Pareto front: {x} ({x_mode}) vs {y} ({y_mode}); {int(on_front.sum())} on the front"
-                     + sample, len(trials), height=360, xaxis={"title": {"text": x}}, yaxis={"title": {"text": y}})
+    x_label, y_label = score_label(x, meta), score_label(y, meta)
+    figure = titled(traces, f"Pareto front of the configurations' means: {x_label} ({x_mode}) against {y_label} "
+                    f"({y_mode}); {int(on_front.sum())} on the front" + sample, len(trials), height=380,
+                    xaxis={"title": {"text": x_label}}, yaxis={"title": {"text": y_label}},
+                    legend={"orientation": "h"})
     figure["layout"]["meta"]["drawn"] = len(shown)
     return figure
 
@@ -128,7 +138,7 @@ VIEWS = [View("pareto", [("pareto", "figure")],
               [("pareto-x", "value"), ("pareto-x-mode", "value"), ("pareto-y", "value"), ("pareto-y-mode", "value"),
                ("grid", "selectedRows")],
               render, lambda: figures.empty("no experiment selected"),
-              ready=lambda x, x_mode, y, y_mode, selected: bool(x and y))]
+              ready=lambda x, x_mode, y, y_mode, selected: True)]
 CALLBACKS = [
     Callback("pareto_axes", [("pareto-x", "options"), ("pareto-y", "options"), ("pareto-x", "value"),
                              ("pareto-y", "value")], [("version", "data")], axis_choices,

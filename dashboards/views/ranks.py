@@ -73,6 +73,9 @@ def render(context: Context, factors: list[str] | None, metric: str | None, spli
 
 # --- the figure ---
 
+SHARE_COLOURS = [[0.0, "#c6dbef"], [0.5, "#4292c6"], [1.0, "#08306b"]]
+
+
 def rank_blobs(ranks: pd.DataFrame, metric: str, draws: int, units: int, note: str = "") -> Figure:
     """challengeR's blob plot: for each level (x) the share of bootstrap draws in which it takes each rank (y,
     1 best; marker area and colour = share), and its rank on all the data (a black ring)."""
@@ -83,9 +86,10 @@ def rank_blobs(ranks: pd.DataFrame, metric: str, draws: int, units: int, note: s
     traces = [{"type": "scatter", "x": shown["level"].tolist(), "y": shown["rank"].to_numpy(), "mode": "markers",
                "name": "share of draws",
                "marker": {"size": (8 + 40 * np.sqrt(shown["share"].to_numpy(dtype=float))).tolist(),
-                          "color": shown["share"].to_numpy(), "colorscale": "Blues", "reversescale": True,
-                          "cmin": 0, "cmax": 1,
-                          "showscale": True, "colorbar": {"title": {"text": "share"}}, "line": {"width": 0}},
+                          # Light (a rare rank) to dark (the usual one), never near-white on the white plot.
+                          "color": shown["share"].to_numpy(), "colorscale": SHARE_COLOURS, "cmin": 0, "cmax": 1,
+                          "showscale": True, "line": {"width": 0},
+                          "colorbar": {"title": {"text": "share of draws", "side": "right"}, "thickness": 14}},
                "customdata": shown["share"].to_numpy(),
                "hovertemplate": "%{x}: rank %{y} in %{customdata:.0%} of draws<extra></extra>"}]
     observed = ranks.drop_duplicates("level")
@@ -98,7 +102,9 @@ def rank_blobs(ranks: pd.DataFrame, metric: str, draws: int, units: int, note: s
     figure = titled(traces, title, int(observed.shape[0]), height=360,
                      xaxis={"title": {"text": "level"}, "type": "category", "categoryorder": "array",
                             "categoryarray": levels},
-                     yaxis={"title": {"text": "rank (1 = best)"}, "autorange": "reversed", "dtick": 1},
+                     # Exactly over the ranks there are (1 at the top), never -1..9 for 7 levels.
+                     yaxis={"title": {"text": "rank (1 = best)"}, "range": [len(levels) + 0.5, 0.5], "dtick": 1,
+                            "tick0": 1, "zeroline": False},
                      showlegend=True, legend={"orientation": "h", "y": -0.25})
     return figure
 

@@ -283,7 +283,7 @@ def test_figures_export_as_one_html_page(page: dict[str, Any]) -> None:
              explorer.parcoords(version, None, None, page["score"], None, {})[0], None]
     sent = explorer.export_figures(1, version, *shown)
     assert sent["filename"] == "synthetic-figures.html"
-    assert sent["content"].count("Plotly.newPlot") == 2 and "dice vs lambda" in sent["content"]
+    assert sent["content"].count("Plotly.newPlot") == 2 and "Dice (val, best epoch) vs lambda" in sent["content"]
 
 
 def test_comparison_drops_picks_of_another_experiment(page: dict[str, Any], trials: pd.DataFrame) -> None:
@@ -333,7 +333,7 @@ def test_rank_stability_blobs_follow_the_factor(page: dict[str, Any]) -> None:
     figure = explorer.ranks(version, ["TERMINATED"], {}, None, ["config/disc_arch"], "dice", "test", "best", 0)
     assert figure["data"] and "bootstrap draws" in figure["layout"]["title"]["text"].replace("<br>", " ")
     assert set(figure["data"][1]["x"]) == {"dcgan", "resnet"}
-    assert figure["layout"]["yaxis"]["autorange"] == "reversed"  # rank 1 on top
+    assert figure["layout"]["yaxis"]["range"] == [2.5, 0.5]  # rank 1 on top, exactly over the two ranks
 
 
 def test_experiments_side_by_side_on_a_shared_factor(page: dict[str, Any], storage: Path) -> None:

@@ -56,7 +56,7 @@ def test_curve_beyond_the_group_limit_shows_means_per_bin_over_every_trial(monke
     figure = curve_view.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"], log_x=True)
     dots, means = figure["data"]
     assert len(dots["x"]) == 100 and figure["layout"]["meta"] == {"trials": 900, "drawn": 100}
-    assert means["name"] == "mean per bin (95% CI)" and sum(means["customdata"][:, 0]) == 900
+    assert means["name"] == "mean per bin (95% t-interval)" and sum(means["customdata"][:, 0]) == 900
     # The first bin by hand: equal-width bins of log10(lambda), its trials' mean and t-interval.
     position = np.log10(trials["config/lambda"].to_numpy())
     edges = np.linspace(position.min(), position.max(), curve_view.CURVE_BINS + 1)
@@ -129,8 +129,10 @@ def test_trials_stopped_early_are_drawn_apart_and_named_in_the_titles() -> None:
     trials = _trials(30).assign(status="TERMINATED", stopped_early=[i % 5 == 0 for i in range(30)])
     curve = curve_view.objective_curve(trials, "config/lambda", set(), "score", ["config/lambda"])
     names = [t["name"] for t in curve["data"]]
-    assert names[:2] == ["trial", "stopped early by the scheduler (6)"] and len(curve["data"][0]["x"]) == 24
-    assert "includes 6 trials stopped early" in _title(curve)
+    # Their own series, drawn over the means (never hidden under them) and never joined to the line.
+    assert names[:3] == ["trial", "mean per configuration (95% t-interval)", "stopped early by the scheduler (6)"]
+    assert len(curve["data"][0]["x"]) == 24 and sum(curve["data"][1]["customdata"][:, 0]) == 24
+    assert "6 trials stopped early shown apart, not in the means" in _title(curve)
     bars = ablation.ablation_bars(trials, ["config/arch"], "score", None)
     assert "includes 6 trials stopped early" in _title(bars)
     completed = curve_view.objective_curve(trials[~trials["stopped_early"]], "config/lambda", set(), "score",
