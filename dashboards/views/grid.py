@@ -237,7 +237,7 @@ def group_table(trials: pd.DataFrame, key: str, scores: list[str], order: list[s
         table[mean] = means[s].to_numpy()
         table[n] = counts[s].to_numpy()
         table[half] = t_half_widths(spreads[s].to_numpy(dtype=float), counts[s].to_numpy(), level)
-    table[GROUP_ID] = table[key].map(lambda v: "(absent)" if v is None or v != v else str(v))
+    table[GROUP_ID] = table[key].astype(str).where(table[key].notna(), "(absent)")
     return table.iloc[_group_order(table[key], order)].reset_index(drop=True)[columns]
 
 
@@ -246,6 +246,8 @@ def _group_order(values: pd.Series, order: list[str] | None) -> np.ndarray:
     sorted, a missing value last."""
     rank = {label: index for index, label in enumerate(order or [])}
     numeric = pd.api.types.is_numeric_dtype(values)
+    if numeric and not rank:  # a sampled real axis (one group per value): sorted in numpy, missing last
+        return np.argsort(values.to_numpy(dtype=float), kind="stable")
 
     def sort_key(position: int) -> tuple[Any, ...]:
         value = values.iloc[position]
