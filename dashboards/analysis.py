@@ -408,8 +408,10 @@ def spec_order(experiment: Any, factors: list[str]) -> list[str]:
     return list(level_labels(pd.DataFrame({factors[0]: stored}), factors)) if stored else []
 
 
-def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], levels: list[str]) -> str | None:
-    """The level of the spec's ``explore.baseline`` for these factors, else the first level."""
+def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], levels: list[str],
+                     score: str | None = None) -> str | None:
+    """The level of the spec's ``explore.baseline`` for these factors, else the first level in the spec's order
+    with data (a finite ``score`` in some trial; ``levels`` not in the spec's order follow in theirs)."""
     baseline = experiment.explore.get("baseline") or {}
     wanted = {factor: baseline[factor.removeprefix("config/")] for factor in factors
               if factor.removeprefix("config/") in baseline}
@@ -421,4 +423,10 @@ def default_baseline(experiment: Any, trials: pd.DataFrame, factors: list[str], 
             label = level_labels(trials[matches].head(1), factors).iloc[0]
             if label in levels:
                 return label
-    return levels[0] if levels else None
+    order = spec_order(experiment, factors)
+    ranked = [level for level in order if level in levels] + [level for level in levels if level not in order]
+    if score and score in trials and factors and not trials.empty:
+        finite = np.isfinite(pd.to_numeric(trials[score], errors="coerce").to_numpy(dtype=float))
+        with_data = set(level_labels(trials[finite], factors)) if finite.any() else set()
+        return next((level for level in ranked if level in with_data), ranked[0] if ranked else None)
+    return ranked[0] if ranked else None

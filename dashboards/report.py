@@ -60,7 +60,7 @@ def report_table(experiment: Experiment, factors: list[str], baseline: str | Non
     trials = trials[trials["status"] == "TERMINATED"]
     levels = list(level_labels(trials, columns).unique()) if not trials.empty else []
     if baseline is None:
-        baseline = default_baseline(experiment, trials, columns, levels)
+        baseline = default_baseline(experiment, trials, columns, levels, score)
     elif baseline not in levels:
         raise ExplorerError(f"baseline {baseline!r} is not a level of {factors}: choose from {levels}")
     order = spec_order(experiment, columns)

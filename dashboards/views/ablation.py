@@ -41,13 +41,15 @@ MAX_FACTOR_LEVELS = 12  # a numeric parameter with at most this many values can 
 def factor_choices(explorer: Any, version: dict[str, Any] | None, current: list[str] | None
                    ) -> tuple[list[dict[str, str]], list[str]]:
     """Factors: categorical parameters and numeric ones with few levels (a grid such as the paper's lambdas);
-    the current ones kept while they exist, else the first the spec searched."""
+    the current ones kept while they exist, else those the spec's ``explore.baseline`` names, else the first."""
     experiment = explorer.experiment(version)
     if experiment is None:
         return [], []
     factors = [p for p in experiment.params if p in experiment.categorical
                or experiment.trials[p].nunique(dropna=True) <= MAX_FACTOR_LEVELS]
-    chosen = [f for f in current or [] if f in factors] or factors[:1]
+    # The factor the spec's explore.baseline names (the ablation it asks about), else the first searched one.
+    asked = [f"config/{key}" for key in experiment.explore.get("baseline") or {}]
+    chosen = [f for f in current or [] if f in factors] or [f for f in asked if f in factors] or factors[:1]
     return [{"label": short_name(f), "value": f} for f in factors], chosen
 
 
@@ -78,7 +80,7 @@ def render(context: Context, score: str | None, factors: list[str] | None, basel
     order = spec_order(experiment, factors)
     levels = [level for level in order if level in levels] + [level for level in levels if level not in order]
     if baseline not in levels:
-        baseline = default_baseline(experiment, trials, factors, levels)
+        baseline = default_baseline(experiment, trials, factors, levels, score)
     figure = ablation_bars(trials, factors, score, baseline, mode=experiment.mode_of(score), order=order,
                            meta=experiment.metrics_meta)
     return figure, levels, baseline

@@ -347,3 +347,20 @@ def test_level_case_scores_average_a_levels_trials_per_seed_and_case() -> None:
     assert scores[("on", "seed 0 | mr/s0")] == pytest.approx((0.70 + 0.75) / 2)
     assert scores[("off", "seed 0 | ct/s3")] == pytest.approx(0.50)
     assert len(scores) == 8
+
+
+@pytest.mark.parametrize(("explore", "scores", "expected"), [
+    ({}, {"b": [0.5, 0.6], "a": [0.7, 0.8], "c": [0.1, 0.2]}, "b"),  # the spec's order: b first
+    ({}, {"b": [math.nan, math.nan], "a": [0.7, 0.8], "c": [0.1, 0.2]}, "a"),  # b has no data (n = 0): next
+    ({"baseline": {"x": "c"}}, {"b": [0.5, 0.6], "a": [0.7, 0.8], "c": [0.1, 0.2]}, "c"),  # the spec's baseline
+])
+def test_the_default_baseline_is_the_specs_else_the_first_level_in_spec_order_with_data(
+        explore: dict, scores: dict, expected: str) -> None:
+    from types import SimpleNamespace
+
+    from dashboards.analysis import default_baseline
+
+    experiment = SimpleNamespace(explore=explore, axes_meta={"x": {"values": ["b", "a", "c"]}})
+    trials = pd.DataFrame([{"config/x": level, "score": v} for level, values in scores.items() for v in values])
+    levels = ["a", "b", "c"]  # as the labels sort: not the spec's order
+    assert default_baseline(experiment, trials, ["config/x"], levels, "score") == expected

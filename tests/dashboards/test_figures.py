@@ -138,3 +138,49 @@ def test_trials_stopped_early_are_drawn_apart_and_named_in_the_titles() -> None:
     completed = curve_view.objective_curve(trials[~trials["stopped_early"]], "config/lambda", set(), "score",
                                         ["config/lambda"])
     assert "stopped early" not in _title(completed) and len(completed["data"]) == 2
+
+
+@pytest.mark.parametrize(("column", "meta", "expected"), [
+    ("test/best/dice", None, "Dice (test, best-on-val checkpoint)"),
+    ("best/val/dice", {"dice": {"kind": "overlap"}}, "Dice (val, best epoch)"),
+    ("test/best/hd95", None, "HD95 (mm; test, best-on-val checkpoint)"),
+    ("last/val/hd95/ct", {"hd95": {"kind": "distance"}}, "HD95 (mm; val, last epoch; ct)"),
+    ("test/last/asd", None, "ASD (mm; test, last epoch)"),
+    ("best/val/surface", {"surface": {"kind": "distance"}}, "surface (mm; val, best epoch)"),  # the declared kind
+    ("wall_s", None, "wall time (s)"),
+])
+def test_axis_titles_are_words_with_units(column: str, meta: dict | None, expected: str) -> None:
+    from dashboards.views.labels import score_label
+
+    assert score_label(column, meta) == expected
+
+
+def test_no_interval_is_drawn_below_two_repeats_and_the_title_says_why() -> None:
+    assert figures.interval_errors([0.5, 0.6, 0.7], [0.6, 0.6, float("nan")], [3, 1, 4]) == [
+        pytest.approx(0.1), figures.NO_BAR, figures.NO_BAR]
+    trials = pd.DataFrame({"config/arch": ["a", "a", "a", "b"], "score": [0.5, 0.6, 0.7, 0.9], "seed": [0, 1, 2, 0],
+                           "trial_id": ["t0", "t1", "t2", "t3"], "status": "TERMINATED"})
+    bars = ablation.ablation_bars(trials, ["config/arch"], "score", "a")
+    assert bars["data"][0]["error_x"]["array"][1] == figures.NO_BAR  # b: one repeat
+    assert "none drawn for the 1 with n < 2" in _title(bars)
+
+
+def test_differences_are_coloured_by_verdict_never_by_sign() -> None:
+    rng = np.random.default_rng(0)
+    rows = [{"config/arch": level, "seed": seed, "score": base + rng.normal(0, 0.01), "trial_id": f"{level}{seed}",
+             "status": "TERMINATED"}
+            for level, base in (("a", 0.5), ("better", 0.6), ("worse", 0.4), ("same", 0.5)) for seed in range(6)]
+    figure = ablation.ablation_bars(pd.DataFrame(rows), ["config/arch"], "score", "a")
+    colours = dict(zip(figure["data"][1]["y"], figure["data"][1]["marker"]["color"], strict=True))
+    verdicts = dict(zip(figure["data"][1]["y"], figure["data"][1]["customdata"][:, 5], strict=True))
+    assert verdicts["better"] == "supported" and colours["better"] == figures.VERDICT_COLOURS["supported"]
+    assert verdicts["worse"] == "contradicted" and colours["worse"] == figures.VERDICT_COLOURS["contradicted"]
+    # A positive or negative mean difference without a clear verdict is grey.
+    assert colours["same"] == figures.VERDICT_COLOURS.get(verdicts["same"], figures.GREY)
+    assert verdicts["same"] != "supported" and colours["same"] != figures.VERDICT_COLOURS["supported"]
+    assert "> 0 is better" in figure["layout"]["xaxis2"]["title"]["text"]
+
+
+@pytest.mark.parametrize(("count", "step"), [(3, 1), (8, 1), (9, 2), (40, 5), (1000, 200)])
+def test_history_ticks_are_whole_trial_numbers(count: int, step: int) -> None:
+    assert figures.integer_ticks(count) == {"tick0": 0, "dtick": step, "tickformat": "d"}
