@@ -242,7 +242,8 @@ def case_scatter(table: pd.DataFrame, p_value: float, metric: str, label_a: str,
                        "hovertemplate": "%{customdata[1]} (%{customdata[0]})<br>A %{x:.4f}<br>B %{y:.4f}"
                                         "<extra>click: images</extra>"})
     p_text = "n/a" if not math.isfinite(p_value) else f"{p_value:.3g}"
-    figure = titled(traces, f"{metric} per case: B against A ({len(table)} cases; Wilcoxon signed-rank p = "
+    one = "; the split has ONE subject, so no test across patients" if table["subject"].nunique() == 1 else ""
+    figure = titled(traces, f"{metric} per case: B against A ({len(table)} cases{one}; Wilcoxon signed-rank p = "
                      f"{p_text}; above the diagonal B is higher)", len(table), height=380,
                      xaxis={"title": {"text": f"A: {label_a.split(' (')[0]}"}, "range": [low - pad, high + pad]},
                      yaxis={"title": {"text": f"B: {label_b.split(' (')[0]}"}, "range": [low - pad, high + pad],

@@ -61,9 +61,13 @@ def render(context: Context, factors: list[str] | None, metric: str | None, spli
         scores = level_case_scores(finished, cases, factors, metric, split, checkpoint)
         direction = experiment.metrics_meta.get(metric_stem(metric), {}).get("direction", "max")
         ranks = rank_stability(scores, mode="min" if direction == "min" else "max", resamples=DRAWS)
-        return ranks, int(scores["unit"].nunique()) if len(scores) else 0
+        subjects = scores["unit"].str.split(" | ", n=1, regex=False).str[-1].nunique() if len(scores) else 0
+        return ranks, int(scores["unit"].nunique()) if len(scores) else 0, int(subjects)
 
-    ranks, units = context.explorer.memo("ranks", key, compute)
+    ranks, units, subjects = context.explorer.memo("ranks", key, compute)
+    if subjects == 1:  # n then counts seeds of one volume, not patients: say so
+        note = "; ".join(part for part in (note, f"the {split} split has ONE subject: the units are seeds of one "
+                                                 "volume, not patients") if part)
     if ranks.empty or ranks["level"].nunique() < 2:
         return figures.empty("rank stability needs per-case test scores of two or more levels (trials stopped "
                              "early have none)")

@@ -184,3 +184,12 @@ def test_differences_are_coloured_by_verdict_never_by_sign() -> None:
 @pytest.mark.parametrize(("count", "step"), [(3, 1), (8, 1), (9, 2), (40, 5), (1000, 200)])
 def test_history_ticks_are_whole_trial_numbers(count: int, step: int) -> None:
     assert figures.integer_ticks(count) == {"tick0": 0, "dtick": step, "tickformat": "d"}
+
+
+def test_a_split_of_one_subject_says_so() -> None:
+    from dashboards.views.cases import case_scatter
+
+    one = pd.DataFrame({"domain": ["ct", "ct"], "subject": ["s1", "s1"], "a": [0.5, 0.6], "b": [0.7, 0.8]})
+    assert "ONE subject" in _title(case_scatter(one, float("nan"), "dice", "A", "B"))
+    two = one.assign(subject=["s1", "s2"])
+    assert "ONE subject" not in _title(case_scatter(two, float("nan"), "dice", "A", "B"))
