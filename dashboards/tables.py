@@ -40,6 +40,7 @@ AXIS_KINDS = {"choice": "categorical", "grid": "categorical", "int": "int", "uni
 
 LOG_FILE = "log.txt"  # where a trial keeps its log in its artifacts folder when no artifact row names one
 LOG_BYTES = 200_000  # the end of a log the explorer reads and sends
+_WORKER_LOG = re.compile(r"^log-rank(\d+)\.txt$")  # the log of Train worker k > 0 beside rank 0's log.txt
 
 
 @dataclass(frozen=True)
@@ -277,11 +278,28 @@ class Catalog:
             raise ExplorerError(f"volume {file_name!r} of trial {trial_id!r} has arrays of different shapes")
         return volumes
 
-    def trial_log(self, name: str, trial_id: str, limit: int = LOG_BYTES) -> TrialLog | None:
+    def worker_logs(self, name: str, trial_id: str) -> list[str]:
+        """The file names of the logs the trial's other Train workers kept (``log-rank<k>.txt``), by rank."""
+        experiment = self.load(name)
+        if not _SAFE_NAME.match(trial_id):
+            return []
+        fs, root = filesystem(experiment.location)
+        try:
+            found = fs.get_file_info(pafs.FileSelector(posixpath.join(root, "artifacts", trial_id),
+                                                       allow_not_found=True))
+        except OSError:
+            return []
+        ranks = [(int(match.group(1)), info.base_name) for info in found
+                 if info.type == pafs.FileType.File and (match := _WORKER_LOG.match(info.base_name))]
+        return [file_name for _, file_name in sorted(ranks)]
+
+    def trial_log(self, name: str, trial_id: str, limit: int = LOG_BYTES, file_name: str | None = None
+                  ) -> TrialLog | None:
         """The log a trial kept (its stdout and stderr), or None when it recorded none: an artifact row of kind
         ``log`` (or a listed ``.log``/``log.txt`` file), else ``<experiment>/artifacts/<trial_id>/log.txt``. Only
         the last ``limit`` bytes are read (the end of a log says how the trial ended), from a line start; bytes
-        that are not UTF-8 are replaced. The file must lie inside the experiment directory (as for images)."""
+        that are not UTF-8 are replaced. The file must lie inside the experiment directory (as for images).
+        ``file_name``: another worker's log (one of ``worker_logs``) instead."""
         experiment = self.load(name)
         if not _SAFE_NAME.match(trial_id) or not (experiment.trials["trial_id"] == trial_id).any():
             return None
@@ -290,7 +308,8 @@ class Catalog:
         names = [str(row["file"]) for _, row in listed.iterrows()
                  if str(row.get("kind")) == "log" or str(row["file"]).endswith((".log", "log.txt"))]
         fs, root = filesystem(experiment.location)
-        for file_name in [*names, LOG_FILE]:
+        candidates = [file_name] if file_name and _WORKER_LOG.match(file_name) else [*names, LOG_FILE]
+        for file_name in candidates:
             if not _SAFE_NAME.match(file_name):
                 continue
             path = posixpath.normpath(posixpath.join(root, "artifacts", trial_id, file_name))

@@ -9,7 +9,7 @@ from typing import Any
 import dash
 from dash import html
 
-from dashboards.tables import LOG_BYTES
+from dashboards.tables import LOG_BYTES, TrialLog
 from dashboards.views import Callback, Context, View, common
 from dashboards.views.common import dropdown, ranked_ids
 from dashboards.views.comparison import known_ids, ranked_options
@@ -41,20 +41,32 @@ def choices(context: Context, score: str | None, selected: list[dict[str, Any]] 
     return options, dash.no_update if shown is not None and shown == current else shown
 
 
+MAX_WORKER_LOGS = 8  # other workers' logs shown (folded) below rank 0's
+
+
 def log_view(explorer: Any, version: dict[str, Any] | None, trial_id: str | None) -> Any:
-    """The end of the trial's log as preformatted text (Dash escapes it), or why there is none."""
+    """The end of the trial's log as preformatted text (Dash escapes it), or why there is none; the logs of
+    the trial's other Train workers follow, folded."""
     experiment = explorer.experiment(version)
     if experiment is None or not trial_id:
         return html.P("choose a trial")
     log = explorer.catalog.trial_log(experiment.name, trial_id)
-    if log is None:
-        return html.P(f"no log recorded for this trial ({trial_id})", className="no-log")
+    shown = [html.P(f"no log recorded for this trial ({trial_id})", className="no-log")] if log is None \
+        else _log_text(log, trial_id)
+    for file_name in explorer.catalog.worker_logs(experiment.name, trial_id)[:MAX_WORKER_LOGS]:
+        other = explorer.catalog.trial_log(experiment.name, trial_id, file_name=file_name)
+        if other is not None:
+            shown.append(html.Details([html.Summary(file_name), *_log_text(other, trial_id)], className="worker-log"))
+    return shown
+
+
+def _log_text(log: TrialLog, trial_id: str) -> list[Any]:
     size = f"{log.size / 1e3:,.1f} kB" if log.size >= 1000 else f"{log.size} bytes"
     note = f"{log.file} of trial {trial_id}: {size}"
     if log.truncated:
         note += f"; showing its last {LOG_BYTES / 1e3:,.0f} kB"
     if not log.text.strip():
-        return html.P(f"{note}; the log is empty", className="no-log")
+        return [html.P(f"{note}; the log is empty", className="no-log")]
     return [html.P(note, className="label"), html.Pre(log.text, className="traceback trial-log")]
 
 

@@ -1,6 +1,7 @@
 """One trial's resource use per epoch (the trial chosen in the log view): every ``resources/*`` column of the
 epochs table, one panel per unit (read from the column's suffix: ``_percent`` %, ``_mb`` MB, ...), one line per
-quantity and worker, e.g. ``resources/cpu_percent``, ``resources/gpu_mem_peak_mb``."""
+quantity and worker, e.g. ``resources/cpu_percent``, ``resources/gpu_mem_peak_mb``, ``resources/worker1/cpu_percent``
+(the engine names rank 0's columns without a worker)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from dashboards.views.common import GRAPH
 ORDER = 86
 PREFIX = "resources/"
 # A column's unit from the suffix of its quantity (the part after the prefix, before any "/worker" qualifier).
-UNITS = (("_percent", "%"), ("_pct", "%"), ("_mb", "MB"), ("_mib", "MiB"), ("_gb", "GB"), ("_gib", "GiB"),
+# The engine's ``_mb`` columns count mebibytes (2**20 bytes, as the kernel and torch report memory).
+UNITS = (("_percent", "%"), ("_pct", "%"), ("_mb", "MiB"), ("_mib", "MiB"), ("_gb", "GiB"), ("_gib", "GiB"),
          ("_bytes", "bytes"), ("_s", "s"))
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -27,13 +29,22 @@ def controls() -> html.Div:
 
 
 def describe(column: str) -> tuple[str, str]:
-    """A resource column's line name and unit: ``resources/rss_peak_mb/worker1`` -> ("rss peak (worker1)", "MB");
-    a suffix not listed in ``UNITS`` leaves the unit empty."""
-    quantity, *qualifiers = column.removeprefix(PREFIX).split("/")
-    unit = next((u for suffix, u in UNITS if quantity.endswith(suffix)), "")
-    stem = next((quantity[: -len(suffix)] for suffix, u in UNITS if quantity.endswith(suffix)), quantity)
-    name = stem.replace("_", " ") + (f" ({'/'.join(qualifiers)})" if qualifiers else "")
-    return name, unit
+    """A resource column's line name and unit: the quantity is the part with a unit suffix (else the last part),
+    any other part names the worker: ``resources/worker1/rss_peak_mb`` -> ("rss peak (worker1)", "MiB"); a
+    quantity with a suffix not listed in ``UNITS`` has no unit."""
+    parts = column.removeprefix(PREFIX).split("/")
+    position = next((i for i in reversed(range(len(parts))) if _unit(parts[i])[1]), len(parts) - 1)
+    stem, unit = _unit(parts[position])
+    qualifiers = parts[:position] + parts[position + 1:]
+    return stem.replace("_", " ") + (f" ({'/'.join(qualifiers)})" if qualifiers else ""), unit
+
+
+def _unit(quantity: str) -> tuple[str, str]:
+    """(the quantity without its unit suffix, the unit), or (quantity, "") when no suffix is listed."""
+    for suffix, unit in UNITS:
+        if quantity.endswith(suffix) and len(quantity) > len(suffix):
+            return quantity[: -len(suffix)], unit
+    return quantity, ""
 
 
 def resource_columns(columns: list[str]) -> list[str]:
@@ -47,6 +58,8 @@ def resources_figure(epochs: pd.DataFrame, columns: list[str], title: str) -> fi
     if epochs.empty or not drawn:
         return figures.empty("no CPU, GPU or memory use recorded for this trial")
     units = list(dict.fromkeys(describe(c)[1] for c in drawn))
+    # Rank 0's columns carry no worker name; beside other workers' they are worker0's.
+    several = any(describe(c)[0].endswith(")") for c in drawn)
     gap, height = 0.08, 1.0 / len(units)
     layout: dict[str, Any] = {}
     traces = []
@@ -58,6 +71,7 @@ def resources_figure(epochs: pd.DataFrame, columns: list[str], title: str) -> fi
         anchor = "y" if index == 0 else f"y{index + 1}"
         for column in (c for c in drawn if describe(c)[1] == unit):
             name = describe(column)[0]
+            name = f"{name} (worker0)" if several and not name.endswith(")") else name
             traces.append({"type": "scatter", "mode": "lines+markers", "x": epochs["epoch"].to_numpy(),
                            "y": pd.to_numeric(epochs[column], errors="coerce").to_numpy(dtype=float),
                            "name": f"{name} ({unit})" if unit else name, "yaxis": anchor,

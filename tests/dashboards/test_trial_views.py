@@ -58,6 +58,20 @@ def test_the_log_view_shows_the_log_as_text_or_says_there_is_none(page: dict[str
         assert pre["props"]["children"] == data.decode()  # the text itself: React renders it escaped
 
 
+def test_other_workers_logs_follow_folded_in_rank_order(page: dict[str, Any]) -> None:
+    directory = page["location"] / "artifacts" / "t000001"
+    (directory / "log-rank10.txt").write_text("rank ten <i>x</i>\n")
+    (directory / "log-rank2.txt").write_text("rank two\n")
+    (directory / "log-rankx.txt").write_text("not a rank\n")
+    assert page["explorer"].catalog.worker_logs("synthetic", "t000001") == ["log-rank2.txt", "log-rank10.txt"]
+    components = shown(page["explorer"].trial_log(page["version"], "t000001"))
+    folded = [c for c in components if c["type"] == "Details"]
+    assert [c["props"]["children"][0]["props"]["children"] for c in folded] == ["log-rank2.txt", "log-rank10.txt"]
+    assert folded[1]["props"]["children"][2] == {"type": "Pre", "namespace": "dash_html_components",
+                                                 "props": {"children": "rank ten <i>x</i>\n",
+                                                           "className": "traceback trial-log"}}
+
+
 def test_a_long_log_is_read_from_its_end_at_a_line_start(page: dict[str, Any]) -> None:
     lines = [f"line {i:06d}\n".encode() for i in range(40_000)]  # 480 kB
     write_log(page, "t000009", b"".join(lines))
@@ -77,10 +91,12 @@ def test_a_log_outside_the_experiment_is_never_read(page: dict[str, Any], tmp_pa
 
 @pytest.mark.parametrize(("column", "name", "unit"), [
     ("resources/cpu_percent", "cpu", "%"),
-    ("resources/gpu_mem_peak_mb", "gpu mem peak", "MB"),
-    ("resources/rss_peak_mb/worker1", "rss peak (worker1)", "MB"),
+    ("resources/gpu_mem_peak_mb", "gpu mem peak", "MiB"),  # the engine's _mb columns count MiB
+    ("resources/worker1/rss_peak_mb", "rss peak (worker1)", "MiB"),  # the engine's name for another rank's
+    ("resources/rss_peak_mb/worker1", "rss peak (worker1)", "MiB"),
     ("resources/disk_read_gib", "disk read", "GiB"),
     ("resources/threads", "threads", ""),
+    ("resources/worker2/threads", "threads (worker2)", ""),
 ])
 def test_resource_columns_are_named_with_units_from_their_suffix(column: str, name: str, unit: str) -> None:
     assert resources.describe(column) == (name, unit)
@@ -89,10 +105,17 @@ def test_resource_columns_are_named_with_units_from_their_suffix(column: str, na
 def test_the_resources_view_draws_one_panel_per_unit(page: dict[str, Any]) -> None:
     figure = page["explorer"].trial_resources(page["version"], "t000000")
     names = [trace["name"] for trace in figure["data"]]
-    assert names == ["cpu (%)", "gpu (%)", "gpu mem peak (MB)", "rss peak (MB)"]
+    assert names == ["cpu (%)", "gpu (%)", "gpu mem peak (MiB)", "rss peak (MiB)"]
     assert {trace["yaxis"] for trace in figure["data"]} == {"y", "y2"}
-    assert figure["layout"]["yaxis"]["title"]["text"] == "%" and figure["layout"]["yaxis2"]["title"]["text"] == "MB"
+    assert figure["layout"]["yaxis"]["title"]["text"] == "%" and figure["layout"]["yaxis2"]["title"]["text"] == "MiB"
     assert list(figure["data"][0]["x"]) == [1, 2, 3, 4]
+
+
+def test_every_worker_gets_its_own_line() -> None:
+    epochs = pd.DataFrame({"epoch": [1, 2], "resources/cpu_percent": [90.0, 95.0],
+                           "resources/worker1/cpu_percent": [80.0, 85.0]})
+    figure = resources.resources_figure(epochs, ["resources/cpu_percent", "resources/worker1/cpu_percent"], "t")
+    assert [trace["name"] for trace in figure["data"]] == ["cpu (worker0) (%)", "cpu (worker1) (%)"]
 
 
 @pytest.mark.parametrize(("epochs", "message"), [
