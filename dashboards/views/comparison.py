@@ -65,8 +65,9 @@ def distinct_best(trials: pd.DataFrame, score: str | None, experiment: Any, coun
     return (picked + others)[:count]
 
 
-def ranked_options(context: Context, score: str | None, extra: list[str]) -> list[dict[str, str]]:
-    """Picker options: ``extra`` first, then the best ``MAX_OPTIONS`` trials on ``score`` among the filtered ones,
+def ranked_options(context: Context, score: str | None, extra: list[str], limit: int = MAX_OPTIONS
+                   ) -> list[dict[str, str]]:
+    """Picker options: ``extra`` first, then the best ``limit`` trials on ``score`` among the filtered ones,
     each labelled by its parameters and seed. The ranked part is computed once per filter and score (the trial
     pickers of the comparison and of the log view share it): listing 100,000 trials would cost seconds."""
     experiment, trials = context.experiment, context.trials
@@ -80,7 +81,7 @@ def ranked_options(context: Context, score: str | None, extra: list[str]) -> lis
     missing_labels = [t for t in extra if t not in labels]
     if missing_labels:
         labels = {**labels, **trial_labels(experiment, missing_labels)}
-    return [{"label": labels.get(t, t), "value": t} for t in dict.fromkeys([*extra, *order])]
+    return [{"label": labels.get(t, t), "value": t} for t in dict.fromkeys([*extra, *order[:limit]])]
 
 
 def known_ids(experiment: Any, ids: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from dashboards.views.common import dropdown, ranked_ids
 from dashboards.views.comparison import known_ids, ranked_options
 
 ORDER = 85
+MAX_OPTIONS = 100  # trials offered in the picker (the best; the shown one and a grid selection always included)
 
 
 def controls() -> html.Div:
@@ -28,7 +29,7 @@ def controls() -> html.Div:
 
 def choices(context: Context, score: str | None, selected: list[dict[str, Any]] | None, compared: str | None,
             current: str | None) -> tuple[list[dict[str, str]], Any]:
-    """The trials offered (the best ``MAX_OPTIONS`` on the score, shared with the comparison's picker) and the one
+    """The trials offered (the best ``MAX_OPTIONS`` on the score, from the comparison's ranked list) and the one
     shown: the row just selected in the grid, A of the comparison when it just changed, else the current one
     while it exists, else A, else the best; ``no_update`` when that is the current one."""
     experiment, trials = context.experiment, context.trials
@@ -37,7 +38,7 @@ def choices(context: Context, score: str | None, selected: list[dict[str, Any]] 
                   current, compared]
     found = known_ids(experiment, [t for t in candidates if t])
     shown = found[0] if found else next(iter(ranked_ids(trials, score, experiment, 1)), None)
-    options = ranked_options(context, score, [shown] if shown else [])
+    options = ranked_options(context, score, [shown] if shown else [], MAX_OPTIONS)
     return options, dash.no_update if shown is not None and shown == current else shown
 
 
