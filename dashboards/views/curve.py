@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,9 @@ from dash import dcc, html
 
 from dashboards import figures
 from dashboards.analysis import (
+    STOPPED_EARLY,
     by_config,
+    filter_trials,
     short_name,
     stopped_early,
 )
@@ -29,7 +32,9 @@ from dashboards.figures import (
 from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, selected_ids
 from dashboards.views.labels import score_label
-from platform.statistics import t_half_widths
+from platform.results import ResultsStore
+from platform.resume import SPEC_COLUMN
+from platform.statistics import cell_matches, t_half_widths
 
 ORDER = 40
 
@@ -52,10 +57,55 @@ def param_choices(explorer: Any, version: dict[str, Any] | None, current: str | 
 
 
 def render(context: Context, score: str | None, param: str | None, selected: list[dict[str, Any]] | None) -> Any:
-    experiment = context.experiment
-    return objective_curve(context.trials, param, experiment.categorical, score, experiment.params,
-                                   experiment.is_log_axis(param) if param else None, selected_ids(selected),
-                                   experiment.levels(param) if param else None, experiment.metrics_meta)
+    experiment, trials = context.experiment, context.trials
+    statuses, brushes, grid_model = context.filters
+    # The spec's first points (points_to_evaluate, e.g. the paper's values) stopped early by the scheduler are
+    # shown even while the status boxes leave stopped-early trials out: hiding them hides the spec's question.
+    if statuses is not None and STOPPED_EARLY not in statuses:
+        points = context.explorer.memo("points", (experiment.name, experiment.version), lambda: first_points(
+            experiment.location))
+        extra = asked_first(filter_trials(experiment.trials, [STOPPED_EARLY], brushes, grid_model), points)
+        trials = pd.concat([trials, extra]) if len(extra) else trials
+    return objective_curve(trials, param, experiment.categorical, score, experiment.params,
+                           experiment.is_log_axis(param) if param else None, selected_ids(selected),
+                           experiment.levels(param) if param else None, experiment.metrics_meta)
+
+
+def first_points(location: str) -> list[dict[str, Any]]:
+    """The spec's ``points_to_evaluate`` (the configurations it asked for first), from the sweep table's
+    resolved spec; empty when the table predates it or the spec has none."""
+    try:
+        rows = ResultsStore(location).read("sweep").to_pylist()
+        spec = json.loads(rows[-1].get(SPEC_COLUMN) or "{}") if rows else {}
+    except (OSError, ValueError):
+        return []
+
+    def find(value: Any) -> list[dict[str, Any]]:
+        if isinstance(value, dict):
+            points = value.get("points_to_evaluate")
+            if isinstance(points, list):
+                return [p for p in points if isinstance(p, dict)]
+            return next((found for v in value.values() if (found := find(v))), [])
+        return []
+
+    return find(spec)
+
+
+def asked_first(trials: pd.DataFrame, points: list[dict[str, Any]]) -> pd.DataFrame:
+    """The trials of ``trials`` whose configuration is one of ``points`` (every key of the point matches)."""
+    if not points or trials.empty:
+        return trials.iloc[:0]
+    keep = np.zeros(len(trials), dtype=bool)
+    for point in points:
+        match = np.ones(len(trials), dtype=bool)
+        for key, value in point.items():
+            column = f"config/{key}"
+            if column not in trials:
+                match[:] = False
+                break
+            match &= trials[column].map(lambda stored, value=value: cell_matches(stored, value)).to_numpy(dtype=bool)
+        keep |= match
+    return trials[keep]
 
 
 # --- the figure ---

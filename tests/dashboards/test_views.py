@@ -142,3 +142,41 @@ def html_div(section: Any) -> Any:
     from dash import html
 
     return html.Div(section if isinstance(section, list) else [section])
+
+
+def test_the_specs_first_points_stopped_early_are_drawn_though_the_status_boxes_hide_stopped_trials(
+        tmp_path: Any) -> None:
+    """The lambda curve of a sweep whose scheduler stopped the spec's first points (the paper's values): they are
+    drawn apart (their own series, not in the means) even with "stopped early" unticked; other stopped trials
+    stay hidden."""
+    import json
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dashboards.analysis import filter_trials
+    from dashboards.views import curve
+    from platform.results import ResultsStore
+    from platform.resume import SPEC_COLUMN
+
+    location = str(tmp_path / "exp")
+    ResultsStore(location).append("sweep", [{"experiment": "exp", SPEC_COLUMN: json.dumps(
+        {"searcher": {"name": "optuna", "points_to_evaluate": [{"lambda": 1.5}, {"lambda": 5.0}]}})}])
+    assert curve.first_points(location) == [{"lambda": 1.5}, {"lambda": 5.0}]
+    trials = pd.DataFrame({"trial_id": [f"t{i}" for i in range(6)], "status": "TERMINATED",
+                           "config/lambda": [0.1, 0.12, 0.15, 1.5, 5.0, 0.2], "seed": 0,
+                           "stopped_early": ["False", "False", "False", "True", "True", "True"],
+                           "config_key": [f"k{i}" for i in range(6)], "score": [0.74, 0.745, 0.748, 0.6, 0.5, 0.4]})
+    experiment = SimpleNamespace(name="exp", version=1, location=location, trials=trials, categorical=set(),
+                                 params=["config/lambda"], metrics_meta={}, is_log_axis=lambda p: False,
+                                 levels=lambda p: None)
+    memo = {}
+    explorer = SimpleNamespace(memo=lambda name, key, compute: memo.setdefault((name, key), compute()))
+    shown = ["TERMINATED", "RUNNING", "ERROR", "PENDING"]  # the default: stopped early unticked
+    context = SimpleNamespace(explorer=explorer, experiment=experiment, trials=filter_trials(trials, shown),
+                              version={}, filters=(shown, {}, None))
+    figure = curve.render(context, "score", "config/lambda", [])
+    series = {t["name"]: sorted(t["x"].tolist()) for t in figure["data"]}
+    assert series["stopped early by the scheduler (2)"] == [1.5, 5.0]  # the points; not the other stopped trial
+    means = next(t for t in figure["data"] if t["name"].startswith("mean"))
+    assert sorted(means["x"].tolist()) == [0.1, 0.12, 0.15]  # never joined to the line
