@@ -25,6 +25,7 @@ import pandas as pd
 
 from dashboards.analysis import ABLATION_COLUMNS, ablation, level_labels
 from dashboards.tables import Catalog, Experiment, ExplorerError
+from dashboards.views.labels import score_label
 from platform.papertables import md_text
 
 EXIT_USER_ERROR = 2
@@ -66,7 +67,8 @@ def report_table(experiment: Experiment, factors: list[str], baseline: str | Non
     order = spec_order(experiment, columns)
     table = ablation(trials, columns, score, baseline, mode=experiment.mode_of(score), adjust=adjust, order=order)
     table["significant"] = table["p_adjusted"].lt(SIGNIFICANT)
-    table.attrs.update(baseline=baseline, score=score, factors=factors, adjust=adjust, columns=columns, order=order)
+    table.attrs.update(baseline=baseline, score=score, factors=factors, adjust=adjust, columns=columns, order=order,
+                       mode=experiment.mode_of(score))
     return table
 
 
@@ -78,14 +80,20 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _interval(mean: Any, low: Any, high: Any) -> str:
+    """``mean [low, high]``; a missing interval (one repeat has no spread) says so instead of ``[nan, nan]``."""
+    finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high))
+    return f"{_fmt(mean)} [{_fmt(low)}, {_fmt(high)}]" if finite else f"{_fmt(mean)} (no interval: n < 2)"
+
+
 def _rows(table: pd.DataFrame) -> list[list[str]]:
     rows = []
     for record in table.to_dict("records"):
         mark = " *" if record["significant"] else ""
-        rows.append([f"{record['level']}{mark}", f"{_fmt(record['mean'])} [{_fmt(record['low'])}, "
-                     f"{_fmt(record['high'])}]", str(record["n"]),
+        rows.append([f"{record['level']}{mark}", _interval(record["mean"], record["low"], record["high"]),
+                     str(record["n"]),
                      "baseline" if record["method"] == "baseline" else
-                     f"{_fmt(record['diff'])} [{_fmt(record['diff_low'])}, {_fmt(record['diff_high'])}]",
+                     _interval(record["diff"], record["diff_low"], record["diff_high"]),
                      _fmt(record["method"]) if record["method"] != "baseline" else "-", _fmt(record["p_adjusted"]),
                      _fmt(record["verdict"]),
                      _fmt(record["p_improvement"], 2), _fmt(record["hedges_g"], 2), _fmt(record["repeats_needed"])])
@@ -94,6 +102,13 @@ def _rows(table: pd.DataFrame) -> list[list[str]]:
 
 HEADERS = ["level", "mean [95% CI]", "n", "difference to baseline [95% CI]", "test", "adjusted p",
            "beats baseline (Holm)", "P(improvement)", "Hedges' g", "repeats for 80% power"]
+
+
+def headers(mode: str) -> list[str]:
+    """The column headers; the difference's says which sign is better under ``mode``."""
+    better = "< 0" if mode == "min" else "> 0"
+    return [f"difference to baseline [95% CI] ({better} is better)" if h.startswith("difference") else h
+            for h in HEADERS]
 
 
 def _json_value(value: Any) -> Any:
@@ -109,10 +124,13 @@ def _json_value(value: Any) -> Any:
 def render(table: pd.DataFrame, form: str, experiment: str) -> str:
     """The table as Markdown, LaTeX, CSV, JSON or a self-contained HTML page."""
     attrs = table.attrs
-    caption = (f"{experiment}: {attrs['score']} by {', '.join(attrs['factors'])}, baseline {attrs['baseline']}; "
+    caption = (f"{experiment}: {score_label(attrs['score'])} by {', '.join(attrs['factors'])}, baseline "
+               f"{attrs['baseline']}; n = repeats (seed, fold); the intervals are unadjusted 95% t-intervals over "
+               "repeats (paired t or Welch for differences; none at n < 2); "
                f"p adjusted by {attrs['adjust']} over the {int(table['p'].notna().sum())} levels compared; "
                f"* adjusted p < {SIGNIFICANT}; verdicts of 'beats the baseline': Holm-adjusted intervals over the "
                "levels compared")
+    columns = headers(attrs.get("mode", "max"))
     if form == "csv":
         buffer = io.StringIO()
         table.reindex(columns=[*ABLATION_COLUMNS, "significant"]).to_csv(buffer, index=False)
@@ -125,7 +143,7 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
             ">", "\\u003e").replace("&", "\\u0026")
     rows = _rows(table)
     if form == "md":
-        lines = [f"| {' | '.join(HEADERS)} |", "|" + "---|" * len(HEADERS)]
+        lines = [f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
         lines += [f"| {' | '.join(md_text(cell) for cell in row)} |" for row in rows]
         return "\n".join(lines) + f"\n\n{md_text(caption)}\n"
     if form == "latex":
@@ -133,7 +151,7 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
             return text.replace("_", r"\_").replace("%", r"\%").replace("#", r"\#").replace("&", r"\&")
 
         lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(HEADERS) - 1) + "}",
-                 r"\hline", " & ".join(tex(h) for h in HEADERS) + r" \\", r"\hline"]
+                 r"\hline", " & ".join(tex(h) for h in columns) + r" \\", r"\hline"]
         lines += [" & ".join(tex(c) for c in row) + r" \\" for row in rows]
         lines += [r"\hline", r"\end{tabular}", f"\\caption{{{tex(caption)}}}", r"\end{table}"]
         return "\n".join(lines) + "\n"
@@ -141,7 +159,7 @@ def render(table: pd.DataFrame, form: str, experiment: str) -> str:
         import plotly.io as pio
 
         esc = html_module.escape
-        head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
+        head = "".join(f"<th>{esc(h)}</th>" for h in columns)
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
         shown = [f for f in (attrs.get("figures") or [attrs.get("figure")]) if f is not None]
         plot = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False)

@@ -119,3 +119,17 @@ def test_mistakes_are_one_line(tmp_path: Path, extra: list[str], message: str) -
     write_sweep(tmp_path)
     result = run_report(tmp_path, *extra)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("mode", "better"), [("max", "> 0 is better"), ("min", "< 0 is better")])
+def test_the_difference_column_says_which_sign_is_better(mode: str, better: str) -> None:
+    from dashboards.report import headers
+
+    assert any(better in h for h in headers(mode) if h.startswith("difference"))
+
+
+def test_an_interval_from_one_repeat_says_why_it_is_missing() -> None:
+    from dashboards.report import _interval
+
+    assert _interval(0.5, float("nan"), float("nan")) == "0.500 (no interval: n < 2)"
+    assert _interval(0.5, 0.4, 0.6) == "0.500 [0.400, 0.600]"
