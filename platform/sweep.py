@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
-import math
 import os
 import shlex
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from platform.spec import SpecError, SweepSpec, load_spec
+from platform.sweepray import REPO_ROOT, RayStartError, _init_ray, _resources_for_plan, _start_ray
+from platform.sweeptext import _storage_failure, plan_text, results_text, retried_text
 
 EXIT_USER_ERROR = 2
 EXIT_STOPPED = 3  # stopped by its environment (a full disk, a failing store): continue with --resume
-REPO_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["EXIT_STOPPED", "EXIT_USER_ERROR", "REPO_ROOT", "RayStartError", "_init_ray", "_resources_for_plan",
+           "_start_ray", "_storage_failure", "main", "parse_args", "plan_text", "preflight", "results_text",
+           "retried_text"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,126 +43,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also show Ray Tune's and Optuna's own output (its boxes, study and logger messages)")
     # Intermixed: overrides may come after options (`SPEC --storage X budget.trials=4`).
     return parser.parse_intermixed_args(argv)
-
-
-def plan_text(spec: SweepSpec, experiment: str, available: dict[str, float] | None = None) -> str:
-    """The resolved plan that --dry-run prints; ``available`` resources name the derived concurrency."""
-    from platform.space import describe_axis
-
-    config = spec.base_config()
-    lines = [f"experiment   {spec.name}  ->  {experiment}", f"trainer      {spec.trainer}",
-             "config       " + ", ".join(f"{k}={v}" for k, v in config.model_dump(by_alias=True).items()),
-             "data         " + ", ".join(f"{k}={v}" for k, v in spec.data.model_dump().items() if v is not None)]
-    data = spec.data
-    everything = data.domains or ["every domain of the manifest"]
-    split = "the manifest's split column if any, else " if data.dataset == "manifest" else ""
-    lines.append(f"domains      train on {data.train_domains or everything}, evaluate on "
-                 f"{data.eval_domains or everything}; splits: {split}val {data.val_fraction:g}"
-                 + (f" ({data.folds} folds)" if data.folds else "")
-                 + f", test {data.test_fraction:g} of each domain's subjects; intensity {data.intensity}"
-                 + (" (non-zero voxels)" if data.intensity_nonzero else ""))
-    lines.append("search axes  " + ("none" if not spec.search else ""))
-    lines += [f"  - {describe_axis(key, axis)}" for key, axis in spec.search.items()]
-    searcher = spec.searcher
-    lines.append(f"searcher     optuna/{searcher.sampler} seed={searcher.seed}"
-                 + (f", first points {searcher.points_to_evaluate}" if searcher.points_to_evaluate else ""))
-    lines.append(f"scheduler    {spec.scheduler.type}" + (
-        f" (grace {spec.scheduler.grace_period}, reduction {spec.scheduler.reduction_factor}, max {config.epochs})"
-        if spec.scheduler.type == "asha" else ""))
-    lines.append("objective    " + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives))
-    combos = spec.repeats.combos()
-    lines.append(f"repeats      {len(combos)} per config: " + ", ".join(
-        f"seed {s}" + (f"/fold {f}" if f is not None else "") for s, f in combos))
-    lines.append(f"trials       {spec.configs_to_sample()} configs x {len(combos)} repeats = {spec.trial_count()}"
-                 f", {config.epochs} epochs each at most")
-    res = spec.resources
-    path = ("in-process" if res.workers_per_trial == 1
-            else f"Ray Train TorchTrainer, {res.workers_per_trial} workers (DDP)")
-    if spec.budget.concurrent:
-        concurrent = str(spec.budget.concurrent)
-    elif available is not None:
-        from platform.tuning import default_concurrency
-
-        concurrent = (f"{default_concurrency(spec, available)} (as resources allow: {available.get('CPU', 0):g} CPU, "
-                      f"{available.get('GPU', 0):g} GPU)")
-    else:
-        concurrent = "as resources allow"
-    lines.append(f"resources    {path}; per worker {res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU; "
-                 f"concurrent {concurrent}"
-                 + (f"; time budget {spec.budget.time_budget_s}s" if spec.budget.time_budget_s else ""))
-    lines.append(f"runtime      {spec.runtime.describe()}")
-    return "\n".join(lines)
-
-
-def results_text(spec: SweepSpec, experiment: str, limit: int = 40) -> str:
-    """Trials ranked by the first objective, from the results table."""
-    from platform.results import read_table
-
-    rows = read_table(experiment, "trials").to_pylist()
-    objective = spec.objectives[0]
-    key = f"best/{objective.metric}"
-
-    def rank(row: dict[str, Any]) -> float:
-        value = row.get(key)
-        if value is None or not math.isfinite(value):
-            return math.inf
-        return -value if objective.mode == "max" else value
-
-    rows.sort(key=rank)
-    extra = [f"best/{o.metric}" for o in spec.objectives[1:]]
-    # The test score beside the validation score it was selected on: the best-on-val checkpoint's.
-    tests = [column for o in spec.objectives if o.metric.startswith("val/")
-             if (column := f"test/best/{o.metric[4:]}") in {k for row in rows for k in row}]
-    headers = ["trial_id", "status", *[f"config/{k}" for k in spec.search], "seed",
-               *(["fold"] if spec.repeats.folds else []), key, *tests[:1], *extra, *tests[1:], "epochs", "wall_s"]
-    table = [[_cell(row.get(h)) for h in headers] for row in rows[:limit]]
-    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
-    errors = [f"  {row['trial_id']}: {row.get('error')}" for row in rows if row.get("status") == "ERROR"]
-    if errors:
-        out += ["errored trials:", *errors]
-    return "\n".join(out)
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _storage_failure(exc: BaseException) -> str | None:
-    """What a storage failure under ``tuner.fit`` says (``StorageFailed``, or a full disk anywhere in the
-    exception's causes), or None for any other exception."""
-    from platform.tuning import StorageFailed, storage_reason
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, StorageFailed):
-            return str(current)
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return f"the results storage cannot be written ({storage_reason(current)})"
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def retried_text(experiment: str) -> str | None:
-    """The trials Tune restarted from a checkpoint after the infrastructure failed under them, or None."""
-    from platform.results import read_table
-
-    try:
-        rows = read_table(experiment, "trials").to_pylist()
-    except Exception:  # the summary is a courtesy; the table's own problems are reported where it is read
-        return None
-    retried = sorted((row["trial_id"], int(row.get("retries") or 0)) for row in rows if row.get("retries"))
-    if not retried:
-        return None
-    return ("retried from their last checkpoint after a lost worker or node: "
-            + ", ".join(f"{trial} ({n} time{'s' if n > 1 else ''})" for trial, n in retried))
 
 
 def stopped(spec: SweepSpec, args: argparse.Namespace, experiment: str, at_once: bool) -> int:
@@ -206,103 +86,6 @@ def _validate_data(spec: SweepSpec) -> None:
     cases = load_cases(spec.data)
     for _, fold in spec.repeats.combos():
         split_cases(cases, spec.data, fold=fold)  # every role keeps its subjects in every fold
-
-
-def _resources_for_plan(address: str | None) -> dict[str, float]:
-    """Resources a run would get: the cluster's when --address names one (joining starts nothing), else this
-    machine's CPUs and visible GPUs, which is what a local Ray would offer."""
-    import ray
-
-    if ray.is_initialized():  # a driver that started its own Ray (a script, a test) runs on that one
-        return dict(ray.cluster_resources())
-    if address:
-        _init_ray(address=address, logging_level="ERROR")
-        try:
-            return dict(ray.cluster_resources())
-        finally:
-            ray.shutdown()
-    import torch
-
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
-
-
-class RayStartError(Exception):
-    """Ray did not start, or the cluster could not be joined; the message says what to try."""
-
-
-def _init_ray(**kwargs: Any) -> None:
-    """``ray.init``; a cluster that cannot be reached, or a local Ray that does not start within
-    ``ray_start_timeout_s`` (``SEGSWEEP_RAY_START_TIMEOUT_S``), is a ``RayStartError`` with what to try."""
-    import ray
-
-    from platform.localray import START_TIMEOUT_ENV, cluster_unreachable, ray_start_timeout_s
-
-    address = kwargs.get("address")
-    joining = address not in (None, "local")
-    try:
-        timeout = ray_start_timeout_s()
-    except ValueError as err:
-        raise RayStartError(str(err)) from None
-    if joining:
-        unreachable = cluster_unreachable(str(address), timeout)
-        if unreachable:
-            raise RayStartError(f"could not join the Ray cluster at {address!r} ({unreachable}). Check the "
-                                "address (ray://HOST:10001 or HOST:6379) and that the cluster is up, or run "
-                                "without --address for a local Ray.")
-    else:
-        # Ray waits for its GCS as long as this says (its own default is shorter than a loaded machine needs).
-        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(int(timeout)))
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ray.init(**kwargs)
-            return
-        except Exception as exc:  # ray.init raises many types (ConnectionError, TimeoutError, RuntimeError, ...)
-            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
-            if joining:
-                raise RayStartError(f"could not join the Ray cluster at {address!r} ({reason}). Check the "
-                                    "address (ray://HOST:10001 or HOST:6379) and that the cluster is up, or run "
-                                    "without --address for a local Ray.") from None
-            # Ray gives its node 30 s to register, a limit of its own that a loaded machine overruns: start it
-            # again while the sweep's own limit allows.
-            ray.shutdown()
-            if time.monotonic() >= deadline or "timed out during startup" not in str(exc):
-                raise RayStartError(
-                    f"the local Ray did not start within {timeout:.0f} s ({reason}). The machine may be loaded "
-                    f"or short of memory: try again when the load drops, free memory, allow it longer (e.g. "
-                    f"{START_TIMEOUT_ENV}={int(max(2 * timeout, 300))}), or join a running cluster with "
-                    "--address. Nothing was written.") from None
-            print(f"warning: the local Ray did not start in Ray's own time ({reason}); starting it again "
-                  f"(up to {timeout:.0f} s in all, {START_TIMEOUT_ENV}).", file=sys.stderr, flush=True)
-
-
-def _start_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    # Inside `ray job submit`, RAY_ADDRESS names the cluster and the job's runtime env (working dir) applies.
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        _init_ray(address=address, log_to_driver=True)
-        return
-    from platform.localray import mark_current_session, ray_temp_dir, reap_abandoned
-
-    # What an earlier local run killed with SIGKILL left running (its own session's processes only).
-    reap_abandoned(ray_temp_dir())
-    # A local Ray of its own ("local": never join another user's `ray start` cluster found on this machine);
-    # workers import `platform` from the repository root.
-    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    _init_ray(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
-              log_to_driver=True, configure_logging=True, logging_level="WARNING")
-    mark_current_session()
-    import atexit
-
-    from platform.localray import mark_session_stopping
-
-    # Registered after ray.init's own ray.shutdown, so it runs first: the supervisor, which sees the Ray's
-    # processes go, then knows this driver stops them itself (however long that takes on a loaded machine).
-    atexit.register(mark_session_stopping)
 
 
 def preflight(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: str) -> str | None:
