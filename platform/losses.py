@@ -152,3 +152,59 @@ class Float32Loss(torch.nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.loss(logits.float(), target)
+
+
+def dualnorm_loss(lambda_: float, num_classes: int) -> Float32Loss:
+    """Xiao et al. equation 9, ``lambda * L_Dice + (1 - lambda) * L_CE``: L_Dice as equation 7 (squared
+    denominators, mean over the classes), L_CE as equation 8, ``-1/(D |L|) sum y log y_hat``: MONAI's CE is the
+    pixel mean, so its weight carries the extra 1/|L|. Input logits (B, L, H, W), target (B, 1, H, W)."""
+    from monai.losses import DiceCELoss  # MONAI loads in the processes of the methods that use it
+
+    return Float32Loss(DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
+                                  lambda_dice=lambda_, lambda_ce=(1 - lambda_) / num_classes))
+
+
+def dice_ce_loss(dice_weight: float) -> Float32Loss:
+    """``w * Dice + (1 - w) * CE`` over all classes (MONAI's, softmax of the logits): input logits (B, C, H, W),
+    target (B, 1, H, W)."""
+    from monai.losses import DiceCELoss
+
+    return Float32Loss(DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, lambda_dice=dice_weight,
+                                  lambda_ce=1 - dice_weight))
+
+
+# Delisle et al.'s Dice class weights, keyed by class name (a manifest in iSEG order BG, CSF, GM, WM gets them right).
+PAPER_CLASS_WEIGHTS = {"bg": 0.22, "wm": 0.28, "gm": 0.20, "csf": 0.30}
+
+
+def class_weights_for(weights: Sequence[float] | dict[str, float] | None, class_names: Sequence[str]) -> list[float]:
+    """Dice weight of each class, in the data's class order: a list as given (background first), a mapping by
+    class name, or (None) the paper's weights when the classes are its four, else uniform."""
+    if isinstance(weights, dict):
+        return [float(weights[name]) for name in class_names]
+    if weights is not None:
+        return [float(w) for w in weights]
+    if sorted(class_names) == sorted(PAPER_CLASS_WEIGHTS):
+        return [PAPER_CLASS_WEIGHTS[name] for name in class_names]
+    return [1.0] * len(class_names)
+
+
+def segmentation_loss(kind: str, logits: torch.Tensor, target: torch.Tensor,
+                      class_weights: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    """Delisle et al.'s segmenter loss by name: ``dice`` eq. 1's weighted Dice, ``dice_ce`` it plus the voxels'
+    cross-entropy, ``mean_dice_ce`` nnU-Net's per-class mean Dice + CE. Logits (B, C, *spatial), target
+    (B, *spatial) integer labels, class weights (C,)."""
+    if kind == "mean_dice_ce":
+        return mean_dice_ce_loss(logits, target)
+    loss = weighted_dice_loss(logits, target, class_weights)
+    if kind == "dice_ce":
+        loss = loss + F.cross_entropy(logits, target.long())
+    return loss
+
+
+def masked_bce_to(logits: torch.Tensor, label: float, mask: torch.Tensor) -> torch.Tensor:
+    """``bce_to`` weighted per pixel by ``mask`` (same shape as ``logits``, e.g. (B, 1, H, W)): the mask-weighted
+    mean of the pixels' binary cross-entropy to the constant ``label``, in float32."""
+    per_pixel = F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits, label, dtype=torch.float32),
+                                                   reduction="none")
+    return (mask * per_pixel).sum() / mask.sum().clamp_min(1e-6)

@@ -80,7 +80,7 @@ def advnorm_case(patches: list[str]) -> StepCase:
     G, S, D = trainer.net("G"), trainer.net("S"), trainer.net("D")  # the paper's names
     opt = trainer.optimizers
     x, y, z = trainer.samplers["patches"].sample()
-    fake = torch.full_like(z, len(trainer.domains))
+    fake = torch.full_like(z, len(trainer.train_domains))
 
     def hand(iterations: int) -> None:
         for net in (G, S, D):
@@ -197,7 +197,9 @@ def glua_cases(patches: list[str]) -> list[StepCase]:
 
     def stage2_built() -> dict[str, Any]:
         if "labelled" not in trainer.samplers:
-            trainer._build_stage2_samplers()
+            from platform.trainers._glua_parts import build_stage2_samplers
+
+            build_stage2_samplers(trainer)
         return trainer.samplers
 
     def stage2_samplers() -> list[tuple[str, Any, int]]:

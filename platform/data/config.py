@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -137,12 +138,14 @@ class DataConfig(BaseModel):
             )
         return self
 
-    def training_domains(self, present: list[str]) -> list[str]:
-        """The training domains, in spec order: ``train_domains``, else ``domains``, else ``present`` sorted."""
+    def training_domains(self, present: Sequence[str] = ()) -> list[str]:
+        """The training domains, in spec order: ``train_domains``, else ``domains``, else ``present`` sorted
+        (without ``present``: ``train_domains or domains``, empty until a manifest names them)."""
         return list(self.train_domains or self.domains or sorted(present))
 
-    def evaluation_domains(self, present: list[str]) -> list[str]:
-        """The evaluation domains, in spec order: ``eval_domains``, else ``domains``, else ``present`` sorted."""
+    def evaluation_domains(self, present: Sequence[str] = ()) -> list[str]:
+        """The evaluation domains, in spec order: ``eval_domains``, else ``domains``, else ``present`` sorted
+        (without ``present``: ``eval_domains or domains``, the one place that fallback is written)."""
         return list(self.eval_domains or self.domains or sorted(present))
 
     def names_of_classes(self) -> list[str]:

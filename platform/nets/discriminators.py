@@ -40,3 +40,13 @@ def resnet_discriminator(in_channels: int, num_classes: int, depth: int = 10) ->
     if factory is None:
         raise ValueError(f"resnet_depth must be 10 or 18, got {depth}")
     return factory(spatial_dims=3, n_input_channels=in_channels, num_classes=num_classes)
+
+
+def patch_discriminator(kind: str, in_channels: int, num_classes: int, patch_size: int, channels: int,
+                        dropout: float, resnet_depth: int) -> nn.Module:
+    """The (K+1)-class discriminator named by ``kind``: ``dcgan`` (the paper's) or ``resnet``."""
+    if kind == "dcgan":
+        return DCGANDiscriminator3D(in_channels, num_classes, patch_size, channels, dropout)
+    if kind == "resnet":
+        return resnet_discriminator(in_channels, num_classes, resnet_depth)
+    raise ValueError(f"discriminator must be dcgan or resnet, got {kind!r}")

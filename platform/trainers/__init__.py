@@ -1,5 +1,6 @@
 """Trainers, one module per method: adding a trainer is adding a file. Each module registers itself in ``TRAINERS``
-under its file's name; this package lists the modules (``pkgutil``) without importing them, and
+under its file's name (``base`` and modules named ``_*`` are helpers); this package lists the modules (``pkgutil``)
+without importing them, and
 ``TRAINERS.get(name)`` imports the one asked for, so a Ray worker imports only the trainer it runs (a method's
 own dependencies, e.g. MONAI's losses, load in the processes that use them).
 
@@ -17,7 +18,7 @@ import pkgutil
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
+    if _module.name != "base" and not _module.name.startswith("_"):  # ``_name``: a helper module, not a trainer
         TRAINERS.add_lazy(_module.name, f"{__name__}.{_module.name}")
 
 PLUGIN_ERRORS: list[str] = []  # the SEGSWEEP_PLUGINS modules that could not be imported, with why

@@ -34,6 +34,7 @@ built), so the paper's Standardization baseline is ``generator: none, data.inten
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -45,25 +46,23 @@ from torch import nn
 from platform.data.config import DataConfig
 from platform.data.patches import PatchSampler, apply_bias_field
 from platform.losses import (
+    class_weights_for,
     discriminator_loss,
     generated_class_loss,
-    mean_dice_ce_loss,
     real_class_loss,
-    weighted_dice_loss,
+    segmentation_loss,
 )
-from platform.metrics import (
-    SegmentationSummary,
-    classification_accuracy,
-    confusion_matrix,
-    generalized_jsd,
-    histogram_jsd,
-    intensity_position_correlation,
-    summary_names,
-)
-from platform.nets.discriminators import DCGANDiscriminator3D, resnet_discriminator
+from platform.nets.discriminators import patch_discriminator
 from platform.nets.unet3d import UNet3D
+from platform.trainers._advnorm_parts import (
+    config_problems,
+    declared_names,
+    declared_test_names,
+    evaluate_volumes,
+)
 from platform.trainers.base import TRAINERS, GeneratorState, Trainer, TrainerConfig
 
+__all__ = ["AdvNormTrainer", "Config", "class_weights_for"]
 
 class Config(TrainerConfig):
     """Hyperparameters of adversarial normalization; defaults are the journal paper's."""
@@ -110,21 +109,7 @@ class Config(TrainerConfig):
                                           "degraded by the linear bias field of each alpha (paper: .3 .5 .7 .9)")
 
 
-# The paper's Dice class weights, keyed by class name (a manifest in iSEG order BG, CSF, GM, WM gets them right).
-PAPER_CLASS_WEIGHTS = {"bg": 0.22, "wm": 0.28, "gm": 0.20, "csf": 0.30}
-SURFACE_METRICS = ("hd95", "mhd")  # the paper's equation 5 (MHD) beside HD95
-
-
-def class_weights_for(weights: list[float] | dict[str, float] | None, class_names: list[str]) -> list[float]:
-    """Dice weight of each class, in the data's class order: a list as given (background first), a mapping by
-    class name, or (None) the paper's weights when the classes are its four, else uniform."""
-    if isinstance(weights, dict):
-        return [float(weights[name]) for name in class_names]
-    if weights is not None:
-        return [float(w) for w in weights]
-    if sorted(class_names) == sorted(PAPER_CLASS_WEIGHTS):
-        return [PAPER_CLASS_WEIGHTS[name] for name in class_names]
-    return [1.0] * len(class_names)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # (clean, degraded, y, z), see ``_batch``
 
 
 @TRAINERS.register("advnorm")
@@ -134,13 +119,12 @@ class AdvNormTrainer(Trainer):
     Config = Config
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {
         **{m: ("min", "loss") for m in ("loss", "loss_seg", "loss_adv", "loss_mse", "loss_dis")},
-               "disc_acc": ("none", "accuracy"), "disc_acc_real": ("none", "accuracy"),
-               "disc_acc_fake": ("none", "accuracy"),
-               "disc_confusion": ("none", "accuracy"), "dice_bias": ("max", "overlap"),
-               "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
-               "jsd_k_input": ("none", "divergence"), "jsd_k_norm": ("min", "divergence"),
-               "bias_corr_input": ("none", "correlation"), "bias_corr_norm": ("min", "correlation"),
-               **{f"lr_{n}": ("none", "schedule") for n in ("g", "s", "d")}}
+        "disc_acc": ("none", "accuracy"), "disc_acc_real": ("none", "accuracy"), "disc_acc_fake": ("none", "accuracy"),
+        "disc_confusion": ("none", "accuracy"), "dice_bias": ("max", "overlap"),
+        "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
+        "jsd_k_input": ("none", "divergence"), "jsd_k_norm": ("min", "divergence"),
+        "bias_corr_input": ("none", "correlation"), "bias_corr_norm": ("min", "correlation"),
+        **{f"lr_{n}": ("none", "schedule") for n in ("g", "s", "d")}}
     ARTIFACT_KIND = "input|normalized|prediction|truth"
 
     def __init__(self, config: Config, data: DataConfig, **kwargs: Any) -> None:
@@ -148,22 +132,17 @@ class AdvNormTrainer(Trainer):
         channels, patch = self.channels, data.patch_size
         weights = class_weights_for(config.class_weights, self.class_names)
         self.class_weights = torch.tensor(weights, dtype=torch.float32, device=self.device)
-        self.samplers["patches"] = PatchSampler(self.train_cases, self.domains, patch, data.batch_size,
+        self.samplers["patches"] = PatchSampler(self.train_cases, self.train_domains, patch, data.batch_size,
                                                 seed=self.stream_seed(0), class_share=config.class_share)
         self.samplers["augment"] = GeneratorState(self.stream_seed(1))
-
-        k = len(self.domains)
         if config.generator == "unet":
             # A linear last layer: G's output stays in its input's space, the space of D's real patches.
             self.nets["G"] = UNet3D(channels, channels, config.g_channels, config.g_depth)
         self.nets["S"] = UNet3D(channels, self.num_classes, config.s_channels, config.s_depth)
-        adversarial = config.generator == "unet"  # D judges G's output: without G there is nothing to judge
-        if adversarial and config.discriminator == "dcgan":
-            self.nets["D"] = DCGANDiscriminator3D(channels, k + 1, patch, config.d_channels, config.d_dropout)
-        elif adversarial and config.discriminator == "resnet":
-            self.nets["D"] = resnet_discriminator(channels, k + 1, config.resnet_depth)
+        if config.generator == "unet" and config.discriminator != "none":  # without G there is nothing to judge
+            self.nets["D"] = patch_discriminator(config.discriminator, channels, len(self.train_domains) + 1, patch,
+                                                 config.d_channels, config.d_dropout, config.resnet_depth)
         self.finish_networks()
-
         lrs = {"G": config.lr_g, "S": config.lr_s, "D": config.lr_d}
         self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=lrs[name], weight_decay=config.weight_decay)
                            for name, net in self.nets.items()}
@@ -177,24 +156,10 @@ class AdvNormTrainer(Trainer):
     @classmethod
     def check(cls, config: TrainerConfig, data: DataConfig) -> list[str]:
         assert isinstance(config, Config)
-        problems = [f"data.patch_size {data.patch_size} must be divisible by 2**({name}-1) = {2 ** (depth - 1)}; "
-                    f"change data.patch_size or {name}"
-                    for name, depth in (("g_depth", config.g_depth), ("s_depth", config.s_depth))
-                    if data.patch_size % 2 ** (depth - 1)]
-        weights, names = config.class_weights, data.names_of_classes()
-        if isinstance(weights, dict) and set(weights) != set(names):
-            problems.append(f"class_weights names {sorted(weights)} but the classes are {names}: give one weight "
-                            "per class name")
-        elif isinstance(weights, list) and len(weights) != data.num_classes:
-            problems.append(f"class_weights has {len(weights)} values for {data.num_classes} classes; "
-                            "give one weight per class, background first")
-        if config.class_share * (data.num_classes - 1) > 1:
-            problems.append(f"class_share {config.class_share} for each of {data.num_classes - 1} foreground classes "
-                            f"is more than every patch: give at most {1 / (data.num_classes - 1):.3g}")
-        return problems
+        return config_problems(config, data)
 
     # --- helpers --------------------------------------------------------------------------------------------
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self) -> Batch:
         """(clean, degraded, y, z): patches as drawn, and the same with the random bias field of section 3.5
         (the clean ones when ``bias_augment`` is 0)."""
         x, y, z = self.to_device(*self.samplers["patches"].sample())
@@ -212,96 +177,79 @@ class AdvNormTrainer(Trainer):
             return x
         return (self.nets["G"] if ddp else self.net("G"))(x)
 
+    def _segmentation_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return segmentation_loss(self.config.seg_loss, logits, target, self.class_weights)
+
     # --- Algorithm 1 ----------------------------------------------------------------------------------------
-    def _discriminator_step(self, add: Any) -> None:
+    def train_batches(self, epoch: int) -> Iterator[tuple[str, Batch]]:
+        """Epoch 0 starts with the warm-up's G-only steps; then each iteration is ``n_steps`` D updates and one
+        G and S update, each on a batch drawn just before it."""
+        if epoch == 0:
+            yield from self._warmup_batches()
+        for _ in range(self.iterations):
+            for _ in range(self.config.n_steps if "D" in self.nets else 0):
+                yield "D", self._batch()
+            yield "GS", self._batch()
+
+    def _warmup_batches(self) -> Iterator[tuple[str, Batch]]:
+        for _ in range(self.config.warmup_epochs * self.iterations if "G" in self.nets else 0):
+            yield "warmup", self._batch()
+
+    def train_step(self, batch: tuple[str, Batch]) -> dict[str, torch.Tensor]:
+        kind, patches = batch
+        step = {"warmup": self._warmup_step, "D": self._discriminator_step, "GS": self._generator_step}[kind]
+        return step(patches)
+
+    def warm_up(self) -> list[dict[str, torch.Tensor]]:
+        """``warmup_epochs`` passes of one epoch's iterations (epoch 0 runs them first): G alone learns to reproduce
+        its input (MSE, in the input's space, the short paper's initialization); S and D are not trained."""
+        return [self.train_step(batch) for batch in self._warmup_batches()]
+
+    def _warmup_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x = batch[1]
+        loss_g = nn.functional.mse_loss(self._normalize(x).float(), self.standardize_input(x).float())
+        self.step(loss_g, "G")
+        return {"loss_mse": loss_g}
+
+    def _discriminator_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One D update on real patches (their domain) and generated ones (class K+1)."""
-        clean, degraded, _, z = self._batch()
+        clean, degraded, _, z = batch
         with torch.no_grad():
             generated = self._normalize(degraded, ddp=False)
-        fake_class = torch.full_like(z, len(self.domains))
+        fake_class = torch.full_like(z, len(self.train_domains))
         # The real class sees the real, non-degraded images (section 3.5): that is what pushes G to remove a field.
         logits_real = self.nets["D"](self.standardize_input(clean))
         logits_fake = self.nets["D"](generated)
         loss_d = discriminator_loss(logits_real, z) + discriminator_loss(logits_fake, fake_class)
         self.step(loss_d, "D")
-        add("loss_dis", loss_d)
-        add("disc_correct_real", (logits_real.argmax(1) == z).float().sum())
-        add("disc_correct_fake", (logits_fake.argmax(1) == fake_class).float().sum())
-        add("disc_seen", torch.tensor(float(z.numel())))
+        real = (logits_real.argmax(1) == z).float().mean()
+        fake = (logits_fake.argmax(1) == fake_class).float().mean()
+        return {"loss_dis": loss_d, "disc_acc_real": real, "disc_acc_fake": fake, "disc_acc": (real + fake) / 2}
 
-    def warm_up(self, add: Any) -> None:
-        """``warmup_epochs`` passes of one epoch's iterations: G alone learns to reproduce its input (MSE, in the
-        input's space, the short paper's initialization); S and D are not trained."""
-        if "G" not in self.nets:
-            return
-        for _ in range(self.config.warmup_epochs * self.iterations):
-            _, x, _, _ = self._batch()
-            loss_g = nn.functional.mse_loss(self._normalize(x).float(), self.standardize_input(x).float())
-            self.step(loss_g, "G")
-            add("loss_mse", loss_g)
-
-    def _generator_step(self, add: Any) -> None:
+    def _generator_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One G and S update on ``L_seg(S(G(x)), y) - lambda * L_dis(D(G(x)), K+1)``."""
-        config = self.config
-        _, x, y, _ = self._batch()
+        config, (_, x, y, _) = self.config, batch
         normalized = self._normalize(x)
         loss_seg = self._segmentation_loss(self.nets["S"](normalized), y)
-        loss = loss_seg
-        if "D" in self.nets and "G" in self.nets and config.lambda_ > 0:
+        loss, reported = loss_seg, {"loss_seg": loss_seg}
+        if "D" in self.nets and config.lambda_ > 0:
             with self.frozen("D"):  # and no DDP sync: D is not updated in this step
                 logits = self.net("D")(normalized)
             if config.adversarial_loss == "paper":
-                adversarial = generated_class_loss(logits)
-                loss = loss_seg - config.lambda_ * adversarial
+                reported["loss_adv"] = generated_class_loss(logits)
+                loss = loss_seg - config.lambda_ * reported["loss_adv"]
             else:
-                adversarial = real_class_loss(logits)
-                loss = loss_seg + config.lambda_ * adversarial
-            add("loss_adv", adversarial)
+                reported["loss_adv"] = real_class_loss(logits)
+                loss = loss_seg + config.lambda_ * reported["loss_adv"]
         self.step(loss, *(name for name in ("G", "S") if name in self.optimizers))
-        add("loss_seg", loss_seg)
-        add("loss", loss)
+        return reported | {"loss": loss}
 
-    def _segmentation_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Eq. 1's weighted Dice, plus the voxels' cross-entropy under ``seg_loss: dice_ce``; nnU-Net's
-        per-class mean Dice + CE under ``mean_dice_ce``."""
-        if self.config.seg_loss == "mean_dice_ce":
-            return mean_dice_ce_loss(logits, target)
-        loss = weighted_dice_loss(logits, target, self.class_weights)
-        if self.config.seg_loss == "dice_ce":
-            loss = loss + nn.functional.cross_entropy(logits, target.long())
-        return loss
-
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        config, iterations = self.config, self.iterations
-        self.train_mode()
-        sums: dict[str, torch.Tensor] = {}
-
-        def add(name: str, value: torch.Tensor) -> None:
-            sums[name] = sums.get(name, 0.0) + value.detach()
-
-        if epoch == 0 and config.warmup_epochs > 0:
-            self.warm_up(add)
-        for _ in range(iterations):
-            if "D" in self.nets:
-                for _ in range(config.n_steps):
-                    self._discriminator_step(add)
-            self._generator_step(add)
+    def end_train_epoch(self, epoch: int) -> dict[str, float]:
         for name in ("G", "S"):
             if name in self.schedulers:
                 self.schedulers[name].step()
-        metrics = {f"train/{name}": float(value) / iterations for name, value in sums.items()
-                   if name in ("loss", "loss_seg", "loss_adv")}
-        if "loss_mse" in sums:
-            metrics["train/loss_mse"] = float(sums["loss_mse"]) / (config.warmup_epochs * iterations)
-        if "loss_dis" in sums:
-            metrics["train/loss_dis"] = float(sums["loss_dis"]) / (iterations * config.n_steps)
-            real = float(sums["disc_correct_real"] / sums["disc_seen"])
-            fake = float(sums["disc_correct_fake"] / sums["disc_seen"])
-            metrics |= {"train/disc_acc": (real + fake) / 2, "train/disc_acc_real": real, "train/disc_acc_fake": fake}
-        metrics["train/iterations"] = float(iterations)
-        for name, optimizer in self.optimizers.items():
-            metrics[f"train/lr_{name.lower()}"] = optimizer.param_groups[0]["lr"]
-        return metrics
+        return {f"train/lr_{name.lower()}": optimizer.param_groups[0]["lr"]
+                for name, optimizer in self.optimizers.items()}
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         if "D" in self.schedulers and np.isfinite(metrics.get("val/loss_dis", np.nan)):
@@ -311,37 +259,7 @@ class AdvNormTrainer(Trainer):
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
         self.eval_mode()
-        summary = SegmentationSummary(self.class_names, surface=SURFACE_METRICS)
-        inputs: dict[str, list[np.ndarray]] = {d: [] for d in self.eval_domains}
-        outputs: dict[str, list[np.ndarray]] = {d: [] for d in self.eval_domains}
-        corr_in, corr_out = [], []
-        self.last_eval = []
-        for case in self.cases_of(split):
-            image = torch.from_numpy(case.image).unsqueeze(0).to(self.device)
-            normalized, pred = self._infer(image)
-            summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).unsqueeze(0).to(self.device),
-                        self.spacing(case))
-            brain = case.label > 0
-            norm_np = normalized[0, 0].float().cpu().numpy()
-            inputs[case.domain].append(case.image[0][brain])
-            outputs[case.domain].append(norm_np[brain])
-            corr_in.append(intensity_position_correlation(case.image[0], brain))
-            corr_out.append(intensity_position_correlation(norm_np, brain))
-            self.last_eval.append({"case": case, "normalized": norm_np, "pred": pred[0].cpu().numpy()})
-        metrics = summary.metrics(split, self.eval_domains)
-        self.last_cases = summary.cases()
-        metrics[f"{split}/jsd_input"] = histogram_jsd([np.concatenate(v) for v in inputs.values() if v])
-        metrics[f"{split}/jsd_norm"] = histogram_jsd([np.concatenate(v) for v in outputs.values() if v])
-        metrics[f"{split}/jsd_k_input"] = generalized_jsd([np.concatenate(v) for v in inputs.values() if v])
-        metrics[f"{split}/jsd_k_norm"] = generalized_jsd([np.concatenate(v) for v in outputs.values() if v])
-        metrics[f"{split}/bias_corr_input"] = float(np.mean(np.abs(corr_in)))
-        metrics[f"{split}/bias_corr_norm"] = float(np.mean(np.abs(corr_out)))
-        if split == "test" and self.config.eval_bias_alphas:
-            metrics.update(self._bias_sweep(split))
-        judged = [c for c in self.splits[split] if c.domain in self.domains]  # D's real classes only
-        if "D" in self.nets and self.config.eval_patches > 0 and judged:
-            metrics.update(self._discriminator_validation(split, judged))
-        return metrics
+        return evaluate_volumes(self, split)
 
     def _infer(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(G's output (1, C, ...), predicted labels (1, ...)) of a whole volume by sliding window (averaged
@@ -356,59 +274,6 @@ class AdvNormTrainer(Trainer):
         out = sliding_window_inference(image, self.data_config.patch_size, 4, predict, overlap=self.config.sw_overlap)
         return out[:, :channels], out[:, channels:].argmax(dim=1)
 
-    def _bias_sweep(self, split: str) -> dict[str, float]:
-        """Table 6: each test volume degraded by the linear field at each ``eval_bias_alphas``; per domain the mean
-        (signed) correlation of intensity with y inside the brain, of the degraded input and of G's output, and the
-        Dice on the degraded volumes."""
-        metrics: dict[str, float] = {}
-        for alpha in self.config.eval_bias_alphas:
-            tag = f"a{alpha:g}"
-            summary = SegmentationSummary(self.class_names)
-            corr: dict[tuple[str, str], list[float]] = {}
-            for case in self.cases_of(split):
-                image = torch.from_numpy(case.image).unsqueeze(0).to(self.device)
-                degraded = apply_bias_field(image, torch.tensor([alpha], device=self.device))
-                normalized, pred = self._infer(degraded)
-                summary.add(case.domain, case.subject, pred, torch.from_numpy(case.label).to(self.device))
-                brain = case.label > 0
-                for kind, volume in (("input", degraded), ("norm", normalized)):
-                    value = intensity_position_correlation(volume[0, 0].float().cpu().numpy(), brain)
-                    corr.setdefault((kind, case.domain), []).append(value)
-            metrics[f"{split}/dice_bias/{tag}"] = summary.metrics(split, self.eval_domains)[f"{split}/dice"]
-            for (kind, domain), values in corr.items():
-                metrics[f"{split}/bias_corr_{kind}/{tag}/{domain}"] = float(np.mean(values))
-        return metrics
-
-    def _discriminator_validation(self, split: str, cases: list[Any]) -> dict[str, float]:
-        """D's loss and accuracy on a fixed set of patches of ``split``, real and generated (Table 7)."""
-        batch = self.data_config.batch_size
-        sampler = PatchSampler(cases, self.domains, self.data_config.patch_size, batch, seed=12345)
-        logits, labels, losses = [], [], []
-        discriminator = self.net("D")
-        for _ in range(max(1, self.config.eval_patches * len(self.domains) // batch)):
-            x, _, z = sampler.sample()
-            x, z = x.to(self.device), z.to(self.device)
-            # The real class as training shows it: the patches in the networks' input space.
-            real_logits = discriminator(self.standardize_input(x))
-            fake_logits = discriminator(self._normalize(x, ddp=False))
-            fake = torch.full_like(z, len(self.domains))
-            losses.append(discriminator_loss(real_logits, z) + discriminator_loss(fake_logits, fake))
-            logits += [real_logits, fake_logits]
-            labels += [z, fake]
-        all_logits, all_labels = torch.cat(logits), torch.cat(labels)
-        fake_rows = all_labels == len(self.domains)
-        real, fake = (classification_accuracy(all_logits[rows], all_labels[rows]) for rows in (~fake_rows, fake_rows))
-        names = [*self.domains, "generated"]
-        confusion = confusion_matrix(all_logits, all_labels, len(names))  # rows: the true class, normalized
-        metrics = {f"{split}/disc_confusion/{names[i]}/{names[j]}": float(confusion[i, j])
-                   for i in range(len(names)) for j in range(len(names))}
-        return metrics | {
-            f"{split}/loss_dis": float(torch.stack(losses).mean()),
-            f"{split}/disc_acc": classification_accuracy(all_logits, all_labels),
-            f"{split}/disc_acc_real": real,
-            f"{split}/disc_acc_fake": fake,
-        }
-
     def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
         return item["normalized"]
 
@@ -421,29 +286,12 @@ class AdvNormTrainer(Trainer):
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         assert isinstance(config, Config)
-        names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/jsd_input", "val/jsd_norm",
-                 "val/jsd_k_input", "val/jsd_k_norm",
-                 "val/bias_corr_input", "val/bias_corr_norm"}
-        names |= summary_names("val", data.eval_domains or data.domains, data.names_of_classes(),
-                               surface=SURFACE_METRICS)
-        if config.generator != "none":
-            names |= {"train/lr_g", "train/loss_mse"}
-        if config.discriminator != "none" and config.generator != "none":
-            names |= {"train/loss_dis", "train/lr_d", "train/loss_adv", "val/loss_dis"}
-            names |= {f"{split}/disc_acc{part}" for split in ("train", "val") for part in ("", "_real", "_fake")}
-            classes = [*(data.train_domains or data.domains), "generated"]
-            names |= {f"val/disc_confusion/{a}/{b}" for a in classes for b in classes}
-        return names
+        return declared_names(config, data)
 
     @classmethod
     def test_metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
         assert isinstance(config, Config)
-        names = set()
-        for alpha in config.eval_bias_alphas:
-            names.add(f"test/dice_bias/a{alpha:g}")
-            for domain in data.eval_domains or data.domains:
-                names |= {f"test/bias_corr_{kind}/a{alpha:g}/{domain}" for kind in ("input", "norm")}
-        return names
+        return declared_test_names(config, data)
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:

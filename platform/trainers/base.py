@@ -1,22 +1,22 @@
 """The trainer contract and the ``TRAINERS`` registry.
 
-A trainer owns only the maths of one method: its networks, one training epoch and one evaluation. This base owns
-everything else a method would otherwise rewrite: the prologue (seeding, the data split, domain order, class
-names, iterations per epoch, per-stream seeds), the ``epoch`` counter the engine advances, the ``nets`` /
-``optimizers`` / ``schedulers`` / ``samplers`` dicts and a default checkpoint state over all of them (plus RNG
-state and one ``extra_state`` hook), chunked inference, the artifact loop, the spec-time ``check`` and the
-declaration of every metric's direction and kind. The engine owns the loop, the one finite-loss check, the
-reporting and the checkpoints.
+A trainer owns only the maths of one method: its networks, one training step (``train_step``) and one evaluation.
+This base owns everything else a method would otherwise rewrite: the step loop (nnU-Net style: the epoch's
+batches, one ``train_step`` each, every step's scalars collected and averaged over the steps that reported them,
+checked against ``metric_names``), the prologue (seeding, the data split, domain order, class names, iterations
+per epoch, per-stream seeds), the ``epoch`` counter the engine advances, the ``nets`` / ``optimizers`` /
+``schedulers`` / ``samplers`` dicts and a default checkpoint state over all of them (plus RNG state and one
+``extra_state`` hook), chunked inference, the artifact loop (``_artifacts``), sampler handling (``_samplers``), the
+spec-time ``check`` and every metric's direction and kind. The engine owns the epoch loop, the one finite-loss
+check, the reporting and the checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import random
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from platform.acceleration import CompiledNet, autocast, full_precision, grad_scaler, to_channels_last
@@ -35,94 +34,31 @@ from platform.registry import Registry
 from platform.results import CHECKPOINTS, metric_stem
 from platform.runtime import RuntimeConfig
 from platform.seeds import seed_everything
-from platform.strictnum import refuse_bool_numbers
+from platform.trainers._artifacts import ArtifactWriting
+from platform.trainers._common import (  # re-exported: trainers import them from here
+    COMMON_METRICS,
+    GeneratorState,
+    TrainerConfig,
+    cached_cases,
+    unwrap,
+)
+from platform.trainers._samplers import SamplerHandling
 
-
-class TrainerConfig(BaseModel):
-    """Fields every trainer Config has; subclasses add the paper's hyperparameters.
-
-    Names follow one scheme across trainers: ``lr_<net>``, ``<net>_channels`` (``g`` generator or style network,
-    ``s`` segmenter, ``d`` discriminator). ``RENAMED`` maps a field's old name to its new one: the old name is still
-    accepted, with a deprecation message (the spec loader names the file and line).
-    """
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    RENAMED: ClassVar[dict[str, str]] = {}
-
-    epochs: int = Field(120, ge=1, description="training epochs")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _numbers_are_not_booleans(cls, data: Any) -> Any:
-        # ``epochs: true`` would otherwise train 1 epoch (pydantic reads a bool as an int).
-        return refuse_bool_numbers(cls, data)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_fields(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not cls.RENAMED:
-            return data
-        data = dict(data)
-        for old, new in cls.RENAMED.items():
-            if old in data:
-                if new in data:
-                    raise ValueError(f"{old!r} is the old name of {new!r}; give only {new!r}")
-                warnings.warn(f"{cls.__module__.rsplit('.', 1)[-1]}: {old!r} is now {new!r}", DeprecationWarning,
-                              stacklevel=2)
-                data[new] = data.pop(old)
-        return data
-
+__all__ = ["COMMON_METRICS", "TRAINERS", "GeneratorState", "Trainer", "TrainerConfig", "cached_cases",
+           "seed_everything", "unwrap"]
 
 TRAINERS: Registry[type[Trainer]] = Registry("trainer")
 
-# How each metric reads (by its name's second part: ``val/<stem>/...``): whether larger or smaller is better, and
-# its kind. A trainer adds its own stems in ``METRICS``; a name whose stem is declared nowhere is a contract
-# error (tests/trainers/test_contract.py), so no reader ever guesses a direction from a name.
-COMMON_METRICS: dict[str, tuple[str, str]] = {
-    "dice": ("max", "overlap"), "hd95": ("min", "distance"), "asd": ("min", "distance"), "mhd": ("min", "distance"),
-    "params": ("none", "count"),
-    "iterations": ("none", "count"), "lr": ("none", "schedule"), "selected_epoch": ("none", "count"),
-    "epoch": ("none", "count"),  # selection/epoch: the epoch count, reported only in epochs eligible for selection
-}
+
+def step_mean(values: list[torch.Tensor]) -> float:
+    """The mean of one scalar over the steps that reported it, summed in float64 after one device sync."""
+    return float(torch.stack(values).double().sum()) / len(values)
 
 
-@functools.lru_cache(maxsize=8)
-def cached_cases(data_json: str, fold: int | None) -> tuple[tuple[Case, ...], tuple[Case, ...], tuple[Case, ...]]:
-    """(train, val, test) cases of a data config, loaded (aligned, normalized by ``data.intensity``) once per
-    process: reused Tune actors and the trials of one sweep skip the NIfTI reads."""
-    from platform.data.datasets import load_cases, split_cases
-    from platform.data.intensity import normalize_cases
-
-    data = DataConfig.model_validate_json(data_json)
-    parts = normalize_cases(data.intensity, data.intensity_nonzero, *split_cases(load_cases(data), data, fold=fold))
-    train, val, test = (tuple(part) for part in parts)
-    return train, val, test
-
-
-def unwrap(net: nn.Module) -> nn.Module:
-    """The module inside a DDP or ``CompiledNet`` wrapper, however deep (or the module itself)."""
-    while isinstance(getattr(net, "module", None), nn.Module):
-        net = net.module
-    return net
-
-
-class GeneratorState:
-    """A ``torch.Generator`` seen as a checkpointable (``state_dict`` / ``load_state_dict``)."""
-
-    def __init__(self, seed: int) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"state": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["state"])
-
-
-class Trainer(ABC):
+class Trainer(SamplerHandling, ArtifactWriting, ABC):
     """Base class: a subclass sets ``Config``, fills ``nets`` (and ``optimizers``, ``schedulers``, ``samplers``)
-    in ``__init__`` after ``super().__init__``, and implements ``train_epoch``, ``evaluate`` and
-    ``metric_names``."""
+    in ``__init__`` after ``super().__init__``, and implements ``train_step`` (and ``next_batch`` or
+    ``train_batches``), ``evaluate`` and ``metric_names``."""
 
     Config: ClassVar[type[TrainerConfig]] = TrainerConfig
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {}  # this method's own metric stems: (direction, kind)
@@ -155,6 +91,7 @@ class Trainer(ABC):
         self.last_cases: list[dict[str, Any]] = []  # per-case scores of the last evaluation (the cases table)
         # The networks of the epoch best on the first objective on val (the engine keeps it; checkpointed).
         self.best: dict[str, Any] | None = None
+        self._reported: set[str] | None = None  # train/ and model/ names of this process's run from epoch 0
         problems = self.check(config, data)  # also refused at spec time; a direct construction is refused here
         if problems:
             raise ValueError("; ".join(problems))
@@ -165,7 +102,6 @@ class Trainer(ABC):
         present = sorted({c.domain for part in self.splits.values() for c in part})
         self.train_domains = data.training_domains(present)  # labels of these train; index order of samplers
         self.eval_domains = data.evaluation_domains(present)  # val and test scores are theirs
-        self.domains = self.train_domains
         self.train_cases = [c for c in self.splits["train"] if c.domain in self.train_domains]
         self.val_cases = [c for c in self.splits["val"] if c.domain in self.eval_domains]
         self.test_cases = [c for c in self.splits["test"] if c.domain in self.eval_domains]
@@ -192,14 +128,6 @@ class Trainer(ABC):
             return standardize(x)
         return x
 
-    @staticmethod
-    def first_per_domain(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The first evaluated item (``item["case"]``) of each domain, for one picture per domain."""
-        firsts: dict[str, dict[str, Any]] = {}
-        for item in items:
-            firsts.setdefault(item["case"].domain, item)
-        return list(firsts.values())
-
     def finish_networks(self) -> None:
         """Move every network to the trial's device, in the runtime's memory format, compiled if asked (call
         once ``nets`` and ``optimizers`` are filled: the optimizers keep the same parameter objects)."""
@@ -218,29 +146,6 @@ class Trainer(ABC):
     def to_device(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Tensors on the trial's device; the copy is asynchronous from pinned (prefetched) memory."""
         return tuple(t.to(self.device, non_blocking=True) for t in tensors)
-
-    def use_prefetch(self, depth: int, workers: int = 1) -> None:
-        """Draw ``depth`` batches ahead of the step for every sampler (those built later too), built by
-        ``workers`` threads: see platform.data.prefetch. 0 leaves them drawing in the step."""
-        self._prefetch_depth = depth
-        self._prefetch_workers = workers
-        for name in list(self.samplers):
-            self.samplers[name] = self._prefetched(self.samplers[name])
-
-    def _prefetched(self, sampler: Any) -> Any:
-        from platform.data.prefetch import Prefetcher
-
-        if self._prefetch_depth < 1 or not hasattr(sampler, "sample") or isinstance(sampler, Prefetcher):
-            return sampler
-        return Prefetcher(sampler, self._prefetch_depth, pin_memory=self.device.type == "cuda",
-                          workers=self._prefetch_workers)
-
-    def close_samplers(self) -> None:
-        """Stop the prefetch threads (their samplers keep the position of the last batch taken)."""
-        for sampler in self.samplers.values():
-            close = getattr(sampler, "close", None)
-            if close is not None:
-                close()
 
     def train_mode(self, *names: str) -> None:
         """``train()`` the named networks (all when none is named)."""
@@ -309,10 +214,6 @@ class Trainer(ABC):
         return np.abs(np.diag(case.affine)[:3]).tolist()
 
     # --- networks -------------------------------------------------------------------------------------------
-    def networks(self) -> dict[str, nn.Module]:
-        """Every network by name (possibly DDP-wrapped)."""
-        return self.nets
-
     def wrap_networks(self, wrap: Callable[[str, nn.Module], nn.Module]) -> None:
         """Replace each network by ``wrap(name, net)`` (DDP); optimizers keep the same parameters."""
         self.nets = {name: wrap(name, net) for name, net in self.nets.items()}
@@ -326,16 +227,76 @@ class Trainer(ABC):
         return unwrap(self.nets[name])
 
     # --- the maths ------------------------------------------------------------------------------------------
-    @abstractmethod
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """Train one epoch (0-based) and return ``train/...`` metrics (``train/loss*`` are checked finite)."""
+        """Train one epoch (0-based): ``start_train_epoch``, one ``train_step`` per batch of ``train_batches``
+        (each step's scalars averaged over the steps that reported them, as ``train/<name>``), ``train/iterations``
+        and ``end_train_epoch``'s scalars, checked against ``metric_names`` (``_check_reported``)."""
+        self.start_train_epoch(epoch)
+        steps: dict[str, list[torch.Tensor]] = {}
+        for batch in self.train_batches(epoch):
+            for name, value in self.train_step(batch).items():
+                steps.setdefault(name, []).append(torch.as_tensor(value).detach().reshape(()))
+        metrics = {f"train/{name}": step_mean(values) for name, values in steps.items()}
+        metrics["train/iterations"] = float(self.iterations)
+        metrics.update(self.end_train_epoch(epoch))
+        self._check_reported(epoch, metrics)
+        return metrics
+
+    def start_train_epoch(self, epoch: int) -> None:
+        """Before the epoch's first step (default: every network in train mode)."""
+        self.train_mode()
+
+    def train_batches(self, epoch: int) -> Iterator[Any]:
+        """The epoch's batches, one per ``train_step``, drawn lazily (each just before its step, so the random
+        streams advance as in a hand-written loop). Default: ``iterations`` draws of ``next_batch``."""
+        for _ in range(self.iterations):
+            yield self.next_batch()
+
+    def next_batch(self) -> Any:
+        """One training batch (a trainer that keeps the default ``train_batches`` defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither next_batch nor train_batches")
+
+    def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One step on ``batch``: the updates, and the scalars (0-d tensors, or floats) it reports by bare name
+        (``loss_seg`` is reported as ``train/loss_seg``, averaged over the steps that reported it)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither train_step nor train_epoch")
+
+    def end_train_epoch(self, epoch: int) -> dict[str, float]:
+        """After the epoch's last step: epoch-level scalars by full name (learning rates, schedulers stepped per
+        epoch, diagnostics computed once)."""
+        return {}
+
+    def expected_metrics(self) -> set[str]:
+        """The names this trainer reports, from ``metric_names`` on the domains it resolved (a trainer whose run
+        may skip some, e.g. a stage loaded from a cache, removes them)."""
+        data = self.data_config.model_copy(update={"train_domains": self.train_domains,
+                                                   "eval_domains": self.eval_domains})
+        return type(self).metric_names(self.config, data)
+
+    def _check_reported(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Both directions of the contract on the training side: nothing reported undeclared, and (in a run
+        trained from epoch 0 in this process) nothing declared left unreported at the last epoch."""
+        expected = self.expected_metrics()
+        undeclared = sorted(set(metrics) - expected)
+        if undeclared:
+            raise RuntimeError(f"{type(self).__name__} reports {undeclared}, which metric_names does not declare")
+        if epoch == 0:
+            self._reported = set()
+        if self._reported is None:  # resumed mid-run: the names of earlier epochs were reported by another process
+            return
+        self._reported |= set(metrics)
+        if epoch + 1 == self.config.epochs:
+            missing = sorted(name for name in expected - self._reported if name.startswith(("train/", "model/")))
+            if missing:
+                raise RuntimeError(f"{type(self).__name__} declares {missing} in metric_names but never reported "
+                                   "them: declare only what this config reports")
 
     @abstractmethod
     def evaluate(self, split: str = "val") -> dict[str, float]:
         """Evaluate on ``split`` (``val`` or ``test``) and return ``split/...`` metrics, including ``split/dice``
         (the mean over the evaluation domains); fill ``last_eval`` and ``last_cases``."""
 
-    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:  # noqa: B027 - optional hook
+    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         """Hook after evaluation (e.g. plateau schedulers on a validation loss)."""
 
     def selectable(self) -> bool:
@@ -343,36 +304,6 @@ class Trainer(ABC):
         so the engine may select them as the best checkpoint and a scheduler may rank the trial on them (False
         e.g. during a pretraining stage whose forward is not the method's)."""
         return True
-
-    def artifact_panel(self, item: dict[str, Any]) -> np.ndarray:
-        """The second panel of an evaluated case's picture (what the method made of the input)."""
-        return item["case"].image[0]
-
-    def save_artifacts(self, out_dir: Path, split: str = "val") -> list[dict[str, str]]:
-        """Pictures of the last evaluation (the middle slice: input | ``artifact_panel`` | prediction | ground
-        truth): for ``val``, of each domain's first case; for ``test``, of every case, so a per-case comparison can
-        show any subject. Rows of ``path``, ``kind`` (the panels' names), ``domain``, ``subject``, ``split`` and
-        ``legend`` (JSON: each class's overlay colour). The val cases also get their volumes (kind ``volume``:
-        input, prediction, truth) for the explorer's slice viewer."""
-        import json as _json
-
-        from platform.images import VOLUME_SUFFIX, legend, save_grid, save_volume
-
-        colours = _json.dumps(legend(self.class_names))
-        items = self.first_per_domain(self.last_eval) if split == "val" else self.last_eval
-        rows = []
-        for item in items:
-            case = item["case"]
-            prefix = "" if split == "val" else f"{split}-"
-            path = out_dir / f"{prefix}{case.domain}_{case.subject}.png"
-            save_grid(path, case.image[0], self.artifact_panel(item), item["pred"], case.label, self.num_classes)
-            rows.append({"path": str(path), "kind": self.ARTIFACT_KIND, "domain": case.domain,
-                         "subject": case.subject, "split": split, "legend": colours})
-            if split == "val":
-                volume = save_volume(path.with_suffix(VOLUME_SUFFIX), case.image[0], item["pred"], case.label)
-                rows.append({"path": str(volume), "kind": "volume", "domain": case.domain, "subject": case.subject,
-                             "split": split, "legend": colours})
-        return rows
 
     # --- a stage reused across trials (e.g. glua's style transfer) ------------------------------------------------
     def stage_cache_path(self, namespace: str, fields: dict[str, Any], version: int) -> Path:
@@ -410,29 +341,12 @@ class Trainer(ABC):
             if name in state:
                 self.net(name).load_state_dict(state[name])
 
-    def add_sampler(self, name: str, sampler: Any) -> Any:
-        """Register a sampler built on first use, not in ``__init__`` (e.g. from a trained stage's output); a state
-        restored for it before it existed is applied now, so a resumed trial draws the same batches."""
-        if name in self._pending_samplers:
-            sampler.load_state_dict(self._pending_samplers.pop(name))
-        self.samplers[name] = self._prefetched(sampler)
-        return self.samplers[name]
-
-    def defer_samplers(self, *names: str) -> None:
-        """Drop built samplers, keeping their states for ``add_sampler`` (they are rebuilt on next use)."""
-        for name in names:
-            if name in self.samplers:
-                sampler = self.samplers.pop(name)
-                self._pending_samplers[name] = sampler.state_dict()
-                if hasattr(sampler, "close"):
-                    sampler.close()
-
     # --- state ----------------------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
         """Method state beyond the networks, optimizers, schedulers, samplers and RNG."""
         return {}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+    def load_extra_state(self, state: dict[str, Any]) -> None:
         """Inverse of ``extra_state``."""
 
     def state_dict(self) -> dict[str, Any]:

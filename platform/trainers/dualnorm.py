@@ -37,26 +37,18 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from monai.losses import DiceCELoss
 from pydantic import Field, field_validator
 
 from platform.data.case import Case
 from platform.data.config import DataConfig
 from platform.data.slices import SliceSampler, volume_slices
-from platform.losses import Float32Loss
+from platform.losses import dualnorm_loss
 from platform.metrics import SegmentationSummary, summary_names
+from platform.nets.batchnorm import cumulative_batchnorm
 from platform.nets.resunet2d import BLOCKS, ResUNet2D
 from platform.trainers.base import TRAINERS, Trainer, TrainerConfig
 
 MULTIPLE = 16  # four poolings
-
-
-def dualnorm_loss(lambda_: float, num_classes: int) -> Float32Loss:
-    """Equation 9, ``lambda * L_Dice + (1 - lambda) * L_CE``: L_Dice as equation 7 (squared denominators, mean
-    over the classes), L_CE as equation 8, ``-1/(D |L|) sum y log y_hat``: MONAI's CE is the pixel mean, so its
-    weight carries the extra 1/|L|. Input logits (B, L, H, W), target (B, 1, H, W)."""
-    return Float32Loss(DiceCELoss(include_background=True, to_onehot_y=True, softmax=True, squared_pred=True,
-                                  lambda_dice=lambda_, lambda_ce=(1 - lambda_) / num_classes))
 
 
 class Config(TrainerConfig):
@@ -117,18 +109,17 @@ class DualNormTrainer(Trainer):
             if unseen:
                 raise ValueError(f"norm: dsbn has no BatchNorm for evaluation domain(s) {unseen}, which have no "
                                  "training cases; add them to data.train_domains or use another norm")
-        self.samplers["slices"] = SliceSampler(self.train_cases, self.domains, data.batch_size,
+        self.samplers["slices"] = SliceSampler(self.train_cases, self.train_domains, data.batch_size,
                                                seed=self.stream_seed(0), context=config.context, flip=config.flip,
                                                rotate=config.rotate, multiple=MULTIPLE)
         channels = self.channels * (2 * config.context + 1)
 
         def network(blocks: list[int]) -> ResUNet2D:
             return ResUNet2D(channels, self.num_classes, config.s_channels, config.norm, blocks,
-                             config.spade_hidden_ratio, domains=len(self.domains), groups=config.group_norm_groups,
-                             spade_statistics=config.spade_statistics)
+                             config.spade_hidden_ratio, domains=len(self.train_domains),
+                             groups=config.group_norm_groups, spade_statistics=config.spade_statistics)
 
         self.plain_params = sum(p.numel() for p in network([]).parameters())  # Table 6's denominator
-
         if config.share_weights:
             self.nets["net"] = network(config.dnrb_blocks)
         else:
@@ -144,6 +135,7 @@ class DualNormTrainer(Trainer):
         self.window: list[float] = []
         self._precise_sampler: SliceSampler | None = None  # eval_bn precise: its fixed stream of training batches
         self._precise_start: dict[str, Any] = {}
+        self.pretraining = True  # whether the epoch in progress trains the BN branch alone (start_train_epoch)
 
     # --- the two branches -----------------------------------------------------------------------------------
     def first_forward(self, x: torch.Tensor, z: torch.Tensor | None, ddp: bool = True) -> torch.Tensor:
@@ -163,30 +155,30 @@ class DualNormTrainer(Trainer):
             self.schedulers["plateau"].step(float(np.mean(self.window)))
             self.window = []
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def start_train_epoch(self, epoch: int) -> None:
         self.train_mode()
-        pretraining = epoch < self.config.pretrain_epochs or not self.config.dnrb_blocks
-        sums = {"loss_bn": 0.0, "loss_spade": 0.0}
-        for _ in range(self.iterations):
-            x, y, z = self.to_device(*self.samplers["slices"].sample())
-            x = self.standardize_input(x)
-            logits_bn = self.first_forward(x, z)
-            loss_bn = self.loss_fn(logits_bn, y.unsqueeze(1))
-            mask = logits_bn.detach().softmax(dim=1)  # the semantic mask, before the BN update (Alg. 1, l. 4)
-            self._step(loss_bn)
-            sums["loss_bn"] += float(loss_bn.detach())
-            if pretraining:
-                continue
-            loss_spade = self.loss_fn(self.second_forward(x, mask, z), y.unsqueeze(1))
-            self._step(loss_spade)
-            sums["loss_spade"] += float(loss_spade.detach())
-        metrics = {"train/loss_bn": sums["loss_bn"] / self.iterations, "train/iterations": float(self.iterations),
-                   "train/lr": self.optimizers["adam"].param_groups[0]["lr"], "train/pretraining": float(pretraining)}
-        if not pretraining:
-            metrics["train/loss_spade"] = sums["loss_spade"] / self.iterations
+        self.pretraining = epoch < self.config.pretrain_epochs or not self.config.dnrb_blocks
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        return self.to_device(*self.samplers["slices"].sample())
+
+    def train_step(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        x, y, z = batch
+        x = self.standardize_input(x)
+        logits_bn = self.first_forward(x, z)
+        loss_bn = self.loss_fn(logits_bn, y.unsqueeze(1))
+        mask = logits_bn.detach().softmax(dim=1)  # the semantic mask, before the BN update (Alg. 1, l. 4)
+        self._step(loss_bn)
+        if self.pretraining:
+            return {"loss_bn": loss_bn}
+        loss_spade = self.loss_fn(self.second_forward(x, mask, z), y.unsqueeze(1))
+        self._step(loss_spade)
+        return {"loss_bn": loss_bn, "loss_spade": loss_spade}
+
+    def end_train_epoch(self, epoch: int) -> dict[str, float]:
         total = sum(p.numel() for net in self.nets.values() for p in net.parameters())
-        metrics["model/params_ratio"] = total / self.plain_params  # Table 6: against the network without DNRB
-        return metrics
+        return {"train/lr": self.optimizers["adam"].param_groups[0]["lr"], "train/pretraining": float(self.pretraining),
+                "model/params_ratio": total / self.plain_params}  # Table 6: against the network without DNRB
 
     # --- evaluation -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,7 +186,7 @@ class DualNormTrainer(Trainer):
         """(first-forward labels, second-forward labels), each (X, Y, Z), slices stacked back."""
         slices = self.standardize_input(volume_slices(case, self.config.context, MULTIPLE).to(self.device))
         # The domain index only selects DSBN's BatchNorm, which exists for training domains alone (checked).
-        index = self.domains.index(case.domain) if case.domain in self.domains else 0
+        index = self.train_domains.index(case.domain) if case.domain in self.train_domains else 0
         z = torch.full((slices.shape[0],), index, device=self.device)
 
         def both(chunk: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,13 +216,8 @@ class DualNormTrainer(Trainer):
         """Re-estimate every BatchNorm's statistics on ``precise_bn_batches`` training batches (a fixed stream, so
         each evaluation sees the same batches and training's own stream is untouched), through the forwards the
         method uses: the BN branch, and once SPADE trains the SPADE branch on its mask."""
-        norms = [m for net in self.nets.values() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-        momenta = [m.momentum for m in norms]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average over the batches below
         if self._precise_sampler is None:  # built once; rewound below so every evaluation draws the same batches
-            self._precise_sampler = SliceSampler(self.train_cases, self.domains, self.data_config.batch_size,
+            self._precise_sampler = SliceSampler(self.train_cases, self.train_domains, self.data_config.batch_size,
                                                  seed=self.stream_seed(7), context=self.config.context,
                                                  multiple=MULTIPLE)
             self._precise_start = self._precise_sampler.state_dict()
@@ -238,15 +225,14 @@ class DualNormTrainer(Trainer):
         sampler.load_state_dict(self._precise_start)
         self.train_mode()
         try:
-            for _ in range(self.config.precise_bn_batches):
-                x, _, z = (t.to(self.device) for t in sampler.sample())
-                x = self.standardize_input(x)
-                logits = self.first_forward(x, z, ddp=False)
-                if self.scored_forward() == 2:
-                    self.second_forward(x, logits.softmax(1), z, ddp=False)
+            with cumulative_batchnorm(self.nets.values()):
+                for _ in range(self.config.precise_bn_batches):
+                    x, _, z = (t.to(self.device) for t in sampler.sample())
+                    x = self.standardize_input(x)
+                    logits = self.first_forward(x, z, ddp=False)
+                    if self.scored_forward() == 2:
+                        self.second_forward(x, logits.softmax(1), z, ddp=False)
         finally:
-            for norm, momentum in zip(norms, momenta, strict=True):
-                norm.momentum = momentum
             self.eval_mode()
 
     def evaluate(self, split: str = "val") -> dict[str, float]:
@@ -298,12 +284,16 @@ class DualNormTrainer(Trainer):
 
     @classmethod
     def metric_names(cls, config: TrainerConfig, data: DataConfig) -> set[str]:
-        classes, domains = data.names_of_classes(), data.eval_domains or data.domains
-        return ({"train/loss_bn", "train/loss_spade", "train/iterations", "train/lr", "train/pretraining",
-                 "val/scored_forward", "model/params_ratio"}
-                | summary_names("val", domains, classes, surface=("asd", "hd95"))
-                | summary_names("val", domains, classes, name="dice_first_forward", per_class=False)
-                | summary_names("val", domains, classes, name="dice_second_forward", per_class=False))
+        assert isinstance(config, Config)
+        classes, domains = data.names_of_classes(), data.evaluation_domains()
+        names = ({"train/loss_bn", "train/iterations", "train/lr", "train/pretraining", "val/scored_forward",
+                  "model/params_ratio"}
+                 | summary_names("val", domains, classes, surface=("asd", "hd95"))
+                 | summary_names("val", domains, classes, name="dice_first_forward", per_class=False))
+        if config.dnrb_blocks:  # the SPADE branch trains after pretraining (check: pretrain_epochs < epochs)
+            names |= {"train/loss_spade"} | summary_names("val", domains, classes, name="dice_second_forward",
+                                                          per_class=False)
+        return names
 
     @classmethod
     def smoke_overrides(cls) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def test_training_patches_and_sliding_windows_read_the_same_normalized_voxels(ca
     assert abs(float(case_val.image.mean())) < 2.0 and not np.allclose(case_val.image, raw.image)
     # A training patch is a crop of a normalized training volume.
     x, _, z = trainer.samplers["patches"].sample()
-    domain = trainer.domains[int(z[0])]
+    domain = trainer.train_domains[int(z[0])]
     assert any(crops_of(x[:1], c.image) for c in trainer.train_cases if c.domain == domain)
     # The windows the segmenter sees at inference are crops of the normalized validation volume.
     windows: list[torch.Tensor] = []

@@ -47,13 +47,10 @@ def finite(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_one_epoch_reports_declared_finite_metrics_and_cases(name: str, tiny_data: DataConfig) -> None:
-    data = data_for(name, tiny_data)
-    trainer = build(name, data)
-    reports: list[dict[str, Any]] = []
-    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
-    assert trainer.epoch == trainer.config.epochs and len(reports) == trainer.config.epochs
+def check_reports(name: str, trainer: Trainer, data: DataConfig, reports: list[dict[str, Any]]) -> None:
+    """The contract on one run's reports (AssertionError naming what breaks it): every name declared, and every
+    declared train/ and val/ name reported (in both directions); finite losses; a finite ``val/dice`` in every
+    epoch; the engine's parameter counts."""
     # The engine adds each network's parameter count (model/params/<net>) to every report.
     declared = TRAINERS.get(name).all_metric_names(trainer.config, data) | {f"model/params/{n}" for n in trainer.nets}
     for metrics in reports:
@@ -62,7 +59,27 @@ def test_one_epoch_reports_declared_finite_metrics_and_cases(name: str, tiny_dat
         assert all(finite(v) for k, v in metrics.items() if k.startswith("train/loss")), metrics
         assert all(metrics[f"model/params/{n}"] == sum(p.numel() for p in trainer.net(n).parameters())
                    for n in trainer.nets)
-        assert finite(metrics["val/dice"]) or math.isnan(metrics["val/dice"])
+        assert finite(metrics["val/dice"]), f"val/dice is {metrics['val/dice']!r}, not a finite number"
+    seen = {k for metrics in reports for k in metrics}
+    never = {k for k in trainer.expected_metrics() if k.startswith(("train/", "val/", "model/"))} - seen
+    assert not never, f"declared but never reported: {sorted(never)}"
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_one_epoch_reports_declared_finite_metrics_and_cases(name: str, tiny_data: DataConfig) -> None:
+    data = data_for(name, tiny_data)
+    trainer = build(name, data)
+    reports: list[dict[str, Any]] = []
+    run_epochs(trainer, lambda metrics, directory: reports.append(metrics))
+    assert trainer.epoch == trainer.config.epochs and len(reports) == trainer.config.epochs
+    check_reports(name, trainer, data, reports)
+    # The same run with a NaN val/dice in one epoch (a method scoring nothing) breaks the contract.
+    with pytest.raises(AssertionError, match="val/dice"):
+        check_reports(name, trainer, data, [*reports[:-1], {**reports[-1], "val/dice": math.nan}])
+    # And a name declared but never reported (over-declaring) breaks it too.
+    with pytest.raises(AssertionError, match="declared but never reported: \\['train/iterations'\\]"):
+        check_reports(name, trainer, data, [{k: v for k, v in m.items() if k != "train/iterations"} for m in reports])
+    declared = TRAINERS.get(name).all_metric_names(trainer.config, data)
     for metric in declared:  # every metric has a declared direction and kind: readers never guess from names
         info = TRAINERS.get(name).metric_info(metric)
         assert info["direction"] in ("max", "min", "none") and info["kind"]

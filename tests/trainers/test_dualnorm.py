@@ -63,7 +63,7 @@ def test_pretraining_then_alternating_and_loss_falls(tiny_data) -> None:
 ])
 def test_baselines_and_options_train_and_evaluate(tiny_data, overrides, nets) -> None:
     trainer = make(tiny_data, **overrides)
-    assert set(trainer.networks()) == nets
+    assert set(trainer.nets) == nets
     trainer.train_epoch(0)
     trainer.train_epoch(1)
     metrics = trainer.evaluate()

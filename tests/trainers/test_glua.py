@@ -95,7 +95,7 @@ def test_ablations_expand_into_switches_and_train(data, ablation, nets, switches
     trainer = make(data, ablation=ablation, mask="margin")
     cfg = trainer.config
     assert (cfg.style_transfer, cfg.use_d1, cfg.use_d2, cfg.mode) == switches
-    assert set(trainer.networks()) == nets
+    assert set(trainer.nets) == nets
     for epoch in range(3):
         trainer.train_epoch(epoch)
     metrics = trainer.evaluate()
