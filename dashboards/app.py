@@ -120,6 +120,7 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #f5f7fa; color: #1f2933; }
 header { background: #243b53; color: white; padding: 10px 20px; display: flex; gap: 20px; align-items: center; }
 header h1 { font-size: 18px; margin: 0; }
+header label { color: white; }
 .section { background: white; margin: 12px 20px; padding: 12px 16px; border-radius: 6px;
            box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .row { display: flex; gap: 16px; flex-wrap: wrap; align-items: center; }

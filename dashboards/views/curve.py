@@ -116,6 +116,34 @@ CURVE_GROUPS = 300  # configuration means drawn; more: the mean per bin (numeric
 CURVE_BINS = 40
 
 
+def curve_info(trials: pd.DataFrame, param: str, is_number: bool, score: str, params: list[str],
+               log_x: bool | None, order: list[str] | None) -> tuple[pd.Series, pd.DataFrame, str, bool]:
+    """The curve's data: each trial's x, the means (columns x, mean, low, high, n; per configuration, or per bin
+    or level beyond ``CURVE_GROUPS``) over the trials that ran their epochs (never those stopped early), what a
+    mean groups, and whether x is on a log axis (as the sweep recorded it; never guessed from the values)."""
+    points_x = pd.to_numeric(trials[param], errors="coerce") if is_number else trials[param].astype(str)
+    numeric_x = points_x.to_numpy(dtype=float) if is_number else None
+    finite_x = numeric_x[np.isfinite(numeric_x)] if is_number else None
+    log = bool(is_number and finite_x.size and (finite_x > 0).all()) and bool(log_x)
+    complete = ~stopped_early(trials).to_numpy()
+    configs = by_config(trials[complete], score, params)
+    grouping = "configuration"
+    if len(configs) > CURVE_GROUPS:
+        grouping = "bin" if is_number else "level"
+        configs = _grouped_means(points_x[complete], pd.to_numeric(trials[score], errors="coerce")[complete],
+                                 is_number, log)
+    else:
+        configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce") if is_number
+                                 else configs[param].astype(str))
+    if not is_number and order:  # the spec's level order (``Experiment.levels``), not the labels' sort order
+        rank = {label: index for index, label in enumerate(order)}
+        configs = configs.assign(_rank=configs["x"].map(lambda label: rank.get(label, len(rank))))
+        configs = configs.sort_values(["_rank", "x"]).drop(columns="_rank")
+    else:
+        configs = configs.sort_values("x")
+    return points_x, configs, grouping, log
+
+
 def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[str], score: str,
                     params: list[str], log_x: bool | None = None, selected: list[str] | None = None,
                     order: list[str] | None = None, meta: dict[str, dict[str, str]] | None = None) -> Figure:
@@ -128,27 +156,7 @@ def objective_curve(trials: pd.DataFrame, param: str | None, categorical: set[st
         return figures.empty("choose a parameter (no trials match the filters)" if trials.empty
                              else "choose a parameter")
     is_number = param not in categorical
-    points_x = pd.to_numeric(trials[param], errors="coerce") if is_number else trials[param].astype(str)
-    numeric_x = points_x.to_numpy(dtype=float) if is_number else None
-    finite_x = numeric_x[np.isfinite(numeric_x)] if is_number else None
-    positive = bool(is_number and finite_x.size and (finite_x > 0).all())
-    log_x = positive and bool(log_x)  # as the sweep recorded the axis; never guessed from the values
-    complete = ~stopped_early(trials).to_numpy()  # the line: trials that ran their epochs only
-    configs = by_config(trials[complete], score, params)
-    grouping = "configuration"
-    if len(configs) > CURVE_GROUPS:
-        grouping = "bin" if is_number else "level"
-        configs = _grouped_means(points_x[complete], pd.to_numeric(trials[score], errors="coerce")[complete],
-                                 is_number, bool(log_x))
-    else:
-        configs = configs.assign(x=pd.to_numeric(configs[param], errors="coerce") if is_number
-                                 else configs[param].astype(str))
-    if not is_number and order:  # the spec's level order (``Experiment.levels``), not the labels' sort order
-        rank = {label: index for index, label in enumerate(order)}
-        configs = configs.assign(_rank=configs["x"].map(lambda label: rank.get(label, len(rank))))
-        configs = configs.sort_values(["_rank", "x"]).drop(columns="_rank")
-    else:
-        configs = configs.sort_values("x")
+    points_x, configs, grouping, log_x = curve_info(trials, param, is_number, score, params, log_x, order)
     drawn = sample_index(len(trials), figures.SCATTER_POINTS)
     picked = trials if drawn is None else trials.iloc[drawn]
     picked_x = points_x if drawn is None else points_x.iloc[drawn]

@@ -121,31 +121,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     if chosen.any():  # plotly draws the lines in data order: the selected ones last, so on top of the others
         order = np.arange(len(trials)) if drawn is None else drawn
         drawn = np.concatenate([order[~chosen[order]], order[chosen[order]]])
-    plotted = []
-    for dimension in dimensions:
-        values, labels = dimension["values"], dimension["labels"]
-        entry: dict[str, Any] = {"label": short_name(dimension["column"]),
-                                 "values": values if drawn is None else values[drawn]}
-        finite = values[np.isfinite(values)]
-        if labels is None and not dimension["log"] and finite.size:
-            entry["range"] = [float(finite.min()), float(finite.max())]  # the axis spans every trial, drawn or not
-        if labels is not None:
-            entry.update(tickvals=list(range(len(labels))), ticktext=[clip(label) for label in labels],
-                         range=[-0.5, len(labels) - 0.5] if len(labels) == 1 else [0, len(labels) - 1])
-        elif dimension["log"]:
-            finite = values[np.isfinite(values)]
-            ticks = _log_ticks(float(finite.min()), float(finite.max()))
-            entry.update(tickvals=ticks, ticktext=[f"{10.0 ** d:.3g}" for d in ticks],
-                         range=[float(finite.min()), float(finite.max())])
-        brush = (brushes or {}).get(dimension["column"])
-        if brush and labels is not None and "labels" in brush:
-            codes = [labels.index(label) for label in brush["labels"] if label in labels]
-            if codes:
-                entry["constraintrange"] = [[code - 0.25, code + 0.25] for code in codes]
-        elif brush and brush.get("ranges"):
-            entry["constraintrange"] = [[math.log10(low), math.log10(high)] for low, high in brush["ranges"]] \
-                if dimension["log"] else brush["ranges"]
-        plotted.append(entry)
+    plotted = [_axis_entry(dimension, drawn, (brushes or {}).get(dimension["column"])) for dimension in dimensions]
     score_values = dimensions[-1]["values"] if dimensions and dimensions[-1]["column"] == score else None
     line: dict[str, Any] = {}
     if score_values is not None:
@@ -176,6 +152,34 @@ def parallel_coordinates(trials: pd.DataFrame, params: list[str], categorical: s
     figure["layout"]["meta"]["drawn"] = len(trials) if drawn is None else int(drawn.size)
     figure["layout"]["meta"]["selected"] = int(chosen.sum())
     return figure, axes
+
+
+def _axis_entry(dimension: dict[str, Any], drawn: np.ndarray | None, brush: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    """One parcoords axis: its drawn values, its range over every trial, its ticks (labels or log decades) and
+    the user's brush redrawn as a constraint range."""
+    values, labels = dimension["values"], dimension["labels"]
+    entry: dict[str, Any] = {"label": short_name(dimension["column"]),
+                             "values": values if drawn is None else values[drawn]}
+    finite = values[np.isfinite(values)]
+    if labels is None and not dimension["log"] and finite.size:
+        entry["range"] = [float(finite.min()), float(finite.max())]  # the axis spans every trial, drawn or not
+    if labels is not None:
+        entry.update(tickvals=list(range(len(labels))), ticktext=[clip(label) for label in labels],
+                     range=[-0.5, len(labels) - 0.5] if len(labels) == 1 else [0, len(labels) - 1])
+    elif dimension["log"]:
+        finite = values[np.isfinite(values)]
+        ticks = _log_ticks(float(finite.min()), float(finite.max()))
+        entry.update(tickvals=ticks, ticktext=[f"{10.0 ** d:.3g}" for d in ticks],
+                     range=[float(finite.min()), float(finite.max())])
+    if brush and labels is not None and "labels" in brush:
+        codes = [labels.index(label) for label in brush["labels"] if label in labels]
+        if codes:
+            entry["constraintrange"] = [[code - 0.25, code + 0.25] for code in codes]
+    elif brush and brush.get("ranges"):
+        entry["constraintrange"] = [[math.log10(low), math.log10(high)] for low, high in brush["ranges"]] \
+            if dimension["log"] else brush["ranges"]
+    return entry
 
 
 def _log_ticks(low: float, high: float) -> list[float]:
