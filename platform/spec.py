@@ -17,31 +17,10 @@ from pydantic import BaseModel
 
 from platform.spec_checks import SpecChecks
 from platform.specfile import Source, SpecError, format_validation, read_yaml
-from platform.specmodels import (
-    DISTRIBUTIONS,
-    MAX_NAME_CHARS,
-    MAX_TRIALS,
-    SEED_LIMIT,
-    STORAGE_SCHEMES,
-    Axis,
-    Budget,
-    Explore,
-    Objective,
-    PaperClaim,
-    PaperRow,
-    PaperTable,
-    Repeats,
-    Resources,
-    SchedulerSpec,
-    SearcherSpec,
-    SweepSpec,
-)
+from platform.specmodels import Axis, PaperClaim, PaperRow, PaperTable, SweepSpec
 
-__all__ = [
-    "DISTRIBUTIONS", "MAX_NAME_CHARS", "MAX_TRIALS", "SEED_LIMIT", "STORAGE_SCHEMES", "Axis", "Budget", "Explore",
-    "Objective", "PaperClaim", "PaperRow", "PaperTable", "Repeats", "Resources", "SchedulerSpec", "SearcherSpec",
-    "SpecError", "SweepSpec", "apply_smoke", "check_against_trainer", "load_spec",
-]
+__all__ = ["Axis", "PaperClaim", "PaperRow", "PaperTable", "SpecError", "SweepSpec", "apply_smoke",
+           "check_against_trainer", "load_spec"]
 
 
 # --- loading ---------------------------------------------------------------------------------------------------

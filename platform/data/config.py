@@ -31,12 +31,8 @@ class DataConfig(BaseModel):
     )
     subjects_per_domain: int = Field(8, ge=2, le=10_000, description="Phantom only: subjects generated per domain.")
     size: int = Field(48, ge=16, le=512, description="Phantom only: edge of the generated cube, in voxels.")
-    bias_field: float = Field(
-        0.0,
-        ge=0.0,
-        le=1.0,
-        description="Phantom only: alpha of the linear bias ramp B = y/H*alpha + (1-alpha).",
-    )
+    bias_field: float = Field(0.0, ge=0.0, le=1.0,
+                              description="Phantom only: alpha of the linear bias ramp B = y/H*alpha + (1-alpha).")
     noise: float | None = Field(
         None, ge=0.0, description="Phantom only: Gaussian noise std for every domain (default: per domain)."
     )

@@ -227,33 +227,17 @@ def build_mni(cfg: DataConfig) -> Path:
 
 def voxel_report(cfg: DataConfig) -> str:
     """A Markdown table per domain: mean class fractions and the tissue means (0.5/99.5 percentile range)."""
-    lines = [f"size {cfg.size}, {cfg.subjects_per_domain} subjects per domain, seed {cfg.seed}",
-             "| domain | bg | wm | gm | csf | mean wm | mean gm | mean csf | intensity range |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for domain in cfg.domains:
-        fractions, means, low, high = [], [], [], []
-        for index in range(cfg.subjects_per_domain):
-            image, label = generate_subject(cfg, domain, index)
-            fractions.append(np.bincount(label.ravel(), minlength=4) / label.size)
-            means.append([image[label == k].mean() for k in (WM, GM, CSF)])
-            low.append(np.percentile(image, 0.5))
-            high.append(np.percentile(image, 99.5))
-        f, m = np.mean(fractions, axis=0), np.mean(means, axis=0)
-        lines.append(f"| {domain} | {f[BG]:.3f} | {f[WM]:.3f} | {f[GM]:.3f} | {f[CSF]:.3f} | {m[0]:.0f} | {m[1]:.0f} "
-                     f"| {m[2]:.0f} | [{np.mean(low):.0f}, {np.mean(high):.0f}] |")
-    return "\n".join(lines)
+    from platform.data.voxelreport import voxel_table
+
+    def tissue_means(image: np.ndarray, label: np.ndarray) -> list[float]:
+        return [float(image[label == k].mean()) for k in (WM, GM, CSF)]
+
+    return voxel_table(cfg, generate_subject, [("mean wm", ".0f"), ("mean gm", ".0f"), ("mean csf", ".0f")],
+                       tissue_means)
 
 
 if __name__ == "__main__":
-    import argparse
+    from platform.data.voxelreport import report_command
 
-    from platform.data.config import DataConfig
-
-    parser = argparse.ArgumentParser(prog="python -m platform.data.mni",
-                                     description="class fractions and tissue intensities of the mni dataset")
-    parser.add_argument("--size", type=int, default=DataConfig().size)
-    parser.add_argument("--domains", nargs="+", default=["adult", "infant", "site1", "site2", "mr", "ct"])
-    parser.add_argument("--subjects", type=int, default=2)
-    args = parser.parse_args()
-    print(voxel_report(DataConfig(dataset="mni", size=args.size, domains=args.domains,
-                                  subjects_per_domain=args.subjects)))
+    report_command("python -m platform.data.mni", "class fractions and tissue intensities of the mni dataset",
+                   voxel_report, ["adult", "infant", "site1", "site2", "mr", "ct"], 2, dataset="mni")

@@ -345,32 +345,19 @@ def voxel_report(cfg: DataConfig) -> str:
     of GM that survives a one-voxel erosion, and the intensity range (0.5 and 99.5 percentiles)."""
     from scipy import ndimage
 
-    lines = [f"size {cfg.size}, {cfg.subjects_per_domain} subjects per domain, seed {cfg.seed}",
-             "| domain | bg | wm | gm | csf | GM after erosion | intensity range |", "|---|---|---|---|---|---|---|"]
-    for domain in cfg.domains:
-        fractions, kept, low, high = [], [], [], []
-        for index in range(cfg.subjects_per_domain):
-            image, label = generate_subject(cfg, domain, index)
-            fractions.append(np.bincount(label.ravel(), minlength=4) / label.size)
-            gm = label == GM
-            kept.append(ndimage.binary_erosion(gm).sum() / max(1, gm.sum()))
-            low.append(np.percentile(image, 0.5))
-            high.append(np.percentile(image, 99.5))
-        f = np.mean(fractions, axis=0)
-        lines.append(f"| {domain} | {f[BG]:.3f} | {f[WM]:.3f} | {f[GM]:.3f} | {f[CSF]:.3f} | {np.mean(kept):.2f} | "
-                     f"[{np.mean(low):.0f}, {np.mean(high):.0f}] |")
-    return "\n".join(lines)
+    from platform.data.voxelreport import voxel_table
+
+    def gm_kept(image: np.ndarray, label: np.ndarray) -> list[float]:
+        gm = label == GM
+        return [float(ndimage.binary_erosion(gm).sum() / max(1, gm.sum()))]
+
+    return voxel_table(cfg, generate_subject, [("GM after erosion", ".2f")], gm_kept)
 
 
 if __name__ == "__main__":
-    import argparse
-
     from platform.data.config import DataConfig
+    from platform.data.voxelreport import report_command
 
-    parser = argparse.ArgumentParser(prog="python -m platform.data.phantom",
-                                     description="voxel fractions and intensity ranges of the embedded phantom")
-    parser.add_argument("--size", type=int, default=DataConfig().size)
-    parser.add_argument("--domains", nargs="+", default=["adult", "infant", "site1", "site2", "site3", "mr", "ct"])
-    parser.add_argument("--subjects", type=int, default=DataConfig().subjects_per_domain)
-    args = parser.parse_args()
-    print(voxel_report(DataConfig(size=args.size, domains=args.domains, subjects_per_domain=args.subjects)))
+    report_command("python -m platform.data.phantom", "voxel fractions and intensity ranges of the embedded phantom",
+                   voxel_report, ["adult", "infant", "site1", "site2", "site3", "mr", "ct"],
+                   DataConfig().subjects_per_domain)
