@@ -21,6 +21,9 @@ def test_reduced_benchmark_writes_figures_with_targets(tmp_path: Path, capsys: p
     assert figures["server_peak_rss_mb"] > 50  # the server imports pandas, plotly and dash at least
     out_text = capsys.readouterr().out
     assert "first full page" in out_text and "server peak memory" in out_text
+    # Where the bytes and the time go, per callback: the grid's block and the comparison among them.
+    assert {"rows", "comparison_parts"} <= set(figures["page_json_bytes_by_callback"])
+    assert "rows" in figures["filter_seconds_by_callback"] and "slowest callbacks of a filter" in out_text
 
 
 def test_optuna_dashboard_first_page_is_measured_when_installed() -> None:
