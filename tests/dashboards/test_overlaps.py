@@ -88,7 +88,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from dashboards.bench import build_experiment
 
     storage = tmp_path_factory.mktemp("overlap-storage")
-    build_experiment(storage, "synthetic", trials=40, epochs=6, seeds=2, images=2)
+    build_experiment(storage, "synthetic", trials=24, epochs=4, seeds=2, images=2)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -92,7 +92,7 @@ def _answer(client: Any, output: str, inputs: list[dict[str, Any]]) -> Any:
     return response.get_json()["response"]
 
 
-@pytest.mark.parametrize("how", ["argument", "environment"])
+@pytest.mark.parametrize("how", ["argument", "environment", "register"])
 def test_a_view_outside_the_package_is_on_the_page_and_answers(page: dict[str, Any], how: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from dashboards.app import create_app, layout
@@ -101,6 +101,12 @@ def test_a_view_outside_the_package_is_on_the_page_and_answers(page: dict[str, A
     storage = str(page["explorer"].catalog.storage)
     if how == "environment":
         monkeypatch.setenv("SEGSWEEP_VIEWS", "tests.dashboards.view_outside")
+        explorer = Explorer(storage)
+    elif how == "register":
+        from dashboards import views
+
+        monkeypatch.setattr(views, "_REGISTERED", [])  # this test's registration ends with it
+        views.register(view_outside)
         explorer = Explorer(storage)
     else:
         explorer = Explorer(storage, extra_views=[view_outside])
