@@ -325,13 +325,13 @@ def metric_breakdown(a: pd.Series, b: pd.Series, sources: tuple[tuple[str, str],
             parts = column[len(prefix):].split("/")
             metric = parts[0]
             domain, klass = parts[1] if len(parts) > 1 else "all", parts[2] if len(parts) > 2 else "mean"
-            left, right = _number(a.get(column)), _number(b.get(column))
+            left, right = _as_float(a.get(column)), _as_float(b.get(column))
             rows.append({"score": label, "metric": metric, "domain": domain, "class": klass, "a": left, "b": right,
                          "diff": right - left if math.isfinite(left) and math.isfinite(right) else math.nan})
     return rows
 
 
-def _number(value: Any) -> float:
+def _as_float(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -150,13 +150,13 @@ def metric_table(rows: dict[str, pd.Series], ids: list[str],
             if not column.startswith(prefix) or column == "test/selected_epoch":
                 continue
             parts = column[len(prefix):].split("/")
-            values = {trial_id: _number(rows[trial_id].get(column)) for trial_id in ids}
+            values = {trial_id: _as_float(rows[trial_id].get(column)) for trial_id in ids}
             table.append({"score": label, "metric": parts[0], "domain": parts[1] if len(parts) > 1 else "all",
                           "class": parts[2] if len(parts) > 2 else "mean", **values})
     return table
 
 
-def _number(value: Any) -> float:
+def _as_float(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
