@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 import platform as _stdlib_platform  # the shim forwards to the standard library's module
-from platform.results import ResultsStore
+from platform.results import ROW_GROUP_ROWS, ResultsStore
 from platform.storage import experiment_uri
 
 DOMAINS = ("infant", "adult")
@@ -39,11 +39,13 @@ SUBJECTS = 3  # test subjects per domain
 
 
 def _write(store: ResultsStore, table: str, columns: dict[str, Any]) -> None:
+    """One part as the store's compaction writes it: sorted by trial, in row groups of ``ROW_GROUP_ROWS``."""
     directory = store.table_dir(table)
     os.makedirs(directory, exist_ok=True)
     data = pa.table(columns)
     data = data.append_column("_seq", pa.array(np.arange(data.num_rows, dtype=np.int64) + time.time_ns()))
-    pq.write_table(data, f"{directory}/part-{time.time_ns()}-compact.parquet")
+    data = data.sort_by([("trial_id", "ascending")]) if "trial_id" in data.column_names else data
+    pq.write_table(data, f"{directory}/part-{time.time_ns()}-compact.parquet", row_group_size=ROW_GROUP_ROWS)
 
 
 def build_experiment(storage: str | Path, name: str = "synthetic", trials: int = 200, epochs: int = 10,

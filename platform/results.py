@@ -21,14 +21,11 @@ raises and leaves the deferred rows queued, so a later ``flush`` writes them.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -36,7 +33,30 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from platform.columns import short_repr, table_from_rows
+from platform.rows import (
+    ARTIFACTS_KEY,
+    CASES_KEY,
+    CHECKPOINTS,
+    CONFIG_KEY,
+    EPOCH_TIME,
+    SELECTION_CLOCK,
+    TIME_COLUMNS,
+    WARNINGS_KEY,
+    epoch_row,
+    is_number,
+    listed_rows,
+    metric_stem,
+    summary_row,
+    trial_row,
+    zero_dice_warning,
+)
 from platform.storage import filesystem
+
+__all__ = [
+    "ARTIFACTS_KEY", "CASES_KEY", "CHECKPOINTS", "CONFIG_KEY", "EPOCH_TIME", "KEYS", "MERGED_LIMIT", "MERGE_EVERY",
+    "SELECTION_CLOCK", "TABLES", "TIME_COLUMNS", "WARNINGS_KEY", "WRITER_COLUMN", "ResultsStore", "epoch_row",
+    "is_number", "listed_rows", "metric_stem", "read_table", "summary_row", "trial_row", "zero_dice_warning",
+]
 
 TABLES = ("trials", "epochs", "artifacts", "cases", "sweep")
 KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path"),
@@ -44,6 +64,10 @@ KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": (
 WRITER_COLUMN = "_writer"  # the trials table's record of which driver wrote a row (internal, like ``_seq``)
 MERGE_EVERY = 64  # appends by this writer before its small parts are merged into one file
 MERGED_LIMIT = 16  # merged files before a table is compacted into one
+# Rows per Parquet row group of a merged or compacted part. Compacted parts are sorted by key, so a read of a few
+# trials (``trial_ids``) decodes only the row groups whose trial id range holds them: with one row group of a
+# million rows, each such read decoded every trial id of the table.
+ROW_GROUP_ROWS = 65_536
 
 
 class ResultsStore:
@@ -152,7 +176,7 @@ class ResultsStore:
         self._seq = max(self._seq + 1, time.time_ns())
         name = f"part-{self._seq}-{suffix}.parquet"
         directory = self.table_dir(table)
-        pq.write_table(data, f"{directory}/.{name}.tmp", filesystem=self.fs)
+        pq.write_table(data, f"{directory}/.{name}.tmp", filesystem=self.fs, row_group_size=ROW_GROUP_ROWS)
         self.fs.move(f"{directory}/.{name}.tmp", f"{directory}/{name}")
 
     def _parts(self, table: str) -> list[str]:
@@ -332,95 +356,6 @@ def _unify_conflicting(schemas: list[pa.Schema]) -> pa.Schema:
             elif item.name not in fields or fields[item.name].type == pa.null():
                 fields[item.name] = item
     return pa.schema(list(fields.values()))
-
-
-# --- rows the sweep writes (the one writer is the Tune callback in platform.tuning) --------------------------------
-EPOCH_TIME = "time/epoch_s"  # the metric each epoch row times itself with
-# The epoch count, reported only in epochs whose networks may be selected (platform.engine): ASHA's clock, and the
-# epochs a trial's best/<objective> is taken from.
-SELECTION_CLOCK = "selection/epoch"
-ARTIFACTS_KEY = "artifacts"  # a trial result's JSON list of saved images
-CASES_KEY = "cases"  # a trial result's JSON list of per-case scores
-WARNINGS_KEY = "warnings"  # the trials column (and a result's key) naming classes whose last val Dice is 0
-CONFIG_KEY = "config_json"  # the trial's validated trainer config, in its first result (and the trials column)
-TIME_COLUMNS = ("wall_s", "overhead_s", "time_in_epochs_s", "time_total_s")  # smaller is better
-CHECKPOINTS = ("best", "last")  # the test split is scored with both: ``test/best/...`` and ``test/last/...``
-
-
-def metric_stem(name: str) -> str:
-    """The declared stem of a metric name: ``val/dice/adult/gm`` -> ``dice``, ``test/best/hd95/ct`` -> ``hd95``,
-    ``best/val/dice`` (a trials column) -> ``dice``."""
-    parts = name.split("/")
-    if parts[0] in CHECKPOINTS and len(parts) > 1:
-        parts = parts[1:]
-    if len(parts) > 2 and parts[0] == "test" and parts[1] in CHECKPOINTS:
-        parts = [parts[0], *parts[2:]]
-    return parts[1] if len(parts) > 1 else parts[0]
-
-
-def trial_row(trial_id: str, experiment: str, trainer: str, seed: int, fold: int | None, repeat: int,
-              objectives: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    """The identity part of a trials-table row: ids, the repeat, the objectives (the explorer ranks and draws
-    Pareto fronts from them; tables are all it reads) and each ``config/<axis>`` (lists and mappings as JSON)."""
-    row: dict[str, Any] = {"trial_id": trial_id, "experiment": experiment, "trainer": trainer, "seed": seed,
-                           "fold": fold, "repeat": repeat, "objectives": json.dumps(objectives)}
-    for key, value in params.items():
-        row[f"config/{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
-    return row
-
-
-def epoch_row(trial_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The epochs-table row of one reported result: every numeric ``split/metric`` value, the epoch, the time."""
-    metrics = {k: float(v) for k, v in result.items() if ("/" in k or k == "epoch") and _is_number(v)}
-    return {"trial_id": trial_id, "time_total_s": float(result.get("time_total_s", 0.0)), **metrics,
-            "epoch": int(result.get("epoch", result.get("training_iteration", 0)))}
-
-
-def listed_rows(trial_id: str, result: dict[str, Any], key: str, **extra: Any) -> list[dict[str, Any]]:
-    """Rows a result carries as JSON under ``key`` (artifacts, cases), each with the trial id and ``extra``."""
-    text = result.get(key)
-    if not isinstance(text, str) or not text:
-        return []
-    return [{"trial_id": trial_id, **extra, **item} for item in json.loads(text)]
-
-
-def summary_row(rows: list[dict[str, Any]], objectives: list[tuple[str, str]]) -> dict[str, Any]:
-    """Best (per objective: metric, mode) and last metrics and the time spent in epochs, from epoch rows."""
-    rows = sorted(rows, key=lambda r: r.get("epoch") or 0)
-    row: dict[str, Any] = {"epochs": len(rows)}
-    if not rows:
-        return row
-    # Only epochs eligible for selection (those with the selection clock) give best/<objective>, as they alone give
-    # the selected checkpoint; a trial none of whose epochs has it (rows written before it existed) counts them all.
-    eligible = [r for r in rows if _is_number(r.get(SELECTION_CLOCK)) and math.isfinite(r[SELECTION_CLOCK])] or rows
-    for metric, mode in objectives:
-        finite = [r[metric] for r in eligible if r.get(metric) is not None and math.isfinite(r[metric])]
-        if finite:
-            row[f"best/{metric}"] = max(finite) if mode == "max" else min(finite)
-    for key, value in rows[-1].items():
-        if key.startswith(("val/", "train/")) and value is not None:
-            row[f"last/{key}"] = value
-        elif key.startswith("model/") and value is not None:  # the networks' sizes: one value per trial
-            row[key] = value
-    for source in reversed(rows):  # the test scores, reported once at the end of the trial
-        if any(key.startswith("test/") for key in source):
-            row.update({key: value for key, value in source.items() if key.startswith("test/") and value is not None})
-            break
-    row["time_in_epochs_s"] = sum(r.get(EPOCH_TIME) or 0.0 for r in rows)
-    row[WARNINGS_KEY] = zero_dice_warning(rows[-1])
-    return row
-
-
-def zero_dice_warning(metrics: dict[str, Any]) -> str | None:
-    """A one-line warning naming each class whose val Dice is 0 in ``metrics`` (a trial's last epoch): every
-    ``val/dice/.../<class>`` equal to 0 (a class the networks never predict, or lost for good); None if none."""
-    lost = sorted(key[len("val/dice/"):] for key, value in metrics.items()
-                  if key.startswith("val/dice/") and key.count("/") >= 3 and _is_number(value) and value == 0)
-    return f"val Dice 0 at the end: {', '.join(lost)}" if lost else None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _latest(data: pa.Table, keys: tuple[str, ...]) -> pa.Table:
