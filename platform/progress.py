@@ -7,16 +7,11 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
 from ray import tune
 
-from platform.results import WARNINGS_KEY
+from platform.rows import WARNINGS_KEY, is_number
 from platform.spec import SweepSpec
 from platform.tunewriter import failed_by_its_code
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 class ProgressCallback(tune.Callback):
@@ -76,7 +71,7 @@ class ProgressCallback(tune.Callback):
 
     def _planned(self, trial: Any) -> int:
         value = ((trial.config or {}).get("params") or {}).get("epochs", self.epochs)
-        return int(value) if _is_number(value) else self.epochs
+        return int(value) if is_number(value) else self.epochs
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if failed_by_its_code(result):
@@ -84,9 +79,9 @@ class ProgressCallback(tune.Callback):
         objective = self.spec.objectives[0]
         value = result.get(objective.metric)
         improves = self.best is None or (value > self.best if objective.mode == "max" else value < self.best)
-        if _is_number(value) and math.isfinite(value) and improves:
+        if is_number(value) and math.isfinite(value) and improves:
             self.best, self.best_trial = float(value), trial.trial_id
-        shown = f"{value:.4f}" if _is_number(value) else "-"
+        shown = f"{value:.4f}" if is_number(value) else "-"
         self._line(trials, f"{self._label(trial)} epoch {result.get('epoch', '?')}/{self._planned(trial)} "
                            f"{objective.metric} {shown}")
 
@@ -99,7 +94,7 @@ class ProgressCallback(tune.Callback):
         ran = (trial.last_result or {}).get("epoch")
         planned = self._planned(trial)
         how = (f"stopped early by {self.spec.scheduler.type.upper()} at epoch {ran}/{planned}"
-               if _is_number(ran) and ran < planned else f"completed {planned} epochs")
+               if is_number(ran) and ran < planned else f"completed {planned} epochs")
         warning = (trial.last_result or {}).get(WARNINGS_KEY)
         self._line(trials, f"{self._label(trial)} {how}" + (f", WARNING {warning}" if warning else ""))
 
