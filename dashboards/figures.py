@@ -60,7 +60,13 @@ def titled(traces: list[dict[str, Any]], title: str, trials: int, **layout: Any)
     if legend and legend.get("orientation") == "h":
         layout["legend"] = {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container", "y": 0,
                             "yanchor": "bottom", **{k: v for k, v in legend.items() if k not in ("y", "x")}}
-        margin["b"] = max(margin["b"], LEGEND_BOTTOM_PX)
+        # Rows the legend wraps into (about 80 characters each, one entry at least per row), so it never
+        # climbs onto the x-axis title however many entries it has.
+        names = [len(str(t.get("name", ""))) + 4 for t in traces if t.get("showlegend", True) is not False]
+        rows = min(len(names), max(1, math.ceil(sum(names) / 80))) if names else 1
+        margin["b"] = max(margin["b"], LEGEND_BOTTOM_PX + 20 * (rows - 1))
+        layout.setdefault("height", 360)
+        layout["height"] += 20 * (rows - 1)
     return {"data": traces, "layout": {"title": {"text": text, "font": {"size": 13}, "x": 0, "xanchor": "left",
                                                  "xref": "paper", "y": 1, "yref": "container", "yanchor": "top",
                                                  "pad": {"t": MODEBAR_PX}},

@@ -13,6 +13,7 @@ from dashboards import figures
 from dashboards.figures import DOMAIN_COLOURS, Figure, titled
 from dashboards.views import Callback, Context, View
 from dashboards.views.common import GRAPH, dropdown, param_texts, ranked_ids, selected_ids, trial_labels
+from dashboards.views.labels import epoch_label
 from platform.statistics import t_half_widths
 
 MAX_CURVES = 12  # learning curves (or configurations, averaged) drawn at once: the first selected, else the best
@@ -104,10 +105,11 @@ def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str], s
         traces = [{"type": "scatter", "x": group["epoch"].to_numpy(), "y": group[metric].to_numpy(),
                    "mode": "lines+markers", "name": labels.get(trial_id, trial_id)}
                   for trial_id, group in frame.groupby("trial_id", sort=False)]
-        title = f"{metric} per epoch" + (f" ({', '.join(how)})" if how else "")
+        title = f"{epoch_label(metric)} per epoch" + (f" ({', '.join(how)})" if how else "")
         return titled(traces, title, frame["trial_id"].nunique(), height=340,
                        xaxis={"title": {"text": "epoch"}, "dtick": dtick},
-                       yaxis={"title": {"text": metric}, "type": "log" if log_y else "-"})
+                       yaxis={"title": {"text": epoch_label(metric)}, "type": "log" if log_y else "-"},
+                       legend={"orientation": "h"})
     frame["group"] = frame["trial_id"].map(groups)
     frame = frame.dropna(subset=["group"])
     summary = frame.groupby(["group", "epoch"], sort=False)[metric].agg(["mean", "std", "count"]).reset_index()
@@ -131,9 +133,11 @@ def learning_curves(epochs: pd.DataFrame, metric: str, labels: dict[str, str], s
                        "hovertemplate": "epoch %{x}: mean %{y:.4f} (n=%{customdata[0]})<br>95% CI "
                                         "[%{customdata[1]:.4f}, %{customdata[2]:.4f}]<extra></extra>"})
     how.insert(0, "mean and 95% interval over each configuration's repeats")
-    return titled(traces, f"{metric} per epoch ({'; '.join(how)})", frame["trial_id"].nunique(), height=340,
+    return titled(traces, f"{epoch_label(metric)} per epoch ({'; '.join(how)})", frame["trial_id"].nunique(),
+                  height=340,
                    xaxis={"title": {"text": "epoch"}, "dtick": dtick},
-                   yaxis={"title": {"text": metric}, "type": "log" if log_y else "-"})
+                   yaxis={"title": {"text": epoch_label(metric)}, "type": "log" if log_y else "-"},
+                   legend={"orientation": "h"})
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
