@@ -251,8 +251,6 @@ def private_head(num_cpus: int | None = None) -> Iterator[PrivateHead]:
     Ray on the machine and never with ``ray stop``. Start-up is given ``ray_start_timeout_s``; a head that does
     not start in it is a ``HeadStartError``."""
     import secrets
-    import shutil
-    import subprocess
     import sys
     import tempfile
 
@@ -281,15 +279,7 @@ def private_head(num_cpus: int | None = None) -> Iterator[PrivateHead]:
         # SIGTERM as an exception, so the `finally` below stops the head (the default action would skip it).
         with contextlib.suppress(ValueError):  # not the main thread: no handler can be set there
             previous = signal.signal(signal.SIGTERM, _raise_system_exit)
-        try:
-            started = subprocess.run(command, capture_output=True, text=True, env=start_env, timeout=timeout)
-            reason = None if started.returncode == 0 else (
-                f"`ray start` exited {started.returncode}: "
-                f"{((started.stderr or started.stdout).strip().splitlines() or ['no output'])[-1][:300]}")
-        except subprocess.TimeoutExpired:
-            reason = f"`ray start` did not finish within {timeout:.0f} s"
-        except OSError as exc:
-            reason = f"`ray start` could not run: {exc}"
+        reason = _ray_start(command, start_env, timeout)
         if reason:
             raise HeadStartError(
                 f"the private Ray for these sweeps did not start ({reason}). The machine may be loaded or short "
@@ -297,14 +287,37 @@ def private_head(num_cpus: int | None = None) -> Iterator[PrivateHead]:
                 f"{START_TIMEOUT_ENV}={int(max(2 * timeout, 300))}). Nothing was run.")
         yield PrivateHead(f"127.0.0.1:{port}", env, temp_dir)
     finally:
-        stopped = stop_sessions(temp_dir, grace_s=10)
-        # SIGKILL is not instant: return only once they are gone, so a caller that goes on finds none of them.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_process_start(pid) for pid in stopped):
-            time.sleep(0.1)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        _stop_head(temp_dir)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _ray_start(command: list[str], env: dict[str, str], timeout: float) -> str | None:
+    """Run ``ray start``; None when it started, else why not (one line)."""
+    import subprocess
+
+    try:
+        started = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"`ray start` did not finish within {timeout:.0f} s"
+    except OSError as exc:
+        return f"`ray start` could not run: {exc}"
+    if started.returncode == 0:
+        return None
+    last = ((started.stderr or started.stdout).strip().splitlines() or ["no output"])[-1][:300]
+    return f"`ray start` exited {started.returncode}: {last}"
+
+
+def _stop_head(temp_dir: Path) -> None:
+    """Stop the processes of the private head under ``temp_dir`` and remove the folder."""
+    import shutil
+
+    stopped = stop_sessions(temp_dir, grace_s=10)
+    # SIGKILL is not instant: return only once they are gone, so a caller that goes on finds none of them.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_process_start(pid) for pid in stopped):
+        time.sleep(0.1)
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _raise_system_exit(signum: int, frame: Any) -> None:

@@ -187,6 +187,47 @@ def _stop(child: subprocess.Popen, grace_s: float = 15.0, first_s: float = 2.0) 
         child.wait()
 
 
+class _RayWatch:
+    """What the supervisor knows of the child's local Ray: its session, its two daemons (GCS and raylet), when they
+    went and whether the child said it was shutting them down itself."""
+
+    def __init__(self, child: subprocess.Popen, local: bool, errors: _ErrorFilter, forwarded: list[int]) -> None:
+        self.child, self.local, self.errors, self.forwarded = child, local, errors, forwarded
+        self.session: Path | None = None
+        self.daemons: list[int] = []
+        self.gone_at: float | None = None
+        self.stopping = False
+
+    def daemons_gone(self) -> bool:
+        return len(self.daemons) == 2 and not all(_alive(pid) for pid in self.daemons)
+
+    def poll(self, grace: float) -> str | None:
+        """One look at the child's Ray; the reason to stop the child when its Ray died under it, else None."""
+        if self.local and len(self.daemons) < 2:
+            self.session = self.session or _session_of(self.child.pid)
+            self.daemons = _daemons_of(self.session) if self.session is not None else []
+        if self.gone_at is None and self.daemons_gone():
+            self.gone_at = time.monotonic()  # a sweep that finished shuts its Ray down too: it exits 0 just after
+            # The child said it shuts its Ray down itself (it marks that first), or was told to stop.
+            self.stopping = bool(self.forwarded) or (self.session is not None and _stopping(self.session))
+            # Not a shutdown of its own: what the driver prints now is Ray's dying words (its core worker's
+            # "Failed to connect to GCS" a minute on, ActorDiedError tracebacks), left out of the paragraph.
+            self.errors.quiet = not self.stopping
+        if (self.gone_at is not None and not self.stopping and self.child.poll() is None
+                and time.monotonic() - self.gone_at > grace):
+            return "its raylet or GCS process exited"
+        return None
+
+    def reason_after_exit(self, code: int) -> str | None:
+        """Why a child that ended by itself failed, when its Ray died under it (else None: its code passes)."""
+        if code in (0, 2) or self.forwarded or self.stopping:
+            return None
+        # The driver may end itself the moment its Ray goes, before the next poll saw the GCS gone.
+        if self.gone_at is not None or self.daemons_gone():
+            return "its raylet or GCS process exited"
+        return "the sweep's driver lost its connection to Ray" if self.errors.ray_died else None
+
+
 def supervise(argv: list[str], local: bool) -> int:
     """Run ``python -m platform.sweep argv`` as a child and watch its Ray; the child's exit code, or
     ``EXIT_RAY_DIED`` with one paragraph when the Ray under it died. ``local``: the child starts its own Ray
@@ -208,28 +249,14 @@ def supervise(argv: list[str], local: bool) -> int:
             child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    session, daemons, reason, gone_at, stopping = None, [], None, None, False
-    grace = grace_s()
+    watch, reason, grace = _RayWatch(child, local, errors, forwarded), None, grace_s()
     try:
-        while child.poll() is None:
+        while child.poll() is None and reason is None:
             time.sleep(_POLL_S)
-            if local and len(daemons) < 2:
-                session = session or _session_of(child.pid)
-                daemons = _daemons_of(session) if session is not None else []
-            if gone_at is None and len(daemons) == 2 and not all(_alive(pid) for pid in daemons):
-                gone_at = time.monotonic()  # a sweep that finished shuts its Ray down too: it exits 0 just after
-                # The child said it shuts its Ray down itself (it marks that first), or was told to stop.
-                stopping = bool(forwarded) or (session is not None and _stopping(session))
-                # Not a shutdown of its own: what the driver prints now is Ray's dying words (its core worker's
-                # "Failed to connect to GCS" a minute on, ActorDiedError tracebacks), left out of the paragraph.
-                errors.quiet = not stopping
-            if (gone_at is not None and not stopping and child.poll() is None
-                    and time.monotonic() - gone_at > grace):
-                reason = "its raylet or GCS process exited"
-            if reason:
-                errors.quiet = True
-                _stop(child)
-                break
+            reason = watch.poll(grace)
+        if reason:
+            errors.quiet = True
+            _stop(child)
         child.wait()
     finally:
         for sig, handler in previous.items():
@@ -237,21 +264,16 @@ def supervise(argv: list[str], local: bool) -> int:
         reader.join(timeout=10)
         errors.close()
     code = child.returncode
-    if forwarded and session is not None and code not in (0,):
+    if forwarded and watch.session is not None and code not in (0,):
         from platform.localray import stop_session
 
-        stop_session(session)  # a child stopped at once left its Ray's processes: they go with it
-    if reason is None and code not in (0, 2) and not forwarded and not stopping:
-        # The driver may end itself the moment its Ray goes, before the next poll saw the GCS gone.
-        if gone_at is not None or (len(daemons) == 2 and not all(_alive(pid) for pid in daemons)):
-            reason = "its raylet or GCS process exited"
-        elif errors.ray_died:
-            reason = "the sweep's driver lost its connection to Ray"
+        stop_session(watch.session)  # a child stopped at once left its Ray's processes: they go with it
+    reason = reason or watch.reason_after_exit(code)
     if reason is not None:
-        if session is not None:
+        if watch.session is not None:
             from platform.localray import stop_session
 
-            stop_session(session)  # what is left of the child's own Ray (a lingering GCS, its monitor)
+            stop_session(watch.session)  # what is left of the child's own Ray (a lingering GCS, its monitor)
         print(died_message(argv, reason), file=sys.stderr, flush=True)
         return EXIT_RAY_DIED
     return code if code >= 0 else 128 - code
