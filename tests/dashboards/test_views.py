@@ -186,3 +186,21 @@ def test_the_specs_first_points_stopped_early_are_drawn_though_the_status_boxes_
     assert series["stopped early by the scheduler (2)"] == [1.5, 5.0]  # the points; not the other stopped trial
     means = next(t for t in figure["data"] if t["name"].startswith("mean"))
     assert sorted(means["x"].tolist()) == [0.1, 0.12, 0.15]  # never joined to the line
+
+
+def test_the_default_score_is_the_test_score_of_the_checkpoint_selected_on_val() -> None:
+    """One score everywhere by default: ``test/best/<objective>`` when the table has it, its val score next."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from dashboards.views.page import score_columns
+
+    columns = ["best/val/dice", "last/val/dice", "test/best/dice", "test/last/dice", "test/best/hd95",
+               "test/selected_epoch"]
+    experiment = SimpleNamespace(objectives=[SimpleNamespace(metric="val/dice", mode="max")],
+                                 trials=pd.DataFrame(columns=columns),
+                                 score_columns=lambda: ["best/val/dice", "last/val/dice"])
+    scores = score_columns(experiment)
+    assert scores[:2] == ["test/best/dice", "best/val/dice"] and "test/selected_epoch" not in scores
+    assert set(scores) == set(columns) - {"test/selected_epoch"}
