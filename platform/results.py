@@ -33,30 +33,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from platform.columns import short_repr, table_from_rows
-from platform.rows import (
-    ARTIFACTS_KEY,
-    CASES_KEY,
-    CHECKPOINTS,
-    CONFIG_KEY,
-    EPOCH_TIME,
-    SELECTION_CLOCK,
-    TIME_COLUMNS,
-    WARNINGS_KEY,
-    epoch_row,
-    is_number,
-    listed_rows,
-    metric_stem,
-    summary_row,
-    trial_row,
-    zero_dice_warning,
-)
+from platform.rows import *  # noqa: F403 (re-exported: the rows' vocabulary, read from here everywhere)
 from platform.storage import filesystem
-
-__all__ = [
-    "ARTIFACTS_KEY", "CASES_KEY", "CHECKPOINTS", "CONFIG_KEY", "EPOCH_TIME", "KEYS", "MERGED_LIMIT", "MERGE_EVERY",
-    "SELECTION_CLOCK", "TABLES", "TIME_COLUMNS", "WARNINGS_KEY", "WRITER_COLUMN", "ResultsStore", "epoch_row",
-    "is_number", "listed_rows", "metric_stem", "read_table", "summary_row", "trial_row", "zero_dice_warning",
-]
 
 TABLES = ("trials", "epochs", "artifacts", "cases", "sweep")
 KEYS = {"trials": ("trial_id",), "epochs": ("trial_id", "epoch"), "artifacts": ("trial_id", "path"),

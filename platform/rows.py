@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["ARTIFACTS_KEY", "CASES_KEY", "CHECKPOINTS", "CONFIG_KEY", "EPOCH_TIME", "SELECTION_CLOCK", "TIME_COLUMNS",
+           "WARNINGS_KEY", "epoch_row", "is_number", "listed_rows", "metric_stem", "summary_row", "trial_row",
+           "zero_dice_warning"]
 EPOCH_TIME = "time/epoch_s"  # the metric each epoch row times itself with
 # The epoch count, reported only in epochs whose networks may be selected (platform.engine): ASHA's clock, and the
 # epochs a trial's best/<objective> is taken from.
