@@ -23,6 +23,7 @@ from dashboards.analysis import (
 from dashboards.figures import DOMAIN_COLOURS, GREY, Figure, titled
 from dashboards.views import Callback, common
 from dashboards.views.common import GRAPH, dropdown, missing, rounded, trial_labels
+from dashboards.views.labels import metric_name, unit_of
 from platform.results import metric_stem
 from platform.statistics import wilcoxon_signed_rank
 
@@ -243,10 +244,15 @@ def case_scatter(table: pd.DataFrame, p_value: float, metric: str, label_a: str,
                                         "<extra>click: images</extra>"})
     p_text = "n/a" if not math.isfinite(p_value) else f"{p_value:.3g}"
     one = "; the split has ONE subject, so no test across patients" if table["subject"].nunique() == 1 else ""
-    figure = titled(traces, f"{metric} per case: B against A ({len(table)} cases{one}; Wilcoxon signed-rank p = "
+    stem, *parts = metric.split("/")
+    unit = unit_of(stem, None)
+    name = metric_name(stem) + (f" ({unit})" if unit else "") + (f" of {' '.join(parts)}" if parts else "")
+    figure = titled(traces, f"{name} per case: B against A ({len(table)} cases{one}; Wilcoxon signed-rank p = "
                      f"{p_text}; above the diagonal B is higher)", len(table), height=380,
-                     xaxis={"title": {"text": f"A: {label_a.split(' (')[0]}"}, "range": [low - pad, high + pad]},
-                     yaxis={"title": {"text": f"B: {label_b.split(' (')[0]}"}, "range": [low - pad, high + pad],
+                     xaxis={"title": {"text": f"{name} under A ({label_a.split(' (')[0]})"},
+                            "range": [low - pad, high + pad]},
+                     yaxis={"title": {"text": f"{name} under B ({label_b.split(' (')[0]})"},
+                            "range": [low - pad, high + pad],
                             "scaleanchor": "x"}, showlegend=True)
     figure["layout"]["meta"]["wilcoxon_p"] = None if not math.isfinite(p_value) else p_value
     return figure
