@@ -17,6 +17,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.repeater import TRIAL_INDEX
 
 from platform.engine import SELECTION_CLOCK
 from platform.interrupts import InterruptCallback
@@ -83,7 +84,23 @@ class TrialOptunaSearch(OptunaSearch):
 
 
 class RepeatSearcher(Repeater):
-    """``Repeater`` that also averages multi-objective results (a list of metrics) over repeats."""
+    """``Repeater`` that also averages multi-objective results (a list of metrics) over repeats.
+
+    Its own record of the repeat groups (from the public ``TRIAL_INDEX``: 0 starts a group, whose first trial is
+    the one the wrapped searcher knows), not the Repeater's private ones; saved with the searcher's state."""
+
+    def __init__(self, searcher: Searcher, repeat: int) -> None:
+        super().__init__(searcher, repeat=repeat, set_index=True)
+        self.first_of: dict[str, str] = {}  # trial id -> the first trial of its repeat group
+        self.scores: dict[str, list[list[float]]] = {}  # first trial -> the objectives of each reported repeat
+        self.latest = ""  # the trial suggested last
+
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            first = trial_id if config[TRIAL_INDEX] == 0 else self.first_of[self.latest]
+            self.first_of[trial_id], self.latest = first, trial_id
+        return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, **kwargs: Any) -> None:
         if failed_by_its_code(result):
@@ -92,13 +109,12 @@ class RepeatSearcher(Repeater):
         if isinstance(metrics, str):
             super().on_trial_complete(trial_id, result, **kwargs)
             return
-        group = self._trial_id_to_group[trial_id]
-        scores = [float(result[m]) if result and m in result else np.nan for m in metrics]
-        group.report(trial_id, scores)
-        if group.finished_reporting():
-            means = np.nanmean(np.array(group.scores(), dtype=float), axis=0)
-            self.searcher.on_trial_complete(group.primary_trial_id,
-                                            result=dict(zip(metrics, means.tolist(), strict=True)), **kwargs)
+        first = self.first_of[trial_id]
+        reported = self.scores.setdefault(first, [])
+        reported.append([float(result[m]) if result and m in result else np.nan for m in metrics])
+        if len(reported) == self.repeat:
+            means = np.nanmean(np.array(reported, dtype=float), axis=0)
+            self.searcher.on_trial_complete(first, result=dict(zip(metrics, means.tolist(), strict=True)), **kwargs)
 
 
 def build_searcher(spec: SweepSpec) -> Searcher:
@@ -112,7 +128,7 @@ def build_searcher(spec: SweepSpec) -> Searcher:
         points_to_evaluate=encode_points(spec) or None,
     )
     repeats = len(spec.repeats.combos())
-    return RepeatSearcher(searcher, repeat=repeats, set_index=True) if repeats > 1 else searcher
+    return RepeatSearcher(searcher, repeat=repeats) if repeats > 1 else searcher
 
 
 def build_scheduler(spec: SweepSpec, epochs: int) -> Any:

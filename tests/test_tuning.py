@@ -52,6 +52,16 @@ def test_repeats_average_every_objective_before_the_searcher_sees_them() -> None
     assert seen == []
     searcher.on_trial_complete("t2", {"val/dice": 0.8, "val/disc_acc": 0.4})
     assert seen == [{"val/dice": pytest.approx(0.7), "val/disc_acc": pytest.approx(0.3)}]
+    # Two more groups, completing out of order; an errored repeat (no result) counts as NaN, left out of the mean.
+    ids = ["t3", "t4", "t5", "t6"]
+    configs = [searcher.suggest(trial_id) for trial_id in ids]
+    assert [c["__trial_index__"] for c in configs] == [0, 1, 0, 1]
+    searcher.on_trial_complete("t5", {"val/dice": 0.1, "val/disc_acc": 0.9})
+    searcher.on_trial_complete("t4", None, error=True)
+    searcher.on_trial_complete("t3", {"val/dice": 0.5, "val/disc_acc": 0.5})
+    assert seen[1] == {"val/dice": pytest.approx(0.5), "val/disc_acc": pytest.approx(0.5)}
+    searcher.on_trial_complete("t6", {"val/dice": 0.3, "val/disc_acc": 0.7})
+    assert seen[2] == {"val/dice": pytest.approx(0.2), "val/disc_acc": pytest.approx(0.8)}
 
 
 def test_asha_uses_the_first_objective() -> None:
