@@ -8,10 +8,13 @@ import pytest
 import torch
 
 from platform.losses import (
+    bce_to,
     discriminator_loss,
     generated_class_loss,
+    masked_bce_to,
     mean_dice_ce_loss,
     real_class_loss,
+    segmentation_loss,
     weighted_dice_loss,
 )
 
@@ -82,3 +85,29 @@ def test_a_vanished_small_class_costs_the_mean_dice_more_than_eq_1(loss) -> None
     else:
         cost = mean_dice_ce_loss(vanished, target) - mean_dice_ce_loss(perfect, target)
         assert cost > 0.5
+
+
+@pytest.mark.parametrize(("mask", "expected"), [
+    ([1.0, 1.0], (math.log(1 + math.exp(-2.0)) + math.log(2.0)) / 2),  # a uniform mask: the plain mean
+    ([1.0, 0.0], math.log(1 + math.exp(-2.0))),  # a zero weight drops the pixel
+    ([0.0, 0.0], 0.0),  # nothing weighted: 0, not a division by zero
+])
+def test_masked_bce_is_the_mask_weighted_mean_of_the_pixels_bce(mask: list[float], expected: float) -> None:
+    logits = torch.tensor([[[[2.0, 0.0]]]])  # (B=1, 1, H=1, W=2): BCE to 1 is log(1 + e^-x) per pixel
+    weights = torch.tensor(mask).view(1, 1, 1, 2)
+    assert float(masked_bce_to(logits, 1.0, weights)) == pytest.approx(expected, abs=1e-6)
+    if all(mask):
+        assert float(masked_bce_to(logits, 1.0, weights)) == pytest.approx(float(bce_to(logits, 1.0)), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["dice", "dice_ce", "mean_dice_ce"])
+def test_segmentation_loss_by_name(kind: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4, generator=generator)
+    target = torch.randint(0, 3, (2, 4, 4), generator=generator)
+    weights = [0.2, 0.3, 0.5]
+    expected = {"dice": weighted_dice_loss(logits, target, weights),
+                "dice_ce": weighted_dice_loss(logits, target, weights) + torch.nn.functional.cross_entropy(
+                    logits, target),
+                "mean_dice_ce": mean_dice_ce_loss(logits, target)}[kind]
+    assert torch.allclose(segmentation_loss(kind, logits, target, weights), expected)
