@@ -12,6 +12,7 @@ import html as html_module
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -116,9 +117,24 @@ def plan_table(path: Path, quick: bool, storage: str | None) -> Table:
     for row in spec.paper.rows:
         run = tuple(row.run)
         if run not in table.runs:
-            name = f"name={spec.name.removesuffix('-smoke')}{_run_suffix(run)}"
+            name = f"name={experiment_name(spec.name, run, quick)}"
             table.runs[run] = load_spec(path, [*base, *run, name, *([QUICK_SEEDS] if quick else [])], smoke=quick)
     return table
+
+
+def experiment_name(name: str, run: tuple[str, ...], quick: bool) -> str:
+    """The experiment of one sweep of a table: the spec's name, the hash of the row's ``run`` overrides, and for
+    ``--quick`` a closing ``-smoke`` (``--smoke`` appends it to the spec's name), so smoke results never share an
+    experiment with the full size: a full run never resumes into them and ``--read`` never prints them."""
+    base = name.removesuffix("-smoke") if quick else name
+    return f"{base}{_run_suffix(run)}{'-smoke' if quick else ''}"
+
+
+def arm_words(table: Table, run: tuple[str, ...]) -> str:
+    """One sweep of a table in words: the table's title and the rows it measures, with its overrides."""
+    labels = [repr(row.label) for row in table.paper.rows if tuple(row.run) == run]
+    overrides = f" with {' '.join(run)}" if run else " (the spec as written)"
+    return f"{table.stem} ({table.paper.title}): row{'s' if len(labels) > 1 else ''} {', '.join(labels)}{overrides}"
 
 
 def _finished(spec: SweepSpec) -> tuple[int, int]:
@@ -147,7 +163,7 @@ def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool,
             table.unmeasured.add(run)
             continue
         command = [sys.executable, "-m", "platform.sweep", str(table.path), *run,
-                   f"name={spec.name.removesuffix('-smoke')}", *([QUICK_SEEDS] if quick else [])]
+                   f"name={spec.name}", *([QUICK_SEEDS] if quick else [])]
         if storage:
             command += ["--storage", storage]
         if quick:
@@ -156,15 +172,61 @@ def run_sweeps(table: Table, quick: bool, storage: str | None, read_only: bool,
             command.append("--resume")
         if head is not None:
             command += ["--address", head.address]
-        print(f"[{table.stem}] running {spec.name} ({planned} trials)", flush=True)
-        result = subprocess.run(command, capture_output=True, text=True,
-                                env={**os.environ, **head.env} if head is not None else None)
-        if result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            problems.append(f"{table.stem}: sweep {spec.name} exited {result.returncode}: {detail[0]} (its rows "
+        words = arm_words(table, run)
+        left = f", {done} finished before" if done else ""
+        print(f"running {words}: {planned} trials{left} (experiment {spec.name})", flush=True)
+        code, detail = _follow(command, head.env if head is not None else None, f"  {table.stem}")
+        if code != 0:
+            problems.append(f"{table.stem}: sweep {spec.name} exited {code}: {detail} (its rows "
                             "are reported as not measured)")
             table.unmeasured.add(run)
     return problems
+
+
+# A sweep's progress line (platform.tuning.ProgressCallback): "[  12s] trials 3/12 done, 1 running, ... | text | ..."
+_PROGRESS = re.compile(r"^\[\s*(\d+)s\] trials (\d+)/(\d+) done, (\d+) running, (\d+) errored([^|]*)\|(.*?)\|")
+_EPOCH = re.compile(r"epoch (\d+)/(\d+)")
+PROGRESS_EVERY_S = 15.0  # at most one progress line per this many seconds, besides one per finished trial
+
+
+def progress_line(line: str) -> str | None:
+    """The short form of a sweep's progress line (trials done, running, errored, time left, the reporting trial's
+    epoch), None for any other line."""
+    match = _PROGRESS.match(line)
+    if not match:
+        return None
+    elapsed, done, total, running, errored, eta, text = match.groups()
+    epoch = _EPOCH.search(text)
+    at = f"; a trial at epoch {epoch.group(1)}/{epoch.group(2)}" if epoch else ""
+    failed = f", {errored} errored" if errored != "0" else ""
+    return f"{elapsed} s: trials {done}/{total} done, {running} running{failed}{eta.rstrip()}{at}"
+
+
+def _follow(command: list[str], env: dict[str, str] | None, prefix: str) -> tuple[int, str]:
+    """Run a sweep, printing its progress (shortened, at most every ``PROGRESS_EVERY_S`` seconds and at every
+    finished trial) under ``prefix``; (exit code, the last error line or last line it printed)."""
+    import collections
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, **env} if env is not None else None)
+    tail: collections.deque[str] = collections.deque(maxlen=50)
+    shown_at, shown_done = 0.0, None
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.rstrip("\n")
+        short = progress_line(line)
+        if short is None:
+            if line.strip():
+                tail.append(line.strip())
+            continue
+        done = short.split("trials ", 1)[1].split(" ", 1)[0]
+        if done != shown_done or time.monotonic() - shown_at >= PROGRESS_EVERY_S:
+            print(f"{prefix}: {short}", flush=True)
+            shown_at, shown_done = time.monotonic(), done
+    code = process.wait()
+    errors = [line for line in tail if line.startswith("error")]
+    return code, (errors or list(tail) or ["no output"])[-1]
 
 
 def _has_state(spec: SweepSpec) -> bool:

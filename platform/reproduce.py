@@ -11,9 +11,10 @@ Welch when the repeats do not pair) and its intervals, and every row's value per
 Markdown (``reproduce.md``), JSON (``reproduce.json``: per table, keyed by the spec's file stem, ``rows`` and
 ``claims``) and one self-contained HTML page with the figures, claims coloured by verdict (``reproduce.html``).
 
-``--quick`` runs every sweep with ``--smoke`` sizes and two seeds: about a minute per table, to check the
-machinery; its numbers mean nothing. Results on the phantom are not expected to equal the papers' numbers: the
-directions and the significant gaps are the point.
+``--quick`` runs every sweep with ``--smoke`` sizes and two seeds under its own experiment names (ending in
+``-smoke``): about a minute per table, to check the machinery; its numbers mean nothing. ``--read`` reads the full
+size's experiments, ``--read --quick`` the smoke ones; the heading says which. Results on the phantom are not
+expected to equal the papers' numbers: the directions and the significant gaps are the point.
 
 Every output records its provenance (:mod:`platform.provenance`: code version, library versions, CPU/GPU, the
 command) in the Markdown and HTML header and, with ``quick``, in each table's JSON, so one table's JSON is a
@@ -50,10 +51,12 @@ from platform.specfile import SpecError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="spec stems of search_spaces/paper/ (default: all)")
-    parser.add_argument("--quick", action="store_true", help="smoke sizes and two seeds: checks the machinery")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke sizes and two seeds, as '-smoke' experiments: checks the machinery")
     parser.add_argument("--storage", help="where the sweeps write and are read (default: each spec's storage)")
     parser.add_argument("--out", help="directory of reproduce.md/.json/.html (default: <storage>/reproduce)")
-    parser.add_argument("--read", action="store_true", help="only read sweeps that already ran; run nothing")
+    parser.add_argument("--read", action="store_true",
+                        help="only read sweeps that already ran (full size; with --quick the smoke ones); run nothing")
     parser.add_argument("--check", metavar="REFERENCE.json",
                         help="rerun the named tables (default: the reference's) from a clean cache and storage and "
                              "report every row whose per-repeat values differ from the reference, and the "
@@ -104,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     for result in results.values():  # each table carries what made it, so one table's JSON is a reference
         result.update(provenance=record, quick=args.quick)
     wall = time.monotonic() - started
-    header = (f"{'--quick (smoke sizes, 2 seeds: the numbers mean nothing)' if args.quick else 'full size'}; "
+    size = ("smoke size (--quick: the '-smoke' experiments, 2 seeds; the numbers mean nothing)" if args.quick
+            else "full size")
+    header = (f"{size}{', read from finished sweeps (--read)' if args.read else ''}; "
               f"{time.strftime('%Y-%m-%d')}; {wall:.0f} s. Measured: test split, networks of the epoch best on val. "
               f"Provenance: {provenance_summary(record)}.")
     text = markdown(results, header)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from platform.papertables import PAPER_DIR, claim_results, markdown, row_values
+from platform.papertables import (
+    PAPER_DIR,
+    claim_results,
+    experiment_name,
+    markdown,
+    plan_table,
+    progress_line,
+    row_values,
+)
 from platform.spec import PaperClaim, PaperTable, load_spec
 from platform.statistics import repeat_key
 from tests.conftest import REPO_ROOT
@@ -133,11 +143,62 @@ def test_a_quick_reproduction_writes_markdown_json_and_html(tmp_path: Path) -> N
     assert "| block 1 | model/params_ratio | 1.001 |" in (out / "reproduce.md").read_text()
     page = (out / "reproduce.html").read_text()
     assert "<script" in page and "plotly" in page.lower() and "http" not in page.split("<body>")[1][:200]
-    # Read again, running nothing: the finished sweep is reused.
+    # One line per sweep in words (the table and its rows, not the hash), then its progress.
+    assert "running dualnorm_table6 (" in result.stdout and "'block 1'" in result.stdout, result.stdout[-2000:]
+    assert re.search(r"dualnorm_table6: \d+ s: trials (\d+)/\1 done", result.stdout), result.stdout[-2000:]
+    # Only '-smoke' experiments were written: a full run never resumes into them.
+    written = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.name != "reproduce")
+    assert written and all(name.endswith("-smoke") for name in written), written
+    # Read again, running nothing: the finished sweep is reused, and the heading says which size it read.
     again = subprocess.run([sys.executable, "-m", "platform.reproduce", "dualnorm_table6", "--quick", "--read",
                             "--storage", str(tmp_path / "runs"), "--out", str(out)], capture_output=True, text=True,
                            cwd=REPO_ROOT, timeout=300)
     assert again.returncode == 0 and "running" not in again.stdout, again.stdout + again.stderr
+    assert "smoke size" in again.stdout and "| block 1 | model/params_ratio | 1.001 |" in again.stdout
+    # The full size reads its own experiments: none ran, so no smoke number is printed as a full-size one.
+    full = subprocess.run([sys.executable, "-m", "platform.reproduce", "dualnorm_table6", "--read", "--storage",
+                           str(tmp_path / "runs"), "--out", str(tmp_path / "full")], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300)
+    assert full.returncode == 1 and "full size" in full.stdout and "smoke size" not in full.stdout, full.stdout
+    assert "| block 1 | model/params_ratio | 1.001 | - |" in full.stdout and "(--read)" in full.stderr
+    # A full-size sweep refuses to resume the smoke experiment, under its own name or the smoke one.
+    spec = str(PAPER_DIR / "dualnorm_table6.yaml")
+    for extra in ([], ["name=paper-dualnorm-table6-smoke"]):
+        resume = subprocess.run([sys.executable, "-m", "platform.sweep", spec, *extra, "--resume", "--dry-run",
+                                 "--storage", str(tmp_path / "runs")], capture_output=True, text=True,
+                                cwd=REPO_ROOT, timeout=300)
+        assert resume.returncode == 2 and "Traceback" not in resume.stderr, resume.stdout + resume.stderr
+
+
+@pytest.mark.parametrize(("run", "quick", "expected"), [
+    ((), False, "paper-x"),
+    ((), True, "paper-x-smoke"),
+    (("generator=none",), False, "paper-x-" + hashlib.sha256(b"generator=none").hexdigest()[:8]),
+    (("generator=none",), True, "paper-x-" + hashlib.sha256(b"generator=none").hexdigest()[:8] + "-smoke"),
+])
+def test_quick_experiments_end_in_smoke_and_full_ones_never_do(run: tuple[str, ...], quick: bool,
+                                                              expected: str) -> None:
+    name = "paper-x-smoke" if quick else "paper-x"  # load_spec(smoke=True) appends '-smoke' to the spec's name
+    assert experiment_name(name, run, quick) == expected
+
+
+@pytest.mark.parametrize("path", sorted(PAPER_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_no_quick_experiment_shares_a_name_with_a_full_one(path: Path) -> None:
+    full = {spec.name for spec in plan_table(path, False, None).runs.values()}
+    quick = {spec.name for spec in plan_table(path, True, None).runs.values()}
+    assert all(name.endswith("-smoke") for name in quick) and not full & quick
+    assert not any(name.endswith("-smoke") for name in full)
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("[    12s] trials 3/12 done, 1 running, 0 errored, ETA 1m | t1 (lambda=1.5) epoch 4/20 val/dice 0.5000 | best",
+     "12 s: trials 3/12 done, 1 running, ETA 1m; a trial at epoch 4/20"),
+    ("[   300s] trials 12/12 done, 0 running, 2 errored | sweep ended | best val/dice 0.8 (t1)",
+     "300 s: trials 12/12 done, 0 running, 2 errored"),
+    ("== Status ==", None),
+])
+def test_progress_lines_are_shortened_and_others_dropped(line: str, expected: str | None) -> None:
+    assert progress_line(line) == expected
 
 
 def test_an_unknown_table_is_a_clear_error() -> None:
