@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from platform.spec import SpecError, SweepSpec, load_spec
 from platform.sweepray import REPO_ROOT, RayStartError, _init_ray, _resources_for_plan, _start_ray
@@ -322,9 +323,20 @@ def _run(spec: SweepSpec, args: argparse.Namespace, storage: str, experiment: st
 
     # Quoted: a URI's query has "&", which a shell would take for "run in the background".
     print(f"\n{spec.trial_count()} trials in {elapsed:.0f} s. Results: {join(experiment, 'tables')} "
-          f"(trials, epochs, artifacts, cases, sweep); explore with: python -m dashboards.app --storage "
-          f"{shlex.quote(storage)} --experiment {shlex.quote(spec.name)}")
+          f"(trials, epochs, artifacts, cases, sweep); explore with: {explore_command(storage, spec.name)}")
     return 0
+
+
+def explore_command(storage: str, name: str) -> str:
+    """The explorer's command for one experiment, as it runs when pasted in the repository root outside an
+    activated virtual environment: this interpreter (relative to the repository when inside it), never a bare
+    ``python`` that may lack the explorer's packages."""
+    python = Path(sys.executable)
+    shown = python.relative_to(REPO_ROOT).as_posix() if python.is_relative_to(REPO_ROOT) else str(python)
+    if Path.cwd().resolve() != REPO_ROOT:  # the package is imported from the repository root
+        return (f"cd {shlex.quote(str(REPO_ROOT))} && {shlex.quote(shown)} -m dashboards.app --storage "
+                f"{shlex.quote(storage)} --experiment {shlex.quote(name)}")
+    return f"{shlex.quote(shown)} -m dashboards.app --storage {shlex.quote(storage)} --experiment {shlex.quote(name)}"
 
 
 if __name__ == "__main__":
