@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         except OutputError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USER_ERROR
+        print(f"written: {args.out} ({args.format})")
     else:
         sys.stdout.write(text)
     return 0
