@@ -508,7 +508,7 @@ def test_the_new_views_history_timeline_and_errors(driver: WebDriver, server: st
     trials = _trials(synthetic)
     finished = int(trials["status"].isin(["TERMINATED", "ERROR"]).sum())
     _wait_trials(driver, "history", finished)
-    assert "Optimisation history of best/val/dice (max): best 0." in _title(driver, "history")
+    assert "Optimisation history of Dice (val, best epoch) (higher is better): best 0." in _title(driver, "history")
     _until(driver, lambda d: _text(d, "#history .g-xtitle"), lambda text: text == "trials finished", "history's x")
     driver.find_element(By.CSS_SELECTOR, "#history-x input[value='time']").click()
     _until(driver, lambda d: _text(d, "#history .g-xtitle"), lambda text: "minutes" in text, "history against time")
@@ -567,7 +567,7 @@ def test_early_stopped_trials_are_left_out_then_marked_and_the_state_is_in_the_u
     _wait_trials(driver, "timeline", 12 - early)
     driver.find_element(By.CSS_SELECTOR, "#status input[value='STOPPED_EARLY']").click()
     _wait_trials(driver, "curve", 12)
-    assert "includes 4 trials stopped early" in _title(driver, "curve")
+    assert "4 trials stopped early shown apart, not in the means" in _title(driver, "curve")
     assert "stopped early by the scheduler at epoch 2 (4)" in _title(driver, "timeline")
     query = _until(driver, lambda d: parse_qs(urlparse(d.current_url).query),
                    lambda q: "STOPPED_EARLY" in q.get("status", [""])[0], "the status boxes written to the URL")
