@@ -20,8 +20,8 @@ Every output records its provenance (:mod:`platform.provenance`: code version, l
 command) in the Markdown and HTML header and, with ``quick``, in each table's JSON, so one table's JSON is a
 reference. ``--save-reference`` writes it to ``search_spaces/paper/reference/<NAME>.json``; ``--check
 REFERENCE.json [NAME ...]`` reruns the tables from a clean cache and storage and reports every row whose values per
-repeat differ and every environment difference; ``--readme`` regenerates README.md's measured tables from the
-committed references (:mod:`platform.reference`).
+repeat differ and every environment difference; ``--readme`` regenerates the measured tables of docs/fidelity.md
+from the committed references (:mod:`platform.reference`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-reference", action="store_true",
                         help="also write each table to search_spaces/paper/reference/<NAME>.json")
     parser.add_argument("--readme", action="store_true",
-                        help="regenerate README.md's measured tables from search_spaces/paper/reference/; run nothing")
+                        help="regenerate docs/fidelity.md's measured tables from search_spaces/paper/reference/; "
+                             "run nothing")
     args = parser.parse_args(argv)
     from platform import reference
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         except reference.ReferenceError as err:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_USER_ERROR
-        print(f"README.md {'updated' if changed else 'already up to date'} from {reference.REFERENCE_DIR}")
+        print(f"{reference.README} {'updated' if changed else 'already up to date'} from {reference.REFERENCE_DIR}")
         return 0
     if args.check:
         return reference.check(Path(args.check), args.names)

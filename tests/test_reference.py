@@ -130,8 +130,8 @@ def test_a_table_is_recomputed_from_stored_values() -> None:
 
 def test_the_readme_block_is_what_the_references_generate() -> None:
     block = reference.readme_block_in()
-    assert block is not None, "README.md lacks the generated measured-tables block"
-    assert block == reference.readme_block(), "README.md is stale: run `python -m platform.reproduce --readme`"
+    assert block is not None, "docs/fidelity.md lacks the generated measured-tables block"
+    assert block == reference.readme_block(), "docs/fidelity.md is stale: run `python -m platform.reproduce --readme`"
 
 
 def test_write_readme_replaces_only_the_block(tmp_path: Path) -> None:
