@@ -57,7 +57,7 @@ def controls() -> html.Div:
                  placeholder="one row per trial", control_style={"margin": "6px 0", "maxWidth": "520px"}),
         # A group row has no trial id: its id is the key's value, so selecting it picks no trial.
         dag.AgGrid(id="grid", rowModelType="infinite", columnDefs=[],
-                   getRowId=f"params.data.trial_id ?? ('group:' + params.data.{GROUP_ID})",
+                   getRowId=f"params.data.trial_id ? params.data.trial_id : 'group:' + params.data.{GROUP_ID}",
                    defaultColDef={"floatingFilter": True, "minWidth": 90},
                    dashGridOptions={"rowSelection": {"mode": "multiRow", "headerCheckbox": False},
                                     "suppressFieldDotNotation": True, "pagination": True,
