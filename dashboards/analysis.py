@@ -307,37 +307,6 @@ SCORE_SOURCES = (("last/val/", "val, last epoch"), ("best/val/", "val, best epoc
                  ("test/best/", "test, networks of the best val epoch"), ("test/last/", "test, last networks"))
 
 
-def metric_breakdown(a: pd.Series, b: pd.Series, sources: tuple[tuple[str, str], ...] = SCORE_SOURCES
-                     ) -> list[dict[str, Any]]:
-    """Per-metric, per-domain, per-class scores of two trials, each labelled with what it is (``score``: the
-    last or the best validation epoch, or the test split with which networks), so a last-epoch value is never
-    read as the trial's best.
-
-    Rows ``{score, metric, domain, class, a, b, diff}`` (diff = b - a), in the order of ``sources`` (prefix,
-    label); ``all``/``mean`` mark the aggregated levels.
-    """
-    rows = []
-    columns = sorted(set(a.index) | set(b.index))
-    for prefix, label in sources:
-        for column in columns:
-            if not column.startswith(prefix) or column == "test/selected_epoch":
-                continue
-            parts = column[len(prefix):].split("/")
-            metric = parts[0]
-            domain, klass = parts[1] if len(parts) > 1 else "all", parts[2] if len(parts) > 2 else "mean"
-            left, right = _as_float(a.get(column)), _as_float(b.get(column))
-            rows.append({"score": label, "metric": metric, "domain": domain, "class": klass, "a": left, "b": right,
-                         "diff": right - left if math.isfinite(left) and math.isfinite(right) else math.nan})
-    return rows
-
-
-def _as_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 # --- per-case evidence (the cases table) -----------------------------------------------------------------------------
 
 

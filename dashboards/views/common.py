@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import dash
@@ -99,3 +100,15 @@ def dropdown(component_id: str, label: str, control_style: dict[str, Any] | None
     """A labelled dropdown; ``control_style`` styles the labelled block (e.g. a narrower width)."""
     return html.Div([html.Div(label, className="label"), dcc.Dropdown(id=component_id, **kwargs)], className="control",
                     style=control_style or {})
+
+
+def experiment_picker(explorer: Any, version: dict[str, Any] | None, current: str | None,
+                      values_and_default: Callable[[Any], tuple[list[str], str | None]],
+                      label: Callable[[str], str] = str) -> tuple[list[dict[str, str]], str | None]:
+    """A picker of the shown experiment's ``values`` (labelled by ``label``) and its value: the current one while
+    offered, else the default ``values_and_default(experiment)`` gives; nothing without an experiment."""
+    experiment = explorer.experiment(version)
+    if experiment is None:
+        return [], None
+    values, default = values_and_default(experiment)
+    return [{"label": label(v), "value": v} for v in values], current if current in values else default

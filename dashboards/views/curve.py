@@ -30,7 +30,7 @@ from dashboards.figures import (
     titled,
 )
 from dashboards.views import Callback, Context, View
-from dashboards.views.common import GRAPH, dropdown, selected_ids
+from dashboards.views.common import GRAPH, dropdown, experiment_picker, selected_ids
 from dashboards.views.labels import score_label
 from platform.results import ResultsStore
 from platform.resume import SPEC_COLUMN
@@ -47,13 +47,11 @@ def controls() -> html.Div:
 def param_choices(explorer: Any, version: dict[str, Any] | None, current: str | None
                   ) -> tuple[list[dict[str, str]], str | None]:
     """The parameters the spec searched; the current one kept, else the first numeric one (else the first)."""
-    experiment = explorer.experiment(version)
-    if experiment is None:
-        return [], None
-    params = experiment.params
-    value = current if current in params else next((p for p in params if p not in experiment.categorical),
-                                                   params[0] if params else None)
-    return [{"label": short_name(p), "value": p} for p in params], value
+    def first_numeric(experiment: Any) -> tuple[list[str], str | None]:
+        params = experiment.params
+        return params, next((p for p in params if p not in experiment.categorical), params[0] if params else None)
+
+    return experiment_picker(explorer, version, current, first_numeric, short_name)
 
 
 def render(context: Context, score: str | None, param: str | None, selected: list[dict[str, Any]] | None) -> Any:

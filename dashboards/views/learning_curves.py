@@ -12,7 +12,15 @@ from dash import dcc, html
 from dashboards import figures
 from dashboards.figures import DOMAIN_COLOURS, Figure, titled
 from dashboards.views import Callback, Context, View
-from dashboards.views.common import GRAPH, dropdown, param_texts, ranked_ids, selected_ids, trial_labels
+from dashboards.views.common import (
+    GRAPH,
+    dropdown,
+    experiment_picker,
+    param_texts,
+    ranked_ids,
+    selected_ids,
+    trial_labels,
+)
 from dashboards.views.labels import epoch_label
 from platform.statistics import t_half_widths
 
@@ -41,13 +49,12 @@ def controls() -> html.Div:
 def metric_choices(explorer: Any, version: dict[str, Any] | None, current: str | None
                    ) -> tuple[list[dict[str, str]], str | None]:
     """The per-epoch metrics; the current one kept, else the first objective's."""
-    experiment = explorer.experiment(version)
-    if experiment is None:
-        return [], None
-    metrics = experiment.epoch_metrics
-    primary = experiment.objectives[0].metric if experiment.objectives else None
-    value = current if current in metrics else (primary if primary in metrics else (metrics[0] if metrics else None))
-    return [{"label": m, "value": m} for m in metrics], value
+    def primary_first(experiment: Any) -> tuple[list[str], str | None]:
+        metrics = experiment.epoch_metrics
+        primary = experiment.objectives[0].metric if experiment.objectives else None
+        return metrics, primary if primary in metrics else (metrics[0] if metrics else None)
+
+    return experiment_picker(explorer, version, current, primary_first)
 
 
 def render(context: Context, selected: list[dict[str, Any]] | None, metric: str, score: str | None, mode: str,

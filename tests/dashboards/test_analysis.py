@@ -15,9 +15,9 @@ from dashboards.analysis import (
     config_differences,
     filter_trials,
     grid_filter_mask,
-    metric_breakdown,
     natural_key,
 )
+from dashboards.views.comparison import metric_table
 from dashboards.views.importance import importance
 from dashboards.views.parcoords import brushes_from_restyle
 from dashboards.views.pareto import pareto_mask
@@ -169,24 +169,24 @@ def test_config_differences_put_differing_keys_first() -> None:
     assert rows[0]["b"] == "(absent)"
 
 
-def test_metric_breakdown_splits_domain_and_class() -> None:
+def test_metric_table_splits_domain_and_class() -> None:
     a = pd.Series({"last/val/dice": 0.5, "last/val/dice/infant": 0.4, "last/val/dice/infant/wm": 0.3, "seed": 0})
     b = pd.Series({"last/val/dice": 0.7, "last/val/dice/infant": 0.6, "last/val/dice/infant/wm": 0.2, "seed": 1})
-    rows = {(r["metric"], r["domain"], r["class"]): r for r in metric_breakdown(a, b)}
+    rows = {(r["metric"], r["domain"], r["class"]): r for r in metric_table({"a": a, "b": b}, ["a", "b"])}
     assert set(rows) == {("dice", "all", "mean"), ("dice", "infant", "mean"), ("dice", "infant", "wm")}
-    assert rows[("dice", "infant", "wm")]["diff"] == pytest.approx(-0.1)
+    assert (rows[("dice", "infant", "wm")]["a"], rows[("dice", "infant", "wm")]["b"]) == (0.3, 0.2)
 
 
-def test_metric_breakdown_labels_last_best_and_test_scores() -> None:
+def test_metric_table_labels_last_best_and_test_scores() -> None:
     """A last-epoch value is labelled as such beside the best epoch's and the test scores, never only "dice"."""
     a = pd.Series({"last/val/dice": 0.0016, "best/val/dice": 0.0649, "test/best/dice": 0.05, "test/last/dice": 0.01,
                    "test/selected_epoch": 3.0})
     b = pd.Series({"last/val/dice": 0.2, "best/val/dice": 0.3})
-    rows = metric_breakdown(a, b)
+    rows = metric_table({"a": a, "b": b}, ["a", "b"])
     assert [(r["score"], r["a"]) for r in rows] == [
         ("val, last epoch", 0.0016), ("val, best epoch", 0.0649), ("test, networks of the best val epoch", 0.05),
         ("test, last networks", 0.01)]
-    assert math.isnan(rows[2]["b"]) and math.isnan(rows[2]["diff"])
+    assert math.isnan(rows[2]["b"])
 
 
 def test_natural_order_of_levels() -> None:
