@@ -274,7 +274,7 @@ def table_result(table: Table) -> dict[str, Any]:
             "experiments": [spec.name for spec in table.runs.values()]}
 
 
-def _number(value: Any, digits: int = 3) -> str:
+def _shown(value: Any, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
@@ -286,7 +286,7 @@ def md_text(value: Any) -> str:
 
 
 def _interval(bounds: list[float]) -> str:
-    return f"[{_number(bounds[0])}, {_number(bounds[1])}]"
+    return f"[{_shown(bounds[0])}, {_shown(bounds[1])}]"
 
 
 def _adjusted(claim: dict[str, Any]) -> str:
@@ -298,7 +298,7 @@ def _adjusted(claim: dict[str, Any]) -> str:
 def _repeats(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The per-repeat values of a table: (repeat labels, per row [name, value per repeat])."""
     labels = list(dict.fromkeys(label for row in result["rows"] for label in row["values"]))
-    return labels, [[row["name"], *(_number(row["values"].get(label)) for label in labels)]
+    return labels, [[row["name"], *(_shown(row["values"].get(label)) for label in labels)]
                     for row in result["rows"]]
 
 
@@ -316,13 +316,13 @@ def markdown(results: dict[str, dict[str, Any]], header: str) -> str:
         out.append(f"## {md_text(stem)}: {md_text(result['title'])}\n")
         out.append("| row | metric | paper | measured mean | 95% CI | n |\n|---|---|---|---|---|---|")
         for row in result["rows"]:
-            out.append(f"| {md_text(row['name'])} | {md_text(row['metric'])} | {_number(row['paper'])} | "
-                       f"{_number(row['mean'])} | {_interval(row['ci95'])} | {row['n']} |")
+            out.append(f"| {md_text(row['name'])} | {md_text(row['metric'])} | {_shown(row['paper'])} | "
+                       f"{_shown(row['mean'])} | {_interval(row['ci95'])} | {row['n']} |")
         if result["claims"]:
             out.append("\n| claim | verdict | difference | 95% CI | Holm-adjusted CI | n | test | why |\n"
                        "|---|---|---|---|---|---|---|---|")
             for claim in result["claims"]:
-                out.append(f"| {md_text(claim['claim'])} | **{claim['verdict']}** | {_number(claim['difference'])} | "
+                out.append(f"| {md_text(claim['claim'])} | **{claim['verdict']}** | {_shown(claim['difference'])} | "
                            f"{_interval(claim['ci95'])} | {_adjusted(claim)} | {claim['n']} | {claim['test']} | "
                            f"{md_text(claim['reason'])} |")
         labels, rows = _repeats(result)
@@ -357,7 +357,7 @@ def html(results: dict[str, dict[str, Any]], header: str) -> str:
         errors = [(r["ci95"][1] - r["mean"]) if math.isfinite(r["ci95"][1]) else 0.0 for r in rows]
         figure = go.Figure([
             go.Bar(name="measured (mean, 95% CI)", x=names, y=means, error_y={"type": "data", "array": errors},
-                   text=[f"{_number(m)} (n={r['n']})" for m, r in zip(means, rows, strict=True)]),
+                   text=[f"{_shown(m)} (n={r['n']})" for m, r in zip(means, rows, strict=True)]),
             go.Scatter(name="paper", x=names, y=[r["paper"] for r in rows], mode="markers",
                        marker={"symbol": "diamond", "size": 12}),
         ])
@@ -370,7 +370,7 @@ def html(results: dict[str, dict[str, Any]], header: str) -> str:
                                                       "n", "test", "why"))
             body = "".join(
                 f"<tr class='{c['verdict'].replace(' ', '-')}'><td>{esc(c['claim'])}</td><td><b>{c['verdict']}</b>"
-                f"</td><td>{_number(c['difference'])}</td><td>{_interval(c['ci95'])}</td><td>{esc(_adjusted(c))}"
+                f"</td><td>{_shown(c['difference'])}</td><td>{_interval(c['ci95'])}</td><td>{esc(_adjusted(c))}"
                 f"</td><td>{c['n']}</td><td>{esc(c['test'])}</td><td>{esc(c['reason'])}</td></tr>"
                 for c in result["claims"])
             parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
