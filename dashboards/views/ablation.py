@@ -59,8 +59,8 @@ def download(explorer: Any, csv_clicks: int | None, md_clicks: int | None, latex
              baseline: str | None) -> dict[str, Any] | None:
     """The ablation table the page shows (filtered trials, finished ones; the chosen baseline) as the report
     writes it: CSV, Markdown or LaTeX."""
-    from dashboards.report import render as render_table
-    from dashboards.report import report_table
+    from dashboards.reporttable import render as render_table
+    from dashboards.reporttable import report_table
 
     experiment, trials = explorer.filtered(version, statuses, brushes, grid_model)
     factors = [f for f in factors or [] if experiment is not None and f in experiment.params]
