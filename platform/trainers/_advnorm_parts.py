@@ -24,7 +24,7 @@ from platform.metrics import (
 
 if TYPE_CHECKING:
     from platform.data.config import DataConfig
-    from platform.trainers.advnorm import AdvNormTrainer, Config
+    from platform.trainers.base import Trainer, TrainerConfig
 
 SURFACE_METRICS = ("hd95", "mhd")  # the paper's equation 5 (MHD) beside HD95
 
@@ -41,7 +41,7 @@ def intensity_metrics(split: str, inputs: dict[str, list[np.ndarray]], outputs: 
             f"{split}/bias_corr_norm": float(np.mean(np.abs(corr_out)))}
 
 
-def bias_sweep(trainer: AdvNormTrainer, split: str) -> dict[str, float]:
+def bias_sweep(trainer: Trainer, split: str) -> dict[str, float]:
     """Table 6: each volume of ``split`` degraded by the linear field at each ``eval_bias_alphas``; per domain the
     mean (signed) correlation of intensity with y inside the brain, of the degraded input and of G's output, and
     the Dice on the degraded volumes."""
@@ -65,7 +65,7 @@ def bias_sweep(trainer: AdvNormTrainer, split: str) -> dict[str, float]:
     return metrics
 
 
-def discriminator_validation(trainer: AdvNormTrainer, split: str, cases: list[Any]) -> dict[str, float]:
+def discriminator_validation(trainer: Trainer, split: str, cases: list[Any]) -> dict[str, float]:
     """D's loss, accuracy and confusion matrix on a fixed set of patches of ``split``, real (their training
     domain) and generated (class K+1), Table 7."""
     batch, domains = trainer.data_config.batch_size, trainer.train_domains
@@ -97,7 +97,7 @@ def discriminator_validation(trainer: AdvNormTrainer, split: str, cases: list[An
     }
 
 
-def evaluate_volumes(trainer: AdvNormTrainer, split: str) -> dict[str, float]:
+def evaluate_volumes(trainer: Trainer, split: str) -> dict[str, float]:
     """Every volume of ``split`` through G and S by sliding window: the segmentation summary, the intensity
     metrics, Table 6's sweep (test only) and D's validation; fills ``last_eval`` and ``last_cases``."""
     summary = SegmentationSummary(trainer.class_names, surface=SURFACE_METRICS)
@@ -128,7 +128,7 @@ def evaluate_volumes(trainer: AdvNormTrainer, split: str) -> dict[str, float]:
     return metrics
 
 
-def config_problems(config: Config, data: DataConfig) -> list[str]:
+def config_problems(config: TrainerConfig, data: DataConfig) -> list[str]:
     """What ``AdvNormTrainer.check`` refuses at spec time, one line each."""
     problems = [f"data.patch_size {data.patch_size} must be divisible by 2**({name}-1) = {2 ** (depth - 1)}; "
                 f"change data.patch_size or {name}"
@@ -147,7 +147,7 @@ def config_problems(config: Config, data: DataConfig) -> list[str]:
     return problems
 
 
-def declared_names(config: Config, data: DataConfig) -> set[str]:
+def declared_names(config: TrainerConfig, data: DataConfig) -> set[str]:
     """Every train/ and val/ name this config reports on this data (``metric_names``)."""
     names = {"train/loss", "train/loss_seg", "train/iterations", "train/lr_s", "val/jsd_input", "val/jsd_norm",
              "val/jsd_k_input", "val/jsd_k_norm", "val/bias_corr_input", "val/bias_corr_norm"}
@@ -167,7 +167,7 @@ def declared_names(config: Config, data: DataConfig) -> set[str]:
     return names
 
 
-def declared_test_names(config: Config, data: DataConfig) -> set[str]:
+def declared_test_names(config: TrainerConfig, data: DataConfig) -> set[str]:
     """The test-only names (Table 6's sweep) this config reports (``test_metric_names``)."""
     names = set()
     for alpha in config.eval_bias_alphas:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -20,10 +20,7 @@ from platform.data.slices import ImageSliceSampler, SliceSampler, pad_xy, volume
 from platform.metrics import SegmentationSummary, histogram_jsd, summary_names
 from platform.nets.deeplab2d import FeatureExtractor, OutputDiscriminator, PixelDiscriminator, Predictor
 from platform.nets.styletransfer import ConditionalPatchDiscriminator, StyleDecoder, StyleEncoder
-from platform.trainers.base import TrainerConfig
-
-if TYPE_CHECKING:
-    from platform.trainers.glua import GLUATrainer
+from platform.trainers.base import Trainer, TrainerConfig
 
 MULTIPLE = 8  # slices are padded to a multiple of 8 (up to three stride-2 levels)
 SOURCE, TARGET = 0, 1  # domain indices of the style networks
@@ -187,7 +184,7 @@ def declared_names(config: Config, data: DataConfig) -> set[str]:
 
 
 @torch.no_grad()
-def mask_by_label(trainer: GLUATrainer, cases: list[Case]) -> dict[int, tuple[float, int]]:
+def mask_by_label(trainer: Trainer, cases: list[Case]) -> dict[int, tuple[float, int]]:
     """The D1 mask S applies at inference to these target volumes, per label value: (sum of the mask over the
     voxels of that label, their count); the mask is brought to the image's resolution (nearest). A diagnostic
     only: the labels it reads reach no loss and no sampler, and no random stream is drawn. Leaves the networks in
@@ -221,7 +218,7 @@ def mask_region_means(regions: dict[int, tuple[float, int]]) -> dict[str, float]
     return metrics
 
 
-def style_metrics(trainer: GLUATrainer, split: str) -> dict[str, float]:
+def style_metrics(trainer: Trainer, split: str) -> dict[str, float]:
     """``<split>/style_jsd``: the histogram JSD between translated-source and target foreground intensities
     (``style_jsd_identity``: before translation)."""
     # Images only, of both domains' subjects of the split whatever their roles: a measure of the translation.
@@ -236,7 +233,7 @@ def style_metrics(trainer: GLUATrainer, split: str) -> dict[str, float]:
             f"{split}/style_jsd_identity": histogram_jsd([raw, tgt])}
 
 
-def build_networks(trainer: GLUATrainer) -> None:
+def build_networks(trainer: Trainer) -> None:
     """GLUA's networks, stage-1 samplers and optimizers: the stage-1 networks first, right after seeding (their
     initialisation never depends on stage-2 fields), then S_E, S_P, D1, D2."""
     config, channels, batch = trainer.config, trainer.channels, trainer.data_config.batch_size
@@ -271,7 +268,7 @@ def build_networks(trainer: GLUATrainer) -> None:
 
 
 @torch.no_grad()
-def translate_case(trainer: GLUATrainer, case: Case) -> Case:
+def translate_case(trainer: Trainer, case: Case) -> Case:
     """The case with its image in target style (labels and geometry unchanged)."""
     for name in ("g_enc", "g_dec"):
         trainer.net(name).eval()
@@ -281,7 +278,7 @@ def translate_case(trainer: GLUATrainer, case: Case) -> Case:
     image = out[:, :, :sx, :sy].permute(1, 2, 3, 0).float().cpu().numpy()  # (C, X, Y, Z)
     return dataclasses.replace(case, image=image)
 
-def build_stage2_samplers(trainer: GLUATrainer) -> None:
+def build_stage2_samplers(trainer: Trainer) -> None:
     """The labelled slices (the source translated by stage 1, as is, or the target's for the upper bound) and,
     with D1 or D2, the unlabelled target slices, all padded to the common shape."""
     config, batch = trainer.config, trainer.data_config.batch_size
@@ -301,14 +298,14 @@ def build_stage2_samplers(trainer: GLUATrainer) -> None:
 
 
 @torch.no_grad()
-def predict_volume(trainer: GLUATrainer, case: Case) -> torch.Tensor:
+def predict_volume(trainer: Trainer, case: Case) -> torch.Tensor:
     slices = volume_slices(case, 0, MULTIPLE).to(trainer.device)
     target = case.domain == trainer.target
     preds = trainer.in_chunks(lambda x: trainer.segment(x, target=target, ddp=False)[0].argmax(1), slices)
     sx, sy = case.label.shape[:2]
     return torch.cat(preds)[:, :sx, :sy].permute(1, 2, 0)  # (X, Y, Z)
 
-def evaluate_volumes(trainer: GLUATrainer, split: str) -> dict[str, float]:
+def evaluate_volumes(trainer: Trainer, split: str) -> dict[str, float]:
     trainer.eval_mode()
     summary = SegmentationSummary(trainer.class_names, surface=("asd",))
     trainer.last_eval = []
