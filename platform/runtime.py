@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # the spec reads this block without importing torch; platform.acceleration applies it
     import torch
@@ -39,17 +39,6 @@ class RuntimeConfig(BaseModel):
     hooks: list[str] = Field(
         [], description="extra per-epoch behaviours: 'package.module:Class' of platform.hooks.Hook subclasses, built "
         "with no arguments and run after the engine's own hooks (importable from the repository root or PYTHONPATH)")
-
-    @field_validator("hooks")
-    @classmethod
-    def _importable(cls, hooks: list[str]) -> list[str]:
-        if not hooks:
-            return hooks
-        from platform.hooks import hook_class  # torch and the trainers load only when a spec names hooks
-
-        for path in hooks:
-            hook_class(path)  # ValueError saying why; the spec's error names runtime.hooks
-        return hooks
 
     def describe(self) -> str:
         """One line for ``--dry-run``."""

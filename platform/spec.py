@@ -133,6 +133,7 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
     if spec.trainer not in TRAINERS:
         raise SpecError(f"{src.where('trainer')}: 'trainer': {TRAINERS.unknown_message(spec.trainer)}")
     trainer = TRAINERS.get(spec.trainer)
+    _check_hooks(spec.runtime.hooks, src)
     checks = SpecChecks(spec, trainer, src)
     checks.data()
     checks.names()
@@ -144,3 +145,17 @@ def check_against_trainer(spec: SweepSpec, source: Source | str, lines: dict[tup
     checks.objectives()
     checks.explore()
     checks.trainer_check()
+
+
+def _check_hooks(hooks: list[str], src: Source) -> None:
+    """Each ``runtime.hooks`` entry names an importable :class:`platform.hooks.Hook` subclass (checked here, with
+    the trainers, so the runtime settings need not import the engine's hooks)."""
+    if not hooks:
+        return
+    from platform.hooks import hook_class  # torch and the trainers load only when a spec names hooks
+
+    for index, path in enumerate(hooks):
+        try:
+            hook_class(path)
+        except ValueError as err:
+            raise SpecError(f"{src.where('runtime', 'hooks', index)}: 'runtime.hooks': {err}") from None
