@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,19 +139,31 @@ def stop_sessions(temp_dir: str | Path, grace_s: float = 3.0) -> list[int]:
 
 
 def ray_temp_dir() -> str:
-    """Where a local Ray keeps its sessions: Ray's own default (RAY_TMPDIR, TMPDIR, else /tmp, plus ``ray``)."""
-    from ray._common.utils import get_default_ray_temp_dir
+    """Where a local Ray keeps its sessions: Ray's default, ``$RAY_TMPDIR/ray``, else ``$TMPDIR/ray`` on Linux, else
+    ``/tmp/ray`` (Ray has no public accessor; tests/test_localray.py checks this against the parent of the
+    ``session_dir`` a local ``ray.init`` reports, so a Ray that changes its default fails there)."""
+    if "RAY_TMPDIR" in os.environ:
+        base = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        base = os.environ["TMPDIR"]
+    elif sys.platform.startswith(("linux", "darwin")):
+        base = "/tmp"
+    else:
+        import tempfile
 
-    return get_default_ray_temp_dir()
+        base = tempfile.gettempdir()
+    return os.path.join(base, "ray")
 
 
-def mark_current_session() -> None:
-    """Mark the session of the Ray this process just started (a joined cluster is never marked)."""
-    import ray
+# The session folder of the local Ray this process started (``ray.init``'s ``address_info["session_dir"]``).
+_current_session: list[str] = []
 
-    node = getattr(ray._private.worker, "_global_node", None)  # Ray has no public accessor for the session dir
-    session_dir = node.get_session_dir_path() if node is not None else None
+
+def mark_current_session(session_dir: str | None) -> None:
+    """Mark the session of the Ray this process just started, ``ray.init``'s ``address_info["session_dir"]`` (a
+    joined cluster is never marked)."""
     if session_dir and os.path.isdir(session_dir):
+        _current_session[:] = [session_dir]
         mark_session(session_dir)
 
 
@@ -196,11 +209,7 @@ def cluster_unreachable(address: str, timeout_s: float) -> str | None:
 def mark_session_stopping() -> None:
     """Note in this driver's session marker that it is shutting its Ray down itself: the supervisor then does
     not take the Ray's processes going for a Ray that died under the sweep."""
-    import ray
-
-    node = getattr(ray._private.worker, "_global_node", None)  # Ray has no public accessor for the session dir
-    session_dir = node.get_session_dir_path() if node is not None else None
-    marker = Path(session_dir) / MARKER if session_dir else None
+    marker = Path(_current_session[0]) / MARKER if _current_session else None
     if marker is None or not marker.exists():
         return
     with contextlib.suppress(OSError, ValueError):
@@ -251,7 +260,6 @@ def private_head(num_cpus: int | None = None) -> Iterator[PrivateHead]:
     Ray on the machine and never with ``ray stop``. Start-up is given ``ray_start_timeout_s``; a head that does
     not start in it is a ``HeadStartError``."""
     import secrets
-    import sys
     import tempfile
 
     try:

@@ -34,8 +34,8 @@ class RayStartError(Exception):
     """Ray did not start, or the cluster could not be joined; the message says what to try."""
 
 
-def _init_ray(**kwargs: Any) -> None:
-    """``ray.init``; a cluster that cannot be reached, or a local Ray that does not start within
+def _init_ray(**kwargs: Any) -> Any:
+    """``ray.init`` (its ``RayContext``); a cluster that cannot be reached, or a local Ray that does not start within
     ``ray_start_timeout_s`` (``SEGSWEEP_RAY_START_TIMEOUT_S``), is a ``RayStartError`` with what to try."""
     import ray
 
@@ -59,8 +59,7 @@ def _init_ray(**kwargs: Any) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            ray.init(**kwargs)
-            return
+            return ray.init(**kwargs)
         except Exception as exc:  # ray.init raises many types (ConnectionError, TimeoutError, RuntimeError, ...)
             reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:300]
             if joining:
@@ -97,9 +96,9 @@ def _start_ray(address: str | None) -> None:
     # A local Ray of its own ("local": never join another user's `ray start` cluster found on this machine);
     # workers import `platform` from the repository root.
     path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    _init_ray(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
-              log_to_driver=True, configure_logging=True, logging_level="WARNING")
-    mark_current_session()
+    context = _init_ray(address="local", include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": path}},
+                        log_to_driver=True, configure_logging=True, logging_level="WARNING")
+    mark_current_session(context.address_info.get("session_dir"))
     import atexit
 
     from platform.localray import mark_session_stopping

@@ -86,3 +86,30 @@ def test_a_sigkilled_sweep_leaves_nothing_after_the_next_start(tmp_path: Path, c
         driver.kill()
         reap_abandoned(ray_tmp / "ray", grace_s=5)
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("variable", ["RAY_TMPDIR", "TMPDIR"])
+def test_ray_temp_dir_is_the_parent_of_the_session_a_local_ray_reports(variable: str) -> None:
+    """ray_temp_dir mirrors Ray's default without its private API: the session folder ``ray.init`` reports (public
+    ``address_info``) lies in it. A Ray upgrade that moves its default fails here."""
+    script = (
+        "import os, ray\n"
+        "from platform.localray import ray_temp_dir\n"
+        "context = ray.init(num_cpus=1, include_dashboard=False)\n"
+        "session = context.address_info['session_dir']\n"
+        "ray.shutdown()\n"
+        "print(os.path.dirname(session) == ray_temp_dir(), ray_temp_dir().startswith(os.environ['" + variable + "']))\n"
+    )
+    base = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths under it have a length limit
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_TMPDIR", "TMPDIR", "RAY_ADDRESS")}
+    env.update({variable: str(base), "RAY_DISABLE_USAGE_STATS": "1"})
+    try:
+        done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+    finally:
+        from platform.localray import stop_sessions
+
+        stop_sessions(base / "ray", grace_s=10)  # whatever of that Ray is left, by its private folder
+        shutil.rmtree(base, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "True"], done.stdout
