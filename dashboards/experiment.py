@@ -51,6 +51,7 @@ class Experiment:
     axes_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     explore: dict[str, Any] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    _levels: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def trainer(self) -> str:
@@ -110,9 +111,12 @@ class Experiment:
         axis = self.axes_meta.get(param.removeprefix("config/"))
         if param not in self.categorical or axis is None or not isinstance(axis.get("values"), list):
             return None
-        declared = list(dict.fromkeys(_value_label(value) for value in axis["values"]))
-        present = set(self.trials[param].dropna().astype(str)) if param in self.trials else set()
-        return declared + sorted(present - set(declared))
+        if param not in self._levels:  # the trials of one version never change: once per experiment version
+            declared = list(dict.fromkeys(_value_label(value) for value in axis["values"]))
+            # The distinct labels first, then as text: 100,000 trials hold a handful of levels.
+            present = {str(v) for v in self.trials[param].dropna().unique()} if param in self.trials else set()
+            self._levels[param] = declared + sorted(present - set(declared))
+        return list(self._levels[param])
 
 
 def read_experiment(name: str, store: ResultsStore, version: tuple[tuple[str, ...], ...]) -> Experiment:
