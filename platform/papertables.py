@@ -338,11 +338,38 @@ VERDICT_COLOURS = {"supported": "#d4edda", "contradicted": "#f8d7da", "inconclus
                    "not measured": "#e2e3e5", "invalid": "#d6d8db"}
 
 
+def _metric_figures(stem: str, result: dict[str, Any]) -> list[Any]:
+    """One bar chart per metric of a table's rows (measured mean with its 95% interval, none below n = 2, and the
+    paper's value), its y axis titled with that metric; every text escaped."""
+    import plotly.graph_objects as go
+
+    esc = html_module.escape
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for row in result["rows"]:
+        by_metric.setdefault(str(row["metric"]), []).append(row)
+    figures = []
+    for metric, rows in by_metric.items():
+        names = [esc(r["name"]) for r in rows]  # plotly renders entities in labels, so escaped text reads as typed
+        means = [r["mean"] for r in rows]
+        errors = [(r["ci95"][1] - r["mean"]) if r["n"] >= 2 and math.isfinite(r["ci95"][1]) else 0.0 for r in rows]
+        figure = go.Figure([
+            go.Bar(name="measured (mean, 95% CI; none at n < 2)", x=names, y=means,
+                   error_y={"type": "data", "array": errors},
+                   text=[f"{_shown(m)} (n={r['n']})" for m, r in zip(means, rows, strict=True)]),
+            go.Scatter(name="paper", x=names, y=[r["paper"] for r in rows], mode="markers",
+                       marker={"symbol": "diamond", "size": 12}),
+        ])
+        title = f"{stem}: {result['title']}" + (f" ({metric})" if len(by_metric) > 1 else "")
+        figure.update_layout(title={"text": esc(title)}, xaxis={"title": {"text": "row"}},
+                             yaxis={"title": {"text": esc(metric)}}, height=420)
+        figures.append(figure)
+    return figures
+
+
 def html(results: dict[str, dict[str, Any]], header: str) -> str:
     """One self-contained page: per table a bar chart (measured mean with its interval, and the paper's value),
     the claims coloured by verdict and the values per repeat. Every text from a spec, a table or a path is
     escaped (``html.escape``; plotly's JSON escapes ``<`` and ``>`` itself)."""
-    import plotly.graph_objects as go
 
     esc = html_module.escape
     style = ("<style>table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 6px}"
@@ -351,20 +378,9 @@ def html(results: dict[str, dict[str, Any]], header: str) -> str:
     parts = [f"<h1>Paper tables, reproduced on this platform</h1><p>{esc(header)}</p><p>{esc(scheme)}</p>"]
     first = True
     for stem, result in results.items():
-        rows = result["rows"]
-        names = [esc(r["name"]) for r in rows]  # plotly renders entities in labels, so escaped text reads as typed
-        means = [r["mean"] for r in rows]
-        errors = [(r["ci95"][1] - r["mean"]) if math.isfinite(r["ci95"][1]) else 0.0 for r in rows]
-        figure = go.Figure([
-            go.Bar(name="measured (mean, 95% CI)", x=names, y=means, error_y={"type": "data", "array": errors},
-                   text=[f"{_shown(m)} (n={r['n']})" for m, r in zip(means, rows, strict=True)]),
-            go.Scatter(name="paper", x=names, y=[r["paper"] for r in rows], mode="markers",
-                       marker={"symbol": "diamond", "size": 12}),
-        ])
-        figure.update_layout(title={"text": esc(f"{stem}: {result['title']}")}, xaxis={"title": {"text": "row"}},
-                             yaxis={"title": {"text": esc(rows[0]["metric"]) if rows else ""}}, height=420)
-        parts.append(figure.to_html(full_html=False, include_plotlyjs="inline" if first else False))
-        first = False
+        for figure in _metric_figures(stem, result):  # one chart per metric: Dice and an accuracy never share an axis
+            parts.append(figure.to_html(full_html=False, include_plotlyjs="inline" if first else False))
+            first = False
         if result["claims"]:
             head = "".join(f"<th>{h}</th>" for h in ("claim", "verdict", "difference", "95% CI", "Holm-adjusted CI",
                                                       "n", "test", "why"))

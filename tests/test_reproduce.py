@@ -284,3 +284,19 @@ def test_a_head_that_does_not_start_in_time_is_one_paragraph_with_exit_2(tmp_pat
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     assert "SEGSWEEP_RAY_START_TIMEOUT_S=" in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "running" not in result.stdout
+
+
+def test_the_html_page_draws_each_metric_on_its_own_axis() -> None:
+    """Dice and a discriminator accuracy in one table are two charts, each axis titled with its metric."""
+    from platform.papertables import _metric_figures
+
+    def row(name: str, metric: str, mean: float, n: int) -> dict[str, object]:
+        return {"name": name, "metric": metric, "mean": mean, "ci95": [mean - 0.1, mean + 0.1], "n": n,
+                "paper": None}
+
+    result = {"title": "t", "rows": [row("Dice, a", "test/best/dice", 0.8, 3), row("Dice, b", "test/best/dice", 0.7, 1),
+                                     row("D acc", "train/disc_acc", 0.9, 3)]}
+    figures = _metric_figures("x", result)
+    assert [f.layout.yaxis.title.text for f in figures] == ["test/best/dice", "train/disc_acc"]
+    assert list(figures[0].data[0].x) == ["Dice, a", "Dice, b"] and list(figures[1].data[0].x) == ["D acc"]
+    assert list(figures[0].data[0].error_y.array) == [pytest.approx(0.1), 0.0]  # no interval drawn at n = 1
