@@ -263,10 +263,18 @@ def test_reproduce_reports_a_table_whose_sweep_failed_as_not_measured(tmp_path: 
     table = reproduce.plan_table(reproduce.PAPER_DIR / "advnorm_table2.yaml", True, str(tmp_path / "runs"))
     monkeypatch.setattr(reproduce, "_finished", lambda spec: (0, spec.trial_count()))
     monkeypatch.setattr(reproduce, "_has_state", lambda spec: False)
-    monkeypatch.setattr(reproduce.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
-        a, 2, "", "error: the local Ray did not start within 120 s (...)"))
+
+    class FailedSweep:  # what `python -m platform.sweep` prints and returns when its Ray does not start
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.stdout = iter(["loading spec\n", "error: the local Ray did not start within 120 s (...)\n"])
+
+        def wait(self) -> int:
+            return 2
+
+    monkeypatch.setattr(reproduce.subprocess, "Popen", FailedSweep)
     problems = reproduce.run_sweeps(table, True, str(tmp_path / "runs"), read_only=False)
     assert len(problems) == len(table.runs) and all("not measured" in p for p in problems), problems
+    assert all("exited 2: error: the local Ray did not start" in p for p in problems), problems
     assert table.unmeasured == set(table.runs)
 
     def read_table(*args: Any, **kwargs: Any) -> Any:
