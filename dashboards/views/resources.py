@@ -77,11 +77,12 @@ def resources_figure(epochs: pd.DataFrame, columns: list[str], title: str) -> fi
                            "name": f"{name} ({unit})" if unit else name, "yaxis": anchor,
                            "line": {"color": COLOURS[len(traces) % len(COLOURS)]},
                            "hovertemplate": f"epoch %{{x}}<br>{name} %{{y:.4g}} {unit}<extra></extra>"})
-    return {"data": traces, "layout": {
-        "title": {"text": title, "font": {"size": 13}, "x": 0, "xanchor": "left"}, "uirevision": "keep",
-        "height": max(300, 180 * len(units) + 80), "margin": {"t": 60, "b": 50, "l": 60, "r": 20},
-        "plot_bgcolor": "white", "xaxis": {"title": {"text": "epoch"}, "anchor": "y"}, "showlegend": True,
-        "legend": {"orientation": "h", "y": -0.2}, "meta": {"trials": 1}, **layout}}
+    # The shared title and legend placement (below the mode bar; the legend under the epoch title, its rows
+    # counted into the bottom margin); epochs are whole numbers.
+    epochs_drawn = int(pd.to_numeric(epochs["epoch"], errors="coerce").max())
+    return figures.titled(traces, title, 1, height=max(300, 180 * len(units) + 80),
+                          xaxis={"title": {"text": "epoch"}, "anchor": "y", **figures.integer_ticks(epochs_drawn)},
+                          showlegend=True, legend={"orientation": "h"}, **layout)
 
 
 def resources_view(explorer: Any, version: dict[str, Any] | None, trial_id: str | None) -> figures.Figure:
