@@ -14,9 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,9 +32,11 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+# The browser suite's start-up check and its bound (SEGSWEEP_TEST_WAIT_S): every wait is on a condition.
+from tests.dashboards.test_browser import TIMEOUT, _wait_for_http  # noqa: E402
+
 pytestmark = pytest.mark.slow
 
-TIMEOUT = 120.0  # generous: the machine may be loaded; every wait is on a condition, never a fixed sleep
 WIDTHS = (1280, 1920)
 SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
 MIN_LABEL_PX = 10.0  # bar value labels readable
@@ -98,17 +97,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process = subprocess.Popen([sys.executable, "-m", "dashboards.app", "--storage", str(storage), "--port",
                                     str(port), "--no-live"], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + TIMEOUT
-            while True:
-                assert process.poll() is None, log_path.read_text()[-3000:]
-                try:
-                    with urllib.request.urlopen(url, timeout=5) as response:
-                        if response.status == 200:
-                            break
-                except (urllib.error.URLError, OSError):
-                    pass
-                assert time.monotonic() < deadline, f"explorer did not answer:\n{log_path.read_text()[-3000:]}"
-                time.sleep(0.5)  # a poll interval of the condition above, not a wait for work to finish
+            _wait_for_http(url, process, log_path)
             yield url
         finally:
             process.terminate()
