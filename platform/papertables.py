@@ -36,8 +36,63 @@ from platform.statistics import (
 )
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "paper"
+# The tables on real anatomy (``dataset: mni``): ``PAPER_DIR/mni/<stem>.yaml``, named ``mni/<stem>`` wherever a user
+# sees a table (command line, reproduce.json keys, headings, references under ``reference/mni/``).
+MNI_FOLDER = "mni"
 QUICK_SEEDS = "repeats.seeds=[0, 1]"
 EXIT_USER_ERROR = 2
+
+
+# --- the paper specs ----------------------------------------------------------------------------------------------
+
+def paper_names(directory: Path | None = None) -> list[str]:
+    """Every paper table's name: the phantom specs' stems (``advnorm_table7``), then the real-anatomy ones
+    (``mni/advnorm_table7``), each group sorted. ``directory`` defaults to ``PAPER_DIR``."""
+    root = PAPER_DIR if directory is None else directory
+    return ([path.stem for path in sorted(root.glob("*.yaml"))]
+            + [f"{MNI_FOLDER}/{path.stem}" for path in sorted((root / MNI_FOLDER).glob("*.yaml"))])
+
+
+def spec_path(name: str, directory: Path | None = None) -> Path:
+    """The spec file of a table name (``advnorm_table7`` or ``mni/advnorm_table7``)."""
+    return (PAPER_DIR if directory is None else directory) / f"{name}.yaml"
+
+
+def table_name(path: Path, directory: Path | None = None) -> str:
+    """The name of the table of a spec file: ``mni/<stem>`` for a spec of ``<directory>/mni/``, else its stem (a
+    spec outside the paper folders, as tests write them, is named by its stem)."""
+    root = PAPER_DIR if directory is None else directory
+    try:
+        relative = Path(path).resolve().relative_to(root.resolve())
+    except ValueError:
+        return Path(path).stem
+    return relative.with_suffix("").as_posix() if relative.parent.as_posix() == MNI_FOLDER else relative.stem
+
+
+def is_mni(name: str) -> bool:
+    """Whether a table name is one of the real-anatomy tables (``mni/<stem>``)."""
+    return name.startswith(f"{MNI_FOLDER}/")
+
+
+def unknown_names_message(unknown: list[str], available: list[str]) -> str:
+    """The one-paragraph error for table names that are no paper spec, listing those of both folders."""
+    return (f"unknown paper spec(s) {unknown}: choose from {available} (the stems of search_spaces/paper/*.yaml, "
+            f"and {MNI_FOLDER}/<stem> for search_spaces/paper/{MNI_FOLDER}/*.yaml, the tables on real anatomy)")
+
+
+def shared_experiments(tables: list[Table]) -> list[str]:
+    """One line per experiment name that sweeps of two tables would write (say a real-anatomy spec that kept its
+    phantom counterpart's ``name:``): their trials would mix in one experiment, so the command refuses them."""
+    owners: dict[str, dict[str, Path]] = {}
+    for table in tables:
+        for spec in table.runs.values():
+            owners.setdefault(spec.name, {})[table.stem] = table.path
+    lines = []
+    for name, by_table in owners.items():
+        if len(by_table) > 1:
+            lines.append(f"experiment {name!r} would be written by the tables {', '.join(by_table)} "
+                         f"({', '.join(map(str, by_table.values()))}): give each of these specs its own name: field")
+    return lines
 
 
 # --- claims -----------------------------------------------------------------------------------------------------------
@@ -113,7 +168,7 @@ def plan_table(path: Path, quick: bool, storage: str | None) -> Table:
     spec = load_spec(path, [*base, *([QUICK_SEEDS] if quick else [])], smoke=quick)
     if spec.paper is None:
         raise SpecError(f"{path}: no paper: block; platform.reproduce reads the rows and claims from it")
-    table = Table(path.stem, path, spec, spec.paper)
+    table = Table(table_name(path), path, spec, spec.paper)
     for row in spec.paper.rows:
         run = tuple(row.run)
         if run not in table.runs:

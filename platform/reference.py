@@ -1,14 +1,16 @@
 """Reference outputs of ``platform.reproduce``: saving them, checking a fresh run against them, and the README's
 measured tables generated from them.
 
-A reference is a table's ``reproduce.json`` entry (``{stem: result}``) as committed under
-``search_spaces/paper/reference/<stem>.json``: its rows with their value per repeat, its claims and the
+A reference is a table's ``reproduce.json`` entry (``{name: result}``) as committed under
+``search_spaces/paper/reference/<name>.json`` (``mni/<stem>.json`` for ``mni/<stem>``, a table on real anatomy): its
+rows with their value per repeat, its claims and the
 provenance of the run (:mod:`platform.provenance`). ``--check REFERENCE.json [NAME ...]`` reruns the named tables
 (default: every table of the reference) in a fresh temporary storage with a fresh cache and reports every row
 whose per-repeat values differ from the reference once both are rounded to ``DIGITS`` decimals, and every
 provenance field that differs. ``--readme`` regenerates the block of ``docs/fidelity.md`` between ``README_BEGIN``
-and ``README_END`` from the committed references; the claims' verdicts are computed afresh from the stored values, so
-the README follows the statistics in the code.
+and ``README_END`` from the committed references, the phantom tables first, then those on real anatomy in their own
+subsection; the claims' verdicts are computed afresh from the stored values, so the README follows the statistics in
+the code.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def load_reference(path: Path) -> dict[str, dict[str, Any]]:
     except json.JSONDecodeError as exc:
         raise ReferenceError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not data:
-        raise ReferenceError(f"{path}: expected an object of tables keyed by spec stem, as reproduce.json writes")
+        raise ReferenceError(f"{path}: expected an object of tables keyed by table name, as reproduce.json writes")
     for stem, result in data.items():
         where = f"{path}: table {stem!r}"
         if not isinstance(result, dict) or not isinstance(result.get("rows"), list):
@@ -72,18 +74,20 @@ def load_reference(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def reference_text(stem: str, result: dict[str, Any]) -> str:
-    """A reference file's text: ``{stem: result}`` as ``reproduce.json`` writes it."""
+    """A reference file's text: ``{stem: result}`` as ``reproduce.json`` writes it (``stem`` is the table's name,
+    ``mni/<stem>`` for a table on real anatomy)."""
     from platform.papertables import json_text
 
     return json_text({stem: result}) + "\n"
 
 
 def save_references(results: dict[str, dict[str, Any]], directory: Path = REFERENCE_DIR) -> list[Path]:
-    """Write each table's result to ``<directory>/<stem>.json``; the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write each table's result to ``<directory>/<name>.json`` (``<directory>/mni/<stem>.json`` for a table on real
+    anatomy); the paths written."""
     written = []
     for stem, result in results.items():
         path = directory / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(reference_text(stem, result))
         written.append(path)
     return written
@@ -140,16 +144,38 @@ def check_results(reference: dict[str, dict[str, Any]], measured: dict[str, dict
 
 def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Run the named tables afresh: a new temporary storage and a new cache (``SEGSWEEP_CACHE``, which the sweeps
-    inherit), both removed afterwards. (results by stem, problems)."""
-    from platform.papertables import PAPER_DIR, measure, plan_table, run_sweeps, shared_ray, table_result
+    inherit), both removed afterwards. (results by table name, problems). ReferenceError for a name that is no paper
+    spec, a spec that does not load, or two tables that would write one experiment."""
+    from platform.papertables import (
+        measure,
+        paper_names,
+        plan_table,
+        run_sweeps,
+        shared_experiments,
+        shared_ray,
+        spec_path,
+        table_result,
+        unknown_names_message,
+    )
+    from platform.specfile import SpecError
 
+    available = paper_names()
+    unknown = [name for name in names if name not in available]
+    if unknown:  # a reference of a table whose spec was renamed or removed: nothing to rerun it with
+        raise ReferenceError(unknown_names_message(unknown, available))
     scratch = Path(tempfile.mkdtemp(prefix="segsweep-check-"))
     previous = os.environ.get("SEGSWEEP_CACHE")
     os.environ["SEGSWEEP_CACHE"] = str(scratch / "cache")
     try:
         storage = str(scratch / "runs")
         results, problems = {}, []
-        tables = [plan_table(PAPER_DIR / f"{name}.yaml", quick, storage) for name in names]
+        try:
+            tables = [plan_table(spec_path(name), quick, storage) for name in names]
+        except SpecError as err:
+            raise ReferenceError(str(err)) from None
+        shared = shared_experiments(tables)
+        if shared:
+            raise ReferenceError("; ".join(shared))
         with shared_ray(tables, read_only=False) as head:  # one private Ray for every sweep, as reproduce runs them
             for name, table in zip(names, tables, strict=True):
                 problems += run_sweeps(table, quick, storage, read_only=False, head=head)
@@ -167,7 +193,7 @@ def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], lis
 def check(path: Path, names: list[str], run: Any = rerun) -> int:
     """``--check``: rerun ``names`` (default: every table of the reference at ``path``) with ``run`` (names,
     quick) -> (results, problems) and print what differs. 0 when nothing does, 1 otherwise, 2 for a bad reference
-    file or a table it does not hold."""
+    file, a table it does not hold or one without a paper spec to rerun."""
     try:
         reference = load_reference(path)
     except ReferenceError as err:
@@ -187,7 +213,7 @@ def check(path: Path, names: list[str], run: Any = rerun) -> int:
 
     try:
         measured, problems = run(names, quick.pop())
-    except HeadStartError as err:
+    except (HeadStartError, ReferenceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_REFERENCE
     rows, environment = check_results(reference, measured, provenance())
@@ -222,9 +248,16 @@ def _repeat_key(label: str) -> tuple[Any, Any]:
 def table_from_reference(stem: str, result: dict[str, Any]) -> dict[str, Any]:
     """The result of a table recomputed from a reference's stored values: the spec's rows and claims, the claims
     judged by today's statistics (a row the reference lacks is not measured)."""
-    from platform.papertables import PAPER_DIR, plan_table, table_result
+    from platform.papertables import paper_names, plan_table, spec_path, table_result, unknown_names_message
+    from platform.specfile import SpecError
 
-    table = plan_table(PAPER_DIR / f"{stem}.yaml", bool(result.get("quick")), None)
+    if stem not in paper_names():  # the claims and rows come from the spec: a reference alone cannot be shown
+        raise ReferenceError(f"a reference holds the table {stem!r}, which has no paper spec: "
+                             + unknown_names_message([stem], paper_names()))
+    try:
+        table = plan_table(spec_path(stem), bool(result.get("quick")), None)
+    except SpecError as err:
+        raise ReferenceError(str(err)) from None
     stored = {row["name"]: row["values"] for row in result["rows"]}
     table.values = {row.label: {_repeat_key(label): float(value) for label, value in stored.get(row.label, {}).items()
                                 if value is not None}
@@ -234,29 +267,63 @@ def table_from_reference(stem: str, result: dict[str, Any]) -> dict[str, Any]:
     return fresh
 
 
+# The subsection of the tables on real anatomy, after the phantom's tables (which sit directly under the page's
+# Fidelity section, as they did before there were two folders).
+MNI_HEADING = "### On real anatomy (`dataset: mni`)"
+MNI_INTRO = ("The same tables and claims measured on subjects deformed from the MNI152 2009 template (specs in "
+             "`search_spaces/paper/mni/`, references in `search_spaces/paper/reference/mni/`; "
+             "`python -m platform.reproduce mni/NAME` runs one).")
+
+
+def _reference_tables(directory: Path) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(file, table name, result) of every committed reference, in file name order: ``directory/*.json``, then
+    ``directory/mni/*.json``."""
+    from platform.papertables import MNI_FOLDER
+
+    paths = [*sorted(directory.glob("*.json")), *sorted((directory / MNI_FOLDER).glob("*.json"))]
+    return [(path, stem, result) for path in paths for stem, result in load_reference(path).items()]
+
+
+def _section(entries: list[tuple[Path, str, dict[str, Any]]], names: list[str], root: Path) -> list[str]:
+    """The lines of one group of tables: per reference its heading, provenance and table, then the group's tables
+    without a reference (``names`` not covered)."""
+    from platform.papertables import markdown
+
+    parts: list[str] = []
+    for path, stem, result in entries:
+        fresh = table_from_reference(stem, result)
+        record = result["provenance"]
+        when = str(record.get("created") or "")[:10]
+        size = "--quick" if result.get("quick") else "full size"
+        text = markdown({stem: fresh}, "")
+        heading, _, rest = text[text.index("\n## "):].strip().replace("## ", "#### ", 1).partition("\n")
+        parts += [heading, "",
+                  f"Reference `{path.relative_to(root).as_posix()}` ({size}, {when}); {summary(record)}", "",
+                  rest.strip("\n"), ""]
+    covered = {stem for _, stem, _ in entries}
+    missing = [name for name in names if name not in covered]
+    if missing:
+        parts += ["No committed reference yet for " + ", ".join(f"`{name}`" for name in missing)
+                  + " (`python -m platform.reproduce NAME --save-reference` writes one).", ""]
+    return parts
+
+
 def readme_block(directory: Path = REFERENCE_DIR) -> str:
     """The README's measured tables: per committed reference (in file name order) its provenance and the table
-    as ``platform.reproduce`` prints it, headings under the README's Fidelity section."""
-    from platform.papertables import PAPER_DIR, markdown
+    as ``platform.reproduce`` prints it, headings under the README's Fidelity section; the phantom's tables, then
+    (when a spec or a reference of ``mni/`` exists) those on real anatomy under their own subsection. Each group
+    ends with its tables that have no reference yet."""
+    from platform.papertables import is_mni, paper_names
 
+    root = directory.parent.parent.parent  # the repository: reference paths are shown from it
+    entries = _reference_tables(directory)
+    names = paper_names()
     parts = [README_BEGIN, ""]
-    covered: set[str] = set()
-    for path in sorted(directory.glob("*.json")):
-        for stem, result in load_reference(path).items():
-            covered.add(stem)
-            fresh = table_from_reference(stem, result)
-            record = result["provenance"]
-            when = str(record.get("created") or "")[:10]
-            size = "--quick" if result.get("quick") else "full size"
-            text = markdown({stem: fresh}, "")
-            heading, _, rest = text[text.index("\n## "):].strip().replace("## ", "#### ", 1).partition("\n")
-            parts += [heading, "",
-                      f"Reference `{path.relative_to(directory.parent.parent.parent).as_posix()}` ({size}, {when}); "
-                      f"{summary(record)}", "", rest.strip("\n"), ""]
-    missing = sorted(p.stem for p in PAPER_DIR.glob("*.yaml") if p.stem not in covered)
-    if missing:
-        parts += ["No committed reference yet for " + ", ".join(f"`{stem}`" for stem in missing)
-                  + " (`python -m platform.reproduce NAME --save-reference` writes one).", ""]
+    parts += _section([e for e in entries if not is_mni(e[1])], [n for n in names if not is_mni(n)], root)
+    mni_entries, mni_names = [e for e in entries if is_mni(e[1])], [n for n in names if is_mni(n)]
+    if mni_entries or mni_names:
+        parts += [MNI_HEADING, "", MNI_INTRO, ""]
+        parts += _section(mni_entries, mni_names, root)
     parts.append(README_END)
     return "\n".join(line.rstrip() for line in parts)
 

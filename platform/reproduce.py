@@ -1,15 +1,18 @@
 """``python -m platform.reproduce [NAME ...] [--quick] [--storage URI] [--out DIR] [--read] [--save-reference]``,
 ``--check REFERENCE.json [NAME ...]``, ``--readme``: the papers' tables beside the measured ones.
 
-Each spec of ``search_spaces/paper/`` carries a ``paper:`` block (:class:`platform.spec.PaperTable`): its rows
-(which trials measure each, and the paper's number) and the orderings the paper reports. For every spec this runs
-its sweeps (one per distinct ``run`` override of its rows), or reads them when they already finished, then prints
-per row the paper's value and the measured mean with its 95% Student-t interval over repeats (seed, fold) and n,
-per claim its verdict (``supported``, ``contradicted``, ``inconclusive``, ``not measured`` or ``invalid``; Holm-
-adjusted over the table's claims, ``platform.statistics.evaluate_claims``) with the difference (paired by repeat;
-Welch when the repeats do not pair) and its intervals, and every row's value per repeat. It writes the same as
-Markdown (``reproduce.md``), JSON (``reproduce.json``: per table, keyed by the spec's file stem, ``rows`` and
-``claims``) and one self-contained HTML page with the figures, claims coloured by verdict (``reproduce.html``).
+Each spec of ``search_spaces/paper/`` (the brain phantom; a table is named by the spec's stem) and of
+``search_spaces/paper/mni/`` (the same tables on real anatomy, ``dataset: mni``; named ``mni/<stem>``) carries a
+``paper:`` block (:class:`platform.spec.PaperTable`): its rows (which trials measure each, and the paper's number)
+and the orderings the paper reports. For every spec this runs its sweeps (one per distinct ``run`` override of its
+rows), or reads them when they already finished, then prints per row the paper's value and the measured mean with
+its 95% Student-t interval over repeats (seed, fold) and n, per claim its verdict (``supported``, ``contradicted``,
+``inconclusive``, ``not measured`` or ``invalid``; Holm-adjusted over the table's claims,
+``platform.statistics.evaluate_claims``) with the difference (paired by repeat; Welch when the repeats do not pair)
+and its intervals, and every row's value per repeat. It writes the same as Markdown (``reproduce.md``), JSON
+(``reproduce.json``: per table, keyed by its name, ``rows`` and ``claims``) and one self-contained HTML page with
+the figures, claims coloured by verdict (``reproduce.html``). Two tables whose sweeps would write one experiment
+(a spec that kept another's ``name:``) are refused before anything runs.
 
 ``--quick`` runs every sweep with ``--smoke`` sizes and two seeds under its own experiment names (ending in
 ``-smoke``): about a minute per table, to check the machinery; its numbers mean nothing. ``--read`` reads the full
@@ -18,10 +21,11 @@ expected to equal the papers' numbers: the directions and the significant gaps a
 
 Every output records its provenance (:mod:`platform.provenance`: code version, library versions, CPU/GPU, the
 command) in the Markdown and HTML header and, with ``quick``, in each table's JSON, so one table's JSON is a
-reference. ``--save-reference`` writes it to ``search_spaces/paper/reference/<NAME>.json``; ``--check
-REFERENCE.json [NAME ...]`` reruns the tables from a clean cache and storage and reports every row whose values per
-repeat differ and every environment difference; ``--readme`` regenerates the measured tables of docs/fidelity.md
-from the committed references (:mod:`platform.reference`).
+reference. ``--save-reference`` writes it to ``search_spaces/paper/reference/<NAME>.json``
+(``reference/mni/<stem>.json`` for ``mni/<stem>``); ``--check REFERENCE.json [NAME ...]`` reruns the tables from a
+clean cache and storage and reports every row whose values per repeat differ and every environment difference;
+``--readme`` regenerates the measured tables of docs/fidelity.md from the committed references of both folders
+(:mod:`platform.reference`).
 """
 
 from __future__ import annotations
@@ -33,15 +37,18 @@ from pathlib import Path
 
 from platform.papertables import (  # re-exported: the command's building blocks
     EXIT_USER_ERROR,
-    PAPER_DIR,
     html,
     json_text,
     markdown,
     measure,
+    paper_names,
     plan_table,
     run_sweeps,
+    shared_experiments,
     shared_ray,
+    spec_path,
     table_result,
+    unknown_names_message,
 )
 from platform.provenance import provenance
 from platform.provenance import summary as provenance_summary
@@ -50,7 +57,9 @@ from platform.specfile import SpecError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help="spec stems of search_spaces/paper/ (default: all)")
+    parser.add_argument("names", nargs="*",
+                        help="tables: spec stems of search_spaces/paper/ (the phantom), mni/<stem> for those of "
+                             "search_spaces/paper/mni/ (real anatomy) (default: every table of both)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke sizes and two seeds, as '-smoke' experiments: checks the machinery")
     parser.add_argument("--storage", help="where the sweeps write and are read (default: each spec's storage)")
@@ -62,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                              "report every row whose per-repeat values differ from the reference, and the "
                              "environment differences; exit 0 when none differs, 1 otherwise, 2 for a bad file")
     parser.add_argument("--save-reference", action="store_true",
-                        help="also write each table to search_spaces/paper/reference/<NAME>.json")
+                        help="also write each table to search_spaces/paper/reference/<NAME>.json "
+                             "(reference/mni/<stem>.json for mni/<stem>)")
     parser.add_argument("--readme", action="store_true",
                         help="regenerate docs/fidelity.md's measured tables from search_spaces/paper/reference/; "
                              "run nothing")
@@ -79,18 +89,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.check:
         return reference.check(Path(args.check), args.names)
-    available = sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
-    names = args.names or available
+    available = paper_names()
+    names = list(dict.fromkeys(args.names)) or available  # a name given twice is one table
     unknown = [n for n in names if n not in available]
     if unknown:
-        print(f"error: unknown paper spec(s) {unknown}: choose from {available} (search_spaces/paper/)",
-              file=sys.stderr)
+        print(f"error: {unknown_names_message(unknown, available)}", file=sys.stderr)
         return EXIT_USER_ERROR
     started = time.monotonic()
     try:
-        tables = [plan_table(PAPER_DIR / f"{name}.yaml", args.quick, args.storage) for name in names]
+        tables = [plan_table(spec_path(name), args.quick, args.storage) for name in names]
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    shared = shared_experiments(tables)
+    if shared:  # checked before anything runs: two tables' trials in one experiment would be read as both
+        print(f"error: {'; '.join(shared)}", file=sys.stderr)
         return EXIT_USER_ERROR
     problems: list[str] = []
     from platform.localray import HeadStartError
