@@ -54,7 +54,7 @@ from platform.seeds import stable_seed
 if TYPE_CHECKING:
     from platform.data.config import DataConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the aorta spans the organs' slices, not the whole cube
 FIELD_OF_VIEW_MM = 320.0
 WINDOW = (-125.0, 275.0)
 BG, SPLEEN, KIDNEY_R, KIDNEY_L, GALLBLADDER, PANCREAS, LIVER, STOMACH, AORTA = range(9)
@@ -138,7 +138,15 @@ def _anatomy(size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str,
         label[_ellipsoid(grid, centre, radii, wobble) & cavity] = organ.label
     ax, ay = np.asarray(AORTA_CENTRE) + rng.uniform(-0.02, 0.02, size=2)
     radius = AORTA_RADIUS * rng.uniform(0.9, 1.1)
-    aorta = (x - ax) ** 2 + (y - ay) ** 2 < radius**2
+    # The abdominal aorta runs from the diaphragm (the liver's dome, the highest organ slice) to its bifurcation
+    # just below the kidneys' lower poles (the lowest organ slice): the span BTCV labels and that the paper's
+    # "out-of-mask slice clipping" keeps. A tube through the whole cube would make the slices above and below the
+    # organs foreground slices holding the aorta alone.
+    organ_slices = np.flatnonzero((label > 0).any(axis=(0, 1)))
+    span = np.zeros(size, dtype=bool)
+    if organ_slices.size:
+        span[organ_slices[0]:organ_slices[-1] + 1] = True
+    aorta = ((x - ax) ** 2 + (y - ay) ** 2 < radius**2) & span[None, None, :]
     label[aorta & cavity] = AORTA
     # The spine and the paraspinal muscles behind the cavity: background, never an organ.
     spine = (x**2 + (y - 0.50) ** 2 < 0.13**2) & inner

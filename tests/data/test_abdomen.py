@@ -118,3 +118,14 @@ def test_dataset_alone_gets_the_abdomen_domains_and_classes() -> None:
     cfg = DataConfig(dataset="abdomen")
     assert cfg.domains == ["btcv", "tcia"] and cfg.num_classes == 9 and check_data(cfg) == []
     assert DataConfig(dataset="abdomen", domains=["tcia"]).domains == ["tcia"]  # given fields win
+
+
+def test_aorta_spans_the_organ_slices_only(subjects: dict) -> None:
+    # The abdominal aorta ends at the diaphragm and at its bifurcation: no foreground slice holds the aorta alone,
+    # so the 2D trainers' foreground slices are those the paper's out-of-mask slice clipping keeps.
+    for volumes in subjects.values():
+        for _, label in volumes:
+            aorta_slices = np.flatnonzero((label == AORTA).any(axis=(0, 1)))
+            organ_slices = np.flatnonzero(((label > 0) & (label != AORTA)).any(axis=(0, 1)))
+            assert aorta_slices.size > 0
+            assert organ_slices[0] <= aorta_slices[0] and aorta_slices[-1] <= organ_slices[-1]
