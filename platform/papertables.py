@@ -95,6 +95,43 @@ def shared_experiments(tables: list[Table]) -> list[str]:
     return lines
 
 
+def counterpart_problems(directory: Path | None = None) -> list[str]:
+    """One line per real-anatomy spec (``<directory>/mni/<stem>.yaml``) that does not answer the same claims as its
+    phantom counterpart ``<directory>/<stem>.yaml``: a counterpart that is missing, a ``paper:`` block whose rows,
+    claims or metric differ (the title may name the dataset), another ``trainer``, a ``data.dataset`` other than
+    ``mni``, or the counterpart's ``name:`` (one experiment for both). ``directory`` defaults to ``PAPER_DIR``."""
+    import pydantic
+    import yaml
+
+    root = PAPER_DIR if directory is None else directory
+    problems = []
+    for path in sorted((root / MNI_FOLDER).glob("*.yaml")):
+        twin = root / path.name
+        if not twin.exists():
+            problems.append(f"{path}: no phantom counterpart {twin}, whose rows and claims it would answer")
+            continue
+        ours, theirs = yaml.safe_load(path.read_text()), yaml.safe_load(twin.read_text())
+        if not isinstance(ours, dict) or not isinstance(theirs, dict):
+            problems.append(f"{path} or {twin}: not a YAML mapping")
+            continue
+        try:
+            paper, twin_paper = (PaperTable.model_validate(data.get("paper")) for data in (ours, theirs))
+        except pydantic.ValidationError as err:
+            problems.append(f"{path} or {twin}: a paper: block that does not validate ({err.error_count()} errors)")
+            continue
+        mine, other = paper.model_dump(exclude={"title"}), twin_paper.model_dump(exclude={"title"})
+        problems += [f"{path}: paper.{key} differs from {twin}'s" for key in mine if mine[key] != other[key]]
+        if ours.get("trainer") != theirs.get("trainer"):
+            problems.append(f"{path}: trainer {ours.get('trainer')!r}, {twin} has {theirs.get('trainer')!r}")
+        data = ours.get("data")
+        dataset = data.get("dataset") if isinstance(data, dict) else None
+        if dataset != "mni":
+            problems.append(f"{path}: data.dataset is {dataset!r}, not 'mni'")
+        if ours.get("name") == theirs.get("name"):
+            problems.append(f"{path}: name {ours.get('name')!r} is {twin}'s: both would write one experiment")
+    return problems
+
+
 # --- claims -----------------------------------------------------------------------------------------------------------
 
 def claim_results(claims: list[PaperClaim], values: dict[str, dict[RepeatKey, float]]) -> list[dict[str, Any]]:
@@ -422,9 +459,9 @@ def _metric_figures(stem: str, result: dict[str, Any]) -> list[Any]:
 
 
 def html(results: dict[str, dict[str, Any]], header: str) -> str:
-    """One self-contained page: per table a bar chart (measured mean with its interval, and the paper's value),
-    the claims coloured by verdict and the values per repeat. Every text from a spec, a table or a path is
-    escaped (``html.escape``; plotly's JSON escapes ``<`` and ``>`` itself)."""
+    """One self-contained page: per table its heading (name and title), a bar chart per metric (measured mean with
+    its interval, and the paper's value), the claims coloured by verdict and the values per repeat. Every text from
+    a spec, a table or a path is escaped (``html.escape``; plotly's JSON escapes ``<`` and ``>`` itself)."""
 
     esc = html_module.escape
     style = ("<style>table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 6px}"
@@ -433,6 +470,8 @@ def html(results: dict[str, dict[str, Any]], header: str) -> str:
     parts = [f"<h1>Paper tables, reproduced on this platform</h1><p>{esc(header)}</p><p>{esc(scheme)}</p>"]
     first = True
     for stem, result in results.items():
+        # A heading per table, as in the Markdown: ``mni/<stem>`` and ``<stem>`` must be told apart without a chart.
+        parts.append(f"<h2 id='{esc(stem.replace('/', '-'))}'>{esc(stem)}: {esc(result['title'])}</h2>")
         for figure in _metric_figures(stem, result):  # one chart per metric: Dice and an accuracy never share an axis
             parts.append(figure.to_html(full_html=False, include_plotlyjs="inline" if first else False))
             first = False

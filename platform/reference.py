@@ -81,9 +81,10 @@ def reference_text(stem: str, result: dict[str, Any]) -> str:
     return json_text({stem: result}) + "\n"
 
 
-def save_references(results: dict[str, dict[str, Any]], directory: Path = REFERENCE_DIR) -> list[Path]:
+def save_references(results: dict[str, dict[str, Any]], directory: Path | None = None) -> list[Path]:
     """Write each table's result to ``<directory>/<name>.json`` (``<directory>/mni/<stem>.json`` for a table on real
-    anatomy); the paths written."""
+    anatomy), ``directory`` defaulting to ``REFERENCE_DIR``; the paths written."""
+    directory = REFERENCE_DIR if directory is None else directory
     written = []
     for stem, result in results.items():
         path = directory / f"{stem}.json"
@@ -308,13 +309,14 @@ def _section(entries: list[tuple[Path, str, dict[str, Any]]], names: list[str], 
     return parts
 
 
-def readme_block(directory: Path = REFERENCE_DIR) -> str:
+def readme_block(directory: Path | None = None) -> str:
     """The README's measured tables: per committed reference (in file name order) its provenance and the table
     as ``platform.reproduce`` prints it, headings under the README's Fidelity section; the phantom's tables, then
     (when a spec or a reference of ``mni/`` exists) those on real anatomy under their own subsection. Each group
-    ends with its tables that have no reference yet."""
+    ends with its tables that have no reference yet. ``directory`` defaults to ``REFERENCE_DIR``."""
     from platform.papertables import is_mni, paper_names
 
+    directory = REFERENCE_DIR if directory is None else directory
     root = directory.parent.parent.parent  # the repository: reference paths are shown from it
     entries = _reference_tables(directory)
     names = paper_names()
@@ -328,9 +330,10 @@ def readme_block(directory: Path = REFERENCE_DIR) -> str:
     return "\n".join(line.rstrip() for line in parts)
 
 
-def write_readme(readme: Path = README, directory: Path = REFERENCE_DIR) -> bool:
-    """Replace the block between the markers of ``readme`` by :func:`readme_block`; whether the file changed.
-    ReferenceError when the markers are missing."""
+def write_readme(readme: Path | None = None, directory: Path | None = None) -> bool:
+    """Replace the block between the markers of ``readme`` (default ``README``) by :func:`readme_block`; whether the
+    file changed. ReferenceError when the markers are missing."""
+    readme = README if readme is None else readme
     text = readme.read_text()
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
