@@ -69,18 +69,46 @@ def test_subjects_are_deformed_differently(tmp_path: Path) -> None:
 
 
 def test_labels_follow_the_probability_maps() -> None:
-    # Hand-made maps: each voxel's label is bg outside the mask, else the most probable of WM, GM, CSF = 1-GM-WM.
-    mask = np.array([0.2, 1.0, 1.0, 1.0, 0.8], dtype=np.float32)
-    gm = np.array([0.9, 0.6, 0.2, 0.1, 0.3], dtype=np.float32)
-    wm = np.array([0.0, 0.3, 0.7, 0.1, 0.1], dtype=np.float32)
-    assert mni._labels(mask, gm, wm).tolist() == [BG, GM, WM, CSF, CSF]
+    # Hand-made maps: each voxel takes the class with the largest share, bg = 1 - mask, CSF = mask - GM - WM.
+    # The last two are a brain-edge voxel (mask .6): bg .40 beats CSF .36 and GM .18, so it is background, not
+    # the CSF a mask threshold followed by a tissue argmax made of it; and one where CSF .42 beats bg .30.
+    mask = np.array([0.2, 1.0, 1.0, 1.0, 0.8, 0.6, 0.7], dtype=np.float32)
+    gm = np.array([0.9, 0.6, 0.2, 0.1, 0.3, 0.3, 0.2], dtype=np.float32)
+    wm = np.array([0.0, 0.3, 0.7, 0.1, 0.1, 0.1, 0.2], dtype=np.float32)
+    assert mni._labels(mask, gm, wm).tolist() == [BG, GM, WM, CSF, CSF, BG, CSF]
+
+
+def test_sampled_fractions_sum_to_one_and_decide_the_label(tmp_path: Path) -> None:
+    # Fractions are made at 1 mm and resampled (linear), so each output voxel's four shares sum to 1 and its
+    # label is the largest; a rim voxel's cortex is not counted as outside twice (resampled GM times a resampled
+    # mask), which turned the brain's edge into CSF.
+    size = 20
+    look = mni._appearance("adult")
+    rng = np.random.default_rng(0)
+    p = mni._fractions(mni._sample(mni._deformed_coordinates(size, rng, look), size))
+    assert p.shape == (4, size, size, size)
+    assert np.allclose(p.sum(axis=0), 1.0, atol=1e-4)
+    label = mni._majority(p)
+    csf = label == CSF
+    assert csf.any() and bool(np.all(p[CSF][csf] >= p[BG][csf]))
+    brain = mni._template_blurred(size)
+    assert np.allclose(sum(brain[f"p{k}"] for k in (BG, WM, GM, CSF)), 1.0, atol=1e-4)
+
+
+def test_csf_is_darker_than_grey_matter_in_adult(tmp_path: Path) -> None:
+    # T1: CSF < GM < WM in the voxels labelled so, at a size where the ventricles are resolved (48 voxels: 4 mm).
+    image, label = mni.generate_subject(small(tmp_path, size=48), "adult", 0)
+    medians = [float(np.median(image[label == k])) for k in (CSF, GM, WM)]
+    assert medians == sorted(medians)
 
 
 def test_generated_labels_agree_with_the_sampled_maps(tmp_path: Path) -> None:
     cfg = small(tmp_path)
     image, label = mni.generate_subject(cfg, "adult", 0)
     fractions = np.bincount(label.ravel(), minlength=4) / label.size
-    assert all(fractions > 0.005)  # every class present
+    # Every class present; at 20 voxels (9.6 mm) CSF is the few voxels where it is the largest share, the
+    # ventricles' core.
+    assert all(fractions > 0)
     assert fractions[GM] > fractions[WM] > fractions[CSF]  # the cortex is the largest tissue, CSF the smallest
     # Adult T1 order of the tissue means, as the template shows it.
     means = [image[label == k].mean() for k in (CSF, GM, WM)]
