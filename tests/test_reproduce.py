@@ -16,9 +16,11 @@ from platform.papertables import (
     claim_results,
     experiment_name,
     markdown,
+    paper_names,
     plan_table,
     progress_line,
     row_values,
+    spec_path,
 )
 from platform.spec import PaperClaim, PaperTable, load_spec
 from platform.statistics import repeat_key
@@ -120,11 +122,11 @@ def test_folds_are_repeats_never_averaged() -> None:
     assert len(values) == 6 and values[repeat_key(1, 2)] == pytest.approx(0.12)
 
 
-@pytest.mark.parametrize("path", sorted(PAPER_DIR.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_paper_spec_loads_with_its_table(path: Path) -> None:
-    spec = load_spec(path)
+@pytest.mark.parametrize("name", paper_names())  # both folders: the phantom's and mni/
+def test_every_paper_spec_loads_with_its_table(name: str) -> None:
+    spec = load_spec(spec_path(name))
     assert spec.paper is not None and spec.paper.rows
-    assert spec.scheduler.type == "none" and len(spec.repeats.seeds) >= (1 if "table6" in path.stem else 3)
+    assert spec.scheduler.type == "none" and len(spec.repeats.seeds) >= (1 if "table6" in name else 3)
 
 
 @pytest.mark.slow
@@ -182,7 +184,7 @@ def test_quick_experiments_end_in_smoke_and_full_ones_never_do(run: tuple[str, .
     assert experiment_name(name, run, quick) == expected
 
 
-@pytest.mark.parametrize("path", sorted(PAPER_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [spec_path(name) for name in paper_names()], ids=paper_names())
 def test_no_quick_experiment_shares_a_name_with_a_full_one(path: Path) -> None:
     full = {spec.name for spec in plan_table(path, False, None).runs.values()}
     quick = {spec.name for spec in plan_table(path, True, None).runs.values()}
@@ -227,7 +229,7 @@ def test_claim_kinds_follow_the_fields() -> None:
     assert claim("a", "b").kind == "greater"
     assert claim("a", "b", min_effect=0.2).kind == "min_effect"
     assert claim("a", "b", at_least=True, margin=0.02).kind == "at_least"
-    kinds = {c.text: c.kind for path in PAPER_DIR.glob("*.yaml") for c in load_spec_paper(path).claims}
+    kinds = {c.text: c.kind for name in paper_names() for c in load_spec_paper(spec_path(name)).claims}
     assert kinds["training on adult, infant scores far lower than adult"] == "min_effect"
     assert kinds["the supervised target bounds full GLUA"] == "at_least"
 
