@@ -3,14 +3,13 @@ measured tables generated from them.
 
 A reference is a table's ``reproduce.json`` entry (``{name: result}``) as committed under
 ``search_spaces/paper/reference/<name>.json`` (``mni/<stem>.json`` for ``mni/<stem>``, a table on real anatomy): its
-rows with their value per repeat, its claims and the
-provenance of the run (:mod:`platform.provenance`). ``--check REFERENCE.json [NAME ...]`` reruns the named tables
-(default: every table of the reference) in a fresh temporary storage with a fresh cache and reports every row
-whose per-repeat values differ from the reference once both are rounded to ``DIGITS`` decimals, and every
-provenance field that differs. ``--readme`` regenerates the block of ``docs/fidelity.md`` between ``README_BEGIN``
-and ``README_END`` from the committed references, the phantom tables first, then those on real anatomy in their own
-subsection; the claims' verdicts are computed afresh from the stored values, so the README follows the statistics in
-the code.
+rows with their value per repeat, its claims and the provenance of the run (:mod:`platform.provenance`).
+``--check REFERENCE.json [NAME ...]`` reruns the named tables (default: every table of the reference) in a fresh
+temporary storage with a fresh cache and reports every row whose per-repeat values differ from the reference once
+both are rounded to ``DIGITS`` decimals, and every provenance field that differs. ``--readme`` regenerates the block
+of ``docs/fidelity.md`` between ``README_BEGIN`` and ``README_END`` from the committed references, the phantom
+tables first, then those on real anatomy in their own subsection; the claims' verdicts are computed afresh from the
+stored values, so the README follows the statistics in the code.
 """
 
 from __future__ import annotations
