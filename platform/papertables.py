@@ -95,6 +95,26 @@ def shared_experiments(tables: list[Table]) -> list[str]:
     return lines
 
 
+def name_clashes(selected: list[str], directory: Path | None = None) -> list[str]:
+    """One line per ``name:`` that a selected table shares with another paper spec of either folder, selected or
+    not: its sweeps would resume into (and be read from) the other's experiments, say ``reproduce mni/x`` alone
+    writing into ``x``'s when ``mni/x.yaml`` kept ``x.yaml``'s name. Read from the YAML alone, so a spec that does
+    not load is reported by its own loading, not here."""
+    import yaml
+
+    by_name: dict[str, list[str]] = {}
+    for table in paper_names(directory):
+        try:
+            data = yaml.safe_load(spec_path(table, directory).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            by_name.setdefault(data["name"], []).append(table)
+    return [f"the tables {', '.join(tables)} share the experiment name {name!r} (their specs' name: field), so "
+            "their sweeps would write one experiment: give each spec its own name"
+            for name, tables in by_name.items() if len(tables) > 1 and set(tables) & set(selected)]
+
+
 def counterpart_problems(directory: Path | None = None) -> list[str]:
     """One line per real-anatomy spec (``<directory>/mni/<stem>.yaml``) that does not answer the same claims as its
     phantom counterpart ``<directory>/<stem>.yaml``: a counterpart that is missing, a ``paper:`` block whose rows,

@@ -148,6 +148,7 @@ def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], lis
     spec, a spec that does not load, or two tables that would write one experiment."""
     from platform.papertables import (
         measure,
+        name_clashes,
         paper_names,
         plan_table,
         run_sweeps,
@@ -173,7 +174,7 @@ def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], lis
             tables = [plan_table(spec_path(name), quick, storage) for name in names]
         except SpecError as err:
             raise ReferenceError(str(err)) from None
-        shared = shared_experiments(tables)
+        shared = name_clashes(names) or shared_experiments(tables)
         if shared:
             raise ReferenceError("; ".join(shared))
         with shared_ray(tables, read_only=False) as head:  # one private Ray for every sweep, as reproduce runs them

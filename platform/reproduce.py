@@ -41,6 +41,7 @@ from platform.papertables import (  # re-exported: the command's building blocks
     json_text,
     markdown,
     measure,
+    name_clashes,
     paper_names,
     plan_table,
     run_sweeps,
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
-    shared = shared_experiments(tables)
+    shared = name_clashes(names) or shared_experiments(tables)
     if shared:  # checked before anything runs: two tables' trials in one experiment would be read as both
         print(f"error: {'; '.join(shared)}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -127,16 +127,26 @@ def test_an_unknown_name_lists_the_tables_of_both_folders(folders: dict[str, Pat
     assert err.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize("names", [[], ["mni/x"], ["x"]])
 def test_two_tables_writing_one_experiment_are_refused_before_anything_runs(
-        folders: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+        folders: dict[str, Path], capsys: pytest.CaptureFixture[str], names: list[str]) -> None:
+    """Even one table alone: its sweeps would resume into the other's experiments."""
     (folders["paper"] / "mni" / "x.yaml").write_text(
         yaml.safe_dump(spec_data("mni", "paper-x", folders["storage"])))  # the phantom's name kept
-    assert reproduce.main(["--storage", str(folders["storage"]), "--out", str(folders["out"])]) == 2
+    assert reproduce.main([*names, "--storage", str(folders["storage"]), "--out", str(folders["out"])]) == 2
     captured = capsys.readouterr()
-    assert "experiment 'paper-x' would be written by the tables x, mni/x" in captured.err
-    assert "its own name" in captured.err and "running" not in captured.out
+    assert "the tables x, mni/x share the experiment name 'paper-x'" in captured.err
+    assert "its own name" in captured.err and "running" not in captured.out and "Traceback" not in captured.err
     assert not folders["storage"].exists()
     assert any("both would write one experiment" in line for line in counterpart_problems())
+
+
+def test_planned_sweeps_sharing_an_experiment_are_named(folders: dict[str, Path]) -> None:
+    tables = [plan_table(spec_path(name), False, None) for name in paper_names()]
+    assert shared_experiments(tables) == []
+    tables[1].runs[()] = tables[0].runs[()]  # as if mni/x planned the phantom's experiment
+    [line] = shared_experiments(tables)
+    assert line.startswith("experiment 'paper-x' would be written by the tables x, mni/x (")
 
 
 # --- references: --check and --readme --------------------------------------------------------------------------------
