@@ -11,8 +11,9 @@ its 95% Student-t interval over repeats (seed, fold) and n, per claim its verdic
 ``platform.statistics.evaluate_claims``) with the difference (paired by repeat; Welch when the repeats do not pair)
 and its intervals, and every row's value per repeat. It writes the same as Markdown (``reproduce.md``), JSON
 (``reproduce.json``: per table, keyed by its name, ``rows`` and ``claims``) and one self-contained HTML page with
-the figures, claims coloured by verdict (``reproduce.html``). Two tables whose sweeps would write one experiment
-(a spec that kept another's ``name:``) are refused before anything runs.
+the figures, claims coloured by verdict (``reproduce.html``). A table whose spec shares its ``name:`` with another
+paper spec of either folder is refused before anything runs, even alone: its sweeps would write the other's
+experiments.
 
 ``--quick`` runs every sweep with ``--smoke`` sizes and two seeds under its own experiment names (ending in
 ``-smoke``): about a minute per table, to check the machinery; its numbers mean nothing. ``--read`` reads the full
