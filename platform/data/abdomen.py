@@ -10,11 +10,13 @@ models those conditions, never a result. Choices, and the passage each follows:
 - Classes: background and the eight BTCV organs "spleen, left kidney, right kidney, gallbladder, pancreas,
   liver, stomach and aorta" (section 5.1), labels 1-8 in the order of its Table 2's columns. Their sizes differ
   by two orders of magnitude as in the body: a large liver (3-4% of the volume), a medium stomach and
-  spleen, kidneys, and small structures, the gallbladder and the thin pancreas (each under 0.1%) and the aorta's
-  tube (about 0.4%); the paper names the pancreas a "hard" organ and the gallbladder among the improved ones (5.5,
-  appendix). Organs are ellipsoids at their usual places (liver upper right, spleen upper left and posterior,
-  kidneys posterior beside the spine, the pancreas across the middle in front of the aorta, the gallbladder
-  under the liver), each deformed by a smooth random field and jittered in place and size per subject.
+  spleen, kidneys, and small structures, the gallbladder and the thin pancreas (each about 0.1-0.15%: a
+  gallbladder of about 40 mL, 7-8 cm long, and a pancreas of about 45 mL, 13 cm long and 2-3 cm thick, an
+  adult's usual sizes) and the aorta's tube (about 0.3%); the paper names the pancreas a "hard" organ and the
+  gallbladder among the improved ones (5.5, appendix). Organs are ellipsoids at their usual places (liver upper
+  right, spleen upper left and posterior, kidneys posterior beside the spine, the pancreas across the middle in
+  front of the aorta, the gallbladder under the liver), each deformed by a smooth random field and jittered in
+  place and size per subject.
 - Background: most of the volume and textured, as the paper's motivation needs: air outside the body, a
   subcutaneous fat layer of per-subject thickness, the muscle wall, a mesentery of fat and bowel loops (a
   thresholded random field) with gas pockets (kept two voxels off the organs), the spine (bone) and the
@@ -54,7 +56,7 @@ from platform.seeds import stable_seed
 if TYPE_CHECKING:
     from platform.data.config import DataConfig
 
-FORMAT_VERSION = 2  # 2: the aorta spans the organs' slices, not the whole cube
+FORMAT_VERSION = 3  # 2: the aorta spans the organs' slices, not the whole cube; 3: adult gallbladder, pancreas
 FIELD_OF_VIEW_MM = 320.0
 WINDOW = (-125.0, 275.0)
 BG, SPLEEN, KIDNEY_R, KIDNEY_L, GALLBLADDER, PANCREAS, LIVER, STOMACH, AORTA = range(9)
@@ -80,8 +82,8 @@ _ORGANS = (
     _Organ(STOMACH, (0.30, -0.18, 0.30), (0.22, 0.18, 0.25), (10.0, 40.0), 15.0, 1.5),
     _Organ(KIDNEY_R, (-0.30, 0.36, -0.15), (0.11, 0.13, 0.24), (150.0, 190.0), 10.0, 0.8),
     _Organ(KIDNEY_L, (0.30, 0.36, -0.05), (0.11, 0.13, 0.24), (150.0, 190.0), 10.0, 0.8),
-    _Organ(PANCREAS, (0.05, 0.10, 0.02), (0.32, 0.06, 0.07), (90.0, 110.0), 15.0, 0.6),
-    _Organ(GALLBLADDER, (-0.22, -0.30, -0.05), (0.07, 0.07, 0.12), (0.0, 20.0), 4.0, 1.0),
+    _Organ(PANCREAS, (0.05, 0.10, 0.02), (0.40, 0.075, 0.09), (90.0, 110.0), 15.0, 0.6),
+    _Organ(GALLBLADDER, (-0.22, -0.30, -0.05), (0.10, 0.10, 0.24), (0.0, 20.0), 4.0, 1.0),
 )
 # The aorta: a tube along z of about 24 mm diameter (0.075 of the 160 mm half field).
 AORTA_CENTRE, AORTA_RADIUS, AORTA_HU = (0.06, 0.24), 0.075, (150.0, 200.0)
