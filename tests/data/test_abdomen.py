@@ -129,3 +129,13 @@ def test_aorta_spans_the_organ_slices_only(subjects: dict) -> None:
             organ_slices = np.flatnonzero(((label > 0) & (label != AORTA)).any(axis=(0, 1)))
             assert aorta_slices.size > 0
             assert organ_slices[0] <= aorta_slices[0] and aorta_slices[-1] <= organ_slices[-1]
+
+
+@pytest.mark.parametrize(("organ", "low_ml", "high_ml"), [(GALLBLADDER, 15.0, 80.0), (PANCREAS, 25.0, 100.0)])
+def test_small_organ_volumes_are_an_adults(subjects: dict, organ: int, low_ml: float, high_ml: float) -> None:
+    # An adult's usual volumes (gallbladder 30-50 mL, pancreas 50-80 mL), widened for the per-subject jitter, the
+    # smooth deformation and the voxel grid: the small organs are small as in the body, not a few voxels.
+    voxel_ml = (abdomen.FIELD_OF_VIEW_MM / SIZE) ** 3 / 1000.0
+    for volumes in subjects.values():
+        for _, label in volumes:
+            assert low_ml <= float((label == organ).sum()) * voxel_ml <= high_ml
