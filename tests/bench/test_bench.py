@@ -117,12 +117,17 @@ def test_unknown_benchmark_name_exits_2_listing_the_valid_names(capsys: pytest.C
     assert "Traceback" not in err
 
 
+# Only a bound on a hung run, never a wait: the quick run takes minutes on a quiet machine and several times that
+# on a loaded one (the suite beside reference runs passed 840 s). Raise it with SEGSWEEP_BENCH_TIMEOUT_S.
+BENCH_TIMEOUT_S = float(os.environ.get("SEGSWEEP_BENCH_TIMEOUT_S", "2400"))
+
+
 @pytest.mark.slow
 def test_quick_run_of_every_benchmark_writes_the_results_file(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
     process = subprocess.run([sys.executable, "-m", "platform.bench", "--quick", "--out", str(out)], cwd=REPO_ROOT,
-                             env=env, capture_output=True, text=True, timeout=840)
+                             env=env, capture_output=True, text=True, timeout=BENCH_TIMEOUT_S)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     document = json.loads(out.read_text())
     assert document["command"].startswith("python -m platform.bench") and document["quick"] is True
