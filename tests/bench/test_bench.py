@@ -123,6 +123,7 @@ BENCH_TIMEOUT_S = float(os.environ.get("SEGSWEEP_BENCH_TIMEOUT_S", "2400"))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(BENCH_TIMEOUT_S + 60)  # above the suite's per-test limit, which would end it first
 def test_quick_run_of_every_benchmark_writes_the_results_file(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
