@@ -187,6 +187,16 @@ def measure(name: str, size: str, variant: tuple[str, bool, bool], device: torch
             "compile_failed": "; ".join(f for f in fallbacks if f) or ""}
 
 
+def progress_line(row: dict[str, Any]) -> str:
+    """One measured variant as a line, printed as it finishes: the full benchmark runs for many minutes, and a
+    run cut short still shows what it measured."""
+    layout = "channels-last" if row["channels_last"] else "contiguous"
+    compiled = " compiled" if row["compile"] else ""
+    fell_back = f" (compile fell back: {row['compile_failed']})" if row["compile_failed"] else ""
+    return (f"  {row['case']} [{row['size']}] {row['precision']} {layout}{compiled}: {row['step_ms']:.2f} ms/step, "
+            f"{row['tflops']:.2f} TFLOP/s ({row['of_peak']:.1%} of peak), GPU idle {row['idle']:.1%}{fell_back}")
+
+
 def unavailable() -> str | None:
     """Why the benchmark cannot run here (no CUDA device), or None."""
     if torch.cuda.is_available():
@@ -209,6 +219,7 @@ def run(quick: bool = False) -> BenchResult:
             for variant in variants:
                 with contextlib.suppress(torch.cuda.OutOfMemoryError):
                     results.append(measure(name, size, variant, device, repeats, quick))
+                    print(progress_line(results[-1]), flush=True)
                 torch.cuda.empty_cache()
     reference = "paper" if not quick else "spec"
 

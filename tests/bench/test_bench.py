@@ -199,8 +199,10 @@ def test_gpu_paper_size_cases_are_valid_configs(case: str, cache_dir: Path) -> N
 def test_gpu_measurement_runs_device_agnostic_on_the_cpu(cache_dir: Path) -> None:
     """The GPU benchmark's measurement (autocast epochs, FLOP counting, the profiler) on the CPU: figures are
     finite where they can be; peak and idle need a GPU."""
-    from platform.bench.gpu import measure
+    from platform.bench.gpu import measure, progress_line
 
     row = measure("glua stage 1", "spec", ("bf16", True, False), torch.device("cpu"), repeats=1, quick=True)
     assert row["step_ms"] > 0 and row["gflop_per_step"] > 0 and row["tflops"] > 0
     assert math.isnan(row["of_peak"]) and math.isnan(row["idle"]) and row["compile_failed"] == ""
+    line = progress_line(row)
+    assert line.startswith("  glua stage 1 [spec] bf16 channels-last: ") and f"{row['step_ms']:.2f} ms/step" in line
