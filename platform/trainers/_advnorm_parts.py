@@ -155,7 +155,7 @@ def declared_names(config: TrainerConfig, data: DataConfig) -> set[str]:
     if config.generator != "none":
         names.add("train/lr_g")
         if config.warmup_epochs > 0:
-            names.add("train/loss_mse")
+            names |= {"train/loss_mse", "train/loss_mse_last"}
     if config.discriminator != "none" and config.generator != "none":
         names |= {"train/loss_dis", "train/lr_d"} | {f"train/disc_acc{p}" for p in ("", "_real", "_fake")}
         if config.lambda_ > 0:

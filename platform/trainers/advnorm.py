@@ -16,7 +16,10 @@ beside their mean (``disc_acc``), in training and on fixed validation patches.
 
 ``warmup_epochs`` (the short paper's MSE initialization of G) run before epoch 1, on top of ``epochs``: each
 is one epoch's iterations of G-only updates, so every arm of a comparison (with or without G or D) trains S for
-``epochs`` epochs. Their mean MSE is reported with epoch 1 (``train/loss_mse``).
+``epochs`` epochs. Their mean MSE is reported with epoch 1 (``train/loss_mse``), and the mean over the last of
+them (``train/loss_mse_last``): how far G is from reproducing its input when S and D start. The paper starts them
+once G's output is "close to real input" (near 0 on a standardized input, whose variance is 1); a warm-up too short
+for that hands S a G that blurs the contrasts it has to learn.
 
 ``seg_loss``: ``dice`` is eq. 1 (one pooled weighted ratio); ``dice_ce`` adds the voxels' cross-entropy;
 ``mean_dice_ce`` is nnU-Net's soft Dice averaged per class plus CE, under which a small class cannot vanish
@@ -118,7 +121,7 @@ class AdvNormTrainer(Trainer):
 
     Config = Config
     METRICS: ClassVar[dict[str, tuple[str, str]]] = {
-        **{m: ("min", "loss") for m in ("loss", "loss_seg", "loss_adv", "loss_mse", "loss_dis")},
+        **{m: ("min", "loss") for m in ("loss", "loss_seg", "loss_adv", "loss_mse", "loss_mse_last", "loss_dis")},
         "disc_acc": ("none", "accuracy"), "disc_acc_real": ("none", "accuracy"), "disc_acc_fake": ("none", "accuracy"),
         "disc_confusion": ("none", "accuracy"), "dice_bias": ("max", "overlap"),
         "jsd_input": ("none", "divergence"), "jsd_norm": ("min", "divergence"),
@@ -192,11 +195,17 @@ class AdvNormTrainer(Trainer):
             yield "GS", self._batch()
 
     def _warmup_batches(self) -> Iterator[tuple[str, Batch]]:
-        for _ in range(self.config.warmup_epochs * self.iterations if "G" in self.nets else 0):
-            yield "warmup", self._batch()
+        """The warm-up's G-only steps; those of its last pass are marked, to report G's fidelity as S and D
+        start."""
+        steps = self.config.warmup_epochs * self.iterations if "G" in self.nets else 0
+        for index in range(steps):
+            yield "warmup_last" if index >= steps - self.iterations else "warmup", self._batch()
 
     def train_step(self, batch: tuple[str, Batch]) -> dict[str, torch.Tensor]:
         kind, patches = batch
+        if kind == "warmup_last":
+            reported = self._warmup_step(patches)
+            return reported | {"loss_mse_last": reported["loss_mse"]}
         step = {"warmup": self._warmup_step, "D": self._discriminator_step, "GS": self._generator_step}[kind]
         return step(patches)
 
