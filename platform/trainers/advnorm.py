@@ -203,11 +203,9 @@ class AdvNormTrainer(Trainer):
 
     def train_step(self, batch: tuple[str, Batch]) -> dict[str, torch.Tensor]:
         kind, patches = batch
-        if kind == "warmup_last":
-            reported = self._warmup_step(patches)
-            return reported | {"loss_mse_last": reported["loss_mse"]}
-        step = {"warmup": self._warmup_step, "D": self._discriminator_step, "GS": self._generator_step}[kind]
-        return step(patches)
+        steps = {"warmup": self._warmup_step, "warmup_last": self._last_warmup_step,
+                 "D": self._discriminator_step, "GS": self._generator_step}
+        return steps[kind](patches)
 
     def warm_up(self) -> list[dict[str, torch.Tensor]]:
         """``warmup_epochs`` passes of one epoch's iterations (epoch 0 runs them first): G alone learns to reproduce
@@ -219,6 +217,11 @@ class AdvNormTrainer(Trainer):
         loss_g = nn.functional.mse_loss(self._normalize(x).float(), self.standardize_input(x).float())
         self.step(loss_g, "G")
         return {"loss_mse": loss_g}
+
+    def _last_warmup_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """A warm-up step of the last pass: its MSE is also reported apart, as G's fidelity when S and D start."""
+        reported = self._warmup_step(batch)
+        return reported | {"loss_mse_last": reported["loss_mse"]}
 
     def _discriminator_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One D update on real patches (their domain) and generated ones (class K+1)."""
