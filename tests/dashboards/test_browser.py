@@ -11,12 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,25 +22,31 @@ import pytest
 from platform.results import ResultsStore, read_table
 from platform.storage import experiment_uri
 from tests.conftest import REPO_ROOT
+from tests.dashboards.browser_support import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    HAS_CHROMIUM,
+    TIMEOUT,
+    free_port,
+    headless_chromium,
+    stop,
+    wait_for_http,
+)
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+if not HAS_CHROMIUM:
     pytest.skip(f"browser test needs {CHROMIUM} and {CHROMEDRIVER} (CI installs both)", allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402  (after the skip: only needed when a browser exists)
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+# Selenium after the skip: only needed where a browser exists.
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.slow
 
 SYNTHETIC, SMOKE = "synthetic", "advnorm-lambda-smoke"
-# Every wait is on a condition; this is only its bound, generous because the machine may be loaded (a Ray sweep runs
-# beside the browser, and other suites beside this one). Raise it with SEGSWEEP_TEST_WAIT_S on a slower machine.
-TIMEOUT = float(os.environ.get("SEGSWEEP_TEST_WAIT_S", "300"))
 SWEEP_TIMEOUT = 3 * TIMEOUT  # the smoke sweep: a Ray start and 2 trials, beside the other tests
 VIEWS = ("parcoords", "curve", "ablation", "pareto", "curves", "importance")
 SELECTED = "t000001"  # one of the synthetic trials that saved images
@@ -74,7 +76,7 @@ def smoke_sweep(storage: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         try:  # let it finish (Ray shuts down cleanly) when only some tests ran; stop it if it hangs
             process.wait(timeout=SWEEP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            stop(process)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def synthetic(storage: Path) -> str:
 @pytest.fixture(scope="module")
 def server(storage: Path, synthetic: str, smoke_sweep: tuple[subprocess.Popen, Path]) -> Iterator[str]:
     """``python -m dashboards.app`` on a free port (refresh every 2 s); yields its URL once it answers 200."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     log_path = storage.parent / "server.log"
     # A file, not a pipe: the server logs every request, and a full pipe would block it.
@@ -106,30 +108,20 @@ def server(storage: Path, synthetic: str, smoke_sweep: tuple[subprocess.Popen, P
                                    cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         SERVER_LOG[:] = [log_path]
         try:
-            _wait_for_http(url, process, log_path)
+            wait_for_http(url, process, log_path)
             _assert_loopback_only(port, log_path)
             log = log_path.read_text()  # a production server: its URL once, no development-server warning
             assert log.count(f"http://127.0.0.1:{port}/") == 1 and "development server" not in log, log
             yield url
         finally:
-            _stop(process)
+            stop(process)
             SERVER_LOG.clear()
 
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--window-size=1400,3400"):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    browser.set_script_timeout(TIMEOUT)
-    try:
+    with headless_chromium("--window-size=1400,3400", browser_log=True) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 @pytest.fixture(autouse=True)
@@ -142,36 +134,6 @@ def clean_console(driver: WebDriver) -> Iterator[None]:
 
 
 # --- helpers -------------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
-
-
-def _wait_for_http(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        assert process.poll() is None, f"explorer exited {process.returncode}:\n{log_path.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        assert time.monotonic() < deadline, f"explorer did not answer at {url}:\n{log_path.read_text()[-3000:]}"
-        time.sleep(0.5)
 
 
 def _assert_loopback_only(port: int, log_path: Path) -> None:

@@ -10,8 +10,6 @@ for a person to look at.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,20 +18,25 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.dashboards.browser_support import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    HAS_CHROMIUM,
+    TIMEOUT,
+    free_port,
+    headless_chromium,
+    stop,
+    wait_for_http,
+)
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+if not HAS_CHROMIUM:
     pytest.skip(f"the overlap test needs {CHROMIUM} and {CHROMEDRIVER}", allow_module_level=True)
 
-from selenium import webdriver  # noqa: E402  (after the skip: only needed when a browser exists)
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-# The browser suite's start-up check and its bound (SEGSWEEP_TEST_WAIT_S): every wait is on a condition.
-from tests.dashboards.test_browser import TIMEOUT, _wait_for_http  # noqa: E402
+# Selenium after the skip: only needed where a browser exists.
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.slow
 
@@ -88,38 +91,23 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     storage = tmp_path_factory.mktemp("overlap-storage")
     build_experiment(storage, "synthetic", trials=24, epochs=4, seeds=2, images=2)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     log_path = storage.parent / "overlap-server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, "-m", "dashboards.app", "--storage", str(storage), "--port",
                                     str(port), "--no-live"], cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_for_http(url, process, log_path)
+            wait_for_http(url, process, log_path)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop(process)
 
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--hide-scrollbars", "--force-device-scale-factor=1"):
-        options.add_argument(argument)
-    options.binary_location = CHROMIUM
-    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    browser.set_script_timeout(TIMEOUT)
-    try:
+    with headless_chromium("--hide-scrollbars", "--force-device-scale-factor=1") as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 def _overlap(a: list[float], b: list[float], tolerance: float = 1.0) -> bool:
