@@ -21,7 +21,7 @@ import yaml
 from platform.localray import MARKER, _session_processes, reap_abandoned
 from platform.results import ResultsStore, read_table
 from platform.supervisor import EXIT_RAY_DIED, _ErrorFilter, resume_command
-from tests.conftest import REPO_ROOT, TINY_ADVNORM
+from tests.conftest import REPO_ROOT
 
 SHUTDOWN_NOISE = [
     "\x1b[36m(run_trial pid=23241)\x1b[0m Exception ignored in: <function WeakSet.__init__.<locals>._remove>\n",
@@ -89,22 +89,24 @@ def _listening_addresses(pids: list[int]) -> set[str]:
 def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp_path: Path,
                                                                              cache_dir: Path) -> None:
     ray_tmp = Path(tempfile.mkdtemp(prefix="rk", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    spec = {"name": "stopped", "trainer": "advnorm", "storage": str(tmp_path / "runs"),
-            "data": {"domains": ["infant", "adult"], "subjects_per_domain": 3, "size": 24, "patch_size": 16,
-                     "batch_size": 2, "patches_per_epoch": 4},
-            "fixed": dict(TINY_ADVNORM, epochs=8), "search": {"lambda": {"grid": [0.1, 1.0, 5.0]}},
-            "searcher": {"sampler": "grid"}, "budget": {"concurrent": 2}, "scheduler": {"type": "none"},
-            "resources": {"cpus_per_worker": 1}}
+    # Trials of fixed wall-clock length (the fault trainer sleeps epoch_s an epoch): the first ends within a second
+    # or two, the third runs at least 12 s after it, so the moment to stop Ray (one trial finished, others running)
+    # lasts far longer than the poll, on a fast machine as on a loaded one. (Trials of computed epochs ended within
+    # 3 s of each other on a quiet machine, and the poll missed the moment.)
+    spec = {"name": "stopped", "trainer": "fault", "data": FAULT_DATA, "storage": str(tmp_path / "runs"),
+            "objective": {"metric": "val/dice", "mode": "max"}, "fixed": {"epochs": 8},
+            "search": {"epoch_s": {"grid": [0.05, 1.0, 1.5]}}, "searcher": {"sampler": "grid"},
+            "budget": {"concurrent": 2}, "scheduler": {"type": "none"}, "resources": {"cpus_per_worker": 1}}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "SEGSWEEP_CACHE": str(cache_dir), "RAY_DISABLE_USAGE_STATS": "1"}
+    env = _fault_env(cache_dir, RAY_TMPDIR=str(ray_tmp))
     experiment = tmp_path / "runs" / "stopped"
     sweep = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path)], cwd=REPO_ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:  # one trial finished, another still running: then stop the Ray
-            time.sleep(1)
+        while time.monotonic() < deadline and sweep.poll() is None:  # one trial finished, another running
+            time.sleep(0.5)
             try:
                 statuses = [t["status"] for t in read_table(str(experiment), "trials").to_pylist()]
             except Exception:  # not written yet, or a part mid-rename
