@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -93,12 +94,8 @@ def test_a_ray_stopped_under_the_sweep_is_one_paragraph_then_resume_finishes(tmp
     # or two, the third runs at least 12 s after it, so the moment to stop Ray (one trial finished, others running)
     # lasts far longer than the poll, on a fast machine as on a loaded one. (Trials of computed epochs ended within
     # 3 s of each other on a quiet machine, and the poll missed the moment.)
-    spec = {"name": "stopped", "trainer": "fault", "data": FAULT_DATA, "storage": str(tmp_path / "runs"),
-            "objective": {"metric": "val/dice", "mode": "max"}, "fixed": {"epochs": 8},
-            "search": {"epoch_s": {"grid": [0.05, 1.0, 1.5]}}, "searcher": {"sampler": "grid"},
-            "budget": {"concurrent": 2}, "scheduler": {"type": "none"}, "resources": {"cpus_per_worker": 1}}
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = _fault_sweep(tmp_path, "stopped", fixed={"epochs": 8}, search={"epoch_s": {"grid": [0.05, 1.0, 1.5]}},
+                        scheduler={"type": "none"}, runtime={})
     env = _fault_env(cache_dir, RAY_TMPDIR=str(ray_tmp))
     experiment = tmp_path / "runs" / "stopped"
     sweep = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path)], cwd=REPO_ROOT, env=env,
@@ -158,11 +155,13 @@ FAULT_DATA = {"domains": ["infant", "adult"], "subjects_per_domain": 2, "size": 
 SIGNAL_EPOCHS = 5
 
 
-def _fault_sweep(tmp_path: Path, name: str) -> Path:
+def _fault_sweep(tmp_path: Path, name: str, **sections: Any) -> Path:
+    """A 3-trial grid sweep of the fault trainer, 2 at a time; ``sections`` replace or add top-level spec keys."""
     spec = {"name": name, "trainer": "fault", "data": FAULT_DATA, "storage": str(tmp_path / "runs"),
             "objective": {"metric": "val/dice", "mode": "max"}, "fixed": {"epochs": SIGNAL_EPOCHS, "epoch_s": 0.4},
             "search": {"iterations": {"grid": [3, 4, 5]}}, "searcher": {"sampler": "grid"},
-            "budget": {"concurrent": 2}, "resources": {"cpus_per_worker": 1}, "runtime": {"checkpoint_every": 1}}
+            "budget": {"concurrent": 2}, "resources": {"cpus_per_worker": 1}, "runtime": {"checkpoint_every": 1},
+            **sections}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
