@@ -6,10 +6,13 @@ A reference is a table's ``reproduce.json`` entry (``{name: result}``) as commit
 rows with their value per repeat, its claims and the provenance of the run (:mod:`platform.provenance`).
 ``--check REFERENCE.json [NAME ...]`` reruns the named tables (default: every table of the reference) in a fresh
 temporary storage with a fresh cache and reports every row whose per-repeat values differ from the reference once
-both are rounded to ``DIGITS`` decimals, and every provenance field that differs. ``--readme`` regenerates the block
+both are rounded to ``DIGITS`` decimals, and every provenance field that differs; with ``--save-check`` it also
+appends the outcome (the check's provenance, its seconds, the differing rows, environment fields and problems) to
+each checked table's ``checks`` list in the reference file, so a reference carries the evidence that it reproduces
+(``--save-reference`` writes a table afresh, without the checks of its old values). ``--readme`` regenerates the block
 of ``docs/fidelity.md`` between ``README_BEGIN`` and ``README_END`` from the committed references, the phantom
-tables first, then those on real anatomy in their own subsection; the claims' verdicts are computed afresh from the
-stored values, so the README follows the statistics in the code.
+tables first, then those on real anatomy in their own subsection, each with its latest recorded check; the claims'
+verdicts are computed afresh from the stored values, so the README follows the statistics in the code.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +73,24 @@ def load_reference(path: Path) -> dict[str, dict[str, Any]]:
             for label, value in row["values"].items():
                 if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                     raise ReferenceError(f"{where}, row {row['name']!r}, {label}: {value!r} is not a number")
+        _check_checks(result.get("checks", []), where)
     return data
+
+
+CHECK_LISTS = ("differing_rows", "environment", "problems")  # the lines a recorded check keeps
+
+
+def _check_checks(checks: Any, where: str) -> None:
+    """ReferenceError unless ``checks`` is a list of recorded checks as ``--save-check`` writes them."""
+    if not isinstance(checks, list):
+        raise ReferenceError(f"{where}: 'checks' must be a list of recorded checks (as --save-check writes them)")
+    for index, record in enumerate(checks):
+        fine = (isinstance(record, dict) and isinstance(record.get("provenance"), dict)
+                and all(isinstance(record.get(name), list) for name in CHECK_LISTS))
+        if not fine:
+            raise ReferenceError(f"{where}, check {index + 1}: needs a provenance record and the lists "
+                                 f"{', '.join(CHECK_LISTS)}; remove it and rerun "
+                                 "`python -m platform.reproduce --check REFERENCE.json --save-check`")
 
 
 def reference_text(stem: str, result: dict[str, Any]) -> str:
@@ -125,19 +146,58 @@ def _show(value: Any) -> str:
     return "absent" if rounded is None else f"{rounded:.{DIGITS}f}"
 
 
+def environment_differences(reference: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """One line per provenance field in which one table's reference record differs from ``current``."""
+    return [f"{name}: reference {old!r}, now {new!r}"
+            for name, old, new in differences(reference.get("provenance") or {}, current)]
+
+
 def check_results(reference: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]],
                   current: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(row lines, environment lines): every differing row of every measured table, prefixed by its table, and
     every provenance field in which the reference's record differs from ``current``."""
     rows = [f"{stem}: {line}" for stem, result in measured.items()
             for line in row_differences(reference[stem], result)]
-    environment = []
+    environment: list[str] = []
     for stem in measured:
-        for name, old, new in differences(reference[stem].get("provenance") or {}, current):
-            line = f"{name}: reference {old!r}, now {new!r}"
-            if line not in environment:
-                environment.append(line)
+        environment += [line for line in environment_differences(reference[stem], current) if line not in environment]
     return rows, environment
+
+
+def record_checks(path: Path, reference: dict[str, dict[str, Any]], measured: dict[str, dict[str, Any]],
+                  current: dict[str, Any], seconds: float, problems: list[str]) -> None:
+    """Append one check record per measured table to its ``checks`` list and rewrite the reference file ``path``
+    (every table it holds, the unchecked ones unchanged): the check's provenance ``current``, its ``seconds``, the
+    table's differing rows, its environment differences and the run's problems. A failed check is recorded too."""
+    from platform.papertables import json_text
+
+    for stem, result in measured.items():
+        record = {"provenance": current, "seconds": round(seconds),
+                  "differing_rows": row_differences(reference[stem], result),
+                  "environment": environment_differences(reference[stem], current), "problems": list(problems)}
+        reference[stem]["checks"] = [*reference[stem].get("checks", []), record]
+    Path(path).write_text(json_text(reference) + "\n")
+
+
+def check_line(result: dict[str, Any], shown_path: str = "REFERENCE.json") -> str:
+    """The README's line on a reference's latest recorded check (the reference file shown as ``shown_path``): when,
+    at which code, how long, what differed; or the command that would record one."""
+    checks = result.get("checks") or []
+    if not checks:
+        return (f"No recorded check yet: `python -m platform.reproduce --check {shown_path} --save-check` reruns it "
+                "from a clean cache and records the outcome here.")
+    latest = checks[-1]
+    record = latest["provenance"]
+    code = record.get("code") or {}
+    commit = str(code.get("commit") or "no git")[:12] + (" (dirty)" if code.get("dirty") else "")
+    rows = latest["differing_rows"]
+    outcome = "no row differs" if not rows else f"{len(rows)} row(s) differ: " + "; ".join(rows)
+    if latest["problems"]:
+        outcome += f"; {len(latest['problems'])} problem(s): " + "; ".join(latest["problems"])
+    environment = [line.split(":", 1)[0] for line in latest["environment"]]
+    return (f"Latest `--check` ({len(checks)} recorded): {str(record.get('created') or '')[:10]}, commit {commit}, "
+            f"{latest.get('seconds', '?')} s: **{outcome}**; environment differences: "
+            + (", ".join(environment) if environment else "none") + ".")
 
 
 # --- rerunning ----------------------------------------------------------------------------------------------------
@@ -191,10 +251,11 @@ def rerun(names: list[str], quick: bool) -> tuple[dict[str, dict[str, Any]], lis
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def check(path: Path, names: list[str], run: Any = rerun) -> int:
+def check(path: Path, names: list[str], run: Any = rerun, save: bool = False) -> int:
     """``--check``: rerun ``names`` (default: every table of the reference at ``path``) with ``run`` (names,
-    quick) -> (results, problems) and print what differs. 0 when nothing does, 1 otherwise, 2 for a bad reference
-    file, a table it does not hold or one without a paper spec to rerun."""
+    quick) -> (results, problems) and print what differs; with ``save`` also record the outcome in the reference
+    file (:func:`record_checks`). 0 when nothing differs, 1 otherwise, 2 for a bad reference file, a table it does
+    not hold or one without a paper spec to rerun."""
     try:
         reference = load_reference(path)
     except ReferenceError as err:
@@ -212,12 +273,14 @@ def check(path: Path, names: list[str], run: Any = rerun) -> int:
     print(f"checking {', '.join(names)} against {path} from a clean cache and storage ...", flush=True)
     from platform.localray import HeadStartError
 
+    started = time.monotonic()
     try:
         measured, problems = run(names, quick.pop())
     except (HeadStartError, ReferenceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_REFERENCE
-    rows, environment = check_results(reference, measured, provenance())
+    current = provenance()
+    rows, environment = check_results(reference, measured, current)
     for line in rows:
         print(f"differs: {line}")
     for line in environment:
@@ -227,6 +290,13 @@ def check(path: Path, names: list[str], run: Any = rerun) -> int:
     verdict = "no row differs" if not rows else f"{len(rows)} row(s) differ"
     print(f"{verdict} (values compared after rounding to {DIGITS} decimals); "
           f"{len(environment) or 'no'} environment difference(s)")
+    if save:
+        try:
+            record_checks(path, reference, measured, current, time.monotonic() - started, problems)
+        except OSError as exc:
+            print(f"error: {path}: the check's record cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            return EXIT_BAD_REFERENCE
+        print(f"check recorded in {path}")
     return EXIT_DIFFERS if rows or problems else 0
 
 
@@ -298,9 +368,9 @@ def _section(entries: list[tuple[Path, str, dict[str, Any]]], names: list[str], 
         size = "--quick" if result.get("quick") else "full size"
         text = markdown({stem: fresh}, "")
         heading, _, rest = text[text.index("\n## "):].strip().replace("## ", "#### ", 1).partition("\n")
-        parts += [heading, "",
-                  f"Reference `{path.relative_to(root).as_posix()}` ({size}, {when}); {summary(record)}", "",
-                  rest.strip("\n"), ""]
+        shown = path.relative_to(root).as_posix()
+        parts += [heading, "", f"Reference `{shown}` ({size}, {when}); {summary(record)}", "",
+                  check_line(result, shown), "", rest.strip("\n"), ""]
     covered = {stem for _, stem, _ in entries}
     missing = [name for name in names if name not in covered]
     if missing:

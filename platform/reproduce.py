@@ -1,5 +1,5 @@
 """``python -m platform.reproduce [NAME ...] [--quick] [--storage URI] [--out DIR] [--read] [--save-reference]``,
-``--check REFERENCE.json [NAME ...]``, ``--readme``: the papers' tables beside the measured ones.
+``--check REFERENCE.json [NAME ...] [--save-check]``, ``--readme``: the papers' tables beside the measured ones.
 
 Each spec of ``search_spaces/paper/`` (the brain phantom; a table is named by the spec's stem) and of
 ``search_spaces/paper/mni/`` (the same tables on real anatomy, ``dataset: mni``; named ``mni/<stem>``) carries a
@@ -24,7 +24,8 @@ Every output records its provenance (:mod:`platform.provenance`: code version, l
 command) in the Markdown and HTML header and, with ``quick``, in each table's JSON, so one table's JSON is a
 reference. ``--save-reference`` writes it to ``search_spaces/paper/reference/<NAME>.json``
 (``reference/mni/<stem>.json`` for ``mni/<stem>``); ``--check REFERENCE.json [NAME ...]`` reruns the tables from a
-clean cache and storage and reports every row whose values per repeat differ and every environment difference;
+clean cache and storage and reports every row whose values per repeat differ and every environment difference
+(``--save-check`` records that outcome in the reference file);
 ``--readme`` regenerates the measured tables of docs/fidelity.md from the committed references of both folders
 (:mod:`platform.reference`).
 """
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rerun the named tables (default: the reference's) from a clean cache and storage and "
                              "report every row whose per-repeat values differ from the reference, and the "
                              "environment differences; exit 0 when none differs, 1 otherwise, 2 for a bad file")
+    parser.add_argument("--save-check", action="store_true",
+                        help="with --check: append the check's outcome (provenance, seconds, differing rows) to each "
+                             "checked table's 'checks' in REFERENCE.json; --readme shows the latest")
     parser.add_argument("--save-reference", action="store_true",
                         help="also write each table to search_spaces/paper/reference/<NAME>.json "
                              "(reference/mni/<stem>.json for mni/<stem>)")
@@ -89,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USER_ERROR
         print(f"{reference.README} {'updated' if changed else 'already up to date'} from {reference.REFERENCE_DIR}")
         return 0
+    if args.save_check and not args.check:
+        print("error: --save-check records the outcome of a check; give it with --check REFERENCE.json",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     if args.check:
-        return reference.check(Path(args.check), args.names)
+        return reference.check(Path(args.check), args.names, save=args.save_check)
     available = paper_names()
     names = list(dict.fromkeys(args.names)) or available  # a name given twice is one table
     unknown = [n for n in names if n not in available]

@@ -147,3 +147,64 @@ def test_write_readme_replaces_only_the_block(tmp_path: Path) -> None:
     readme.write_text("no markers")
     with pytest.raises(reference.ReferenceError):
         reference.write_readme(readme, empty)
+
+
+def test_a_saved_check_is_appended_to_the_checked_table_only(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    untouched = _result({"x": {"seed 0": 3.0}})
+    path = _write(tmp_path, {"tab": _result(REFERENCE_VALUES), "other": untouched})
+    changed = copy.deepcopy(REFERENCE_VALUES)
+    changed["b"]["seed 1"] = 2.001
+    assert reference.check(path, ["tab"], _fake_run({"tab": _result(REFERENCE_VALUES)}), save=True) == 0
+    assert reference.check(path, ["tab"], _fake_run({"tab": _result(changed)}), save=True) == 1
+    assert f"check recorded in {path}" in capsys.readouterr().out
+    stored = reference.load_reference(path)
+    first, second = stored["tab"]["checks"]
+    assert first["differing_rows"] == [] and first["problems"] == [] and first["environment"] == []
+    assert second["differing_rows"] == ["row 'b': seed 1: 2.000000 -> 2.001000"]
+    assert second["provenance"]["code"] == provenance()["code"] and isinstance(second["seconds"], int)
+    assert stored["other"] == untouched  # a table the check did not rerun keeps its record as it was
+    assert stored["tab"]["rows"] == _result(REFERENCE_VALUES)["rows"]  # a check never rewrites the values
+
+
+def test_a_check_without_save_leaves_the_reference_as_it_was(tmp_path: Path) -> None:
+    path = _write(tmp_path, {"tab": _result(REFERENCE_VALUES)})
+    before = path.read_text()
+    assert reference.check(path, [], _fake_run({"tab": _result(REFERENCE_VALUES)})) == 0
+    assert path.read_text() == before
+
+
+@pytest.mark.parametrize(("checks", "message"), [
+    ({"provenance": {}}, "'checks' must be a list"),
+    ([{"provenance": {}, "differing_rows": []}], "check 1: needs a provenance record and the lists"),
+    ([{"differing_rows": [], "environment": [], "problems": []}], "check 1: needs a provenance record"),
+])
+def test_a_malformed_check_record_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], checks: Any,
+                                            message: str) -> None:
+    path = _write(tmp_path, {"tab": {**_result(REFERENCE_VALUES), "checks": checks}})
+    assert reference.check(path, [], _fake_run({})) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("checks", "expected"), [
+    ([], ["No recorded check yet: `python -m platform.reproduce --check REFERENCE.json --save-check`"]),
+    ([{"differing_rows": [], "environment": ["code.commit: reference 'a', now 'b'"], "problems": []}],
+     ["Latest `--check` (1 recorded)", "**no row differs**", "environment differences: code.commit."]),
+    ([{"differing_rows": [], "environment": [], "problems": []},
+      {"differing_rows": ["row 'a': seed 1: 0.250000 -> 0.260000"], "environment": [], "problems": ["a trial failed"]}],
+     ["(2 recorded)", "**1 row(s) differ: row 'a': seed 1: 0.250000 -> 0.260000; 1 problem(s): a trial failed**",
+      "environment differences: none."]),
+])
+def test_the_readme_line_shows_the_latest_check(checks: list[dict[str, Any]], expected: list[str]) -> None:
+    record = {**provenance(), "created": "2026-01-02T03:04:05Z"}
+    result = {**_result(REFERENCE_VALUES), "checks": [{**c, "provenance": record, "seconds": 7} for c in checks]}
+    line = reference.check_line(result)
+    assert all(part in line for part in expected), line
+    if checks:
+        assert line.count("2026-01-02") == 1 and "7 s" in line and str(record["code"]["commit"])[:12] in line
+
+
+def test_save_check_without_check_is_a_user_error() -> None:
+    result = subprocess.run([sys.executable, "-m", "platform.reproduce", "--save-check"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 2 and "--check REFERENCE.json" in result.stderr and "Traceback" not in result.stderr
