@@ -168,7 +168,8 @@ def record_checks(path: Path, reference: dict[str, dict[str, Any]], measured: di
                   current: dict[str, Any], seconds: float, problems: list[str]) -> None:
     """Append one check record per measured table to its ``checks`` list and rewrite the reference file ``path``
     (every table it holds, the unchecked ones unchanged): the check's provenance ``current``, its ``seconds``, the
-    table's differing rows, its environment differences and the run's problems. A failed check is recorded too."""
+    table's differing rows, its environment differences and the run's problems. A failed check is recorded too.
+    OSError when the file cannot be rewritten; the file is then as it was."""
     from platform.papertables import json_text
 
     for stem, result in measured.items():
@@ -176,7 +177,14 @@ def record_checks(path: Path, reference: dict[str, dict[str, Any]], measured: di
                   "differing_rows": row_differences(reference[stem], result),
                   "environment": environment_differences(reference[stem], current), "problems": list(problems)}
         reference[stem]["checks"] = [*reference[stem].get("checks", []), record]
-    Path(path).write_text(json_text(reference) + "\n")
+    # Written beside and moved over it, so a failed write (disk full) leaves the committed reference whole.
+    target = Path(path)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        partial.write_text(json_text(reference) + "\n")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def check_line(result: dict[str, Any], shown_path: str = "REFERENCE.json") -> str:

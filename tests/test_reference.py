@@ -167,6 +167,20 @@ def test_a_saved_check_is_appended_to_the_checked_table_only(tmp_path: Path,
     assert stored["tab"]["rows"] == _result(REFERENCE_VALUES)["rows"]  # a check never rewrites the values
 
 
+def test_a_record_that_cannot_be_written_is_exit_2_and_leaves_the_reference_whole(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, {"tab": _result(REFERENCE_VALUES)})
+    before = path.read_text()
+
+    def full_disk(source: Any, target: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(reference.os, "replace", full_disk)
+    assert reference.check(path, [], _fake_run({"tab": _result(REFERENCE_VALUES)}), save=True) == 2
+    assert "the check's record cannot be written (No space left on device)" in capsys.readouterr().err
+    assert path.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ref.json"]
+
+
 def test_a_check_without_save_leaves_the_reference_as_it_was(tmp_path: Path) -> None:
     path = _write(tmp_path, {"tab": _result(REFERENCE_VALUES)})
     before = path.read_text()
