@@ -24,6 +24,15 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 LIBRARIES = {"torch": "torch", "monai": "monai", "ray": "ray", "optuna": "optuna", "numpy": "numpy"}
 # Fields that say when and how a result was made, not what could change it: never reported as a difference.
 INCIDENTAL = ("created", "command")
+# The instruction set of torch's CPU kernels decides how their float sums round, so a trained number reproduces bit
+# for bit only at the same kernels. Measured: the phantom's Table 2 made on an earlier host differed on an AVX512 host
+# in every seed (by up to .02 Dice) and matched to 1e-6 with the kernels pinned to AVX2. ``platform.reproduce`` pins
+# them (``SEGSWEEP_CPU_KERNELS``, default ``avx2``) before any kernel runs: torch reads ATEN_CPU_CAPABILITY and oneDNN
+# ONEDNN_MAX_CPU_ISA once per process, and Ray's workers inherit both.
+CPU_KERNELS_VARIABLE = "SEGSWEEP_CPU_KERNELS"
+CPU_KERNEL_ENVIRONMENT = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                          "native": {}}  # native: the best each host has (faster; references then follow the host)
+REPRODUCE_CPU_KERNELS = "avx2"
 
 
 def source_files(root: Path = PACKAGE_DIR) -> list[Path]:
@@ -84,6 +93,35 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return os.uname().machine if hasattr(os, "uname") else "unknown"
 
 
+def cpu_kernels() -> str | None:
+    """The instruction set of torch's CPU kernels in this process (``DEFAULT``, ``AVX2``, ``AVX512``, ...), None
+    without torch. Fixed by the first kernel the process runs (then ATEN_CPU_CAPABILITY is no longer read)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def cpu_kernel_choice() -> str:
+    """``SEGSWEEP_CPU_KERNELS`` (``avx2`` or ``native``), default ``avx2``; ValueError naming the variable otherwise."""
+    text = os.environ.get(CPU_KERNELS_VARIABLE, "").strip().lower() or REPRODUCE_CPU_KERNELS
+    if text not in CPU_KERNEL_ENVIRONMENT:
+        raise ValueError(f"{CPU_KERNELS_VARIABLE}={os.environ[CPU_KERNELS_VARIABLE]!r} is not one of "
+                         f"{', '.join(CPU_KERNEL_ENVIRONMENT)}: set it to avx2 (results that reproduce on any AVX2 "
+                         "host, the default) or native (each host's fastest kernels), or unset it.")
+    return text
+
+
+def pin_cpu_kernels(choice: str) -> None:
+    """Set the environment so that this process (before its first kernel) and every process started from it (Ray's
+    head and workers) run ``choice``'s CPU kernels (``CPU_KERNEL_ENVIRONMENT``); ``native`` clears the pin. A host
+    without the instruction set runs its best one below it, and ``cpu_kernels`` records which."""
+    for name in {name for settings in CPU_KERNEL_ENVIRONMENT.values() for name in settings}:
+        os.environ.pop(name, None)
+    os.environ.update(CPU_KERNEL_ENVIRONMENT[choice])
+
+
 def gpu_model() -> str | None:
     """The first CUDA device's name, None without one (or without torch)."""
     try:
@@ -100,8 +138,9 @@ def provenance(argv: list[str] | None = None, root: Path = PACKAGE_DIR) -> dict[
         # ``python -m platform.x`` puts the module's absolute path in argv[0]: record the command as typed.
         module = Path(argv[0]).resolve().relative_to(root.parent).with_suffix("").as_posix().replace("/", ".")
         argv = ["python", "-m", module.removesuffix(".__main__"), *argv[1:]]
-    return {"code": code_version(root), "versions": library_versions(), "cpu": cpu_model(), "gpu": gpu_model(),
-            "command": shlex.join(argv), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return {"code": code_version(root), "versions": library_versions(), "cpu": cpu_model(),
+            "cpu_kernels": cpu_kernels(), "gpu": gpu_model(), "command": shlex.join(argv),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -130,5 +169,6 @@ def summary(record: dict[str, Any]) -> str:
     where = f"commit {commit[:12]}{' (dirty)' if code.get('dirty') else ''}" if commit else "no git"
     source = str(code.get("source_sha256") or "?")[:12]
     versions = ", ".join(f"{name} {version}" for name, version in (record.get("versions") or {}).items())
-    return (f"code: {where}, source sha256 {source}; {versions}; CPU: {record.get('cpu')}; "
+    kernels = f"{record['cpu_kernels']} kernels" if record.get("cpu_kernels") else "kernels not recorded"
+    return (f"code: {where}, source sha256 {source}; {versions}; CPU: {record.get('cpu')} ({kernels}); "
             f"GPU: {record.get('gpu') or 'none'}; command: {record.get('command')}")

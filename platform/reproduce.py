@@ -20,12 +20,13 @@ experiments.
 size's experiments, ``--read --quick`` the smoke ones; the heading says which. Results on the phantom are not
 expected to equal the papers' numbers: the directions and the significant gaps are the point.
 
-Every output records its provenance (:mod:`platform.provenance`: code version, library versions, CPU/GPU, the
-command) in the Markdown and HTML header and, with ``quick``, in each table's JSON, so one table's JSON is a
-reference. ``--save-reference`` writes it to ``search_spaces/paper/reference/<NAME>.json``
-(``reference/mni/<stem>.json`` for ``mni/<stem>``); ``--check REFERENCE.json [NAME ...]`` reruns the tables from a
-clean cache and storage and reports every row whose values per repeat differ and every environment difference
-(``--save-check`` records that outcome in the reference file);
+Every run and check pins torch's CPU kernels to AVX2 (``SEGSWEEP_CPU_KERNELS=native`` lifts it), so a table made on
+one x86-64 host reproduces bit for bit on another. Every output records its provenance (:mod:`platform.provenance`:
+code version, library versions, CPU and its kernels, GPU, the command) in the Markdown and HTML header and, with
+``quick``, in each table's JSON, so one table's JSON is a reference. ``--save-reference`` writes it to
+``search_spaces/paper/reference/<NAME>.json`` (``reference/mni/<stem>.json`` for ``mni/<stem>``); ``--check
+REFERENCE.json [NAME ...]`` reruns the tables from a clean cache and storage and reports every row whose values per
+repeat differ and every environment difference (``--save-check`` records that outcome in the reference file);
 ``--readme`` regenerates the measured tables of docs/fidelity.md from the committed references of both folders
 (:mod:`platform.reference`).
 """
@@ -84,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
                              "run nothing")
     args = parser.parse_args(argv)
     from platform import reference
+    from platform.provenance import cpu_kernel_choice, pin_cpu_kernels
+
+    try:  # before any kernel runs here, and before Ray's workers start: they inherit it
+        pin_cpu_kernels(cpu_kernel_choice())
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
     if args.readme:
         try:

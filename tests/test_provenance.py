@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +36,7 @@ def _git(cwd: Path, *args: str) -> None:
 
 def test_a_record_has_every_field() -> None:
     record = prov.provenance(["python", "-m", "platform.reproduce", "a b"])
-    assert set(record) == {"code", "versions", "cpu", "gpu", "command", "created"}
+    assert set(record) == {"code", "versions", "cpu", "cpu_kernels", "gpu", "command", "created"}
     assert set(record["versions"]) == {"python", "torch", "monai", "ray", "optuna", "numpy"}
     assert all(record["versions"][name] for name in ("torch", "numpy", "ray", "optuna", "monai"))
     assert record["command"] == "python -m platform.reproduce 'a b'"
@@ -133,3 +135,48 @@ def test_the_sweep_table_row_records_the_provenance() -> None:
     row = sweep_row(load_spec(Path(__file__).resolve().parent.parent / "search_spaces" / "lambda.yaml"))
     record = json.loads(row["provenance"])
     assert record["code"]["source_sha256"] == prov.source_hash() and record["versions"]["torch"]
+
+
+@pytest.mark.parametrize(("value", "expected"),
+                         [(None, "avx2"), ("", "avx2"), ("AVX2", "avx2"), (" native ", "native")])
+def test_the_cpu_kernel_choice_defaults_to_avx2(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                               expected: str) -> None:
+    if value is None:
+        monkeypatch.delenv(prov.CPU_KERNELS_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(prov.CPU_KERNELS_VARIABLE, value)
+    assert prov.cpu_kernel_choice() == expected
+
+
+def test_a_mistyped_cpu_kernel_choice_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(prov.CPU_KERNELS_VARIABLE, "avx9")
+    with pytest.raises(ValueError, match="SEGSWEEP_CPU_KERNELS='avx9' is not one of avx2, native"):
+        prov.cpu_kernel_choice()
+
+
+def _child_kernels() -> str:
+    """The CPU kernels a process started now runs (as Ray's workers, which inherit the environment)."""
+    code = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          timeout=300).stdout.strip()
+
+
+def test_pinned_kernels_are_what_a_started_process_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):  # set then unset: the test's end restores them
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    native = _child_kernels()
+    if native not in ("AVX2", "AVX512"):
+        pytest.skip(f"this CPU's torch kernels are {native}, not an x86-64 AVX2 level")
+    prov.pin_cpu_kernels("avx2")
+    assert _child_kernels() == "AVX2"
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    prov.pin_cpu_kernels("native")  # lifts the pin: the host's best again
+    assert "ATEN_CPU_CAPABILITY" not in os.environ and _child_kernels() == native
+
+
+def test_the_summary_names_the_kernels_or_says_they_were_not_recorded() -> None:
+    record = prov.provenance(["python"])
+    assert f"({record['cpu_kernels']} kernels)" in prov.summary(record)
+    del record["cpu_kernels"]
+    assert "(kernels not recorded)" in prov.summary(record)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -222,3 +223,11 @@ def test_save_check_without_check_is_a_user_error() -> None:
     result = subprocess.run([sys.executable, "-m", "platform.reproduce", "--save-check"],
                             capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
     assert result.returncode == 2 and "--check REFERENCE.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_mistyped_cpu_kernel_choice_is_a_user_error() -> None:
+    env = {**os.environ, "SEGSWEEP_CPU_KERNELS": "fastest"}
+    result = subprocess.run([sys.executable, "-m", "platform.reproduce", "--check", "none.json"], env=env,
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 2 and "SEGSWEEP_CPU_KERNELS='fastest'" in result.stderr
+    assert "Traceback" not in result.stderr
