@@ -14,6 +14,18 @@ if sys.path[0] != str(REPO_ROOT):
     sys.path.insert(0, str(REPO_ROOT))
 
 
+@pytest.fixture(autouse=True)
+def _cpu_kernel_pin_stays_in_its_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``platform.reproduce``'s main pins the CPU kernels in the environment (for the Ray it starts); a test that
+    calls it in this process must not hand the pin to the processes of the tests after it."""
+    from platform.provenance import CPU_KERNEL_ENVIRONMENT
+
+    for name in {name for settings in CPU_KERNEL_ENVIRONMENT.values() for name in settings}:
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # recorded, so the test's end restores it
+        if not os.environ[name]:
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("segsweep-cache")

@@ -161,10 +161,8 @@ def _child_kernels() -> str:
                           timeout=300).stdout.strip()
 
 
-def test_pinned_kernels_are_what_a_started_process_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):  # set then unset: the test's end restores them
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
+def test_pinned_kernels_are_what_a_started_process_runs() -> None:
+    prov.pin_cpu_kernels("native")  # the conftest restores the environment after the test
     native = _child_kernels()
     if native not in ("AVX2", "AVX512"):
         pytest.skip(f"this CPU's torch kernels are {native}, not an x86-64 AVX2 level")
