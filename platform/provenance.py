@@ -162,11 +162,17 @@ def differences(reference: dict[str, Any], current: dict[str, Any]) -> list[tupl
             if name.split(".")[0] not in INCIDENTAL and ours.get(name) != theirs.get(name)]
 
 
+def code_label(record: dict[str, Any]) -> str:
+    """A record's code version in a few words: ``commit <12 hex digits>``, `` (dirty)`` added, or ``no git``."""
+    code = record.get("code") or {}
+    commit = code.get("commit")
+    return f"commit {commit[:12]}{' (dirty)' if code.get('dirty') else ''}" if commit else "no git"
+
+
 def summary(record: dict[str, Any]) -> str:
     """One line for a report's header: commit (dirty), source hash, libraries, CPU, GPU and command."""
     code = record.get("code") or {}
-    commit = code.get("commit")
-    where = f"commit {commit[:12]}{' (dirty)' if code.get('dirty') else ''}" if commit else "no git"
+    where = code_label(record)
     source = str(code.get("source_sha256") or "?")[:12]
     versions = ", ".join(f"{name} {version}" for name, version in (record.get("versions") or {}).items())
     kernels = f"{record['cpu_kernels']} kernels" if record.get("cpu_kernels") else "kernels not recorded"

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from platform.provenance import differences, provenance, summary
+from platform.provenance import code_label, differences, provenance, summary
 
 DIGITS = 6  # values compare equal when they agree after rounding to this many decimals (1e-6)
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "search_spaces" / "paper" / "reference"
@@ -196,14 +196,13 @@ def check_line(result: dict[str, Any], shown_path: str = "REFERENCE.json") -> st
                 "from a clean cache and records the outcome here.")
     latest = checks[-1]
     record = latest["provenance"]
-    code = record.get("code") or {}
-    commit = str(code.get("commit") or "no git")[:12] + (" (dirty)" if code.get("dirty") else "")
     rows = latest["differing_rows"]
     outcome = "no row differs" if not rows else f"{len(rows)} row(s) differ: " + "; ".join(rows)
     if latest["problems"]:
         outcome += f"; {len(latest['problems'])} problem(s): " + "; ".join(latest["problems"])
     environment = [line.split(":", 1)[0] for line in latest["environment"]]
-    return (f"Latest `--check` ({len(checks)} recorded): {str(record.get('created') or '')[:10]}, commit {commit}, "
+    when = str(record.get("created") or "")[:10]
+    return (f"Latest `--check` ({len(checks)} recorded): {when}, {code_label(record)}, "
             f"{latest.get('seconds', '?')} s: **{outcome}**; environment differences: "
             + (", ".join(environment) if environment else "none") + ".")
 
