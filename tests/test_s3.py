@@ -111,7 +111,7 @@ def test_sweep_on_s3_then_sigkill_resume_and_read_back(tmp_path: Path, cache_dir
         try:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline and sweep.poll() is None:  # some epochs written, trials left
-                time.sleep(1)
+                time.sleep(0.25)  # the window is the last trial's few seconds on a quiet machine
                 try:
                     if read_table(experiment, "epochs").num_rows >= 2:
                         break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -41,9 +42,10 @@ def env(cache_dir: Path) -> dict[str, str]:
     return {**os.environ, "SEGSWEEP_CACHE": str(cache_dir), "RAY_DISABLE_USAGE_STATS": "1"}
 
 
-def run_cli(args: list[str], cache_dir: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], cache_dir: Path, timeout: float = 600,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "platform.sweep", *args], capture_output=True, text=True,
-                            cwd=REPO_ROOT, env=env(cache_dir), timeout=timeout)
+                            cwd=REPO_ROOT, env={**env(cache_dir), **(extra_env or {})}, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
@@ -137,30 +139,40 @@ def test_two_worker_trial_trains_on_both_workers(tmp_path: Path, cache_dir: Path
 
 
 def test_sigkill_then_resume_keeps_every_trial_once(tmp_path: Path, cache_dir: Path) -> None:
-    spec = write_spec(tmp_path, fixed={"epochs": 4}, search={"lambda": {"loguniform": [0.01, 10.0]}},
-                      searcher={"sampler": "random"}, budget={"trials": 4, "concurrent": 2})
+    # The test-only fault trainer (tests/fault_trainer.py), whose epochs last epoch_s each: a trial takes as long
+    # on any machine, so the kill lands mid-sweep. With the advnorm smoke trainer a whole trial took under a second
+    # on a quiet 2-core machine, and the sweep could end between two polls.
+    epoch_s = 1.0
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "e2e", "trainer": "fault", "data": DATA, "storage": str(tmp_path / "runs"),
+        "objective": {"metric": "val/dice", "mode": "max"}, "fixed": {"epochs": 4, "epoch_s": epoch_s},
+        "search": {"iterations": {"int": [1, 5]}}, "searcher": {"sampler": "random"},
+        "budget": {"trials": 4, "concurrent": 2}, "resources": {"workers_per_trial": 1, "cpus_per_worker": 1}}))
     experiment = tmp_path / "runs" / "e2e"
+    fault_env = {**env(cache_dir), "SEGSWEEP_PLUGINS": "tests.fault_trainer"}
     process = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(spec)], cwd=REPO_ROOT,
-                               env=env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=fault_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline:
-            time.sleep(1)
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(epoch_s / 4)
             try:
                 statuses = [t["status"] for t in read_table(str(experiment), "trials").to_pylist()]
-            except Exception:  # a part file mid-rename: try again
+                if "RUNNING" in statuses and read_table(str(experiment), "epochs").num_rows >= 3:
+                    break
+            except Exception:  # not written yet, or a part file mid-rename: try again
                 continue
-            if "RUNNING" in statuses and read_table(str(experiment), "epochs").num_rows >= 3:
-                break
         assert process.poll() is None, "the sweep finished before it could be interrupted"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the supervisor and the driver, no chance to clean up
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     before = read_table(str(experiment), "trials").to_pylist()
     assert sum(t["status"] == "TERMINATED" for t in before) < 4, "nothing was left to resume"
 
-    run_cli([str(spec), "--resume"], cache_dir)
+    run_cli([str(spec), "--resume"], cache_dir, extra_env={"SEGSWEEP_PLUGINS": "tests.fault_trainer"})
     trials = read_table(str(experiment), "trials").to_pylist()
     assert len(trials) == 4 and len({t["trial_id"] for t in trials}) == 4
     assert {t["status"] for t in trials} == {"TERMINATED"}
@@ -170,7 +182,7 @@ def test_sigkill_then_resume_keeps_every_trial_once(tmp_path: Path, cache_dir: P
         assert numbers == list(range(1, 5)), (trial["trial_id"], numbers)
 
     again = subprocess.run([sys.executable, "-m", "platform.sweep", str(spec)], capture_output=True, text=True,
-                           cwd=REPO_ROOT, env=env(cache_dir), timeout=120)
+                           cwd=REPO_ROOT, env=fault_env, timeout=120)
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
