@@ -28,10 +28,12 @@ INCIDENTAL = ("created", "command")
 # for bit only at the same kernels. Measured: the phantom's Table 2 made on an earlier host differed on an AVX512 host
 # in every seed (by up to .02 Dice) and matched to 1e-6 with the kernels pinned to AVX2. ``platform.reproduce`` pins
 # them (``SEGSWEEP_CPU_KERNELS``, default ``avx2``) before any kernel runs: torch reads ATEN_CPU_CAPABILITY and oneDNN
-# ONEDNN_MAX_CPU_ISA once per process, and Ray's workers inherit both.
+# ONEDNN_MAX_CPU_ISA once per process; a local Ray's workers inherit both, a cluster's get them in the job's runtime
+# env (``cpu_kernel_pin``).
 CPU_KERNELS_VARIABLE = "SEGSWEEP_CPU_KERNELS"
 CPU_KERNEL_ENVIRONMENT = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
                           "native": {}}  # native: the best each host has (faster; references then follow the host)
+CPU_KERNEL_VARIABLES = sorted({name for settings in CPU_KERNEL_ENVIRONMENT.values() for name in settings})
 REPRODUCE_CPU_KERNELS = "avx2"
 
 
@@ -117,9 +119,16 @@ def pin_cpu_kernels(choice: str) -> None:
     """Set the environment so that this process (before its first kernel) and every process started from it (Ray's
     head and workers) run ``choice``'s CPU kernels (``CPU_KERNEL_ENVIRONMENT``); ``native`` clears the pin. A host
     without the instruction set runs its best one below it, and ``cpu_kernels`` records which."""
-    for name in {name for settings in CPU_KERNEL_ENVIRONMENT.values() for name in settings}:
+    for name in CPU_KERNEL_VARIABLES:
         os.environ.pop(name, None)
     os.environ.update(CPU_KERNEL_ENVIRONMENT[choice])
+
+
+def cpu_kernel_pin() -> dict[str, str]:
+    """The kernel pin set in this process's environment (the variables of ``CPU_KERNEL_ENVIRONMENT`` that are set),
+    for a cluster's workers, which inherit their node's environment, not the driver's: a job passes it on in its
+    runtime env (``platform.sweepray``)."""
+    return {name: os.environ[name] for name in CPU_KERNEL_VARIABLES if name in os.environ}
 
 
 def gpu_model() -> str | None:

@@ -87,7 +87,12 @@ def _start_ray(address: str | None) -> None:
     # Inside `ray job submit`, RAY_ADDRESS names the cluster and the job's runtime env (working dir) applies.
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        _init_ray(address=address, log_to_driver=True)
+        from platform.provenance import cpu_kernel_pin
+
+        # A cluster's workers inherit their nodes' environment: the CPU kernel pin (set by platform.reproduce, or
+        # by hand) travels in the job's runtime env, which Ray merges with that of `ray job submit`.
+        pin = cpu_kernel_pin()
+        _init_ray(address=address, log_to_driver=True, **({"runtime_env": {"env_vars": pin}} if pin else {}))
         return
     from platform.localray import mark_current_session, ray_temp_dir, reap_abandoned
 

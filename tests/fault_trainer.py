@@ -38,6 +38,8 @@ class FaultConfig(TrainerConfig):
     epoch_s: float = Field(0.0, ge=0, description="sleep this long in each epoch (a trial that lasts a while)")
     nodes_dir: str | None = Field(None, description="append '<trial id>' to <nodes_dir>/<Ray node id> when built: "
                                   "which node each trial (and each retry of it) ran on")
+    kernels_dir: str | None = Field(None, description="write the instruction set of the CPU kernels this worker runs "
+                                    "(torch's, e.g. AVX2) to <kernels_dir>/<trial id> when built")
 
 
 def newest_state_file(root: Path) -> Path:
@@ -76,6 +78,11 @@ class FaultTrainer(Trainer):
             node = ray.get_runtime_context().get_node_id()
             with open(Path(config.nodes_dir) / node, "a") as record:
                 record.write(f"{tune.get_context().get_trial_id()}\n")
+        if config.kernels_dir:
+            from ray import tune
+
+            trial = tune.get_context().get_trial_id()
+            (Path(config.kernels_dir) / trial).write_text(torch.backends.cpu.get_cpu_capability())
 
     def _fire(self, epoch: int) -> None:
         cfg = self.config

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from platform.provenance import CPU_KERNEL_ENVIRONMENT, REPRODUCE_CPU_KERNELS
 from platform.results import read_table
 from tests.conftest import REPO_ROOT
 
@@ -31,6 +32,8 @@ DATA = {"domains": ["infant", "adult"], "subjects_per_domain": 2, "size": 16, "p
 # The processes of the cluster's nodes (and so its workers) inherit these: they import `platform` and the fault
 # trainer from the repository root, and keep their sessions in a private, short temp dir (socket path limits).
 NODE_ENV = {"PYTHONPATH": str(REPO_ROOT), "SEGSWEEP_PLUGINS": "tests.fault_trainer", "RAY_DISABLE_USAGE_STATS": "1"}
+# platform.reproduce's pin of torch's CPU kernels (platform.provenance), set in a sweep's environment.
+KERNEL_PIN = CPU_KERNEL_ENVIRONMENT[REPRODUCE_CPU_KERNELS]
 # A lost node is noticed within seconds, not Ray's default half minute.
 HEAD_CONFIG = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000, "health_check_failure_threshold": 3}
 
@@ -40,8 +43,10 @@ def cluster() -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     temp_dir = tempfile.mkdtemp(prefix="rm", dir="/tmp")
-    saved = {key: os.environ.get(key) for key in [*NODE_ENV, "RAY_TMPDIR"]}
+    saved = {key: os.environ.get(key) for key in [*NODE_ENV, "RAY_TMPDIR", *KERNEL_PIN]}
     os.environ.update(NODE_ENV, RAY_TMPDIR=temp_dir)
+    for key in KERNEL_PIN:  # the nodes run each host's own kernels, as a shared cluster does
+        os.environ.pop(key, None)
     harness = Cluster(initialize_head=True, connect=False,
                       head_node_args={"num_cpus": 0, "_system_config": HEAD_CONFIG})
     try:
@@ -60,7 +65,7 @@ def cluster() -> Iterator[Any]:
 
 
 def start_sweep(tmp_path: Path, address: str, name: str, fixed: dict[str, Any], grid: list[int],
-                cache_dir: Path) -> tuple[subprocess.Popen, Path, Path]:
+                cache_dir: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path, Path]:
     """Start ``python -m platform.sweep --address`` on a fault-trainer grid; (process, experiment, nodes dir)."""
     nodes = tmp_path / "nodes"
     nodes.mkdir()
@@ -70,7 +75,7 @@ def start_sweep(tmp_path: Path, address: str, name: str, fixed: dict[str, Any], 
             "budget": {"concurrent": 2}, "resources": {"cpus_per_worker": 1}, "runtime": {"checkpoint_every": 1}}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
-    env = {**os.environ, "SEGSWEEP_CACHE": str(cache_dir)}
+    env = {**os.environ, "SEGSWEEP_CACHE": str(cache_dir), **(extra_env or {})}
     process = subprocess.Popen([sys.executable, "-m", "platform.sweep", str(path), "--address", address],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return process, tmp_path / "runs" / name, nodes
@@ -111,6 +116,32 @@ def test_trials_of_a_sweep_run_on_more_than_one_node(cluster: Any, tmp_path: Pat
     assert len(used) >= 2, used  # two one-CPU worker nodes, two trials at once: both nodes ran trials
     worker_ids = {node.node_id for node in cluster.worker_nodes}
     assert set(used) <= worker_ids, (used, worker_ids)  # the head offers no CPU
+
+
+def native_cpu_kernels() -> str:
+    """The instruction set of the kernels torch picks on this host when nothing pins them."""
+    env = {key: value for key, value in os.environ.items() if key not in KERNEL_PIN}
+    return subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                          env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_sweeps_cpu_kernel_pin_reaches_the_workers_of_a_cluster(cluster: Any, tmp_path: Path,
+                                                                   cache_dir: Path) -> None:
+    # A cluster's workers inherit the environment of its nodes, not the sweep's: the pin that makes a reference
+    # reproduce must travel with the job (its runtime env), or the trials there train with the host's own kernels.
+    native = native_cpu_kernels()
+    if native in ("DEFAULT", "AVX2", "ZVECTOR", "NO AVX"):
+        pytest.skip(f"this host's own kernels are {native}: a pin to AVX2 changes nothing to observe")
+    kernels = tmp_path / "kernels"
+    kernels.mkdir()
+    process, experiment, _ = start_sweep(tmp_path, cluster.address, "pinned",
+                                         {"epochs": 1, "kernels_dir": str(kernels)}, [3, 4], cache_dir,
+                                         extra_env=KERNEL_PIN)
+    out, err = finish(process)
+    assert process.returncode == 0, out[-2000:] + err[-4000:]
+    assert_every_trial_once(experiment, trials=2, epochs=1)
+    seen = {path.name: path.read_text() for path in kernels.iterdir()}
+    assert len(seen) == 2 and set(seen.values()) == {"AVX2"}, (seen, native)
 
 
 def test_a_node_lost_mid_trial_costs_only_the_epochs_since_its_checkpoint(cluster: Any, tmp_path: Path,
